@@ -1,0 +1,1 @@
+//! The load engine: virtual users in cycles, measured (what `bench-node run` does).

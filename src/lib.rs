@@ -1,0 +1,26 @@
+//! Bench Master: distributed HTTP load testing over SSH.
+//!
+//! # Layout
+//!
+//! The data flows one way, and the modules follow it:
+//!
+//! - [`test_def`]: the test definition (TOML) → a validated [`test_def::TestPlan`].
+//! - [`nodes`]: the nodes file (pssh format) → the list of nodes.
+//! - [`master`]: deploy to the nodes over SSH (or as local processes), start them together,
+//!   follow their progress, collect their results.
+//! - [`engine`]: what `bench-node run` does on each node: virtual users in cycles, measured.
+//! - [`result`]: the shared result model, its XML writer and streaming reader.
+//! - [`report`]: merge node results exactly, compute statistics, write the HTML report,
+//!   `summary.json`, text tables, differential and trend reports and the workspace index.
+//!
+//! The binaries in `src/bin/` only parse flags and call into these modules.
+
+pub mod engine;
+pub mod master;
+pub mod nodes;
+pub mod report;
+pub mod result;
+pub mod test_def;
+
+/// Version of this build, written into results and compared by the master when deploying.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

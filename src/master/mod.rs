@@ -1,0 +1,1 @@
+//! The master: deploy, start, follow and collect a distributed run.

@@ -1,0 +1,1 @@
+//! The nodes file (pssh format).

@@ -1,0 +1,1 @@
+//! Reports: merge node results, compute statistics, write HTML, JSON and text.

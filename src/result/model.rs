@@ -1,0 +1,268 @@
+//! The result model: what one `bench-node run` measured, written as XML by `bench-node` and read
+//! back by `bench-report` and `bench-master`. Defined once here; every field names its unit.
+//!
+//! Counts follow FunkLoad's vocabulary: a *test* is one execution of all steps by one user, a
+//! *page* is one step (all its requests, redirects included), a *request* is one HTTP exchange.
+
+use hdrhistogram::Histogram;
+
+/// Version of the result XML format. Readers refuse any other version.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Highest latency a histogram tracks, in µs (one hour); larger values are clamped to it.
+pub const HISTOGRAM_MAX_US: u64 = 3_600_000_000;
+/// Significant decimal digits kept by every latency histogram (0.1 % relative precision).
+pub const HISTOGRAM_SIGFIG: u8 = 3;
+
+/// A new, empty latency histogram in µs with the format's fixed bounds and precision.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, HISTOGRAM_SIGFIG)
+        .expect("fixed histogram bounds are valid")
+}
+
+/// Everything one node measured during one run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeResult {
+    /// Version of the format this was read from or will be written as ([`FORMAT_VERSION`]).
+    pub format_version: u32,
+    /// Version of the `bench-node` that measured it.
+    pub tool_version: String,
+    /// Wall-clock start of the run (first user of cycle 1), Unix time in ms.
+    pub started_unix_ms: u64,
+    /// Wall-clock end of the run, Unix time in ms.
+    pub finished_unix_ms: u64,
+    /// True when the run was stopped (Ctrl+C, SIGTERM, master's stop) before its plan ended.
+    pub interrupted: bool,
+    pub node: NodeInfo,
+    pub test: TestInfo,
+    pub config: BenchConfig,
+    /// The steps of the test, in order; per-step figures in cycles use the same order.
+    pub steps: Vec<StepInfo>,
+    /// One entry per cycle that started, in order.
+    pub cycles: Vec<CycleResult>,
+    /// One entry per second of the run, from its start.
+    pub series: Vec<SecondSample>,
+    /// Failures and errors grouped by (step, kind, detail).
+    pub errors: Vec<ErrorGroup>,
+    /// Resource samples of this node's host and of monitored hosts.
+    pub resources: Vec<HostResources>,
+}
+
+/// Who measured: the node's place in the run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NodeInfo {
+    /// Node number, from 0.
+    pub number: u32,
+    /// Number of nodes in the run.
+    pub count: u32,
+    /// Host name the node ran on (as the node sees itself, or as the master named it).
+    pub host: String,
+    /// Run name given by the master (empty for a stand-alone run).
+    pub run: String,
+    /// Delay between the master's start signal and this node's first user, in ms (0 when
+    /// started alone). The master derives the start skew between nodes from it.
+    pub start_delay_ms: f64,
+}
+
+/// What was tested.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TestInfo {
+    pub name: String,
+    pub description: String,
+    /// Base URL the steps were resolved against.
+    pub url: String,
+}
+
+/// The bench plan as it ran (after command-line overrides).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BenchConfig {
+    /// Concurrent users per cycle on this node (closed model), or test executions started per
+    /// second on this node (open model, see `rate`).
+    pub cycles: Vec<u32>,
+    /// Measured window of each cycle, s.
+    pub duration_s: f64,
+    /// Delay between two user starts, s.
+    pub startup_delay_s: f64,
+    /// Think time between two steps, uniform in [min, max], s.
+    pub sleep_time_min_s: f64,
+    pub sleep_time_max_s: f64,
+    /// Pause between two executions of the test by one user, s.
+    pub sleep_time_s: f64,
+    /// Pause between two cycles, s.
+    pub cycle_time_s: f64,
+    /// Apdex threshold T, s.
+    pub apdex_t_s: f64,
+    /// Status codes counted as success.
+    pub ok_codes: Vec<u16>,
+    /// Request timeout, s.
+    pub timeout_s: f64,
+    /// Load model: `closed` (users loop) or `open` (executions started at a rate).
+    pub model: String,
+}
+
+/// One step (page) of the test.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StepInfo {
+    pub name: String,
+    pub method: String,
+    /// Path or URL as written in the test (before templating).
+    pub target: String,
+}
+
+/// Counts and latency distribution of one kind of thing (tests, pages or requests) in a window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Counts {
+    /// Completed with an accepted status and passing checks.
+    pub success: u64,
+    /// Completed with a status outside `ok_codes` or a failed check.
+    pub failure: u64,
+    /// Did not complete: connection refused or reset, timeout, TLS or protocol error.
+    pub error: u64,
+    /// Response body bytes received, bytes.
+    pub bytes: u64,
+    /// Latency of successes and failures (errors have no response), µs.
+    pub latency: Histogram<u64>,
+}
+
+impl Default for Counts {
+    fn default() -> Self {
+        Counts {
+            success: 0,
+            failure: 0,
+            error: 0,
+            bytes: 0,
+            latency: new_histogram(),
+        }
+    }
+}
+
+impl Counts {
+    /// Success + failure + error.
+    pub fn total(&self) -> u64 {
+        self.success + self.failure + self.error
+    }
+
+    /// Adds `other` into `self`; histograms add exactly.
+    pub fn merge(&mut self, other: &Counts) {
+        self.success += other.success;
+        self.failure += other.failure;
+        self.error += other.error;
+        self.bytes += other.bytes;
+        self.latency
+            .add(&other.latency)
+            .expect("histograms share the format's bounds");
+    }
+}
+
+/// Things that completed outside every measured window (ramp-up, ramp-down, pauses). Counted so
+/// that the node's totals reconcile with what the server received.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Outside {
+    pub tests: u64,
+    pub pages: u64,
+    pub requests: u64,
+}
+
+/// One cycle: a level of concurrency held for the measured window.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CycleResult {
+    /// Cycle number, from 0.
+    pub index: u32,
+    /// Users on this node (closed model) or executions per second (open model).
+    pub users: u32,
+    /// Start of the measured window, ms since the run started.
+    pub window_start_ms: u64,
+    /// Length of the measured window, s (shorter than planned when interrupted).
+    pub window_s: f64,
+    /// Test executions that completed in the window.
+    pub tests: Counts,
+    /// Pages (steps) that completed in the window, all steps together.
+    pub pages: Counts,
+    /// Requests (redirects included) that completed in the window.
+    pub requests: Counts,
+    /// Pages per step, in the order of [`NodeResult::steps`].
+    pub steps: Vec<Counts>,
+    /// Things of this cycle's users that completed outside its window.
+    pub outside: Outside,
+    /// Open model: executions due that found every user busy and were not started.
+    pub dropped: u64,
+}
+
+/// What happened during one second of the run.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SecondSample {
+    /// Seconds since the run started.
+    pub second: u32,
+    /// Cycle whose measured window holds this second, if any.
+    pub cycle: Option<u32>,
+    /// Users running at the end of the second.
+    pub users: u32,
+    /// Successful tests, pages and requests completed in the second.
+    pub tests_ok: u64,
+    pub pages_ok: u64,
+    pub requests: u64,
+    /// Requests that failed (bad status or check) or erred in the second.
+    pub failures: u64,
+    pub errors: u64,
+}
+
+/// Failures or errors of one kind at one step.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ErrorGroup {
+    /// Step name.
+    pub step: String,
+    /// `status`, `check`, `connect`, `reset`, `timeout`, `tls`, `protocol`, `other`.
+    pub kind: String,
+    /// What distinguishes the group: `HTTP 500`, `connection refused`, the failed check.
+    pub detail: String,
+    pub count: u64,
+    /// The first few occurrences (at most [`MAX_ERROR_SAMPLES`]).
+    pub samples: Vec<ErrorSample>,
+}
+
+/// Error samples kept per group.
+pub const MAX_ERROR_SAMPLES: usize = 3;
+/// Bytes of a response body kept in an error sample.
+pub const MAX_SAMPLE_BODY: usize = 512;
+/// Error groups kept per node; the rest are counted in a group of kind `other`.
+pub const MAX_ERROR_GROUPS: usize = 100;
+
+/// One occurrence of an error.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ErrorSample {
+    /// Full URL requested.
+    pub url: String,
+    /// Status received, if any.
+    pub status: Option<u16>,
+    /// When, ms since the run started.
+    pub at_ms: u64,
+    /// Error message or start of the body (at most [`MAX_SAMPLE_BODY`] bytes, lossy UTF-8).
+    pub body: String,
+}
+
+/// Resource samples of one host.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HostResources {
+    pub host: String,
+    /// `node` for the node's own host, `monitor` for a host sampled by the master.
+    pub role: String,
+    pub samples: Vec<ResourceSample>,
+}
+
+/// One sample of a host's resources, read from /proc.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ResourceSample {
+    /// ms since the run started.
+    pub at_ms: u64,
+    /// CPU busy over the last interval, % of all cores (0-100).
+    pub cpu_pct: f64,
+    /// 1-minute load average.
+    pub load1: f64,
+    /// Memory used (total - available), KiB.
+    pub mem_used_kib: u64,
+    /// Memory total, KiB.
+    pub mem_total_kib: u64,
+    /// Network received / sent over the last interval, all interfaces but `lo`, bytes/s.
+    pub net_rx_bps: f64,
+    pub net_tx_bps: f64,
+}

@@ -1,0 +1,1 @@
+//! Writer of result XML.

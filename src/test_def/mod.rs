@@ -1,0 +1,174 @@
+//! The test definition: a TOML file (`[test]`, `[bench]`, `[[step]]`, `[monitor]`, `[service]`)
+//! loaded, validated and compiled into a [`TestPlan`] the engine runs as is.
+//!
+//! INTERFACE (owned by the test_def helper; the engine codes against the items below).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use hyper::header::HeaderName;
+use hyper::Method;
+use url::Url;
+
+/// A validated test, ready to run.
+#[derive(Debug, Clone)]
+pub struct TestPlan {
+    /// File it was loaded from.
+    pub path: PathBuf,
+    pub name: String,
+    pub description: String,
+    /// Base URL (after `-u`).
+    pub url: Url,
+    pub bench: Bench,
+    /// Steps in order; at least one.
+    pub steps: Vec<Step>,
+    /// Hosts the master samples during the run (`[monitor] hosts`).
+    pub monitor_hosts: Vec<String>,
+    /// Service the master starts before the bench (`[service]`).
+    pub service: Option<Service>,
+}
+
+/// The `[bench]` section, with units.
+#[derive(Debug, Clone)]
+pub struct Bench {
+    /// Users per cycle (closed model) or executions per second (open model), each > 0.
+    pub cycles: Vec<u32>,
+    pub duration: Duration,
+    pub startup_delay: Duration,
+    pub sleep_time_min: Duration,
+    pub sleep_time_max: Duration,
+    pub sleep_time: Duration,
+    pub cycle_time: Duration,
+    pub apdex_t: Duration,
+    pub ok_codes: Vec<u16>,
+    pub timeout: Duration,
+    /// Accept any TLS certificate (self-signed targets).
+    pub insecure: bool,
+}
+
+/// One step: one page.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub name: String,
+    pub method: Method,
+    /// Path (joined to the base URL) or absolute URL, as a template.
+    pub target: Template,
+    /// The target as written, for reports.
+    pub target_text: String,
+    pub headers: Vec<(HeaderName, Template)>,
+    pub body: Option<Body>,
+    /// Status codes this step accepts; `None` means the bench's `ok_codes`.
+    pub expect_status: Option<Vec<u16>>,
+    pub checks: Vec<Check>,
+    pub captures: Vec<Capture>,
+}
+
+/// A request body.
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// `body = "..."` (templated).
+    Text(Template),
+    /// `form = { k = "v" }`, sent urlencoded (values templated).
+    Form(Vec<(String, Template)>),
+    /// `json = {...}`: string values inside are templated.
+    Json(serde_json::Value),
+    /// `body_file = "path"`, relative to the test file, read at load time.
+    File(bytes::Bytes),
+}
+
+/// Values a template may use.
+#[derive(Debug, Clone, Default)]
+pub struct Vars {
+    /// Node number, from 0 (`{{ node }}`).
+    pub node: u32,
+    /// Node count (`{{ nodes }}`).
+    pub nodes: u32,
+    /// User number on this node within the cycle, from 0 (`{{ user }}`).
+    pub user: u32,
+    /// Iteration of the test by this user, from 0 (`{{ iteration }}`).
+    pub iteration: u64,
+    /// Values captured by earlier steps in this execution (`{{ name }}`).
+    pub captured: HashMap<String, String>,
+}
+
+/// A compiled template string.
+#[derive(Debug, Clone)]
+pub struct Template {
+    _todo: String,
+}
+
+impl Template {
+    /// Renders with `vars`; a static template costs nothing.
+    pub fn render(&self, _vars: &Vars) -> std::borrow::Cow<'_, str> {
+        todo!()
+    }
+}
+
+/// A body check; a failed check makes the page a failure.
+#[derive(Debug, Clone)]
+pub enum Check {
+    Contains(String),
+    NotContains(String),
+    Regex(regex::Regex),
+}
+
+impl Check {
+    /// `Err(description)` when the body fails the check.
+    pub fn check(&self, _body: &[u8]) -> Result<(), String> {
+        todo!()
+    }
+}
+
+/// A value taken from a response for later steps.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    pub name: String,
+    pub source: CaptureSource,
+}
+
+#[derive(Debug, Clone)]
+pub enum CaptureSource {
+    /// First match; group 1 if the regex has groups, else the whole match.
+    Regex(regex::Regex),
+    /// RFC 6901 pointer into a JSON body.
+    JsonPointer(String),
+    Header(HeaderName),
+}
+
+impl Capture {
+    /// The captured value, `None` when absent (the page is then a failure).
+    pub fn extract(&self, _headers: &hyper::HeaderMap, _body: &[u8]) -> Option<String> {
+        todo!()
+    }
+}
+
+/// A service the master starts before the bench.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Program and arguments (never run through a shell).
+    pub command: Vec<String>,
+    /// Host to start it on over SSH; `None` = the master's machine.
+    pub host: Option<String>,
+    /// URL polled until it answers.
+    pub ready_url: Url,
+    pub ready_timeout: Duration,
+}
+
+/// Command-line overrides applied on load.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub cycles: Option<Vec<u32>>,
+    pub duration: Option<Duration>,
+    pub url: Option<String>,
+}
+
+/// A node's own configuration, written by the master next to the test.
+#[derive(Debug, Clone, Default)]
+pub struct NodeConfig {
+    pub number: u32,
+    pub count: u32,
+    pub run: String,
+    pub host: String,
+    pub overrides: Overrides,
+}

@@ -1,0 +1,8 @@
+//! Integration tests: each module starts real servers (HTTP on port 0, sshd on a free port).
+
+mod util;
+
+mod engine;
+mod master;
+mod report;
+mod test_def;

@@ -1,0 +1,2 @@
+//! util tests.
+#![allow(dead_code)]
