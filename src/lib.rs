@@ -17,6 +17,7 @@
 
 pub mod engine;
 pub mod master;
+pub mod monitor;
 pub mod nodes;
 pub mod report;
 pub mod result;

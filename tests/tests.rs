@@ -4,5 +4,6 @@ mod util;
 
 mod engine;
 mod master;
+mod sshd;
 mod report;
 mod test_def;

@@ -1,0 +1,1 @@
+//! Host resource samples (CPU, load, memory, network) parsed from /proc.

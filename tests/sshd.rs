@@ -1,0 +1,1 @@
+//! An OpenSSH server on a free loopback port for tests.
