@@ -1,1 +1,230 @@
-//! An OpenSSH server on a free loopback port for tests.
+//! An OpenSSH server on a free loopback port for tests: generated host and user keys, its own
+//! `sshd_config` (sshd's default `MaxStartups` and `MaxSessions` kept), and an ssh config that
+//! maps node aliases to it. Killed on drop.
+
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where sshd lives on Debian (`openssh-server`).
+const SSHD: &str = "/usr/sbin/sshd";
+
+/// Aliases of the test server the ssh config knows, all mapped to 127.0.0.1 and the server's
+/// port, with the server's host key known.
+pub const ALIASES: &[&str] = &["node-a", "node-b", "node-c", "node-d"];
+/// Alias of the test server whose host key is not known (its own empty known_hosts file).
+pub const STRANGER: &str = "stranger";
+/// Alias of a loopback port where nothing listens.
+pub const CLOSED: &str = "closed-node";
+
+/// A running sshd and the client files that reach it.
+pub struct Sshd {
+    /// Temporary directory holding keys, configs and logs.
+    pub dir: tempfile::TempDir,
+    /// Port sshd listens on (127.0.0.1).
+    pub port: u16,
+    /// The ssh client config (`--ssh-config`).
+    pub ssh_config: PathBuf,
+    /// Known hosts file of the [`STRANGER`] alias (starts empty).
+    pub stranger_known_hosts: PathBuf,
+    /// User the tests log in as (the current user).
+    pub user: String,
+    child: Child,
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn current_user() -> String {
+    let out = Command::new("id").arg("-un").output().expect("id -un");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+impl Sshd {
+    /// True when sshd is installed (`apt-get install openssh-server`).
+    pub fn available() -> bool {
+        Path::new(SSHD).exists()
+    }
+
+    /// Starts sshd and waits until it greets.
+    pub fn start() -> Sshd {
+        assert!(
+            Self::available(),
+            "{SSHD} is missing: apt-get install -y openssh-server"
+        );
+        // Privilege separation directory sshd insists on when run as root.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let dir = tempfile::Builder::new()
+            .prefix("bm-sshd")
+            .tempdir()
+            .expect("tempdir");
+        let d = dir.path();
+        let host_key = d.join("host_key");
+        let user_key = d.join("id_ed25519");
+        for key in [&host_key, &user_key] {
+            run(Command::new("ssh-keygen")
+                .args([
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    "bench-master-test",
+                    "-f",
+                ])
+                .arg(key));
+        }
+        std::fs::copy(user_key.with_extension("pub"), d.join("authorized_keys")).unwrap();
+        let host_pub = std::fs::read_to_string(host_key.with_extension("pub")).unwrap();
+        let host_pub: Vec<&str> = host_pub.split_whitespace().take(2).collect();
+
+        let port = free_port();
+        let sshd_config = d.join("sshd_config");
+        // sshd's defaults are kept for MaxStartups (10:30:100) and MaxSessions (10): the master
+        // must cope with them.
+        std::fs::write(
+            &sshd_config,
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nStrictModes no\n\
+                 UsePAM no\nPidFile none\nLogLevel INFO\n",
+                hk = host_key.display(),
+                ak = d.join("authorized_keys").display(),
+            ),
+        )
+        .unwrap();
+
+        let known_hosts = d.join("known_hosts");
+        std::fs::write(
+            &known_hosts,
+            format!("[127.0.0.1]:{port} {} {}\n", host_pub[0], host_pub[1]),
+        )
+        .unwrap();
+        let stranger_known_hosts = d.join("stranger_known_hosts");
+        std::fs::write(&stranger_known_hosts, "").unwrap();
+
+        let user = current_user();
+        let mut cfg = String::new();
+        let common = |cfg: &mut String, port: u16, kh: &Path| {
+            let _ = write!(
+                cfg,
+                "  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  IdentityFile {id}\n  \
+                 IdentitiesOnly yes\n  UserKnownHostsFile {kh}\n  GlobalKnownHostsFile /dev/null\n  \
+                 LogLevel ERROR\n",
+                id = user_key.display(),
+                kh = kh.display(),
+            );
+        };
+        let _ = writeln!(cfg, "Host {}", ALIASES.join(" "));
+        common(&mut cfg, port, &known_hosts);
+        let _ = writeln!(cfg, "Host {STRANGER}");
+        common(&mut cfg, port, &stranger_known_hosts);
+        let _ = writeln!(cfg, "Host {CLOSED}");
+        common(&mut cfg, free_port(), &known_hosts);
+        let ssh_config = d.join("ssh_config");
+        std::fs::write(&ssh_config, cfg).unwrap();
+
+        let child = Command::new(SSHD)
+            .arg("-D")
+            .arg("-f")
+            .arg(&sshd_config)
+            .arg("-E")
+            .arg(d.join("sshd.log"))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start sshd");
+        let sshd = Sshd {
+            dir,
+            port,
+            ssh_config,
+            stranger_known_hosts,
+            user,
+            child,
+        };
+        sshd.wait_greeting();
+        sshd
+    }
+
+    /// Waits (at most 10 s) until sshd sends its version line.
+    fn wait_greeting(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(2)))
+                    .unwrap();
+                let mut buf = [0u8; 4];
+                if stream.read_exact(&mut buf).is_ok() && &buf == b"SSH-" {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sshd did not start: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// Runs `ssh -F <config> <alias> <args...>` and returns its output.
+    pub fn ssh(&self, alias: &str, args: &[&str]) -> std::process::Output {
+        Command::new("ssh")
+            .arg("-F")
+            .arg(&self.ssh_config)
+            .args(["-o", "BatchMode=yes", alias])
+            .args(args)
+            .output()
+            .expect("run ssh")
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn sshd_accepts_known_alias_and_refuses_stranger() {
+    let sshd = Sshd::start();
+    let out = sshd.ssh(ALIASES[1], &["echo", "hello"]);
+    assert!(
+        out.status.success(),
+        "{} / {}",
+        String::from_utf8_lossy(&out.stderr),
+        sshd.log()
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hello");
+    let out = sshd.ssh(STRANGER, &["true"]);
+    assert!(!out.status.success(), "an unknown host key must be refused");
+    let out = sshd.ssh(CLOSED, &["true"]);
+    assert!(!out.status.success());
+}
