@@ -1,0 +1,432 @@
+//! Tests of the result XML writer and reader together: round trip, damaged and hostile input.
+
+use std::io::Cursor;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+use crate::result::write::{encode_histogram, to_writer, write_file};
+
+fn counts(rng: &mut SmallRng, n: u64, base_us: u64) -> Counts {
+    let mut c = Counts {
+        success: n,
+        failure: n / 10,
+        error: n / 100,
+        bytes: n * 1234,
+        latency: new_histogram(),
+    };
+    for _ in 0..n {
+        c.latency
+            .record(base_us + rng.gen_range(0..base_us * 4))
+            .unwrap();
+    }
+    c
+}
+
+/// A result with every field filled, hostile text included.
+fn rich() -> NodeResult {
+    let mut rng = SmallRng::seed_from_u64(7);
+    let steps = vec![
+        StepInfo {
+            name: "home <&>".into(),
+            method: "GET".into(),
+            target: "/?a=1&b=\"2\"".into(),
+        },
+        StepInfo {
+            name: "login".into(),
+            method: "POST".into(),
+            target: "https://example.test/login".into(),
+        },
+    ];
+    let cycles = (0..3)
+        .map(|i| CycleResult {
+            index: i,
+            users: 10 * (i + 1),
+            window_start_ms: 1000 + 12_000 * u64::from(i),
+            window_s: 10.0,
+            tests: counts(&mut rng, 500, 20_000),
+            pages: counts(&mut rng, 1000, 5_000),
+            requests: counts(&mut rng, 1100, 4_000),
+            steps: vec![counts(&mut rng, 500, 3_000), Counts::default()],
+            outside: Outside {
+                tests: 3,
+                pages: 7,
+                requests: 9,
+            },
+            dropped: u64::from(i),
+        })
+        .collect();
+    NodeResult {
+        format_version: FORMAT_VERSION,
+        tool_version: crate::VERSION.into(),
+        started_unix_ms: 1_700_000_000_123,
+        finished_unix_ms: 1_700_000_040_456,
+        interrupted: true,
+        node: NodeInfo {
+            number: 2,
+            count: 4,
+            host: "node-3.example".into(),
+            run: "nightly 'quoted'".into(),
+            start_delay_ms: 12.625,
+        },
+        test: TestInfo {
+            name: "shop".into(),
+            description: "  Line one\n\tline <two> & \"three\"  ".into(),
+            url: "http://127.0.0.1:8099/".into(),
+        },
+        config: BenchConfig {
+            cycles: vec![10, 20, 30],
+            duration_s: 10.0,
+            startup_delay_s: 0.01,
+            sleep_time_min_s: 0.0,
+            sleep_time_max_s: 0.5,
+            sleep_time_s: 1.0 / 3.0,
+            cycle_time_s: 2.0,
+            apdex_t_s: 1.5,
+            ok_codes: vec![200, 301, 302],
+            timeout_s: 30.0,
+            model: "closed".into(),
+        },
+        steps,
+        cycles,
+        series: (0..40)
+            .map(|s| SecondSample {
+                second: s,
+                cycle: (s % 12 < 10).then_some(s / 12),
+                users: s,
+                tests_ok: u64::from(s) * 3,
+                pages_ok: u64::from(s) * 6,
+                requests: u64::from(s) * 7,
+                failures: 1,
+                errors: u64::from(s % 2),
+            })
+            .collect(),
+        errors: vec![
+            ErrorGroup {
+                step: "home <&>".into(),
+                kind: "status".into(),
+                detail: "HTTP 500".into(),
+                count: 42,
+                samples: vec![
+                    ErrorSample {
+                        url: "http://127.0.0.1:8099/?a=1&b=2".into(),
+                        status: Some(500),
+                        at_ms: 1500,
+                        body: "<script>alert(\"x\") & 'y'</script>\n\tüñï €".into(),
+                    },
+                    ErrorSample {
+                        url: "http://127.0.0.1:8099/".into(),
+                        status: None,
+                        at_ms: 1600,
+                        body: String::new(),
+                    },
+                ],
+            },
+            ErrorGroup {
+                step: "login".into(),
+                kind: "connect".into(),
+                detail: "connection refused".into(),
+                count: 1,
+                samples: vec![],
+            },
+        ],
+        resources: vec![
+            HostResources {
+                host: "node-3.example".into(),
+                role: "node".into(),
+                samples: (0..5)
+                    .map(|i| ResourceSample {
+                        at_ms: 1000 * i,
+                        cpu_pct: 12.5 + i as f64 / 7.0,
+                        load1: 0.52,
+                        mem_used_kib: 1_000_000 + i,
+                        mem_total_kib: 16_000_000,
+                        net_rx_bps: 12345.678,
+                        net_tx_bps: 0.1,
+                    })
+                    .collect(),
+            },
+            HostResources {
+                host: "db".into(),
+                role: "monitor".into(),
+                samples: vec![],
+            },
+        ],
+    }
+}
+
+fn to_bytes(r: &NodeResult) -> Vec<u8> {
+    let mut out = Vec::new();
+    to_writer(r, &mut out).unwrap();
+    out
+}
+
+fn read(bytes: &[u8]) -> Result<NodeResult, ReadError> {
+    from_reader(Cursor::new(bytes), "t.xml")
+}
+
+fn read_str(s: &str) -> Result<NodeResult, ReadError> {
+    read(s.as_bytes())
+}
+
+#[test]
+fn round_trip_equals_original() {
+    let r = rich();
+    let back = read(&to_bytes(&r)).unwrap();
+    assert_eq!(back, r);
+    // The histograms really came back: same percentiles.
+    let (a, b) = (
+        &r.cycles[1].requests.latency,
+        &back.cycles[1].requests.latency,
+    );
+    assert!(!a.is_empty());
+    assert_eq!(a.value_at_quantile(0.99), b.value_at_quantile(0.99));
+}
+
+#[test]
+fn control_characters_are_dropped_and_the_rest_kept() {
+    let mut r = rich();
+    r.errors[0].samples[0].body = "a\u{0}b\u{1b}[31mc\u{7}\r\n<script>&\"'\u{fffe}".into();
+    r.errors[0].detail = "bad\u{8}detail".into();
+    r.test.name = "n\u{1}".into();
+    let bytes = to_bytes(&r);
+    let text = std::str::from_utf8(&bytes).unwrap();
+    assert!(!text.contains(['\u{0}', '\u{1}', '\u{7}', '\u{8}', '\u{1b}', '\u{fffe}']));
+    assert!(
+        text.contains("&lt;script&gt;&amp;"),
+        "quick-xml escapes the text"
+    );
+    let back = read(&bytes).unwrap();
+    assert_eq!(back.errors[0].samples[0].body, "ab[31mc\r\n<script>&\"'");
+    assert_eq!(back.errors[0].detail, "baddetail");
+    assert_eq!(back.test.name, "n");
+}
+
+#[test]
+fn non_finite_numbers_are_written_as_zero() {
+    let mut r = rich();
+    r.resources[0].samples[0].cpu_pct = f64::NAN;
+    r.config.duration_s = f64::INFINITY;
+    let back = read(&to_bytes(&r)).unwrap();
+    assert_eq!(back.resources[0].samples[0].cpu_pct, 0.0);
+    assert_eq!(back.config.duration_s, 0.0);
+}
+
+#[test]
+fn truncated_anywhere_is_an_error_with_a_position() {
+    let bytes = to_bytes(&rich());
+    let end = bytes.len() - "</benchmaster-result>\n".len();
+    let cuts = (0..end).step_by(13).chain(end.saturating_sub(300)..end);
+    let mut truncated = 0;
+    for cut in cuts {
+        let e = read(&bytes[..cut]).expect_err("a cut file must not read");
+        if cut > 0 {
+            let at = e.location().expect("a position");
+            assert!(at.byte <= cut as u64 && at.line.is_some(), "{e}");
+        }
+        if matches!(e, ReadError::Truncated { .. }) {
+            truncated += 1;
+        }
+    }
+    assert!(truncated > 0);
+    let e = read(&bytes[..end]).unwrap_err();
+    assert!(
+        e.to_string().contains("ends before </benchmaster-result>"),
+        "{e}"
+    );
+    assert!(e.to_string().starts_with("t.xml: line "), "{e}");
+}
+
+#[test]
+fn unknown_format_version_is_named() {
+    let text =
+        String::from_utf8(to_bytes(&rich()))
+            .unwrap()
+            .replacen("format=\"1\"", "format=\"7\"", 1);
+    let e = read_str(&text).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "t.xml: line 2 (byte 39): format 7 is not supported by this bench-report {}, \
+             which reads format 1",
+            crate::VERSION
+        )
+    );
+}
+
+#[test]
+fn doctype_and_entities_are_refused() {
+    let xxe =
+        "<?xml version=\"1.0\"?>\n<!DOCTYPE r [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]>\n\
+               <benchmaster-result format=\"1\">&xxe;</benchmaster-result>";
+    assert!(matches!(read_str(xxe), Err(ReadError::Doctype { .. })));
+    let text = String::from_utf8(to_bytes(&rich())).unwrap();
+    let with_entity = text.replacen("Line one", "&xxe;", 1);
+    let e = read_str(&with_entity).unwrap_err();
+    assert!(matches!(e, ReadError::Malformed { .. }), "{e}");
+    let in_attr = text.replacen("name=\"shop\"", "name=\"&lol;\"", 1);
+    assert!(matches!(
+        read_str(&in_attr),
+        Err(ReadError::Malformed { .. })
+    ));
+    // Predefined entities and character references are fine.
+    let refs = text.replacen("name=\"shop\"", "name=\"&#65;&#x42;&apos;\"", 1);
+    assert_eq!(read_str(&refs).unwrap().test.name, "AB'");
+}
+
+#[test]
+fn garbage_is_an_error() {
+    for g in [
+        "",
+        "   ",
+        "hello",
+        "{\"json\": true}",
+        "<a></a>",
+        "<benchmaster-result>",
+        "<benchmaster-result format=\"1\"/>",
+        "<benchmaster-result format=\"1\" tool-version=\"x\" started-unix-ms=\"-1\"/>",
+        "<benchmaster-result format=\"1\" format=\"1\"/>",
+        "<benchmaster-result format='1'></other>",
+        "<<<>>>",
+        "<!-- unclosed",
+        "<![CDATA[x",
+        "\u{feff}<?xml version=\"1.0\"?>",
+    ] {
+        let e = read_str(g).expect_err(g);
+        assert!(!e.to_string().is_empty());
+    }
+    let mut rng = SmallRng::seed_from_u64(1);
+    for _ in 0..200 {
+        let len = rng.gen_range(0..300);
+        let bytes: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+        assert!(read(&bytes).is_err());
+    }
+}
+
+#[test]
+fn damaged_documents_never_panic() {
+    let bytes = to_bytes(&rich());
+    let mut rng = SmallRng::seed_from_u64(2);
+    let specials = b"<>&\"'/=!?[]#;x0 \n";
+    for _ in 0..400 {
+        let mut b = bytes.clone();
+        for _ in 0..rng.gen_range(1..4) {
+            let i = rng.gen_range(0..b.len());
+            match rng.gen_range(0..3) {
+                0 => b[i] = specials[rng.gen_range(0..specials.len())],
+                1 => {
+                    b.remove(i);
+                }
+                _ => b.insert(i, rng.gen()),
+            }
+        }
+        let _ = read(&b);
+    }
+}
+
+#[test]
+fn unknown_elements_and_attributes_are_skipped() {
+    let text = String::from_utf8(to_bytes(&rich())).unwrap();
+    let text = text
+        .replacen(
+            "<cycles>",
+            "<future a=\"1\"><deep><deeper/></deep>text</future><cycles>",
+            1,
+        )
+        .replacen("<outside ", "<newthing x=\"y\"/><outside extra=\"1\" ", 1)
+        .replacen("<node ", "<!-- a comment --><node color=\"blue\" ", 1);
+    assert_eq!(read_str(&text).unwrap(), rich());
+}
+
+#[test]
+fn bad_attributes_name_element_attribute_and_line() {
+    let text = String::from_utf8(to_bytes(&rich())).unwrap();
+    let e = read_str(&text.replacen(" users=\"10\"", " users=\"ten\"", 1)).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.starts_with("t.xml: line "), "{msg}");
+    assert!(
+        msg.contains("<cycle> attribute `users` = \"ten\": expected a whole number"),
+        "{msg}"
+    );
+    let e = read_str(&text.replacen(" count=\"4\"", "", 1)).unwrap_err();
+    assert!(
+        e.to_string()
+            .ends_with("<node> lacks the attribute `count`"),
+        "{e}"
+    );
+    let e = read_str(&text.replacen("cpu-pct=\"12.5\"", "cpu-pct=\"NaN\"", 1)).unwrap_err();
+    assert!(e.to_string().contains("finite"), "{e}");
+    let e = read_str(&text.replacen("<step index=\"1\"", "<step index=\"5\"", 1)).unwrap_err();
+    assert!(e.to_string().contains("out of order"), "{e}");
+}
+
+#[test]
+fn bad_histograms_are_errors() {
+    let text = String::from_utf8(to_bytes(&rich())).unwrap();
+    let start = text.find("<histogram>").unwrap() + "<histogram>".len();
+    let end = start + text[start..].find("</histogram>").unwrap();
+    let with = |h: &str| format!("{}{h}{}", &text[..start], &text[end..]);
+    for bad in ["!!!", "AAAA", &text[start..end - 8], "HIWTFA=="] {
+        let e = read_str(&with(bad)).unwrap_err();
+        assert!(matches!(e, ReadError::BadHistogram { .. }), "{bad}: {e}");
+    }
+    // Other bounds would break exact merging: refused.
+    let mut other = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1000, 2).unwrap();
+    other.record(5).unwrap();
+    let e = read_str(&with(&encode_histogram(&other).unwrap())).unwrap_err();
+    assert!(e.to_string().contains("bounds"), "{e}");
+    // A count hdrhistogram could not negate.
+    assert!(check_counts(&[0xff; 9]).is_err());
+    assert!(check_counts(&[0x80]).is_err());
+    assert!(check_counts(&[0x02, 0x01, 0x81, 0x01]).is_ok());
+}
+
+#[test]
+fn write_file_replaces_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node0.xml");
+    let mut r = rich();
+    write_file(&r, &path).unwrap();
+    r.node.number = 3;
+    write_file(&r, &path).unwrap();
+    assert_eq!(read_file(&path).unwrap(), r);
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["node0.xml"]);
+    let e = write_file(&r, &dir.path().join("missing/node0.xml")).unwrap_err();
+    assert!(e.to_string().contains("missing/node0.xml"), "{e}");
+    let e = read_file(&dir.path().join("nope.xml")).unwrap_err();
+    assert!(e.to_string().contains("nope.xml: cannot read"), "{e}");
+}
+
+#[test]
+fn size_is_bounded_with_millions_of_requests() {
+    let mut rng = SmallRng::seed_from_u64(3);
+    let mut r = rich();
+    let mut total = 0u64;
+    for c in &mut r.cycles {
+        for counts in [&mut c.tests, &mut c.pages, &mut c.requests]
+            .into_iter()
+            .chain(c.steps.iter_mut())
+        {
+            // Latencies spread from 100 µs to 60 s: the worst case for the encoding.
+            for _ in 0..20_000 {
+                let v = (100.0 * 600_000f64.powf(rng.gen::<f64>())) as u64;
+                counts.latency.record_n(v, 100).unwrap();
+            }
+            total += counts.latency.len();
+        }
+    }
+    let bytes = to_bytes(&r);
+    println!(
+        "{} values in histograms -> {} bytes of XML",
+        total,
+        bytes.len()
+    );
+    assert!(total >= 10_000_000);
+    assert!(bytes.len() < 400_000, "{} bytes", bytes.len());
+    assert_eq!(read(&bytes).unwrap(), r);
+}
