@@ -1,7 +1,33 @@
 //! The test definition: a TOML file (`[test]`, `[bench]`, `[[step]]`, `[monitor]`, `[service]`)
 //! loaded, validated and compiled into a [`TestPlan`] the engine runs as is.
 //!
-//! INTERFACE (owned by the test_def helper; the engine codes against the items below).
+//! The engine codes against the items below; [`load`] builds a plan from a file,
+//! [`parse_cycles`] reads `-c 5:10:20`, [`load_node_config`] / [`node_config_toml`] read and
+//! write the per-node file the master puts next to the test. Every error is a [`TestDefError`]
+//! naming the file, line and key.
+//!
+//! Layout: `raw` (the file as serde sees it) → `load` (validation, compilation) → the plan;
+//! `template` (values with `{{ ... }}`), `request` (target URL and body of a step), `response`
+//! (checks and captures), `cycles`, `node`, `describe`.
+
+mod cycles;
+mod describe;
+mod error;
+mod load;
+#[cfg(test)]
+mod load_tests;
+mod node;
+mod raw;
+mod request;
+mod response;
+mod template;
+
+pub use cycles::parse_cycles;
+pub use error::TestDefError;
+pub use load::load;
+pub use node::{load_node_config, node_config_toml};
+pub use request::JsonBody;
+pub use template::{Template, BUILTINS};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -71,8 +97,9 @@ pub enum Body {
     Text(Template),
     /// `form = { k = "v" }`, sent urlencoded (values templated).
     Form(Vec<(String, Template)>),
-    /// `json = {...}`: string values inside are templated.
-    Json(serde_json::Value),
+    /// `json = {...}`: string values inside are templated (compiled once; the value as
+    /// written is [`JsonBody::value`]).
+    Json(JsonBody),
     /// `body_file = "path"`, relative to the test file, read at load time.
     File(bytes::Bytes),
 }
@@ -92,32 +119,12 @@ pub struct Vars {
     pub captured: HashMap<String, String>,
 }
 
-/// A compiled template string.
-#[derive(Debug, Clone)]
-pub struct Template {
-    _todo: String,
-}
-
-impl Template {
-    /// Renders with `vars`; a static template costs nothing.
-    pub fn render(&self, _vars: &Vars) -> std::borrow::Cow<'_, str> {
-        todo!()
-    }
-}
-
 /// A body check; a failed check makes the page a failure.
 #[derive(Debug, Clone)]
 pub enum Check {
     Contains(String),
     NotContains(String),
     Regex(regex::Regex),
-}
-
-impl Check {
-    /// `Err(description)` when the body fails the check.
-    pub fn check(&self, _body: &[u8]) -> Result<(), String> {
-        todo!()
-    }
 }
 
 /// A value taken from a response for later steps.
@@ -134,13 +141,6 @@ pub enum CaptureSource {
     /// RFC 6901 pointer into a JSON body.
     JsonPointer(String),
     Header(HeaderName),
-}
-
-impl Capture {
-    /// The captured value, `None` when absent (the page is then a failure).
-    pub fn extract(&self, _headers: &hyper::HeaderMap, _body: &[u8]) -> Option<String> {
-        todo!()
-    }
 }
 
 /// A service the master starts before the bench.

@@ -1,0 +1,169 @@
+//! The plan in words, as `bench-node check TEST.toml` prints it.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use super::TestPlan;
+
+/// Seconds as written in a test file: `3`, `0.01`, `1.5`.
+fn secs(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64())
+}
+
+/// A longer time, rounded for reading: `6.1 s`, `12 min 5 s`.
+fn long(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s < 60.0 {
+        format!("{s:.1} s")
+    } else {
+        let whole = s.round() as u64;
+        let (h, m, s) = (whole / 3600, whole / 60 % 60, whole % 60);
+        if h > 0 {
+            format!("{h} h {m} min {s} s")
+        } else {
+            format!("{m} min {s} s")
+        }
+    }
+}
+
+fn join<T: ToString>(items: &[T], sep: &str) -> String {
+    items.iter().map(T::to_string).collect::<Vec<_>>().join(sep)
+}
+
+impl TestPlan {
+    /// About how long the bench lasts on one node: for each cycle the ramp-up (one
+    /// `startup_delay` per user) and the `duration`, plus `cycle_time` between cycles.
+    pub fn expected_duration(&self) -> Duration {
+        let b = &self.bench;
+        let cycles: Duration = b
+            .cycles
+            .iter()
+            .map(|users| b.startup_delay * *users + b.duration)
+            .sum();
+        let pauses = b.cycle_time * (b.cycles.len().saturating_sub(1) as u32);
+        cycles + pauses
+    }
+
+    /// The plan as `bench-node check` prints it: test, URL, cycles, times, steps with their
+    /// method, target, checks and captures.
+    pub fn describe(&self) -> String {
+        let b = &self.bench;
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = self.write_to(&mut out, b);
+        out
+    }
+
+    fn write_to(&self, out: &mut String, b: &super::Bench) -> std::fmt::Result {
+        writeln!(out, "test      {}", self.name)?;
+        if !self.description.is_empty() {
+            writeln!(
+                out,
+                "          {}",
+                self.description.replace('\n', "\n          ")
+            )?;
+        }
+        writeln!(out, "file      {}", self.path.display())?;
+        writeln!(out, "url       {}", self.url)?;
+        writeln!(
+            out,
+            "cycles    {} users ({} cycle{} of {} each)",
+            join(&b.cycles, ", "),
+            b.cycles.len(),
+            if b.cycles.len() == 1 { "" } else { "s" },
+            secs(b.duration)
+        )?;
+        writeln!(
+            out,
+            "pacing    {} between user starts, think time {} to {}, {} between executions, {} between cycles",
+            secs(b.startup_delay),
+            secs(b.sleep_time_min),
+            secs(b.sleep_time_max),
+            secs(b.sleep_time),
+            secs(b.cycle_time)
+        )?;
+        writeln!(
+            out,
+            "requests  timeout {}, ok codes {}, apdex T {}{}",
+            secs(b.timeout),
+            join(&b.ok_codes, " "),
+            secs(b.apdex_t),
+            if b.insecure {
+                ", TLS certificates NOT checked"
+            } else {
+                ""
+            }
+        )?;
+        writeln!(
+            out,
+            "expected  about {} per node (ramp-ups and pauses included)",
+            long(self.expected_duration())
+        )?;
+        writeln!(out, "steps     {}", self.steps.len())?;
+        let width = self.steps.iter().map(|s| s.name.len()).max().unwrap_or(0);
+        for (i, step) in self.steps.iter().enumerate() {
+            write!(
+                out,
+                "  {:>2}. {:width$}  {} {}",
+                i + 1,
+                step.name,
+                step.method,
+                step.target_text
+            )?;
+            if let Some(body) = &step.body {
+                write!(out, "  [{} body]", body.kind())?;
+            }
+            writeln!(out)?;
+            let indent = " ".repeat(width + 8);
+            if !step.headers.is_empty() {
+                let headers: Vec<String> = step
+                    .headers
+                    .iter()
+                    .map(|(n, v)| format!("{n}: {}", v.source()))
+                    .collect();
+                writeln!(out, "{indent}headers {}", headers.join("; "))?;
+            }
+            if let Some(codes) = &step.expect_status {
+                writeln!(out, "{indent}expect status {}", join(codes, " "))?;
+            }
+            for check in &step.checks {
+                writeln!(out, "{indent}check {check}")?;
+            }
+            for capture in &step.captures {
+                writeln!(
+                    out,
+                    "{indent}capture {} from {}",
+                    capture.name, capture.source
+                )?;
+            }
+        }
+        if let Some(service) = &self.service {
+            writeln!(
+                out,
+                "service   {} on {}, ready when {} answers (within {})",
+                join(&service.command, " "),
+                service.host.as_deref().unwrap_or("the master"),
+                service.ready_url,
+                secs(service.ready_timeout)
+            )?;
+        }
+        if !self.monitor_hosts.is_empty() {
+            writeln!(out, "monitor   {}", self.monitor_hosts.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_times_are_rounded() {
+        assert_eq!(long(Duration::from_millis(6080)), "6.1 s");
+        assert_eq!(long(Duration::from_secs(725)), "12 min 5 s");
+        assert_eq!(long(Duration::from_secs(3 * 3600 + 61)), "3 h 1 min 1 s");
+        assert_eq!(secs(Duration::from_millis(10)), "0.01 s");
+        assert_eq!(secs(Duration::from_secs(3)), "3 s");
+    }
+}

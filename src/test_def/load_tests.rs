@@ -1,0 +1,395 @@
+//! Tests of loading test files: defaults, overrides, and every rejected input naming its place.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+
+const HEAD: &str = "[test]\nname = \"t\"\nurl = \"http://127.0.0.1:8099\"\n";
+const STEP: &str = "[[step]]\nname = \"home\"\npath = \"/\"\n";
+
+/// A test file in its own temporary directory.
+struct File {
+    dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+fn file(text: &str) -> File {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("test.toml");
+    std::fs::write(&path, text).unwrap();
+    File { dir, path }
+}
+
+fn load_text(text: &str) -> Result<TestPlan, TestDefError> {
+    let f = file(text);
+    load(&f.path, &Overrides::default())
+}
+
+/// The error for `text`, checked to start with `file:line:column: `.
+fn error(text: &str, line: usize, column: usize) -> String {
+    let f = file(text);
+    let err = load(&f.path, &Overrides::default()).unwrap_err();
+    let msg = err.to_string();
+    let prefix = format!("{}:{line}:{column}: ", f.path.display());
+    assert!(
+        msg.starts_with(&prefix),
+        "expected {prefix:?} at the start of {msg:?}"
+    );
+    assert!(!msg.contains('\n'), "one line: {msg:?}");
+    msg[prefix.len()..].to_string()
+}
+
+#[test]
+fn minimal_file_gets_defaults() {
+    let plan = load_text(&format!("{HEAD}{STEP}")).unwrap();
+    assert_eq!(plan.name, "t");
+    assert_eq!(plan.url.as_str(), "http://127.0.0.1:8099/");
+    let b = &plan.bench;
+    assert_eq!(b.cycles, [1]);
+    assert_eq!(b.duration, Duration::from_secs(10));
+    assert_eq!(b.startup_delay, Duration::from_millis(10));
+    assert_eq!(b.sleep_time_min, Duration::ZERO);
+    assert_eq!(b.sleep_time_max, Duration::ZERO);
+    assert_eq!(b.apdex_t, Duration::from_millis(1500));
+    assert_eq!(b.ok_codes, [200, 301, 302, 303, 307]);
+    assert_eq!(b.timeout, Duration::from_secs(30));
+    assert!(!b.insecure);
+    assert_eq!(plan.steps.len(), 1);
+    assert_eq!(plan.steps[0].method, hyper::Method::GET);
+    assert!(plan.service.is_none());
+    assert!(plan.monitor_hosts.is_empty());
+}
+
+#[test]
+fn bench_values_and_overrides() {
+    let text = format!(
+        "{HEAD}[bench]\ncycles = [2, 4]\nduration = 2.5\nsleep_time_min = 1\nsleep_time_max = 2\n\
+         apdex_t = 0.5\nok_codes = 200\ninsecure = true\n{STEP}"
+    );
+    let f = file(&text);
+    let plan = load(&f.path, &Overrides::default()).unwrap();
+    assert_eq!(plan.bench.cycles, [2, 4]);
+    assert_eq!(plan.bench.duration, Duration::from_millis(2500));
+    assert_eq!(plan.bench.sleep_time_max, Duration::from_secs(2));
+    assert_eq!(plan.bench.ok_codes, [200]);
+    assert!(plan.bench.insecure);
+
+    let overrides = Overrides {
+        cycles: Some(vec![7]),
+        duration: Some(Duration::from_secs(1)),
+        url: Some("https://example.test:8443/base".into()),
+    };
+    let plan = load(&f.path, &overrides).unwrap();
+    assert_eq!(plan.bench.cycles, [7]);
+    assert_eq!(plan.bench.duration, Duration::from_secs(1));
+    assert_eq!(plan.url.as_str(), "https://example.test:8443/base");
+
+    let bad = |o: Overrides| load(&f.path, &o).unwrap_err().to_string();
+    let e = bad(Overrides {
+        url: Some("ftp://x".into()),
+        ..Overrides::default()
+    });
+    assert!(e.starts_with("-u: invalid URL `ftp://x`"), "{e}");
+    let e = bad(Overrides {
+        cycles: Some(vec![3, 0]),
+        ..Overrides::default()
+    });
+    assert!(e.starts_with("-c: "), "{e}");
+    let e = bad(Overrides {
+        duration: Some(Duration::ZERO),
+        ..Overrides::default()
+    });
+    assert!(e.starts_with("-D: "), "{e}");
+}
+
+#[test]
+fn missing_file() {
+    let err = load(Path::new("/nonexistent/x.toml"), &Overrides::default()).unwrap_err();
+    assert!(matches!(err, TestDefError::Read { .. }));
+    assert!(
+        err.to_string()
+            .starts_with("/nonexistent/x.toml: cannot read: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn toml_syntax_error() {
+    let e = error(&format!("{HEAD}[bench\ncycles = [1]\n"), 4, 7);
+    assert!(e.contains("invalid table header"), "{e}");
+    let e = error("[test]\nname = \"t\nurl = \"x\"\n", 2, 10);
+    assert!(!e.is_empty());
+}
+
+#[test]
+fn unknown_keys() {
+    let e = error(
+        &format!("{HEAD}[bench]\ncycles = [1]\nduraton = 10\n{STEP}"),
+        6,
+        1,
+    );
+    assert!(
+        e.starts_with("unknown key `duraton` in [bench] (expected one of "),
+        "{e}"
+    );
+    assert!(e.contains("`duration`"), "{e}");
+    let e = error(&format!("{HEAD}colour = 1\n{STEP}"), 4, 1);
+    assert!(e.starts_with("unknown key `colour` in [test]"), "{e}");
+    let e = error(
+        &format!("{HEAD}{STEP}[[step]]\nname = \"b\"\npath = \"/\"\nmethd = \"GET\"\n"),
+        10,
+        1,
+    );
+    assert!(e.starts_with("unknown key `methd` in [[step]] #2"), "{e}");
+    let e = error(
+        &format!("{HEAD}{STEP}[[step.capture]]\nname = \"x\"\nregx = \"a\"\n"),
+        9,
+        1,
+    );
+    assert!(
+        e.starts_with("unknown key `regx` in [[step]] #1 capture #1"),
+        "{e}"
+    );
+    let e = error(&format!("{HEAD}{STEP}[extra]\n"), 7, 2);
+    assert!(e.starts_with("unknown key `extra` at top level"), "{e}");
+}
+
+#[test]
+fn missing_name_or_url() {
+    let e = error(&format!("[test]\nurl = \"http://h\"\n{STEP}"), 1, 1);
+    assert!(e.starts_with("missing key `name` in [test]"), "{e}");
+    let e = error(&format!("[test]\nname = \"t\"\n{STEP}"), 1, 1);
+    assert!(e.starts_with("missing key `url` in [test]"), "{e}");
+    let e = error(STEP, 1, 1);
+    assert!(e.contains("missing key `test`"), "{e}");
+    let e = error(&format!("{HEAD}[[step]]\npath = \"/\"\n"), 4, 1);
+    assert!(e.starts_with("missing key `name` in [[step]] #1"), "{e}");
+    let e = error(
+        &format!("{HEAD}[[step]]\nname = \" \"\npath = \"/\"\n"),
+        5,
+        8,
+    );
+    assert!(e.starts_with("[[step]] #1 name: must not be empty"), "{e}");
+}
+
+#[test]
+fn bad_urls() {
+    let e = error(
+        &format!("[test]\nname = \"t\"\nurl = \"127.0.0.1:8099\"\n{STEP}"),
+        3,
+        7,
+    );
+    assert!(
+        e.starts_with("[test] url: invalid URL `127.0.0.1:8099`"),
+        "{e}"
+    );
+    let e = error(
+        &format!("[test]\nname = \"t\"\nurl = \"ftp://h/\"\n{STEP}"),
+        3,
+        7,
+    );
+    assert!(e.contains("scheme must be http or https"), "{e}");
+    let e = error(
+        &format!("{HEAD}[[step]]\nname = \"s\"\nurl = \"http://\"\n"),
+        6,
+        7,
+    );
+    assert!(e.starts_with("[[step]] #1 \"s\" url: invalid URL"), "{e}");
+    let e = error(
+        &format!("{HEAD}[[step]]\nname = \"s\"\npath = \"http://h/x\"\n"),
+        6,
+        8,
+    );
+    assert!(e.contains("is a whole URL: write it as url ="), "{e}");
+}
+
+#[test]
+fn bad_cycles() {
+    let e = error(&format!("{HEAD}[bench]\ncycles = [5, 0]\n{STEP}"), 5, 14);
+    assert!(e.starts_with("[bench] cycles: cycle 2 has 0 users"), "{e}");
+    let e = error(&format!("{HEAD}[bench]\ncycles = []\n{STEP}"), 5, 10);
+    assert!(
+        e.starts_with("[bench] cycles: the list of cycles is empty"),
+        "{e}"
+    );
+    let e = error(&format!("{HEAD}[bench]\ncycles = [-1]\n{STEP}"), 5, 11);
+    assert!(e.contains("cycle 1 has -1 users"), "{e}");
+    let e = error(&format!("{HEAD}[bench]\ncycles = 5\n{STEP}"), 5, 10);
+    assert!(e.starts_with("[bench] cycles: invalid type"), "{e}");
+}
+
+#[test]
+fn bad_times_and_codes() {
+    let e = error(&format!("{HEAD}[bench]\nduration = 0\n{STEP}"), 5, 12);
+    assert!(
+        e.starts_with("[bench] duration: 0 is not a valid time"),
+        "{e}"
+    );
+    let e = error(&format!("{HEAD}[bench]\nstartup_delay = -1\n{STEP}"), 5, 17);
+    assert!(e.starts_with("[bench] startup_delay:"), "{e}");
+    let e = error(&format!("{HEAD}[bench]\ntimeout = \"30s\"\n{STEP}"), 5, 11);
+    assert!(
+        e.starts_with("[bench] timeout: invalid type: string"),
+        "{e}"
+    );
+    let e = error(
+        &format!("{HEAD}[bench]\nsleep_time_min = 2\nsleep_time_max = 1\n{STEP}"),
+        6,
+        18,
+    );
+    assert!(e.contains("below sleep_time_min"), "{e}");
+    let e = error(
+        &format!("{HEAD}[bench]\nok_codes = [200, 1000]\n{STEP}"),
+        5,
+        12,
+    );
+    assert!(e.contains("1000 is not an HTTP status code"), "{e}");
+}
+
+#[test]
+fn no_steps() {
+    let e = error(HEAD, 3, 30);
+    assert!(e.starts_with("[[step]]: the test has no steps"), "{e}");
+    let e = error(&format!("step = []\n{HEAD}"), 1, 8);
+    assert!(e.contains("the list of steps is empty"), "{e}");
+}
+
+#[test]
+fn step_target_rules() {
+    let e = error(
+        &format!("{HEAD}[[step]]\nname = \"s\"\npath = \"/\"\nurl = \"http://h/\"\n"),
+        7,
+        7,
+    );
+    assert!(
+        e.starts_with("[[step]] #1 \"s\" url: give either path or url, not both"),
+        "{e}"
+    );
+    let e = error(&format!("{HEAD}[[step]]\nname = \"s\"\n"), 4, 1);
+    assert!(e.contains("needs a path"), "{e}");
+    let e = error(&format!("{HEAD}{STEP}{STEP}"), 7, 1);
+    assert!(e.contains("already used by step #1"), "{e}");
+    let e = error(
+        &format!("{HEAD}[[step]]\nname = \"s\"\npath = \"/\"\nmethod = \"G T\"\n"),
+        7,
+        10,
+    );
+    assert!(e.contains("invalid HTTP method"), "{e}");
+}
+
+#[test]
+fn bad_regex_header_and_body() {
+    let e = error(&format!("{HEAD}{STEP}regex = \"(unclosed\"\n"), 7, 9);
+    assert!(
+        e.starts_with("[[step]] #1 \"home\" regex: invalid regex \"(unclosed\""),
+        "{e}"
+    );
+    let e = error(
+        &format!("{HEAD}{STEP}headers = {{ \"Bad Name\" = \"x\" }}\n"),
+        7,
+        13,
+    );
+    assert!(
+        e.starts_with("[[step]] #1 \"home\" headers: invalid header name \"Bad Name\""),
+        "{e}"
+    );
+    let e = error(
+        &format!("{HEAD}{STEP}headers = {{ X-A = \"a\\nb\" }}\n"),
+        7,
+        19,
+    );
+    assert!(e.contains("invalid header value"), "{e}");
+    let e = error(
+        &format!("{HEAD}{STEP}body = \"x\"\njson = {{ a = 1 }}\n"),
+        8,
+        8,
+    );
+    assert!(
+        e.contains("give only one of body, form, json, body_file"),
+        "{e}"
+    );
+    let e = error(&format!("{HEAD}{STEP}body_file = \"missing.bin\"\n"), 7, 13);
+    assert!(
+        e.starts_with("[[step]] #1 \"home\" body_file: cannot read \"missing.bin\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_captures() {
+    let cap = |body: &str| format!("{HEAD}{STEP}[[step.capture]]\n{body}");
+    let e = error(&cap("name = \"x\"\nregex = \"a\"\nheader = \"b\"\n"), 7, 1);
+    assert!(
+        e.contains("give exactly one of regex, json (a pointer) or header"),
+        "{e}"
+    );
+    let e = error(&cap("name = \"user\"\nheader = \"b\"\n"), 8, 8);
+    assert!(e.contains("`user` is a built-in template value"), "{e}");
+    let e = error(&cap("name = \"a-b\"\nheader = \"b\"\n"), 8, 8);
+    assert!(e.contains("cannot be used in templates"), "{e}");
+    let e = error(&cap("name = \"x\"\njson = \"a/b\"\n"), 9, 8);
+    assert!(e.contains("is not a JSON pointer"), "{e}");
+    let e = error(&cap("name = \"x\"\nregex = \"[\"\n"), 9, 9);
+    assert!(e.contains("invalid regex"), "{e}");
+    let e = error(&cap("name = \"x\"\nheader = \"a b\"\n"), 9, 10);
+    assert!(e.contains("invalid header name"), "{e}");
+}
+
+#[test]
+fn templates_only_use_known_names() {
+    // A name captured by an earlier step is known; the same name in the capturing step is not.
+    let text = format!("{HEAD}[[step]]\nname = \"a\"\npath = \"/{{{{ tok }}}}\"\n");
+    let e = error(&text, 6, 8);
+    assert!(
+        e.starts_with("[[step]] #1 \"a\" path: unknown name `tok`"),
+        "{e}"
+    );
+    let text = format!(
+        "{HEAD}[[step]]\nname = \"a\"\npath = \"/\"\ncapture = [{{ name = \"tok\", regex = \"(o)\" }}]\n\
+         [[step]]\nname = \"b\"\npath = \"/{{{{ tok }}}}/{{{{ user }}}}\"\n\
+         headers = {{ X-T = \"{{{{ tok }}}}\" }}\nform = {{ f = \"{{{{ tok }}}}{{{{ nope }}}}\" }}\n"
+    );
+    let e = error(&text, 12, 14);
+    assert!(
+        e.starts_with("[[step]] #2 \"b\" form.f: unknown name `nope`"),
+        "{e}"
+    );
+    let e = error(
+        &format!("{HEAD}{STEP}json = {{ a = [\"{{{{ x }}}}\"] }}\n"),
+        7,
+        8,
+    );
+    assert!(
+        e.starts_with("[[step]] #1 \"home\" json: unknown name `x`"),
+        "{e}"
+    );
+    let e = error(&format!("{HEAD}{STEP}body = \"{{{{ user\"\n"), 7, 8);
+    assert!(e.contains("invalid template"), "{e}");
+}
+
+#[test]
+fn steps_compile_bodies_checks_and_captures() {
+    let f = file(&format!(
+        "{HEAD}[[step]]\nname = \"a\"\nmethod = \"post\"\npath = \"/x\"\nbody_file = \"data.bin\"\n\
+         contains = [\"a\", \"b\"]\nnot_contains = \"c\"\nregex = \"d+\"\nexpect_status = [201, 202]\n\
+         [[step.capture]]\nname = \"t\"\njson = \"/t\"\n\
+         [[step]]\nname = \"b\"\nurl = \"https://other/{{{{ t }}}}\"\nform = {{ z = \"1\", a = \"{{{{ t }}}}\" }}\n"
+    ));
+    std::fs::write(f.dir.path().join("data.bin"), b"\x00\x01").unwrap();
+    let plan = load(&f.path, &Overrides::default()).unwrap();
+    let a = &plan.steps[0];
+    assert_eq!(a.method, hyper::Method::POST);
+    assert!(matches!(&a.body, Some(Body::File(b)) if &b[..] == b"\x00\x01"));
+    assert_eq!(a.checks.len(), 4);
+    assert_eq!(a.expect_status.as_deref(), Some(&[201, 202][..]));
+    assert!(matches!(&a.captures[0].source, CaptureSource::JsonPointer(p) if p == "/t"));
+    let b = &plan.steps[1];
+    let mut vars = Vars::default();
+    vars.captured.insert("t".into(), "v".into());
+    assert_eq!(b.url(&plan.url, &vars).unwrap().as_str(), "https://other/v");
+    let (_, body) = b.body.as_ref().unwrap().render(&vars);
+    // Form fields keep the order they were written in.
+    assert_eq!(&body[..], b"z=1&a=v");
+    assert!(plan.describe().contains("capture t from json \"/t\""));
+}

@@ -1,0 +1,459 @@
+//! Templated values (`{{ user }}`, `{{ token }}`): compiled once at load, rendered per request.
+//!
+//! Three shapes, cheapest first: a value without `{{`/`{%` is static and renders as a borrowed
+//! string; a value made only of text and plain names (`/u/{{ user }}?t={{ token }}`) is rendered
+//! by concatenation; anything else (filters, conditions...) is rendered by tera, compiled once.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::fmt::{self, Write};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tera::ast::{Expr, ExprVal, Node};
+
+use super::Vars;
+
+/// Names every template may use, besides values captured by earlier steps.
+pub const BUILTINS: [&str; 4] = ["node", "nodes", "user", "iteration"];
+
+/// A compiled template string.
+#[derive(Clone)]
+pub struct Template {
+    /// The value as written.
+    source: Arc<str>,
+    kind: Kind,
+}
+
+#[derive(Clone)]
+enum Kind {
+    /// No template syntax; the bytes are kept ready for bodies.
+    Static(Bytes),
+    /// Text and plain names only.
+    Simple(Vec<Segment>),
+    /// Full tera; `names` are the variables it refers to.
+    Tera {
+        tera: Arc<tera::Tera>,
+        names: Vec<Var>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Segment {
+    Text(String),
+    Var(Var),
+}
+
+/// A variable a template refers to.
+#[derive(Clone, Debug, PartialEq)]
+enum Var {
+    Node,
+    Nodes,
+    User,
+    Iteration,
+    Captured(String),
+}
+
+impl Var {
+    fn new(name: &str) -> Var {
+        match name {
+            "node" => Var::Node,
+            "nodes" => Var::Nodes,
+            "user" => Var::User,
+            "iteration" => Var::Iteration,
+            other => Var::Captured(other.to_string()),
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Var::Node => "node",
+            Var::Nodes => "nodes",
+            Var::User => "user",
+            Var::Iteration => "iteration",
+            Var::Captured(name) => name,
+        }
+    }
+
+    fn write(&self, out: &mut String, vars: &Vars) {
+        // Writing to a String cannot fail.
+        let _ = match self {
+            Var::Node => write!(out, "{}", vars.node),
+            Var::Nodes => write!(out, "{}", vars.nodes),
+            Var::User => write!(out, "{}", vars.user),
+            Var::Iteration => write!(out, "{}", vars.iteration),
+            Var::Captured(name) => {
+                out.push_str(vars.captured.get(name).map_or("", String::as_str));
+                Ok(())
+            }
+        };
+    }
+}
+
+const TERA_NAME: &str = "value";
+
+impl Template {
+    /// Compiles `source`; `known` tells whether a name other than the builtins may be used
+    /// (captured by an earlier step). `Err` says what is wrong, for the caller to locate.
+    pub fn compile(source: &str, known: &dyn Fn(&str) -> bool) -> Result<Template, String> {
+        let shared: Arc<str> = Arc::from(source);
+        if !source.contains("{{") && !source.contains("{%") && !source.contains("{#") {
+            return Ok(Template {
+                source: shared,
+                kind: Kind::Static(Bytes::copy_from_slice(source.as_bytes())),
+            });
+        }
+        let mut tera = tera::Tera::default();
+        tera.autoescape_on(vec![]);
+        tera.add_raw_template(TERA_NAME, source)
+            .map_err(|e| format!("invalid template: {}", error_chain(&e)))?;
+        let ast = &tera
+            .get_template(TERA_NAME)
+            .map_err(|e| error_chain(&e))?
+            .ast;
+
+        let mut names = BTreeSet::new();
+        collect_nodes(ast, &mut Vec::new(), &mut names)?;
+        for name in &names {
+            if !BUILTINS.contains(&name.as_str()) && !known(name) {
+                return Err(format!(
+                    "unknown name `{name}` in template `{source}` (use node, nodes, user, \
+                     iteration or a value captured by an earlier step)"
+                ));
+            }
+        }
+        let kind = match simple_segments(ast) {
+            Some(segments) => Kind::Simple(segments),
+            None => Kind::Tera {
+                tera: Arc::new(tera),
+                names: names.iter().map(|n| Var::new(n)).collect(),
+            },
+        };
+        Ok(Template {
+            source: shared,
+            kind,
+        })
+    }
+
+    /// A template that is plain text, never interpreted.
+    pub fn literal(text: &str) -> Template {
+        Template {
+            source: Arc::from(text),
+            kind: Kind::Static(Bytes::copy_from_slice(text.as_bytes())),
+        }
+    }
+
+    /// Renders with `vars`; a static template costs nothing. A captured value missing from
+    /// `vars` renders as an empty string; a tera runtime error (e.g. a filter applied to a
+    /// value of the wrong type) renders as an empty string too: see [`Template::try_render`].
+    pub fn render(&self, vars: &Vars) -> Cow<'_, str> {
+        self.try_render(vars).unwrap_or_default()
+    }
+
+    /// Renders with `vars`, or says why tera could not.
+    pub fn try_render(&self, vars: &Vars) -> Result<Cow<'_, str>, String> {
+        match &self.kind {
+            Kind::Static(_) => Ok(Cow::Borrowed(&self.source)),
+            Kind::Simple(segments) => {
+                let mut out = String::with_capacity(self.source.len() + 16);
+                for segment in segments {
+                    match segment {
+                        Segment::Text(text) => out.push_str(text),
+                        Segment::Var(var) => var.write(&mut out, vars),
+                    }
+                }
+                Ok(Cow::Owned(out))
+            }
+            Kind::Tera { tera, names } => {
+                let mut context = tera::Context::new();
+                for var in names {
+                    match var {
+                        Var::Node => context.insert("node", &vars.node),
+                        Var::Nodes => context.insert("nodes", &vars.nodes),
+                        Var::User => context.insert("user", &vars.user),
+                        Var::Iteration => context.insert("iteration", &vars.iteration),
+                        Var::Captured(name) => {
+                            context.insert(name, vars.captured.get(name).map_or("", String::as_str))
+                        }
+                    }
+                }
+                tera.render(TERA_NAME, &context)
+                    .map(Cow::Owned)
+                    .map_err(|e| error_chain(&e))
+            }
+        }
+    }
+
+    /// Renders into bytes (for bodies); a static template gives its bytes without copying.
+    pub fn render_bytes(&self, vars: &Vars) -> Bytes {
+        match &self.kind {
+            Kind::Static(bytes) => bytes.clone(),
+            _ => Bytes::from(self.render(vars).into_owned()),
+        }
+    }
+
+    /// True when the value has no template syntax (renders to itself).
+    pub fn is_static(&self) -> bool {
+        matches!(self.kind, Kind::Static(_))
+    }
+
+    /// The value as written in the test file.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Names the template refers to, builtins included, in order of first use.
+    pub fn names(&self) -> Vec<&str> {
+        match &self.kind {
+            Kind::Static(_) => Vec::new(),
+            Kind::Simple(segments) => {
+                let mut out: Vec<&str> = Vec::new();
+                for segment in segments {
+                    if let Segment::Var(var) = segment {
+                        if !out.contains(&var.name()) {
+                            out.push(var.name());
+                        }
+                    }
+                }
+                out
+            }
+            Kind::Tera { names, .. } => names.iter().map(Var::name).collect(),
+        }
+    }
+}
+
+impl fmt::Debug for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            Kind::Static(_) => "static",
+            Kind::Simple(_) => "simple",
+            Kind::Tera { .. } => "tera",
+        };
+        f.debug_struct("Template")
+            .field("source", &self.source)
+            .field("kind", &kind)
+            .finish()
+    }
+}
+
+/// Tera errors nest their cause; a user wants the whole chain on one line.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            write!(out, ": {text}").ok();
+        }
+        cause = c.source();
+    }
+    out.replace('\n', " ")
+}
+
+/// The segments of a template made only of text and plain names, else `None`.
+fn simple_segments(ast: &[Node]) -> Option<Vec<Segment>> {
+    let mut out = Vec::new();
+    for node in ast {
+        match node {
+            Node::Text(text) => out.push(Segment::Text(text.clone())),
+            Node::Raw(_, text, _) => out.push(Segment::Text(text.clone())),
+            Node::Comment(..) => {}
+            Node::VariableBlock(_, expr) => match &expr.val {
+                ExprVal::Ident(name)
+                    if expr.filters.is_empty() && !expr.negated && !name.contains(['.', '[']) =>
+                {
+                    out.push(Segment::Var(Var::new(name)))
+                }
+                _ => return None,
+            },
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Collects the free names of `nodes`; `locals` are names bound by `set` and `for`.
+fn collect_nodes(
+    nodes: &[Node],
+    locals: &mut Vec<String>,
+    out: &mut BTreeSet<String>,
+) -> Result<(), String> {
+    for node in nodes {
+        match node {
+            Node::Text(_)
+            | Node::Raw(..)
+            | Node::Comment(..)
+            | Node::Break(_)
+            | Node::Continue(_) => {}
+            Node::VariableBlock(_, expr) => collect_expr(expr, locals, out),
+            Node::Set(_, set) => {
+                collect_expr(&set.value, locals, out);
+                locals.push(set.key.clone());
+            }
+            Node::FilterSection(_, section, _) => {
+                section
+                    .filter
+                    .args
+                    .values()
+                    .for_each(|e| collect_expr(e, locals, out));
+                collect_nodes(&section.body, locals, out)?;
+            }
+            Node::Forloop(_, forloop, _) => {
+                collect_expr(&forloop.container, locals, out);
+                let depth = locals.len();
+                locals.extend(forloop.key.iter().cloned());
+                locals.push(forloop.value.clone());
+                locals.push("loop".to_string());
+                collect_nodes(&forloop.body, locals, out)?;
+                locals.truncate(depth);
+                if let Some(empty) = &forloop.empty_body {
+                    collect_nodes(empty, locals, out)?;
+                }
+            }
+            Node::If(cond, _) => {
+                for (_, expr, body) in &cond.conditions {
+                    collect_expr(expr, locals, out);
+                    collect_nodes(body, locals, out)?;
+                }
+                if let Some((_, body)) = &cond.otherwise {
+                    collect_nodes(body, locals, out)?;
+                }
+            }
+            Node::Super
+            | Node::MacroDefinition(..)
+            | Node::Extends(..)
+            | Node::Include(..)
+            | Node::ImportMacro(..)
+            | Node::Block(..) => {
+                return Err(
+                    "blocks, macros, includes and extends are not supported in test templates"
+                        .to_string(),
+                )
+            }
+        }
+    }
+    Ok(())
+}
+
+fn collect_expr(expr: &Expr, locals: &[String], out: &mut BTreeSet<String>) {
+    collect_val(&expr.val, locals, out);
+    for filter in &expr.filters {
+        filter
+            .args
+            .values()
+            .for_each(|e| collect_expr(e, locals, out));
+    }
+}
+
+fn collect_val(val: &ExprVal, locals: &[String], out: &mut BTreeSet<String>) {
+    match val {
+        ExprVal::String(_) | ExprVal::Int(_) | ExprVal::Float(_) | ExprVal::Bool(_) => {}
+        ExprVal::Ident(name) => add_ident(name, locals, out),
+        ExprVal::Math(m) => {
+            collect_expr(&m.lhs, locals, out);
+            collect_expr(&m.rhs, locals, out);
+        }
+        ExprVal::Logic(l) => {
+            collect_expr(&l.lhs, locals, out);
+            collect_expr(&l.rhs, locals, out);
+        }
+        ExprVal::In(i) => {
+            collect_expr(&i.lhs, locals, out);
+            collect_expr(&i.rhs, locals, out);
+        }
+        ExprVal::Test(t) => {
+            add_ident(&t.ident, locals, out);
+            t.args.iter().for_each(|e| collect_expr(e, locals, out));
+        }
+        ExprVal::MacroCall(m) => m.args.values().for_each(|e| collect_expr(e, locals, out)),
+        ExprVal::FunctionCall(f) => f.args.values().for_each(|e| collect_expr(e, locals, out)),
+        ExprVal::Array(items) => items.iter().for_each(|e| collect_expr(e, locals, out)),
+        ExprVal::StringConcat(c) => c.values.iter().for_each(|v| collect_val(v, locals, out)),
+    }
+}
+
+/// Adds the root of a dotted or indexed name (`a.b`, `a[0]`), unless it is a local.
+fn add_ident(name: &str, locals: &[String], out: &mut BTreeSet<String>) {
+    let root = name.split(['.', '[']).next().unwrap_or(name).trim();
+    if !root.is_empty() && !locals.iter().any(|l| l == root) {
+        out.insert(root.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> Vars {
+        let mut vars = Vars {
+            node: 2,
+            nodes: 4,
+            user: 7,
+            iteration: 11,
+            ..Vars::default()
+        };
+        vars.captured.insert("token".into(), "abc".into());
+        vars
+    }
+
+    fn compile(source: &str) -> Result<Template, String> {
+        Template::compile(source, &|name| name == "token")
+    }
+
+    #[test]
+    fn static_value_is_borrowed() {
+        let t = compile("/static/path?x=1").unwrap();
+        assert!(t.is_static());
+        let rendered = t.render(&vars());
+        assert!(matches!(rendered, Cow::Borrowed(_)));
+        assert_eq!(rendered, "/static/path?x=1");
+        // The body bytes of a static template are shared, not copied.
+        let a = t.render_bytes(&vars());
+        let b = t.render_bytes(&vars());
+        assert_eq!(a.as_ptr(), b.as_ptr());
+    }
+
+    #[test]
+    fn builtins_and_captured_values() {
+        let t =
+            compile("/n{{ node }}of{{nodes}}/u{{ user }}/i{{ iteration }}?t={{ token }}").unwrap();
+        assert!(!t.is_static());
+        assert_eq!(t.render(&vars()), "/n2of4/u7/i11?t=abc");
+        assert_eq!(t.names(), ["node", "nodes", "user", "iteration", "token"]);
+    }
+
+    #[test]
+    fn missing_captured_value_renders_empty() {
+        let t = compile("t={{ token }}").unwrap();
+        assert_eq!(t.render(&Vars::default()), "t=");
+    }
+
+    #[test]
+    fn full_tera_expressions() {
+        let t = compile("user{{ user + node * 1000 }}-{{ token | upper }}").unwrap();
+        assert!(matches!(t.kind, Kind::Tera { .. }));
+        assert_eq!(t.render(&vars()), "user2007-ABC");
+        let t = compile("{% if user == 7 %}seven{% else %}other{% endif %}").unwrap();
+        assert_eq!(t.render(&vars()), "seven");
+        let t = compile("{% for i in [1, 2] %}{{ i }}{{ loop.index }}{% endfor %}").unwrap();
+        assert_eq!(t.render(&vars()), "1122");
+    }
+
+    #[test]
+    fn no_html_escaping() {
+        let mut v = vars();
+        v.captured.insert("token".into(), "<a&b>".into());
+        assert_eq!(compile("{{ token }}").unwrap().render(&v), "<a&b>");
+        assert_eq!(compile("{{ token | lower }}").unwrap().render(&v), "<a&b>");
+    }
+
+    #[test]
+    fn unknown_names_are_rejected() {
+        let err = compile("/x/{{ tokn }}").unwrap_err();
+        assert!(err.contains("unknown name `tokn`"), "{err}");
+        let err = compile("{{ user + missing }}").unwrap_err();
+        assert!(err.contains("`missing`"), "{err}");
+        let err = compile("{{ user").unwrap_err();
+        assert!(err.contains("invalid template"), "{err}");
+    }
+}
