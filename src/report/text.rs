@@ -1,0 +1,151 @@
+//! The main tables as plain text for a terminal.
+
+use std::fmt::Write;
+
+use super::templates::format_num;
+use super::{Output, Report, ReportError};
+
+/// Writes the test, page and request tables per cycle as aligned text.
+#[derive(Debug, Clone, Copy)]
+pub struct TextOutput;
+
+/// A table: a header and rows of cells, first column left-aligned, the others right-aligned.
+struct Table {
+    header: Vec<&'static str>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    fn render(&self, out: &mut String) {
+        let width = |i: usize| {
+            self.rows
+                .iter()
+                .map(|r| r[i].chars().count())
+                .chain([self.header[i].len()])
+                .max()
+                .unwrap_or(0)
+        };
+        let widths: Vec<usize> = (0..self.header.len()).map(width).collect();
+        let line = |cells: Vec<&str>, out: &mut String| {
+            for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+                let pad = w - c.chars().count();
+                if i == 0 {
+                    let _ = write!(out, "{c}{}", " ".repeat(pad));
+                } else {
+                    let _ = write!(out, "  {}{c}", " ".repeat(pad));
+                }
+            }
+            out.push('\n');
+        };
+        line(self.header.clone(), out);
+        let rule: usize = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
+        out.push_str(&"-".repeat(rule));
+        out.push('\n');
+        for r in &self.rows {
+            line(r.iter().map(String::as_str).collect(), out);
+        }
+        out.push('\n');
+    }
+}
+
+fn n(x: f64, d: usize) -> String {
+    format_num(x, d).replace('\u{202f}', ",")
+}
+
+impl Output for TextOutput {
+    fn file_name(&self) -> &'static str {
+        "report.txt"
+    }
+
+    fn render(&self, report: &Report) -> Result<Vec<u8>, ReportError> {
+        let s = &report.summary;
+        let c = &report.config;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{} — {} node(s), started {}",
+            s.test, s.nodes, s.started
+        );
+        let _ = writeln!(
+            out,
+            "target {}, cycles {} users ({} per node) of {} s, Apdex T {} s\n",
+            c.url, c.cycles_total, c.cycles_per_node, c.duration_s, c.apdex_t_s
+        );
+        let tests = Table {
+            header: vec!["TESTS users", "STPS", "total", "success", "error %"],
+            rows: s
+                .cycles
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.users.to_string(),
+                        n(c.tests.per_s, 2),
+                        n(c.tests.total as f64, 0),
+                        n(c.tests.success as f64, 0),
+                        n(c.tests.error_pct, 2),
+                    ]
+                })
+                .collect(),
+        };
+        tests.render(&mut out);
+        for (title, rate, pick) in [("PAGES users", "SPPS", 0), ("REQUESTS users", "RPS", 1)] {
+            let mut header = vec![title, "Apdex", "rating", rate, "peak", "total", "success"];
+            header.extend(["error %", "min", "mean", "max", "p50", "p90", "p95", "p99"]);
+            let rows = s
+                .cycles
+                .iter()
+                .map(|c| {
+                    let (r, lat) = if pick == 0 {
+                        (&c.pages, None)
+                    } else {
+                        (&c.requests, Some(&c.latency_ms))
+                    };
+                    let mut row = vec![
+                        c.users.to_string(),
+                        r.apdex.map_or("-".into(), |a| n(a, 3)),
+                        r.rating.clone(),
+                        n(r.rates.per_s, 2),
+                        n(r.peak_per_s, 0),
+                        n(r.rates.total as f64, 0),
+                        n(r.rates.success as f64, 0),
+                        n(r.rates.error_pct, 2),
+                    ];
+                    let lat = lat
+                        .copied()
+                        .unwrap_or_else(|| page_latency(report, c.index));
+                    for v in [
+                        lat.min, lat.mean, lat.max, lat.p50, lat.p90, lat.p95, lat.p99,
+                    ] {
+                        row.push(n(v, 1));
+                    }
+                    row
+                })
+                .collect();
+            Table { header, rows }.render(&mut out);
+        }
+        let _ = writeln!(out, "latency in ms; error % counts failures and errors");
+        if !s.errors.is_empty() {
+            let _ = writeln!(out, "\nERRORS");
+            for e in &s.errors {
+                let _ = writeln!(
+                    out,
+                    "{:>8}  {} {} {}: {}",
+                    e.count, e.step, e.kind, e.detail, e.sample
+                );
+            }
+        }
+        for f in &s.skipped {
+            let _ = writeln!(out, "skipped {}: {}", f.path, f.reason);
+        }
+        Ok(out.into_bytes())
+    }
+}
+
+/// Latency of all pages at one cycle.
+fn page_latency(report: &Report, cycle: u32) -> super::stats::Latency {
+    report
+        .page_latency
+        .get(cycle as usize)
+        .copied()
+        .unwrap_or_default()
+}

@@ -1,0 +1,135 @@
+//! Trend report: SPPS, p95 and Apdex of many runs (oldest first) per concurrency level.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::chart::{Figure, LineChart};
+use super::input::{self, RunInput};
+use super::stats::CycleSummary;
+use super::{ReportError, ReportOptions, Templates};
+
+/// One run at one concurrency level.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrendCell {
+    pub spps: f64,
+    pub p95_ms: f64,
+    pub apdex: Option<f64>,
+    pub rating: String,
+    pub error_pct: f64,
+}
+
+/// One run of the trend.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrendRun {
+    pub label: String,
+    pub path: String,
+    pub started: String,
+    pub nodes: u32,
+    /// One entry per level of [`Trend::levels`] (None when the run lacks that level).
+    pub cells: Vec<Option<TrendCell>>,
+}
+
+/// Runs across concurrency levels.
+#[derive(Debug, Clone, Serialize)]
+pub struct Trend {
+    /// Every users level found in any run, ascending.
+    pub levels: Vec<u32>,
+    pub runs: Vec<TrendRun>,
+}
+
+fn cell(c: &CycleSummary) -> TrendCell {
+    TrendCell {
+        spps: c.pages.rates.per_s,
+        p95_ms: c.latency_ms.p95,
+        apdex: c.pages.apdex,
+        rating: c.pages.rating.clone(),
+        error_pct: c.requests.rates.error_pct,
+    }
+}
+
+/// The trend of `runs`, in the order given.
+pub fn trend(runs: &[RunInput]) -> Trend {
+    let levels: Vec<u32> = runs
+        .iter()
+        .flat_map(|r| r.summary.cycles.iter().map(|c| c.users))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let runs = runs
+        .iter()
+        .map(|r| TrendRun {
+            label: r.label.clone(),
+            path: r.path.display().to_string(),
+            started: r.summary.started.clone(),
+            nodes: r.summary.nodes,
+            cells: levels
+                .iter()
+                .map(|&u| r.summary.cycles.iter().find(|c| c.users == u).map(cell))
+                .collect(),
+        })
+        .collect();
+    Trend { levels, runs }
+}
+
+fn chart(
+    t: &Trend,
+    id: &str,
+    caption: &str,
+    y: &str,
+    f: fn(&TrendCell) -> Option<f64>,
+) -> Result<Figure, ReportError> {
+    let mut c = LineChart::new("", "run", y);
+    c.x_labels = t.runs.iter().map(|r| r.label.clone()).collect();
+    if id == "apdex" {
+        c.y_max = Some(1.0);
+    }
+    for (i, users) in t.levels.iter().enumerate() {
+        let pts = t
+            .runs
+            .iter()
+            .enumerate()
+            .filter_map(|(x, r)| Some((x as f64, f(r.cells[i].as_ref()?)?)))
+            .collect();
+        c = c.line(&format!("{users} users"), pts, false);
+    }
+    Ok(Figure {
+        id: format!("trend-{id}"),
+        caption: caption.into(),
+        svg: c.to_svg()?,
+    })
+}
+
+/// Reads every run and writes `out_dir/index.html`; returns its path.
+pub fn build_trend(
+    runs: &[PathBuf],
+    out_dir: &Path,
+    opts: &ReportOptions,
+) -> Result<PathBuf, ReportError> {
+    let inputs = runs
+        .iter()
+        .map(|r| input::load(r, opts))
+        .collect::<Result<Vec<_>, _>>()?;
+    let t = trend(&inputs);
+    let charts = vec![
+        chart(&t, "spps", "SPPS per run", "successful pages/s", |c| {
+            Some(c.spps)
+        })?,
+        chart(&t, "p95", "p95 request latency per run", "ms", |c| {
+            Some(c.p95_ms)
+        })?,
+        chart(&t, "apdex", "Apdex per run", "Apdex", |c| c.apdex)?,
+    ];
+    let templates = Templates::load(opts.templates.as_deref())?;
+    let mut ctx = tera::Context::new();
+    ctx.insert("title", &format!("Trend over {} runs", t.runs.len()));
+    ctx.insert("trend", &t);
+    ctx.insert("charts", &charts);
+    ctx.insert("report_version", crate::VERSION);
+    let html = templates.render("trend.html", &ctx)?;
+    std::fs::create_dir_all(out_dir).map_err(ReportError::io(out_dir))?;
+    let path = out_dir.join("index.html");
+    std::fs::write(&path, html).map_err(ReportError::io(&path))?;
+    Ok(path)
+}
