@@ -34,14 +34,17 @@ impl TestPlan {
     /// About how long the bench lasts on one node: for each cycle the ramp-up (one
     /// `startup_delay` per user) and the `duration`, plus `cycle_time` between cycles.
     pub fn expected_duration(&self) -> Duration {
+        // Saturating: absurd values in a test file must not panic here.
         let b = &self.bench;
-        let cycles: Duration = b
-            .cycles
+        let pauses = u32::try_from(b.cycles.len().saturating_sub(1)).unwrap_or(u32::MAX);
+        b.cycles
             .iter()
-            .map(|users| b.startup_delay * *users + b.duration)
-            .sum();
-        let pauses = b.cycle_time * (b.cycles.len().saturating_sub(1) as u32);
-        cycles + pauses
+            .map(|users| {
+                let ramp = b.startup_delay.checked_mul(*users).unwrap_or(Duration::MAX);
+                ramp.saturating_add(b.duration)
+            })
+            .fold(Duration::ZERO, Duration::saturating_add)
+            .saturating_add(b.cycle_time.checked_mul(pauses).unwrap_or(Duration::MAX))
     }
 
     /// The plan as `bench-node check` prints it: test, URL, cycles, times, steps with their

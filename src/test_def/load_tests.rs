@@ -393,3 +393,18 @@ fn steps_compile_bodies_checks_and_captures() {
     assert_eq!(&body[..], b"z=1&a=v");
     assert!(plan.describe().contains("capture t from json \"/t\""));
 }
+
+#[test]
+fn absurd_values_do_not_panic() {
+    let text = format!(
+        "{HEAD}[bench]\ncycles = [4000000000, 4000000000]\nduration = 1e19\nstartup_delay = 1e19\n\
+         cycle_time = 1e19\n{STEP}"
+    );
+    let plan = load_text(&text).unwrap();
+    assert_eq!(plan.expected_duration(), Duration::MAX);
+    assert!(plan.describe().contains("expected"));
+    let e = error(&format!("{HEAD}[bench]\nduration = 1e300\n{STEP}"), 5, 12);
+    assert!(e.contains("is not a valid time"), "{e}");
+    let e = error(&format!("{HEAD}[bench]\ntimeout = nan\n{STEP}"), 5, 11);
+    assert!(e.contains("is not a valid time"), "{e}");
+}

@@ -42,10 +42,13 @@ use url::Url;
 pub struct TestPlan {
     /// File it was loaded from.
     pub path: PathBuf,
+    /// `[test] name`: names the result and the report.
     pub name: String,
+    /// `[test] description`, empty when not given.
     pub description: String,
     /// Base URL (after `-u`).
     pub url: Url,
+    /// `[bench]`, defaults filled in and overrides applied.
     pub bench: Bench,
     /// Steps in order; at least one.
     pub steps: Vec<Step>,
@@ -60,14 +63,26 @@ pub struct TestPlan {
 pub struct Bench {
     /// Users per cycle (closed model) or executions per second (open model), each > 0.
     pub cycles: Vec<u32>,
+    /// Measured time of each cycle (default 10 s; `-D` overrides).
     pub duration: Duration,
+    /// Time between two user starts in a cycle (default 0.01 s).
     pub startup_delay: Duration,
+    /// Think time between two pages, uniform in [`sleep_time_min`, `sleep_time_max`].
+    ///
+    /// [`sleep_time_min`]: Bench::sleep_time_min
+    /// [`sleep_time_max`]: Bench::sleep_time_max
     pub sleep_time_min: Duration,
+    /// Upper bound of the think time (default: `sleep_time_min`).
     pub sleep_time_max: Duration,
+    /// Pause between two executions of the test by one user (default 0).
     pub sleep_time: Duration,
+    /// Pause between two cycles (default 0).
     pub cycle_time: Duration,
+    /// Apdex T (default 1.5 s).
     pub apdex_t: Duration,
+    /// Status codes counted as success (default 200, 301, 302, 303, 307).
     pub ok_codes: Vec<u16>,
+    /// Time allowed for one request (default 30 s).
     pub timeout: Duration,
     /// Accept any TLS certificate (self-signed targets).
     pub insecure: bool,
@@ -76,17 +91,23 @@ pub struct Bench {
 /// One step: one page.
 #[derive(Debug, Clone)]
 pub struct Step {
+    /// Unique within the test; names the page in reports.
     pub name: String,
+    /// HTTP method (default GET).
     pub method: Method,
     /// Path (joined to the base URL) or absolute URL, as a template.
     pub target: Template,
     /// The target as written, for reports.
     pub target_text: String,
+    /// Request headers in the order written; values are templates.
     pub headers: Vec<(HeaderName, Template)>,
+    /// Request body, if any (see [`Body::render`] for its default content type).
     pub body: Option<Body>,
     /// Status codes this step accepts; `None` means the bench's `ok_codes`.
     pub expect_status: Option<Vec<u16>>,
+    /// Body checks, in order: `contains`, `not_contains`, `regex`.
     pub checks: Vec<Check>,
+    /// Values taken from the response for later steps, in order.
     pub captures: Vec<Capture>,
 }
 
@@ -122,24 +143,31 @@ pub struct Vars {
 /// A body check; a failed check makes the page a failure.
 #[derive(Debug, Clone)]
 pub enum Check {
+    /// `contains = "..."`: the body holds this text.
     Contains(String),
+    /// `not_contains = "..."`: the body does not hold this text.
     NotContains(String),
+    /// `regex = "..."`: the body matches somewhere.
     Regex(regex::Regex),
 }
 
 /// A value taken from a response for later steps.
 #[derive(Debug, Clone)]
 pub struct Capture {
+    /// Name later templates use (`{{ name }}`); never a builtin.
     pub name: String,
+    /// Where the value comes from.
     pub source: CaptureSource,
 }
 
+/// Where a captured value is taken from.
 #[derive(Debug, Clone)]
 pub enum CaptureSource {
     /// First match; group 1 if the regex has groups, else the whole match.
     Regex(regex::Regex),
     /// RFC 6901 pointer into a JSON body.
     JsonPointer(String),
+    /// A response header (its first value).
     Header(HeaderName),
 }
 
@@ -152,23 +180,32 @@ pub struct Service {
     pub host: Option<String>,
     /// URL polled until it answers.
     pub ready_url: Url,
+    /// How long to poll `ready_url` before giving up (default 30 s).
     pub ready_timeout: Duration,
 }
 
 /// Command-line overrides applied on load.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
+    /// `-c`: users per cycle (see [`parse_cycles`]).
     pub cycles: Option<Vec<u32>>,
+    /// `-D`: measured time of each cycle.
     pub duration: Option<Duration>,
+    /// `-u`: base URL, validated like `[test] url`.
     pub url: Option<String>,
 }
 
 /// A node's own configuration, written by the master next to the test.
 #[derive(Debug, Clone, Default)]
 pub struct NodeConfig {
+    /// This node's number, from 0 (`{{ node }}`).
     pub number: u32,
+    /// Number of nodes in the run (`{{ nodes }}`).
     pub count: u32,
+    /// Run name (`-n`).
     pub run: String,
+    /// Host the node runs on, as the nodes file names it.
     pub host: String,
+    /// Overrides of the run, applied when the node loads the test.
     pub overrides: Overrides,
 }
