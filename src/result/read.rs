@@ -338,6 +338,12 @@ impl<R: BufRead> Parser<R> {
             })
     }
 
+    /// A required count: a whole number of at most [`MAX_COUNT`], so that sums over many
+    /// nodes and cycles cannot overflow.
+    fn count(&self, e: &Elem, name: &'static str) -> Result<u64, ReadError> {
+        self.attr::<Count>(e, name).map(|c| c.0)
+    }
+
     /// An optional attribute.
     fn opt_attr<T: FromAttr>(&self, e: &Elem, name: &'static str) -> Result<Option<T>, ReadError> {
         let Some((_, v)) = e.attrs.iter().find(|(k, _)| k == name) else {
@@ -368,7 +374,7 @@ impl<R: BufRead> Parser<R> {
                         ),
                     ))
                 }
-                Ev::Text(t) if t.trim().is_empty() => {}
+                Ev::Text(t) if is_blank(&t) => {}
                 Ev::Text(_) => {
                     return Err(
                         self.invalid(0, "not a Bench Master result: text before the root element")
@@ -387,7 +393,7 @@ impl<R: BufRead> Parser<R> {
             let pos = self.xml.buffer_position();
             match self.next()? {
                 Ev::Eof => return Ok(result),
-                Ev::Text(t) if t.trim().is_empty() => {}
+                Ev::Text(t) if is_blank(&t) => {}
                 _ => return Err(self.invalid(pos, format!("content after </{ROOT}>"))),
             }
         }
@@ -554,7 +560,7 @@ impl<R: BufRead> Parser<R> {
             users: self.attr(&e, "users")?,
             window_start_ms: self.attr(&e, "window-start-ms")?,
             window_s: self.attr(&e, "window-s")?,
-            dropped: self.attr(&e, "dropped")?,
+            dropped: self.count(&e, "dropped")?,
             ..CycleResult::default()
         };
         let mut seen = Vec::new();
@@ -579,9 +585,9 @@ impl<R: BufRead> Parser<R> {
             }
             "outside" => {
                 c.outside = Outside {
-                    tests: p.attr(&e, "tests")?,
-                    pages: p.attr(&e, "pages")?,
-                    requests: p.attr(&e, "requests")?,
+                    tests: p.count(&e, "tests")?,
+                    pages: p.count(&e, "pages")?,
+                    requests: p.count(&e, "requests")?,
                 };
                 p.skip()
             }
@@ -597,10 +603,10 @@ impl<R: BufRead> Parser<R> {
 
     fn counts(&mut self, e: Elem) -> Result<Counts, ReadError> {
         let mut c = Counts {
-            success: self.attr(&e, "success")?,
-            failure: self.attr(&e, "failure")?,
-            error: self.attr(&e, "error")?,
-            bytes: self.attr(&e, "bytes")?,
+            success: self.count(&e, "success")?,
+            failure: self.count(&e, "failure")?,
+            error: self.count(&e, "error")?,
+            bytes: self.count(&e, "bytes")?,
             latency: new_histogram(),
         };
         let mut found = false;
@@ -628,11 +634,11 @@ impl<R: BufRead> Parser<R> {
             second: self.attr(e, "t")?,
             cycle: self.opt_attr(e, "cycle")?,
             users: self.attr(e, "users")?,
-            tests_ok: self.attr(e, "tests")?,
-            pages_ok: self.attr(e, "pages")?,
-            requests: self.attr(e, "requests")?,
-            failures: self.attr(e, "failures")?,
-            errors: self.attr(e, "errors")?,
+            tests_ok: self.count(e, "tests")?,
+            pages_ok: self.count(e, "pages")?,
+            requests: self.count(e, "requests")?,
+            failures: self.count(e, "failures")?,
+            errors: self.count(e, "errors")?,
         })
     }
 
@@ -641,7 +647,7 @@ impl<R: BufRead> Parser<R> {
             step: self.attr(&e, "step")?,
             kind: self.attr(&e, "kind")?,
             detail: self.attr(&e, "detail")?,
-            count: self.attr(&e, "count")?,
+            count: self.count(&e, "count")?,
             samples: Vec::new(),
         };
         self.children(|p, s| {
@@ -772,6 +778,27 @@ impl FromAttr for String {
     }
 }
 
+/// Largest count a reader accepts (2^53, some 9 × 10^15): more than any run makes, small
+/// enough that adding up millions of them cannot overflow.
+pub const MAX_COUNT: u64 = 1 << 53;
+
+/// A count, at most [`MAX_COUNT`].
+struct Count(u64);
+
+impl FromAttr for Count {
+    fn from_attr(s: &str) -> Result<Self, &'static str> {
+        match s.parse::<u64>() {
+            Ok(v) if v <= MAX_COUNT => Ok(Count(v)),
+            _ => Err("expected a whole number from 0 to 9007199254740992"),
+        }
+    }
+}
+
+/// Whitespace (a byte order mark included) between elements.
+fn is_blank(t: &str) -> bool {
+    t.trim_start_matches('\u{feff}').trim().is_empty()
+}
+
 /// A space-separated list of whole numbers.
 struct List<T>(Vec<T>);
 
@@ -870,8 +897,10 @@ pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, String> {
 }
 
 /// Checks the V2 payload (zig-zag LEB128 varints, negative for runs of zeros) for the one
-/// value hdrhistogram cannot negate, and for a truncated last varint.
+/// value hdrhistogram cannot negate, for a truncated last varint, and for a total over
+/// [`MAX_COUNT`].
 fn check_counts(mut payload: &[u8]) -> Result<(), String> {
+    let mut total: u64 = 0;
     while !payload.is_empty() {
         let mut value: u64 = 0;
         let mut used = 0;
@@ -893,6 +922,12 @@ fn check_counts(mut payload: &[u8]) -> Result<(), String> {
         let decoded = ((value >> 1) as i64) ^ -((value & 1) as i64);
         if decoded == i64::MIN {
             return Err("a count is out of range".to_string());
+        }
+        if decoded > 0 {
+            total = total.saturating_add(decoded as u64);
+            if total > MAX_COUNT {
+                return Err(format!("holds more than {MAX_COUNT} values"));
+            }
         }
         payload = &payload[used..];
     }

@@ -430,3 +430,85 @@ fn size_is_bounded_with_millions_of_requests() {
     assert!(bytes.len() < 400_000, "{} bytes", bytes.len());
     assert_eq!(read(&bytes).unwrap(), r);
 }
+
+/// The example of docs/RESULT-FORMAT.md reads, and is exactly what the writer writes.
+#[test]
+fn documented_example_is_current() {
+    let doc = include_str!("../../docs/RESULT-FORMAT.md");
+    let start = doc.find("```xml\n").unwrap() + "```xml\n".len();
+    let example = &doc[start..start + doc[start..].find("```").unwrap()];
+    let r = read_str(example).unwrap();
+    assert!(r.interrupted);
+    assert_eq!(r.cycles[0].requests.total(), 3);
+    assert_eq!(r.cycles[0].requests.latency.len(), 2);
+    assert_eq!(r.cycles[0].requests.latency.max(), 15_503);
+    assert_eq!(r.series[0].cycle, None);
+    assert_eq!(r.errors[1].samples[0].status, None);
+    assert_eq!(
+        r.errors[0].samples[0].body, "<h1>Internal error</h1>",
+        "entities expanded"
+    );
+    assert_eq!(String::from_utf8(to_bytes(&r)).unwrap(), example);
+}
+
+#[test]
+fn counts_too_large_to_add_up_are_refused() {
+    let text = String::from_utf8(to_bytes(&rich())).unwrap();
+    let huge = text.replacen(" success=\"500\"", " success=\"18446744073709551615\"", 1);
+    let e = read_str(&huge).unwrap_err();
+    assert!(e.to_string().contains("`success`"), "{e}");
+    // 2^53 + 1 as one zig-zag varint: 0x40_0000_0000_0002 -> bytes.
+    let mut v: u64 = ((1u64 << 53) + 1) << 1;
+    let mut payload = Vec::new();
+    while v >= 0x80 {
+        payload.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    payload.push(v as u8);
+    assert!(check_counts(&payload).unwrap_err().contains("more than"));
+    // A byte order mark before the root is fine.
+    assert_eq!(read_str(&format!("\u{feff}{text}")).unwrap(), rich());
+}
+
+#[test]
+fn mutated_histograms_never_panic() {
+    use base64::Engine as _;
+    use std::io::{Read as _, Write as _};
+    let mut rng = SmallRng::seed_from_u64(4);
+    let h = counts(&mut rng, 2000, 1000).latency;
+    let b64 = encode_histogram(&h).unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    let mut raw = Vec::new();
+    flate2::read::ZlibDecoder::new(&bytes[8..])
+        .read_to_end(&mut raw)
+        .unwrap();
+    for _ in 0..2000 {
+        let mut m = raw.clone();
+        for _ in 0..rng.gen_range(1..4) {
+            let i = rng.gen_range(0..m.len());
+            match rng.gen_range(0..4) {
+                0 => m[i] = rng.gen(),
+                1 => m[i] = 0xff,
+                2 => {
+                    m.truncate(i);
+                }
+                _ => m.insert(i, rng.gen()),
+            }
+        }
+        if m.len() >= 8 && rng.gen_bool(0.5) {
+            // Keep the payload length consistent, so that the counts get decoded.
+            let len = (m.len().saturating_sub(40) as u32).to_be_bytes();
+            m[4..8].copy_from_slice(&len);
+        }
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(&m).unwrap();
+        let z = z.finish().unwrap();
+        let mut framed = 0x1c84_9314u32.to_be_bytes().to_vec();
+        framed.extend_from_slice(&(z.len() as u32).to_be_bytes());
+        framed.extend_from_slice(&z);
+        let text = base64::engine::general_purpose::STANDARD.encode(framed);
+        let _ = decode_histogram(&text);
+    }
+}
