@@ -118,7 +118,13 @@ pub(crate) fn from_toml(
     field: Option<&str>,
 ) -> TestDefError {
     let span = err.span().unwrap_or(0..0);
-    let raw = err.message().trim().replace('\n', " ");
+    let raw = err
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ");
     let in_section = if section.is_empty() {
         "at top level".to_string()
     } else {

@@ -59,7 +59,17 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<TestPlan, TestDefError
 
 /// Checks a base URL: absolute, `http` or `https`, with a host.
 pub(crate) fn check_base_url(text: &str) -> Result<Url, String> {
-    let url = Url::parse(text.trim()).map_err(|e| format!("invalid URL `{text}`: {e}"))?;
+    let hint = |e: &dyn std::fmt::Display| {
+        if text.contains("://") {
+            format!("invalid URL `{text}`: {e}")
+        } else {
+            format!("invalid URL `{text}`: {e} (write it whole, e.g. `http://{text}`)")
+        }
+    };
+    let url = Url::parse(text.trim()).map_err(|e| hint(&e))?;
+    if !text.contains("://") {
+        return Err(hint(&"no scheme"));
+    }
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
             "invalid URL `{text}`: the scheme must be http or https, not `{}`",
@@ -452,13 +462,9 @@ fn list(value: Option<Spanned<OneOrMany<String>>>) -> Vec<Spanned<String>> {
 
 fn regex(src: &Source<'_>, key: &str, s: &Spanned<String>) -> Result<regex::Regex, TestDefError> {
     regex::Regex::new(s.get_ref()).map_err(|e| {
-        let detail = e
-            .to_string()
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .trim()
-            .to_string();
+        let text = e.to_string();
+        let last = text.lines().last().unwrap_or_default().trim();
+        let detail = last.strip_prefix("error: ").unwrap_or(last).to_string();
         src.error(
             s.span(),
             key,

@@ -32,12 +32,12 @@ impl Check {
 }
 
 impl fmt::Display for Check {
-    /// As in the plan: `contains "x"`, `not_contains "x"`, `regex "x"`.
+    /// As in the plan: `contains "x"`, `not_contains "x"`, ``regex `x` ``.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Check::Contains(s) => write!(f, "contains {s:?}"),
             Check::NotContains(s) => write!(f, "not_contains {s:?}"),
-            Check::Regex(re) => write!(f, "regex {:?}", re.as_str()),
+            Check::Regex(re) => write!(f, "regex `{}`", re.as_str()),
         }
     }
 }
@@ -77,10 +77,10 @@ impl Capture {
 }
 
 impl fmt::Display for CaptureSource {
-    /// As in the plan: `regex "x"`, `json "/a/b"`, `header x-token`.
+    /// As in the plan: ``regex `x` ``, `json "/a/b"`, `header x-token`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CaptureSource::Regex(re) => write!(f, "regex {:?}", re.as_str()),
+            CaptureSource::Regex(re) => write!(f, "regex `{}`", re.as_str()),
             CaptureSource::JsonPointer(p) => write!(f, "json {p:?}"),
             CaptureSource::Header(h) => write!(f, "header {h}"),
         }
