@@ -136,3 +136,101 @@ fn bad_file_gives_one_line_with_file_line_and_key() {
     assert!(err.starts_with(&expected), "{err}");
     assert!(!err.contains('\n'));
 }
+
+/// One HTTP/1.1 exchange over a plain socket: (status, headers, body).
+fn exchange(
+    url: &url::Url,
+    method: &str,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> (u16, hyper::HeaderMap, Vec<u8>) {
+    use std::io::{Read, Write};
+    let addr = (url.host_str().unwrap(), url.port().unwrap());
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let target = &url[url::Position::BeforePath..];
+    let mut request = format!(
+        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(ct) = content_type {
+        request.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut headers = hyper::HeaderMap::new();
+    for line in lines {
+        let (name, value) = line.split_once(':').unwrap();
+        headers.insert(
+            hyper::header::HeaderName::from_bytes(name.trim().as_bytes()).unwrap(),
+            value.trim().parse().unwrap(),
+        );
+    }
+    (status, headers, raw[split + 4..].to_vec())
+}
+
+#[test]
+fn quickstart_steps_pass_against_the_builtin_target() {
+    use benchmaster::engine::target::Target;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let target = rt
+        .block_on(Target::spawn("127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    let overrides = Overrides {
+        url: Some(format!("http://{}", target.addr)),
+        ..Overrides::default()
+    };
+    let plan = test_def::load(&example("quickstart.toml"), &overrides).unwrap();
+
+    // One execution of the test by user 1, as the engine runs it: captures feed later steps.
+    let mut vars = Vars {
+        user: 1,
+        nodes: 1,
+        ..Vars::default()
+    };
+    for step in &plan.steps {
+        let url = step.url(&plan.url, &vars).unwrap();
+        let (content_type, body) = match &step.body {
+            Some(b) => b.render(&vars),
+            None => (None, bytes::Bytes::new()),
+        };
+        let (status, headers, response) = exchange(&url, step.method.as_str(), content_type, &body);
+        let ok = step.expect_status.as_ref().unwrap_or(&plan.bench.ok_codes);
+        assert!(ok.contains(&status), "{}: status {status}", step.name);
+        for check in &step.checks {
+            check.check(&response).unwrap();
+        }
+        for capture in &step.captures {
+            let value = capture.extract(&headers, &response).expect("captured");
+            vars.captured.insert(capture.name.clone(), value);
+        }
+        if let Some(test_def::Body::Json(_)) = &step.body {
+            let sent: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(sent["user"], "user1");
+            assert_eq!(sent["said"], "ok");
+        }
+    }
+    assert_eq!(vars.captured["greeting"], "ok");
+    assert_eq!(target.count(), plan.steps.len() as u64);
+    rt.shutdown_background();
+}
