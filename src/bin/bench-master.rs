@@ -1,1 +1,38 @@
-fn main() {}
+//! `bench-master`: run a distributed HTTP bench over SSH (or local processes), collect the
+//! results and build the report. A thin shell over [`benchmaster::master`].
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use benchmaster::master::{self, Args, Config};
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match Config::try_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("bench-master: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("bench-master: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(master::run(config, master::interrupted())) {
+        Ok(outcome) if outcome.failed.is_empty() => ExitCode::SUCCESS,
+        // The run went through, with failed nodes (or unreachable hosts for --check).
+        Ok(_) => ExitCode::from(3),
+        Err(e) => {
+            eprintln!("bench-master: {:#}", anyhow::Error::from(e));
+            ExitCode::FAILURE
+        }
+    }
+}

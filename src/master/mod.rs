@@ -1,1 +1,199 @@
 //! The master: deploy, start, follow and collect a distributed run.
+//!
+//! The stages, in order: [`config`] (flags → validated [`Config`]), [`transport`] (how a host is
+//! reached: [`ssh`] or [`local`]), [`deploy`] (bench-node and the test onto each node;
+//! `--check`), [`run`] (start together, follow with [`follow`] and [`progress`], stop or
+//! detach), [`collect`] (results → report), with [`bench`] tying them together, [`attach`] for
+//! detached runs, [`service`] and [`monitor`] for the test's `[service]` and `[monitor]`.
+
+pub mod attach;
+pub mod bench;
+pub mod collect;
+pub mod config;
+pub mod deploy;
+pub mod follow;
+pub mod local;
+pub mod monitor;
+pub mod progress;
+pub mod run;
+pub mod service;
+pub mod ssh;
+pub mod state;
+pub mod transport;
+
+use std::future::Future;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::{mpsc, Semaphore};
+
+pub use config::{Args, Config, ConfigError, Mode};
+
+/// What the user asked for by interrupting the master.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interrupt {
+    /// End every node; still collect and report what was measured.
+    Stop,
+    /// Leave the nodes running and exit (`--attach` follows them again).
+    Detach,
+}
+
+/// How a master run ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// The report's HTML page, when one was built.
+    pub report: Option<PathBuf>,
+    /// True when the master detached from running nodes.
+    pub detached: bool,
+    /// Nodes without a result.
+    pub failed: Vec<crate::report::FailedNode>,
+}
+
+/// A run that could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterError {
+    #[error(transparent)]
+    Test(#[from] crate::test_def::TestDefError),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("only {ready} nodes could be started, {needed} needed (--min-nodes); see {}", run_dir.display())]
+    NotEnoughNodes {
+        ready: usize,
+        needed: usize,
+        run_dir: PathBuf,
+    },
+    #[error("the run did not start: {why}; see {}", run_dir.display())]
+    Aborted { why: String, run_dir: PathBuf },
+    #[error("interrupted before the nodes started")]
+    Interrupted,
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    #[error("report: {0}")]
+    Report(#[from] crate::report::ReportError),
+    #[error(transparent)]
+    Service(#[from] service::ServiceError),
+}
+
+/// Runs the master as configured until done; `shutdown` resolves on Ctrl+C or SIGTERM with
+/// what to do (see [`interrupted`]).
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = Interrupt> + Send + 'static,
+) -> Result<Outcome, MasterError> {
+    // The interrupt becomes a message, so that each stage can listen for it.
+    let (tx, mut interrupts) = mpsc::channel(1);
+    tokio::spawn(async move {
+        let _ = tx.send(shutdown.await).await;
+    });
+    match &config.mode {
+        Mode::Run => bench::bench(&config, &mut interrupts).await,
+        Mode::Check => check(&config).await,
+        Mode::Attach(dir) => attach::attach(&config, dir, false, &mut interrupts).await,
+        Mode::Stop(dir) => attach::attach(&config, dir, true, &mut interrupts).await,
+    }
+}
+
+/// `--check`: one line per host; fails when a host cannot be reached.
+async fn check(config: &Config) -> Result<Outcome, MasterError> {
+    let ssh = Arc::new(config.ssh.clone());
+    let cluster = deploy::Cluster::new(&config.nodes, &ssh);
+    let parallel = Arc::new(Semaphore::new(config.parallel));
+    let reports = deploy::check(
+        &cluster,
+        &config.node_workdir,
+        config.bench_node.as_deref(),
+        &parallel,
+    )
+    .await;
+    let mut failed = Vec::new();
+    for r in &reports {
+        println!("{}", deploy::check_line(r));
+        if let Err(e) = &r.facts {
+            failed.push(crate::report::FailedNode {
+                name: r.host.clone(),
+                host: r.host.clone(),
+                reason: e.to_string(),
+                stderr_tail: String::new(),
+            });
+        }
+    }
+    println!(
+        "{} of {} hosts reachable ({} nodes)",
+        reports.len() - failed.len(),
+        reports.len(),
+        cluster.nodes.len()
+    );
+    Ok(Outcome {
+        run_dir: PathBuf::new(),
+        report: None,
+        detached: false,
+        failed,
+    })
+}
+
+/// Resolves on SIGTERM (stop) or SIGINT: on a terminal the user is asked "(s)top or
+/// (d)etach", elsewhere it means stop.
+pub async fn interrupted() -> Interrupt {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => Interrupt::Stop,
+        _ = int.recv() => {
+            if !std::io::stdin().is_terminal() {
+                return Interrupt::Stop;
+            }
+            eprint!("\n(s)top or (d)etach? ");
+            let mut line = String::new();
+            let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
+            tokio::select! {
+                _ = stdin.read_line(&mut line) => {}
+                // A second Ctrl+C while asking: stop.
+                _ = int.recv() => return Interrupt::Stop,
+            }
+            if line.trim_start().starts_with(['d', 'D']) {
+                Interrupt::Detach
+            } else {
+                Interrupt::Stop
+            }
+        }
+    }
+}
+
+/// Runs futures concurrently and returns their outputs in order.
+pub async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut pending: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (f, slot) in pending.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.into_iter()
+        .map(|v| v.expect("every future finished"))
+        .collect()
+}

@@ -1,0 +1,143 @@
+//! `--attach RUN_DIR` and `--stop RUN_DIR`: follow a detached run by its nodes' process ids
+//! until they end (or stop them first), then collect and report it like any run.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, Semaphore};
+
+use super::bench::{finish, unix_ms};
+use super::collect;
+use super::config::Config;
+use super::local::LocalHost;
+use super::ssh::{SshHost, SshOptions};
+use super::state::RunState;
+use super::transport::{signal, Transport};
+use super::{join_all, Interrupt, MasterError, Outcome};
+use crate::nodes::NodeHost;
+
+/// Time nodes get to end after `--stop` before they are killed.
+const STOP_WAIT: Duration = Duration::from_secs(30);
+/// Time after a detached run's deadline before its nodes are killed.
+const LATE: Duration = Duration::from_secs(60);
+
+/// Follows (or, with `stop`, stops) the detached run in `run_dir`, then collects and reports it.
+pub async fn attach(
+    config: &Config,
+    run_dir: &Path,
+    stop: bool,
+    interrupts: &mut mpsc::Receiver<Interrupt>,
+) -> Result<Outcome, MasterError> {
+    let mut state = RunState::load(run_dir)?;
+    let ssh = Arc::new(SshOptions {
+        config_file: config
+            .ssh
+            .config_file
+            .clone()
+            .or_else(|| state.ssh_config.clone()),
+        accept_new_host_keys: config.ssh.accept_new_host_keys || state.accept_new_host_keys,
+        ..config.ssh.clone()
+    });
+    // One transport per distinct host, as during the run.
+    let mut hosts: Vec<(String, Arc<dyn Transport>)> = Vec::new();
+    let mut node_hosts = Vec::new();
+    for node in &state.nodes {
+        let i = match hosts.iter().position(|(h, _)| *h == node.host) {
+            Some(i) => i,
+            None => {
+                let t: Arc<dyn Transport> = match node.node_host() {
+                    Some(NodeHost::Ssh(target)) => Arc::new(SshHost::new(target, ssh.clone())),
+                    _ => Arc::new(LocalHost),
+                };
+                hosts.push((node.host.clone(), t));
+                hosts.len() - 1
+            }
+        };
+        node_hosts.push(hosts[i].1.clone());
+    }
+    let mut deadline = Instant::now()
+        + Duration::from_millis(
+            state
+                .deadline_unix_ms
+                .saturating_sub(unix_ms(SystemTime::now())),
+        )
+        + LATE;
+    if stop {
+        eprintln!("stopping the nodes of {}", run_dir.display());
+        send_all(&state, &node_hosts, "TERM").await;
+        deadline = Instant::now() + STOP_WAIT;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            // Time to look again.
+            _ = tick.tick() => {}
+            // Ctrl+C: stop the nodes, or leave them running.
+            Some(i) = interrupts.recv() => match i {
+                Interrupt::Detach => {
+                    eprintln!("detached again");
+                    return Ok(Outcome { run_dir: run_dir.to_owned(), report: None, detached: true, failed: Vec::new() });
+                }
+                Interrupt::Stop => {
+                    send_all(&state, &node_hosts, "TERM").await;
+                    deadline = deadline.min(Instant::now() + STOP_WAIT);
+                }
+            },
+        }
+        let checks = state
+            .nodes
+            .iter()
+            .zip(&node_hosts)
+            .map(|(n, h)| async move {
+                match (n.status.as_str(), n.pid) {
+                    ("running", Some(pid)) => {
+                        tokio::time::timeout(Duration::from_secs(10), signal(h.as_ref(), pid, "0"))
+                            .await
+                            .map_or(true, |r| r.unwrap_or(true))
+                    }
+                    _ => false,
+                }
+            });
+        let alive = join_all(checks).await;
+        for (node, alive) in state.nodes.iter_mut().zip(&alive) {
+            if node.status == "running" && !alive {
+                node.status = "done".into();
+            }
+        }
+        let running = alive.iter().filter(|a| **a).count();
+        if running == 0 {
+            break;
+        }
+        eprintln!("{running} of {} nodes running", state.nodes.len());
+        if Instant::now() >= deadline {
+            send_all(&state, &node_hosts, "KILL").await;
+            for node in state.nodes.iter_mut().filter(|n| n.status == "running") {
+                node.status = "failed".into();
+                node.reason = Some("still running past the run's deadline: killed".into());
+            }
+            break;
+        }
+    }
+    state.detached = false;
+    state.save(run_dir)?;
+    let pairs: Vec<_> = state.nodes.iter().cloned().zip(node_hosts).collect();
+    let parallel = Arc::new(Semaphore::new(config.parallel));
+    let collected = collect::collect(&pairs, run_dir, &parallel).await;
+    let workdir = run_dir
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."));
+    finish(workdir, run_dir, collected)
+}
+
+/// Sends `sig` to every running node (bounded in time).
+async fn send_all(state: &RunState, hosts: &[Arc<dyn Transport>], sig: &str) {
+    let sends = state.nodes.iter().zip(hosts).map(|(n, h)| async move {
+        if let (Some(pid), "running") = (n.pid, n.status.as_str()) {
+            let _ =
+                tokio::time::timeout(Duration::from_secs(10), signal(h.as_ref(), pid, sig)).await;
+        }
+    });
+    join_all(sends).await;
+}

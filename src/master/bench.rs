@@ -1,0 +1,341 @@
+//! One distributed run, end to end: test → run directory → service → deploy → spawn the nodes
+//! → coordinate → collect → report.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, Semaphore};
+
+use super::collect::{self, Collected};
+use super::config::Config;
+use super::deploy::{deploy, test_files, Cluster, DeployPlan};
+use super::follow::{follow, log_paths};
+use super::progress::Display;
+use super::run::{Coordinator, Ending, Slot, State};
+use super::state::{NodeState, RunState};
+use super::{join_all, monitor, service, Interrupt, MasterError, Outcome};
+use crate::test_def::{self, TestPlan};
+
+/// Longest wait for the nodes to get ready once spawned.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Time added to the planned length of a run before the master stops it.
+const RUN_GRACE: Duration = Duration::from_secs(30);
+
+/// Unix time in ms.
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `20260102-130405` (UTC).
+fn stamp() -> String {
+    let text = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    text.chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .map(|c| if c == 'T' { '-' } else { c })
+        .collect()
+}
+
+/// The longest a run of `plan` may last once started: every cycle's ramp-up, window, pause
+/// and last request, plus a grace period.
+pub fn run_budget(plan: &TestPlan) -> Duration {
+    let b = &plan.bench;
+    let per_cycle = |users: u32| {
+        b.startup_delay * users + b.duration + b.cycle_time + b.timeout + b.sleep_time_max
+    };
+    b.cycles.iter().map(|&u| per_cycle(u)).sum::<Duration>() + RUN_GRACE
+}
+
+/// Creates a new run directory `<workdir>/<name>/<stamp>[-k]` (never an existing one);
+/// returns it with its id `<name>/<stamp>[-k]`.
+fn new_run_dir(workdir: &Path, name: &str) -> Result<(String, PathBuf), MasterError> {
+    let stamp = stamp();
+    let parent = workdir.join(name);
+    std::fs::create_dir_all(&parent).map_err(|source| MasterError::Io {
+        path: parent.clone(),
+        source,
+    })?;
+    for k in 1.. {
+        let leaf = if k == 1 {
+            stamp.clone()
+        } else {
+            format!("{stamp}-{k}")
+        };
+        let dir = parent.join(&leaf);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                for sub in ["out", "err", "results"] {
+                    let d = dir.join(sub);
+                    std::fs::create_dir_all(&d)
+                        .map_err(|source| MasterError::Io { path: d, source })?;
+                }
+                return Ok((format!("{name}/{leaf}"), dir));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(source) => return Err(MasterError::Io { path: dir, source }),
+        }
+    }
+    unreachable!("some suffix is free")
+}
+
+/// A default run name: date-time and test name, with only safe characters.
+fn default_name(plan: &TestPlan) -> String {
+    let test: String = plan
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{}-{test}", stamp())
+}
+
+/// Runs a distributed bench.
+pub async fn bench(
+    config: &Config,
+    interrupts: &mut mpsc::Receiver<Interrupt>,
+) -> Result<Outcome, MasterError> {
+    let test_path = config.test.as_deref().expect("validated: a run has a test");
+    let plan = test_def::load(test_path, &config.overrides)?;
+    let read_err = |source| MasterError::Io {
+        path: test_path.to_owned(),
+        source,
+    };
+    let test = std::fs::read(test_path).map_err(read_err)?;
+    let files = test_files(test_path).map_err(read_err)?;
+    let name = config.name.clone().unwrap_or_else(|| default_name(&plan));
+    let (run_id, run_dir) = new_run_dir(&config.workdir, &name)?;
+    eprintln!("run {name}: {}", run_dir.display());
+
+    let ssh = Arc::new(config.ssh.clone());
+    let service = match &plan.service {
+        Some(s) => Some(service::Service::start(s, &ssh, &run_dir).await?),
+        None => None,
+    };
+    let run = Run {
+        config,
+        plan: &plan,
+        name,
+        run_id,
+        run_dir,
+        ssh,
+        test,
+        files,
+    };
+    let outcome = run.go(interrupts).await;
+    // A detached run still needs its service: it is left running.
+    let detached = outcome.as_ref().is_ok_and(|o| o.detached);
+    if let (Some(service), false) = (service, detached) {
+        service.stop().await;
+    }
+    outcome
+}
+
+/// A run once its directory exists and its service answers.
+struct Run<'a> {
+    config: &'a Config,
+    plan: &'a TestPlan,
+    name: String,
+    run_id: String,
+    run_dir: PathBuf,
+    ssh: Arc<super::ssh::SshOptions>,
+    test: Vec<u8>,
+    files: Vec<(String, Vec<u8>)>,
+}
+
+impl Run<'_> {
+    /// Deploys, starts, follows, collects and reports.
+    async fn go(self, interrupts: &mut mpsc::Receiver<Interrupt>) -> Result<Outcome, MasterError> {
+        let Run {
+            config,
+            plan,
+            name,
+            run_id,
+            run_dir,
+            ssh,
+            test,
+            files,
+        } = self;
+        let parallel = Arc::new(Semaphore::new(config.parallel));
+        let cluster = Cluster::new(&config.nodes, &ssh);
+        eprintln!(
+            "deploying to {} nodes on {} hosts...",
+            cluster.nodes.len(),
+            cluster.hosts.len()
+        );
+        let deploy_plan = DeployPlan {
+            run_id: run_id.clone(),
+            node_workdir: config.node_workdir.clone(),
+            bench_node: config.bench_node.clone(),
+            test,
+            files,
+            run_name: name.clone(),
+            overrides: config.overrides.clone(),
+        };
+        let deployed = tokio::select! {
+            d = deploy(&cluster, &deploy_plan, &parallel) => d,
+            Some(_) = interrupts.recv() => return Err(MasterError::Interrupted),
+        };
+
+        // Spawn every deployed node; the others are failed from the start.
+        let (tx, rx) = mpsc::channel(1024);
+        let spawns = deployed.into_iter().enumerate().map(|(p, d)| {
+            let host = cluster.host_of(p).clone();
+            let number = cluster.nodes[p].0.number;
+            let tx = tx.clone();
+            let run_dir = &run_dir;
+            async move {
+                let mut slot = Slot::new(number, host.clone(), String::new());
+                let node = match d {
+                    Ok(node) => node,
+                    Err(e) => {
+                        slot.give_up(State::Failed, format!("deploy failed: {e}"));
+                        return slot;
+                    }
+                };
+                slot.dir = node.dir.clone();
+                match host.spawn(node.command()).await {
+                    Ok(process) => {
+                        let (out, err) = log_paths(run_dir, number);
+                        slot.stdin = Some(follow(p, process, out, err, tx));
+                    }
+                    Err(e) => slot.give_up(State::Failed, format!("cannot start bench-node: {e}")),
+                }
+                slot
+            }
+        });
+        let slots = join_all(spawns).await;
+        drop(tx);
+        for slot in slots.iter().filter(|s| s.state == State::Failed) {
+            eprintln!(
+                "node{} ({}): {}",
+                slot.number,
+                slot.host.label(),
+                slot.reason.as_deref().unwrap_or("failed")
+            );
+        }
+        let started = slots.iter().filter(|s| s.state != State::Failed).count();
+        if started < config.min_nodes {
+            return Err(MasterError::NotEnoughNodes {
+                ready: started,
+                needed: config.min_nodes,
+                run_dir,
+            });
+        }
+
+        let names = slots
+            .iter()
+            .map(|s| format!("node{} {}", s.number, s.host.label()))
+            .collect();
+        let budget = run_budget(plan);
+        let stop_budget = plan.bench.timeout + Duration::from_secs(15);
+        let mut coordinator = Coordinator::new(
+            slots,
+            rx,
+            Display::new(names, config.verbose),
+            config.min_nodes,
+            READY_TIMEOUT,
+            budget,
+            stop_budget,
+        );
+        let sampler = monitor::Sampler::start(&plan.monitor_hosts, &ssh);
+        let ending = coordinator.run(interrupts).await;
+        let resources = sampler.stop().await;
+
+        let state = RunState {
+            name,
+            run_id,
+            test: plan.name.clone(),
+            ssh_config: config.ssh.config_file.clone(),
+            accept_new_host_keys: config.ssh.accept_new_host_keys,
+            started_unix_ms: coordinator.started.map_or(0, unix_ms),
+            deadline_unix_ms: coordinator
+                .started
+                .map_or(0, |s| unix_ms(s + budget + stop_budget)),
+            detached: ending == Ending::Detached,
+            start_skew_ms: coordinator.observed_skew_ms(),
+            nodes: coordinator.slots.iter().map(node_state).collect(),
+        };
+        state.save(&run_dir)?;
+        match ending {
+            Ending::Detached => {
+                // Dropping the nodes' stdin now: a detached node ignores the end of its input.
+                drop(coordinator);
+                eprintln!(
+                    "detached; follow the run again with: bench-master --attach {0}\n\
+                 or stop it with: bench-master --stop {0}",
+                    run_dir.display()
+                );
+                return Ok(Outcome {
+                    run_dir,
+                    report: None,
+                    detached: true,
+                    failed: Vec::new(),
+                });
+            }
+            Ending::Aborted(why) => return Err(MasterError::Aborted { why, run_dir }),
+            Ending::Finished => {}
+        }
+        if let Some(skew) = state.start_skew_ms {
+            eprintln!("start skew between nodes (as seen by the master): {skew:.1} ms");
+        }
+        let hosts: Vec<_> = coordinator
+            .slots
+            .iter()
+            .map(|s| (node_state(s), s.host.clone()))
+            .collect();
+        drop(coordinator);
+        let collected = collect::collect(&hosts, &run_dir, &parallel).await;
+        monitor::attach_resources(&collected, resources);
+        state.save(&run_dir)?;
+        finish(&config.workdir, &run_dir, collected)
+    }
+}
+
+/// Builds the report of a collected run, refreshes the workspace index and says where it is.
+pub fn finish(
+    workdir: &Path,
+    run_dir: &Path,
+    collected: Collected,
+) -> Result<Outcome, MasterError> {
+    for f in &collected.failed {
+        eprintln!("{} ({}) failed: {}", f.name, f.host, f.reason);
+        if !f.stderr_tail.is_empty() {
+            for line in f.stderr_tail.lines() {
+                eprintln!("    {line}");
+            }
+        }
+    }
+    let report = collect::build_report(run_dir, &collected)?;
+    if let Err(e) = collect::refresh_index(workdir) {
+        eprintln!("bench-master: workspace index not refreshed: {e}");
+    }
+    println!("{}", report.display());
+    Ok(Outcome {
+        run_dir: run_dir.to_owned(),
+        report: Some(report),
+        detached: false,
+        failed: collected.failed,
+    })
+}
+
+/// The state-file record of a node.
+pub fn node_state(s: &Slot) -> NodeState {
+    NodeState {
+        number: s.number,
+        host: s.host.label().to_string(),
+        dir: s.dir.clone(),
+        pid: s.pid,
+        status: match s.state {
+            State::Waiting | State::Ready | State::Running | State::Stopping => "running",
+            other => other.as_str(),
+        }
+        .to_string(),
+        reason: s.reason.clone(),
+    }
+}

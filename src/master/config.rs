@@ -1,0 +1,267 @@
+//! bench-master's flags (clap) and the validated [`Config`] the master runs with.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use super::ssh::SshOptions;
+use crate::nodes::{self, Node, NodesError};
+use crate::test_def::Overrides;
+
+/// Raw command-line flags of `bench-master`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "bench-master",
+    version,
+    about = "Run a distributed HTTP bench on the nodes of NODES (pssh format; `local` runs a \
+             local process), collect the results and build the report."
+)]
+pub struct Args {
+    /// Nodes file: `host[:port] [user]` per line, `local` for a local process.
+    #[arg(required_unless_present_any = ["attach", "stop"])]
+    pub nodes: Option<PathBuf>,
+    /// Test definition (TOML).
+    #[arg(required_unless_present_any = ["attach", "stop", "check"])]
+    pub test: Option<PathBuf>,
+    /// Cycles: users per node for each cycle, e.g. `10:20:30`.
+    #[arg(short = 'c', long = "cycles", value_name = "CYCLES")]
+    pub cycles: Option<String>,
+    /// Duration of each cycle, seconds (or `5m`, `90s`).
+    #[arg(short = 'D', long = "duration", value_name = "SECONDS")]
+    pub duration: Option<String>,
+    /// Run name (default: date-time and test name). Runs of one name are grouped.
+    #[arg(short = 'n', long = "name")]
+    pub name: Option<String>,
+    /// Master workspace.
+    #[arg(short = 'w', long = "workdir", default_value = "bench-output")]
+    pub workdir: PathBuf,
+    /// Node workspace (on every node).
+    #[arg(short = 'x', long = "node-workdir", default_value = "/tmp/bench-node")]
+    pub node_workdir: String,
+    /// bench-node already installed on the nodes at PATH (nothing is uploaded).
+    #[arg(short = 's', long = "bench-node", value_name = "PATH")]
+    pub bench_node: Option<String>,
+    /// Base URL override.
+    #[arg(short = 'u', long = "url")]
+    pub url: Option<String>,
+    /// Use only the first N nodes of the file.
+    #[arg(long)]
+    pub num_nodes: Option<usize>,
+    /// Start once N nodes are ready (default: all); the others are reported missing.
+    #[arg(long)]
+    pub min_nodes: Option<usize>,
+    /// ssh configuration file (passed to ssh as `-F`).
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// SSH operations at once.
+    #[arg(long, default_value_t = 32)]
+    pub parallel: usize,
+    /// SSH connect timeout, seconds.
+    #[arg(long, value_name = "S", default_value_t = 10)]
+    pub connect_timeout: u64,
+    /// Accept and record unknown host keys (otherwise they are refused).
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+    /// Cluster preflight: reach every node and report what it offers; runs nothing.
+    #[arg(long, conflicts_with_all = ["attach", "stop"])]
+    pub check: bool,
+    /// Follow a detached run again, then collect and report it.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "stop")]
+    pub attach: Option<PathBuf>,
+    /// Stop a detached run, then collect and report what it measured.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub stop: Option<PathBuf>,
+    /// More output.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+}
+
+/// What the master is asked to do.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// Deploy, run, collect, report.
+    Run,
+    /// Preflight only.
+    Check,
+    /// Follow the detached run in this directory.
+    Attach(PathBuf),
+    /// Stop the detached run in this directory.
+    Stop(PathBuf),
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    /// The nodes to use (after `--num-nodes`); empty for attach and stop.
+    pub nodes: Vec<Node>,
+    /// Test definition file.
+    pub test: Option<PathBuf>,
+    /// Cycles, duration and URL given on the command line.
+    pub overrides: Overrides,
+    pub name: Option<String>,
+    pub workdir: PathBuf,
+    /// Node workspace, as a path on the nodes.
+    pub node_workdir: String,
+    /// Installed bench-node on the nodes (`-s`); `None` = deploy the master's own.
+    pub bench_node: Option<String>,
+    /// Nodes that must be ready for the run to start.
+    pub min_nodes: usize,
+    /// SSH operations at once.
+    pub parallel: usize,
+    pub ssh: SshOptions,
+    pub verbose: bool,
+}
+
+/// Flags that do not make a valid configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Nodes(#[from] NodesError),
+    #[error("-c {0:?}: expected users per cycle separated by `:`, each above 0, e.g. `10:20:30`")]
+    Cycles(String),
+    #[error("-D {0:?}: expected seconds (`300`) or a duration (`5m`)")]
+    Duration(String),
+    #[error("{flag} must be at least 1")]
+    Zero { flag: &'static str },
+    #[error("--min-nodes {min} is more than the {count} nodes in use")]
+    MinNodes { min: usize, count: usize },
+    #[error("-n {0:?}: a run name may not be empty, `.`, `..` or hold `/`")]
+    Name(String),
+}
+
+/// Parses `10:20:30`.
+pub fn parse_cycles(text: &str) -> Result<Vec<u32>, ConfigError> {
+    let cycles: Option<Vec<u32>> = text
+        .split(':')
+        .map(|c| c.trim().parse::<u32>().ok().filter(|&u| u > 0))
+        .collect();
+    cycles.ok_or_else(|| ConfigError::Cycles(text.to_string()))
+}
+
+/// Parses `300`, `2.5` (seconds) or `5m`.
+pub fn parse_duration(text: &str) -> Result<Duration, ConfigError> {
+    let bad = || ConfigError::Duration(text.to_string());
+    if let Ok(secs) = text.trim().parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(bad);
+    }
+    humantime::parse_duration(text.trim()).map_err(|_| bad())
+}
+
+impl TryFrom<Args> for Config {
+    type Error = ConfigError;
+
+    fn try_from(a: Args) -> Result<Config, ConfigError> {
+        let mode = match (&a.attach, &a.stop, a.check) {
+            (Some(dir), _, _) => Mode::Attach(dir.clone()),
+            (_, Some(dir), _) => Mode::Stop(dir.clone()),
+            (_, _, true) => Mode::Check,
+            _ => Mode::Run,
+        };
+        let mut nodes = match &a.nodes {
+            Some(path) if matches!(mode, Mode::Run | Mode::Check) => nodes::load(path)?,
+            _ => Vec::new(),
+        };
+        if let Some(n) = a.num_nodes {
+            if n == 0 {
+                return Err(ConfigError::Zero {
+                    flag: "--num-nodes",
+                });
+            }
+            nodes.truncate(n);
+        }
+        let min_nodes = a.min_nodes.unwrap_or(nodes.len());
+        if min_nodes > nodes.len() && matches!(mode, Mode::Run) {
+            return Err(ConfigError::MinNodes {
+                min: min_nodes,
+                count: nodes.len(),
+            });
+        }
+        if a.min_nodes == Some(0) {
+            return Err(ConfigError::Zero {
+                flag: "--min-nodes",
+            });
+        }
+        if a.parallel == 0 {
+            return Err(ConfigError::Zero { flag: "--parallel" });
+        }
+        if let Some(name) = &a.name {
+            if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+                return Err(ConfigError::Name(name.clone()));
+            }
+        }
+        let overrides = Overrides {
+            cycles: a.cycles.as_deref().map(parse_cycles).transpose()?,
+            duration: a.duration.as_deref().map(parse_duration).transpose()?,
+            url: a.url.clone(),
+        };
+        Ok(Config {
+            mode,
+            nodes,
+            test: a.test,
+            overrides,
+            name: a.name,
+            workdir: a.workdir,
+            node_workdir: a.node_workdir,
+            bench_node: a.bench_node,
+            min_nodes,
+            parallel: a.parallel,
+            ssh: SshOptions {
+                config_file: a.ssh_config,
+                connect_timeout: Duration::from_secs(a.connect_timeout.max(1)),
+                accept_new_host_keys: a.accept_new_host_keys,
+                ..SshOptions::default()
+            },
+            verbose: a.verbose,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cycles_and_durations() {
+        assert_eq!(parse_cycles("10:20:30").unwrap(), [10, 20, 30]);
+        assert!(parse_cycles("10::30").is_err());
+        assert!(parse_cycles("0").is_err());
+        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn flags_validate() {
+        let args = |extra: &[&str]| {
+            let mut v = vec!["bench-master"];
+            v.extend_from_slice(extra);
+            Args::try_parse_from(v)
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let nodes = dir.path().join("nodes");
+        std::fs::write(&nodes, "local\nlocal\nlocal\n").unwrap();
+        let n = nodes.to_str().unwrap();
+        let c = Config::try_from(args(&[n, "t.toml", "--num-nodes", "2", "-c", "1:2"]).unwrap())
+            .unwrap();
+        assert_eq!(c.nodes.len(), 2);
+        assert_eq!(c.min_nodes, 2);
+        assert_eq!(c.overrides.cycles, Some(vec![1, 2]));
+        assert!(Config::try_from(args(&[n, "t", "--min-nodes", "4"]).unwrap()).is_err());
+        assert!(Config::try_from(args(&[n, "t", "-n", "a/b"]).unwrap()).is_err());
+        assert!(matches!(
+            Config::try_from(args(&["--attach", "x"]).unwrap())
+                .unwrap()
+                .mode,
+            Mode::Attach(_)
+        ));
+        assert!(args(&[n]).is_err());
+        assert!(Config::try_from(args(&[n, "--check"]).unwrap()).is_ok());
+    }
+}

@@ -1,0 +1,400 @@
+//! Deploy: reach every host in parallel (bounded by `--parallel`), make sure it has this very
+//! bench-node (uploading the master's own when the architecture matches), and copy each node's
+//! test, its files and its `node.toml` into `<x>/<run>/node<N>/`. Also `--check`, the cluster
+//! preflight.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use super::local::LocalHost;
+use super::ssh::{SshHost, SshOptions};
+use super::transport::{host_facts, put_file, HostFacts, Transport, TransportError};
+use crate::nodes::{Node, NodeHost};
+use crate::test_def::{node_config_toml, NodeConfig, Overrides};
+
+/// What `bench-node --version` prints for this build.
+pub fn expected_version() -> String {
+    format!("bench-node {}", crate::VERSION)
+}
+
+/// A deploy that failed on a host or a node.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The node's architecture differs: the master's binary cannot run there.
+    #[error(
+        "{host}: bench-node is {found:?} and this machine's binary is for {local}, not {remote}: \
+         install bench-node {version} there and pass -s PATH"
+    )]
+    Arch {
+        host: String,
+        found: String,
+        local: String,
+        remote: String,
+        version: String,
+    },
+    /// `-s PATH` names no bench-node of this version.
+    #[error("{host}: {path} is {found:?}, expected {expected:?} (check -s PATH)")]
+    Version {
+        host: String,
+        path: String,
+        found: String,
+        expected: String,
+    },
+    /// The master's own bench-node binary cannot be read.
+    #[error("cannot read {}: {source} (build it with `cargo build --bin bench-node`)", path.display())]
+    LocalBinary {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The nodes of a run and the hosts they run on: one transport per physical host, shared by
+/// all its virtual nodes.
+pub struct Cluster {
+    /// Distinct hosts, in order of first appearance.
+    pub hosts: Vec<Arc<dyn Transport>>,
+    /// The nodes, each with the index of its host in `hosts`.
+    pub nodes: Vec<(Node, usize)>,
+}
+
+impl Cluster {
+    /// Groups `nodes` by host.
+    pub fn new(nodes: &[Node], ssh: &Arc<SshOptions>) -> Cluster {
+        let mut index: HashMap<NodeHost, usize> = HashMap::new();
+        let mut hosts: Vec<Arc<dyn Transport>> = Vec::new();
+        let mut list = Vec::new();
+        for node in nodes {
+            let i = *index.entry(node.host.clone()).or_insert_with(|| {
+                hosts.push(match &node.host {
+                    NodeHost::Local => Arc::new(LocalHost),
+                    NodeHost::Ssh(target) => Arc::new(SshHost::new(target.clone(), ssh.clone())),
+                });
+                hosts.len() - 1
+            });
+            list.push((node.clone(), i));
+        }
+        Cluster { hosts, nodes: list }
+    }
+
+    /// The host of node `number`.
+    pub fn host_of(&self, position: usize) -> &Arc<dyn Transport> {
+        &self.hosts[self.nodes[position].1]
+    }
+}
+
+/// Everything a deploy copies.
+#[derive(Debug, Clone)]
+pub struct DeployPlan {
+    /// Run directory below the node workspace (`<name>/<stamp>`).
+    pub run_id: String,
+    /// Node workspace (`-x`).
+    pub node_workdir: String,
+    /// Installed bench-node (`-s`); `None` = deploy the master's own.
+    pub bench_node: Option<String>,
+    /// The test file's bytes.
+    pub test: Vec<u8>,
+    /// Files the test needs (`body_file`), relative to the test, with their bytes.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// Run name written into each node's configuration.
+    pub run_name: String,
+    pub overrides: Overrides,
+}
+
+/// A node ready to be started.
+#[derive(Debug, Clone)]
+pub struct DeployedNode {
+    /// Node number.
+    pub number: u32,
+    /// Its directory on the host.
+    pub dir: String,
+    /// bench-node on the host.
+    pub bench_node: String,
+}
+
+impl DeployedNode {
+    /// The command that runs the node, waiting for the master's `start`.
+    pub fn command(&self) -> Vec<String> {
+        let f = |name: &str| format!("{}/{name}", self.dir);
+        vec![
+            self.bench_node.clone(),
+            "run".into(),
+            f("test.toml"),
+            "--node".into(),
+            f("node.toml"),
+            "-o".into(),
+            f("result.xml"),
+            "--progress".into(),
+            "json".into(),
+            "--wait-start".into(),
+            "--pid-file".into(),
+            f("pid"),
+        ]
+    }
+}
+
+/// bench-node beside the running bench-master.
+pub fn local_bench_node() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    exe.with_file_name("bench-node")
+}
+
+/// Deploys every node; one result per node, in order. Hosts are handled in parallel, at most
+/// `parallel` at once.
+pub async fn deploy(
+    cluster: &Cluster,
+    plan: &DeployPlan,
+    parallel: &Arc<Semaphore>,
+) -> Vec<Result<DeployedNode, DeployError>> {
+    let local_arch = host_facts(&LocalHost, "/nonexistent").await.map(|f| f.arch);
+    let per_host = cluster.hosts.iter().enumerate().map(|(h, host)| {
+        let nodes: Vec<&Node> = cluster
+            .nodes
+            .iter()
+            .filter(|(_, i)| *i == h)
+            .map(|(n, _)| n)
+            .collect();
+        let local_arch = local_arch.as_ref().map(String::as_str).unwrap_or("");
+        async move {
+            let _permit = parallel.acquire().await.expect("semaphore never closed");
+            deploy_host(host.as_ref(), &nodes, plan, cluster.nodes.len(), local_arch).await
+        }
+    });
+    let results = super::join_all(per_host).await;
+    let mut by_node: Vec<Option<Result<DeployedNode, DeployError>>> =
+        (0..cluster.nodes.len()).map(|_| None).collect();
+    for (h, result) in results.into_iter().enumerate() {
+        let positions = cluster
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, i))| *i == h)
+            .map(|(p, _)| p);
+        match result {
+            Ok(nodes) => {
+                for (p, r) in positions.zip(nodes) {
+                    by_node[p] = Some(r);
+                }
+            }
+            Err(e) => {
+                let text = e.to_string();
+                for p in positions {
+                    by_node[p] = Some(Err(DeployError::Transport(TransportError::Connect {
+                        host: cluster.host_of(p).label().to_string(),
+                        message: text.clone(),
+                    })));
+                }
+                // Keep the original, typed error for the first node of the host.
+                if let Some(first) = cluster.nodes.iter().position(|(_, i)| *i == h) {
+                    by_node[first] = Some(Err(e));
+                }
+            }
+        }
+    }
+    by_node
+        .into_iter()
+        .map(|r| r.expect("every node has a result"))
+        .collect()
+}
+
+/// Deploys the nodes of one host: bench-node once, then each node's files.
+async fn deploy_host(
+    host: &dyn Transport,
+    nodes: &[&Node],
+    plan: &DeployPlan,
+    count: usize,
+    local_arch: &str,
+) -> Result<Vec<Result<DeployedNode, DeployError>>, DeployError> {
+    let bench_node = ensure_bench_node(host, plan, local_arch).await?;
+    let mut out = Vec::new();
+    let copies = nodes.iter().map(|node| {
+        let bench_node = bench_node.clone();
+        async move {
+            let dir = format!(
+                "{}/{}/node{}",
+                plan.node_workdir.trim_end_matches('/'),
+                plan.run_id,
+                node.number
+            );
+            let config = NodeConfig {
+                number: node.number,
+                count: count as u32,
+                run: plan.run_name.clone(),
+                host: host.label().to_string(),
+                overrides: plan.overrides.clone(),
+            };
+            put_file(host, &format!("{dir}/test.toml"), plan.test.clone(), 0o644).await?;
+            put_file(
+                host,
+                &format!("{dir}/node.toml"),
+                node_config_toml(&config).into_bytes(),
+                0o644,
+            )
+            .await?;
+            for (rel, bytes) in &plan.files {
+                put_file(host, &format!("{dir}/{rel}"), bytes.clone(), 0o644).await?;
+            }
+            Ok(DeployedNode {
+                number: node.number,
+                dir,
+                bench_node,
+            })
+        }
+    });
+    for r in super::join_all(copies).await {
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// Returns the bench-node path to run on `host`, uploading the master's own when needed.
+async fn ensure_bench_node(
+    host: &dyn Transport,
+    plan: &DeployPlan,
+    local_arch: &str,
+) -> Result<String, DeployError> {
+    let expected = expected_version();
+    if let Some(path) = &plan.bench_node {
+        let facts = host_facts(host, path).await?;
+        if facts.version != expected {
+            return Err(DeployError::Version {
+                host: host.label().to_string(),
+                path: path.clone(),
+                found: facts.version,
+                expected,
+            });
+        }
+        return Ok(path.clone());
+    }
+    if host.is_local() {
+        let path = local_bench_node();
+        std::fs::metadata(&path).map_err(|source| DeployError::LocalBinary {
+            path: path.clone(),
+            source,
+        })?;
+        return Ok(path.to_string_lossy().into_owned());
+    }
+    let remote = format!("{}/bench-node", plan.node_workdir.trim_end_matches('/'));
+    let facts = host_facts(host, &remote).await?;
+    if facts.version == expected {
+        return Ok(remote);
+    }
+    if facts.arch != local_arch {
+        return Err(DeployError::Arch {
+            host: host.label().to_string(),
+            found: if facts.version.is_empty() {
+                "missing".into()
+            } else {
+                facts.version
+            },
+            local: local_arch.to_string(),
+            remote: facts.arch,
+            version: crate::VERSION.to_string(),
+        });
+    }
+    let path = local_bench_node();
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|source| DeployError::LocalBinary { path, source })?;
+    put_file(host, &remote, bytes, 0o755).await?;
+    Ok(remote)
+}
+
+/// One line of `--check`.
+#[derive(Debug)]
+pub struct CheckReport {
+    /// Host label.
+    pub host: String,
+    /// Nodes of the file on this host.
+    pub nodes: usize,
+    /// What the host offers, or why it could not be reached.
+    pub facts: Result<HostFacts, TransportError>,
+    /// Where the version was asked.
+    pub bench_node: String,
+}
+
+/// Reaches every host (bounded by `parallel`) and gathers its [`HostFacts`].
+pub async fn check(
+    cluster: &Cluster,
+    node_workdir: &str,
+    bench_node: Option<&str>,
+    parallel: &Arc<Semaphore>,
+) -> Vec<CheckReport> {
+    let checks = cluster
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(h, host)| async move {
+            let _permit = parallel.acquire().await.expect("semaphore never closed");
+            let path = match (bench_node, host.is_local()) {
+                (Some(p), _) => p.to_string(),
+                (None, true) => local_bench_node().to_string_lossy().into_owned(),
+                (None, false) => format!("{}/bench-node", node_workdir.trim_end_matches('/')),
+            };
+            CheckReport {
+                host: host.label().to_string(),
+                nodes: cluster.nodes.iter().filter(|(_, i)| *i == h).count(),
+                facts: host_facts(host.as_ref(), &path).await,
+                bench_node: path,
+            }
+        });
+    super::join_all(checks).await
+}
+
+/// Formats one `--check` line.
+pub fn check_line(r: &CheckReport) -> String {
+    let expected = expected_version();
+    match &r.facts {
+        Err(e) => format!("{:<24} UNREACHABLE  {e}", r.host),
+        Ok(f) => {
+            let version = match f.version.as_str() {
+                "" => format!("bench-node missing at {} (will be uploaded)", r.bench_node),
+                v if v == expected => v.to_string(),
+                v => format!("{v} at {} (will be replaced)", r.bench_node),
+            };
+            let mem = f
+                .mem_available_kib
+                .map_or("?".into(), |k| format!("{} MiB", k / 1024));
+            format!(
+                "{:<24} ok  nodes={} arch={} cores={} nofile={} mem_free={} {}",
+                r.host,
+                r.nodes,
+                f.arch,
+                f.cores.map_or("?".into(), |c| c.to_string()),
+                f.nofile,
+                mem,
+                version
+            )
+        }
+    }
+}
+
+/// Files a test refers to (`body_file` of its steps), relative paths only, read from beside
+/// the test. Paths leaving the test's directory are refused.
+pub fn test_files(test_path: &Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let text = std::fs::read_to_string(test_path)?;
+    let Ok(value) = text.parse::<toml::Table>() else {
+        return Ok(Vec::new());
+    };
+    let base = test_path.parent().unwrap_or(Path::new("."));
+    let mut files = Vec::new();
+    let steps = value.get("step").and_then(|s| s.as_array());
+    for step in steps.into_iter().flatten() {
+        let Some(rel) = step.get("body_file").and_then(|f| f.as_str()) else {
+            continue;
+        };
+        let p = Path::new(rel);
+        let inside = p
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if inside && !files.iter().any(|(r, _)| r == rel) {
+            files.push((rel.to_string(), std::fs::read(base.join(p))?));
+        }
+    }
+    Ok(files)
+}

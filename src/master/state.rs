@@ -1,0 +1,106 @@
+//! The run's state file `<run dir>/run.json`: which node ran where, its process id and how it
+//! ended, so that a detached run can be attached to, stopped and collected later.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::nodes::{self, NodeHost};
+
+/// File name of the state file in a run directory.
+pub const FILE_NAME: &str = "run.json";
+
+/// A run as the master left it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunState {
+    /// Run name (`-n`).
+    pub name: String,
+    /// Directory of the run below the node workspace (`<name>/<stamp>`).
+    pub run_id: String,
+    /// Test name.
+    pub test: String,
+    /// `--ssh-config` used.
+    pub ssh_config: Option<PathBuf>,
+    /// `--accept-new-host-keys` used.
+    pub accept_new_host_keys: bool,
+    /// When the nodes were told to start, Unix ms (0: never started).
+    pub started_unix_ms: u64,
+    /// When the run must be over at the latest, Unix ms.
+    pub deadline_unix_ms: u64,
+    /// True once the master detached from the running nodes.
+    pub detached: bool,
+    /// Spread of the nodes' first users, ms (from their results).
+    pub start_skew_ms: Option<f64>,
+    pub nodes: Vec<NodeState>,
+}
+
+/// One node of a run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NodeState {
+    pub number: u32,
+    /// Host as written in a nodes file (`local`, `user@host:port`).
+    pub host: String,
+    /// Node directory on the host.
+    pub dir: String,
+    /// bench-node's process id on the host, once known.
+    pub pid: Option<u32>,
+    /// `running`, `done`, `failed` or `missing`.
+    pub status: String,
+    /// Why it failed or is missing.
+    pub reason: Option<String>,
+}
+
+impl NodeState {
+    /// The host, parsed back.
+    pub fn node_host(&self) -> Option<NodeHost> {
+        nodes::parse(&self.host, Path::new(FILE_NAME))
+            .ok()
+            .and_then(|n| n.into_iter().next())
+            .map(|n| n.host)
+    }
+}
+
+/// A state file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot read {}: {source} (is it a run directory of bench-master?)", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl RunState {
+    /// Reads `<run_dir>/run.json`.
+    pub fn load(run_dir: &Path) -> Result<RunState, StateError> {
+        let path = run_dir.join(FILE_NAME);
+        let text = std::fs::read_to_string(&path).map_err(|source| StateError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|source| StateError::Parse { path, source })
+    }
+
+    /// Writes `<run_dir>/run.json` (replaced atomically).
+    pub fn save(&self, run_dir: &Path) -> Result<(), StateError> {
+        let path = run_dir.join(FILE_NAME);
+        let tmp = run_dir.join(format!("{FILE_NAME}.part"));
+        let text = serde_json::to_string_pretty(self).expect("state serialises");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|source| StateError::Write { path, source })
+    }
+}

@@ -1,0 +1,194 @@
+//! How the master reaches a node's host: a [`Transport`] runs programs there (never through an
+//! unquoted shell string) and spawns long-lived processes with piped stdio. Two real
+//! implementations: [`super::ssh::SshHost`] and [`super::local::LocalHost`]. File transfer and
+//! the other helpers below are written once on top of the trait.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A boxed future, so that the trait stays object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A failure to reach a host or to run something there.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// No connection could be made (the ssh error follows).
+    #[error("{host}: cannot connect: {message}")]
+    Connect { host: String, message: String },
+    /// The program could not be started or its channel broke.
+    #[error("{host}: `{command}`: {message}")]
+    Exec {
+        host: String,
+        command: String,
+        message: String,
+    },
+    /// The program ran and failed.
+    #[error("{host}: `{command}` failed ({status}): {stderr}")]
+    Failed {
+        host: String,
+        command: String,
+        status: String,
+        stderr: String,
+    },
+}
+
+/// What a finished program printed.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Exit code; `None` when killed by a signal or when the channel was lost.
+    pub code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// A running program with piped stdio.
+pub struct Process {
+    /// Its standard input (the node's command channel).
+    pub stdin: Box<dyn AsyncWrite + Send + Unpin>,
+    pub stdout: Box<dyn AsyncRead + Send + Unpin>,
+    pub stderr: Box<dyn AsyncRead + Send + Unpin>,
+    /// Resolves with the exit code when the program ends (`None`: signal or lost channel). It
+    /// owns whatever keeps the channel open (an SSH session slot).
+    pub exit: BoxFuture<'static, Option<i32>>,
+}
+
+/// A host where programs run: over SSH or as local processes.
+pub trait Transport: Send + Sync {
+    /// How the host is named in messages (`local`, `user@host:port`).
+    fn label(&self) -> &str;
+
+    /// True for the master's own machine (bench-node is then used from beside bench-master).
+    fn is_local(&self) -> bool;
+
+    /// Runs `argv` (each word passed as one argument, quoted for the remote shell) with `stdin`
+    /// as its input, and waits for it.
+    fn exec(
+        &self,
+        argv: Vec<String>,
+        stdin: Vec<u8>,
+    ) -> BoxFuture<'_, Result<Output, TransportError>>;
+
+    /// Starts `argv` with piped stdin, stdout and stderr.
+    fn spawn(&self, argv: Vec<String>) -> BoxFuture<'_, Result<Process, TransportError>>;
+}
+
+/// The words of a command, for messages.
+pub fn display_argv(argv: &[String]) -> String {
+    argv.iter()
+        .map(|w| shell_escape::unix::escape(w.into()).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Builds an argv from string slices.
+pub fn argv<I: IntoIterator<Item = S>, S: Into<String>>(words: I) -> Vec<String> {
+    words.into_iter().map(Into::into).collect()
+}
+
+/// Runs `argv` and requires exit code 0.
+pub async fn exec_ok(
+    t: &dyn Transport,
+    argv: Vec<String>,
+    stdin: Vec<u8>,
+) -> Result<Output, TransportError> {
+    let command = display_argv(&argv);
+    let out = t.exec(argv, stdin).await?;
+    if out.code == Some(0) {
+        return Ok(out);
+    }
+    Err(TransportError::Failed {
+        host: t.label().to_string(),
+        command,
+        status: out.code.map_or("killed or disconnected".to_string(), |c| {
+            format!("exit {c}")
+        }),
+        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    })
+}
+
+/// Script writing stdin to `$1` atomically with mode `$2`, creating its directory. Constant:
+/// the path travels as an argument, never as shell text.
+const PUT_SCRIPT: &str = r#"set -e; d=$(dirname -- "$1"); mkdir -p -- "$d"; t="$1.part.$$"; cat > "$t"; chmod "$2" "$t"; mv -f -- "$t" "$1""#;
+
+/// Writes `data` to `path` on the host (parent directories created; replaced atomically).
+pub async fn put_file(
+    t: &dyn Transport,
+    path: &str,
+    data: Vec<u8>,
+    mode: u32,
+) -> Result<(), TransportError> {
+    let words = argv(["sh", "-c", PUT_SCRIPT, "sh", path]);
+    let mut words = words;
+    words.push(format!("{mode:o}"));
+    exec_ok(t, words, data).await.map(drop)
+}
+
+/// Reads a whole file from the host.
+pub async fn read_file(t: &dyn Transport, path: &str) -> Result<Vec<u8>, TransportError> {
+    Ok(exec_ok(t, argv(["cat", "--", path]), Vec::new())
+        .await?
+        .stdout)
+}
+
+/// Sends `signal` (`TERM`, `KILL`, `0`) to a process on the host; `Ok(false)` when it is gone.
+pub async fn signal(t: &dyn Transport, pid: u32, signal: &str) -> Result<bool, TransportError> {
+    let out = t
+        .exec(
+            argv(["kill".to_string(), format!("-{signal}"), pid.to_string()]),
+            Vec::new(),
+        )
+        .await?;
+    Ok(out.code == Some(0))
+}
+
+/// Script printing `key=value` facts about a host for `--check` and deploy; `$1` is the
+/// bench-node path to ask for its version.
+const FACTS_SCRIPT: &str = r#"echo "arch=$(uname -m)"
+echo "cores=$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc 2>/dev/null)"
+echo "nofile=$(ulimit -n)"
+echo "mem_available_kib=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo 2>/dev/null)"
+echo "version=$("$1" --version 2>/dev/null | head -n 1)""#;
+
+/// Facts about a host that matter to a run.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct HostFacts {
+    /// `uname -m`.
+    pub arch: String,
+    /// Online CPU cores.
+    pub cores: Option<u32>,
+    /// `ulimit -n` (open files), as printed (`unlimited` possible).
+    pub nofile: String,
+    /// MemAvailable, KiB.
+    pub mem_available_kib: Option<u64>,
+    /// First line of `bench-node --version`, empty when missing.
+    pub version: String,
+}
+
+/// Gathers [`HostFacts`], asking `bench_node` for its version.
+pub async fn host_facts(t: &dyn Transport, bench_node: &str) -> Result<HostFacts, TransportError> {
+    let out = exec_ok(
+        t,
+        argv(["sh", "-c", FACTS_SCRIPT, "sh", bench_node]),
+        Vec::new(),
+    )
+    .await?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut facts = HostFacts::default();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.trim();
+        match key {
+            "arch" => facts.arch = value.to_string(),
+            "cores" => facts.cores = value.parse().ok(),
+            "nofile" => facts.nofile = value.to_string(),
+            "mem_available_kib" => facts.mem_available_kib = value.parse().ok(),
+            "version" => facts.version = value.to_string(),
+            _ => {}
+        }
+    }
+    Ok(facts)
+}
