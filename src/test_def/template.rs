@@ -97,7 +97,7 @@ impl Template {
     /// (captured by an earlier step). `Err` says what is wrong, for the caller to locate.
     pub fn compile(source: &str, known: &dyn Fn(&str) -> bool) -> Result<Template, String> {
         let shared: Arc<str> = Arc::from(source);
-        if !source.contains("{{") && !source.contains("{%") && !source.contains("{#") {
+        if !source.contains("{{") && !source.contains("{%") {
             return Ok(Template {
                 source: shared,
                 kind: Kind::Static(Bytes::copy_from_slice(source.as_bytes())),
@@ -106,7 +106,7 @@ impl Template {
         let mut tera = tera::Tera::default();
         tera.autoescape_on(vec![]);
         tera.add_raw_template(TERA_NAME, source)
-            .map_err(|e| format!("invalid template: {}", error_chain(&e)))?;
+            .map_err(|e| syntax_error(source, &e))?;
         let ast = &tera
             .get_template(TERA_NAME)
             .map_err(|e| error_chain(&e))?
@@ -248,6 +248,29 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         cause = c.source();
     }
     out.replace('\n', " ")
+}
+
+/// Tera's syntax errors are drawings over several lines; a user wants one: where, and what
+/// was expected.
+fn syntax_error(source: &str, e: &tera::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text = c.to_string();
+        cause = c.source();
+    }
+    let at = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("--> "))
+        .and_then(|pos| pos.split(':').nth(1))
+        .map(|col| format!(" at character {col}"))
+        .unwrap_or_default();
+    let what = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("= "))
+        .map(|w| format!(": {w}"))
+        .unwrap_or_else(|| format!(": {}", text.replace('\n', " ")));
+    format!("invalid template `{source}`{at}{what}")
 }
 
 /// The segments of a template made only of text and plain names, else `None`.
