@@ -5,6 +5,7 @@ use std::io::Cursor;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use super::histogram::check_counts;
 use super::*;
 use crate::result::write::{encode_histogram, to_writer, write_file};
 
@@ -434,7 +435,7 @@ fn size_is_bounded_with_millions_of_requests() {
 /// The example of docs/RESULT-FORMAT.md reads, and is exactly what the writer writes.
 #[test]
 fn documented_example_is_current() {
-    let doc = include_str!("../../docs/RESULT-FORMAT.md");
+    let doc = include_str!("../../../docs/RESULT-FORMAT.md");
     let start = doc.find("```xml\n").unwrap() + "```xml\n".len();
     let example = &doc[start..start + doc[start..].find("```").unwrap()];
     let r = read_str(example).unwrap();
