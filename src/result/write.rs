@@ -276,10 +276,26 @@ fn write_counts<W: Write>(
 }
 
 /// The histogram in HdrHistogram's V2 + deflate format, base64; empty for an empty histogram.
+/// A histogram of other bounds than [`new_histogram`]'s is converted to them first.
 pub fn encode_histogram(h: &Histogram<u64>) -> io::Result<String> {
     if h.is_empty() {
         return Ok(String::new());
     }
+    // A histogram of other bounds would not merge with the others: re-record its values
+    // into one of the format's bounds (values past the top are clamped to it).
+    let format = new_histogram();
+    let converted;
+    let h = if (h.low(), h.high(), h.sigfig()) == (format.low(), format.high(), format.sigfig()) {
+        h
+    } else {
+        let mut f = format;
+        for v in h.iter_recorded() {
+            let value = v.value_iterated_to().clamp(f.low(), f.high());
+            f.saturating_record_n(value, v.count_at_value());
+        }
+        converted = f;
+        &converted
+    };
     let mut bytes = Vec::new();
     V2DeflateSerializer::new()
         .serialize(h, &mut bytes)
