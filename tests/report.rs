@@ -1,1 +1,742 @@
-//! report tests.
+//! bench-report: merging, statistics in the tables, escaping, diff, index, the CLI, and a real
+//! browser loading a generated report.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use benchmaster::report::merge::{MergedRun, Merger};
+use benchmaster::report::{
+    self, build_diff, build_report, diff, write_index, write_report, ReportError, ReportOptions,
+};
+use benchmaster::result::write::write_file;
+use benchmaster::result::*;
+
+/// One cycle of a fixture node: users, and the latency of each successful request, µs.
+#[derive(Clone, Default)]
+pub struct CycleSpec {
+    pub users: u32,
+    pub ok_us: Vec<u64>,
+    pub failures: Vec<u64>,
+    pub errors: u64,
+    pub window_s: f64,
+}
+
+impl CycleSpec {
+    pub fn new(users: u32, window_s: f64) -> Self {
+        CycleSpec {
+            users,
+            window_s,
+            ..CycleSpec::default()
+        }
+    }
+
+    /// `n` successes of `us` µs each.
+    pub fn ok(mut self, n: usize, us: u64) -> Self {
+        self.ok_us.extend(std::iter::repeat(us).take(n));
+        self
+    }
+
+    /// `n` failures (bad status) of `us` µs each.
+    pub fn fail(mut self, n: usize, us: u64) -> Self {
+        self.failures.extend(std::iter::repeat(us).take(n));
+        self
+    }
+
+    pub fn err(mut self, n: u64) -> Self {
+        self.errors += n;
+        self
+    }
+}
+
+/// Builds node results with known counts and latencies: every test is one page of one
+/// request; pages go to the steps in turn.
+pub struct Fixture {
+    pub test: String,
+    pub url: String,
+    pub steps: Vec<String>,
+    pub duration_s: f64,
+    pub apdex_t_s: f64,
+    pub started_unix_ms: u64,
+    pub run: String,
+}
+
+impl Default for Fixture {
+    fn default() -> Self {
+        Fixture {
+            test: "checkout".into(),
+            url: "http://127.0.0.1:8080".into(),
+            steps: vec!["home".into(), "search".into()],
+            duration_s: 10.0,
+            apdex_t_s: 1.5,
+            started_unix_ms: 1_700_000_000_000,
+            run: "nightly".into(),
+        }
+    }
+}
+
+fn counts(ok: &[u64], fail: &[u64], errors: u64) -> Counts {
+    let mut c = Counts::default();
+    for &us in ok {
+        c.latency.record(us).unwrap();
+        c.success += 1;
+        c.bytes += 100;
+    }
+    for &us in fail {
+        c.latency.record(us).unwrap();
+        c.failure += 1;
+    }
+    c.error = errors;
+    c
+}
+
+impl Fixture {
+    pub fn node(&self, number: u32, host: &str, cycles: &[CycleSpec]) -> NodeResult {
+        let plan: Vec<u32> = cycles.iter().map(|c| c.users).collect();
+        let nsteps = self.steps.len();
+        let mut series = Vec::new();
+        let mut results = Vec::new();
+        let mut at_ms = 0u64;
+        for (i, c) in cycles.iter().enumerate() {
+            let all = counts(&c.ok_us, &c.failures, c.errors);
+            // Steps in turn: success i goes to step i % nsteps.
+            let mut steps = Vec::new();
+            for s in 0..nsteps {
+                let pick = |v: &[u64]| {
+                    v.iter()
+                        .skip(s)
+                        .step_by(nsteps)
+                        .copied()
+                        .collect::<Vec<_>>()
+                };
+                let e = (0..c.errors).skip(s).step_by(nsteps).count() as u64;
+                steps.push(counts(&pick(&c.ok_us), &pick(&c.failures), e));
+            }
+            let secs = c.window_s.ceil() as u64;
+            let start_s = at_ms / 1000;
+            for k in 0..secs {
+                let share = |n: u64| n / secs + u64::from(k < n % secs);
+                let ok = share(c.ok_us.len() as u64);
+                series.push(SecondSample {
+                    second: (start_s + k) as u32,
+                    cycle: Some(i as u32),
+                    users: c.users,
+                    tests_ok: ok,
+                    pages_ok: ok,
+                    requests: ok + share(c.failures.len() as u64) + share(c.errors),
+                    failures: share(c.failures.len() as u64),
+                    errors: share(c.errors),
+                });
+            }
+            results.push(CycleResult {
+                index: i as u32,
+                users: c.users,
+                window_start_ms: at_ms,
+                window_s: c.window_s,
+                tests: all.clone(),
+                pages: all.clone(),
+                requests: all,
+                steps,
+                outside: Outside {
+                    tests: 1,
+                    pages: 1,
+                    requests: 1,
+                },
+                dropped: 0,
+            });
+            at_ms += (c.window_s * 1000.0) as u64;
+        }
+        NodeResult {
+            format_version: FORMAT_VERSION,
+            tool_version: benchmaster::VERSION.into(),
+            started_unix_ms: self.started_unix_ms + u64::from(number) * 7,
+            finished_unix_ms: self.started_unix_ms + at_ms,
+            interrupted: false,
+            node: NodeInfo {
+                number,
+                count: 2,
+                host: host.into(),
+                run: self.run.clone(),
+                start_delay_ms: 0.0,
+            },
+            test: TestInfo {
+                name: self.test.clone(),
+                description: "buy one thing".into(),
+                url: self.url.clone(),
+            },
+            config: BenchConfig {
+                cycles: plan,
+                duration_s: self.duration_s,
+                startup_delay_s: 0.1,
+                sleep_time_min_s: 0.0,
+                sleep_time_max_s: 0.5,
+                sleep_time_s: 1.0,
+                cycle_time_s: 1.0,
+                apdex_t_s: self.apdex_t_s,
+                ok_codes: vec![200, 301, 302],
+                timeout_s: 10.0,
+                model: "closed".into(),
+            },
+            steps: self
+                .steps
+                .iter()
+                .map(|s| StepInfo {
+                    name: s.clone(),
+                    method: "GET".into(),
+                    target: format!("/{s}"),
+                })
+                .collect(),
+            cycles: results,
+            series,
+            errors: Vec::new(),
+            resources: vec![HostResources {
+                host: host.into(),
+                role: "node".into(),
+                samples: (0..10)
+                    .map(|k| ResourceSample {
+                        at_ms: k * 1000,
+                        cpu_pct: 10.0 + k as f64 * (if number == 1 { 9.0 } else { 2.0 }),
+                        load1: 0.5,
+                        mem_used_kib: 1 << 20,
+                        mem_total_kib: 4 << 20,
+                        net_rx_bps: 1e5,
+                        net_tx_bps: 2e4,
+                    })
+                    .collect(),
+            }],
+        }
+    }
+}
+
+fn merged(nodes: Vec<NodeResult>) -> MergedRun {
+    let mut m = Merger::new();
+    for (i, n) in nodes.into_iter().enumerate() {
+        m.add(Path::new(&format!("node{i}.xml")), n).unwrap();
+    }
+    m.finish().unwrap()
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("bm-report-")
+        .tempdir()
+        .unwrap()
+}
+
+/// Writes the report of `nodes` into `dir` and returns its HTML.
+fn html_of(nodes: Vec<NodeResult>, dir: &Path) -> String {
+    let opts = ReportOptions::default();
+    let r = report::report_of(merged(nodes), &[], &opts);
+    write_report(&r, dir, &opts).unwrap();
+    std::fs::read_to_string(dir.join("index.html")).unwrap()
+}
+
+/// `x` as the report's tables print it (thin space between thousands).
+fn grouped(x: &str) -> String {
+    x.replace(',', "\u{202f}")
+}
+
+#[test]
+fn merging_two_nodes_equals_one_node_holding_all_samples() {
+    let f = Fixture::default();
+    let lat: Vec<u64> = (1..=1000).map(|i| i * 997 % 250_000 + 1_000).collect();
+    let (a, b) = lat.split_at(377);
+    let spec = |v: &[u64], users| {
+        let mut c = CycleSpec::new(users, 10.0);
+        c.ok_us = v.to_vec();
+        c
+    };
+    let two = merged(vec![
+        f.node(0, "a", &[spec(a, 10).fail(3, 9_000).err(2), spec(a, 20)]),
+        f.node(1, "b", &[spec(b, 10).fail(4, 9_000).err(1), spec(b, 20)]),
+    ]);
+    let one = merged(vec![f.node(
+        0,
+        "a",
+        &[spec(&lat, 20).fail(7, 9_000).err(3), spec(&lat, 40)],
+    )]);
+    for (x, y) in two.cycles.iter().zip(&one.cycles) {
+        assert_eq!(x.users, y.users, "users add across nodes");
+        assert!(
+            x.requests == y.requests,
+            "counts and histograms add exactly"
+        );
+        assert!(x.pages == y.pages && x.tests == y.tests);
+        let step_total =
+            |c: &report::merge::MergedCycle| c.steps.iter().map(Counts::total).sum::<u64>();
+        assert_eq!(step_total(x), step_total(y));
+        let (sx, sy) = (
+            report::stats::latency(&x.requests.latency),
+            report::stats::latency(&y.requests.latency),
+        );
+        assert_eq!(sx, sy);
+    }
+    assert_eq!(two.cycles[0].requests.total(), 1000 + 7 + 3);
+    assert_eq!(two.cycles[0].requests.failure, 7);
+    assert_eq!(two.cycles[0].requests.error, 3);
+    assert_eq!(two.nodes.len(), 2);
+    assert_eq!(two.nodes[0].requests, 2 * 377 + 3 + 2);
+    assert_eq!(two.start_skew_ms, 7);
+    // The per-second series add up too.
+    let total: u64 = two.series.iter().map(|s| s.requests).sum();
+    assert_eq!(total, 2 * 1000 + 10);
+}
+
+#[test]
+fn nodes_with_another_cycle_plan_are_refused_by_name() {
+    let f = Fixture::default();
+    let mut m = Merger::new();
+    m.add(
+        Path::new("n0.xml"),
+        f.node(0, "a", &[CycleSpec::new(10, 10.0)]),
+    )
+    .unwrap();
+    let other = f.node(
+        1,
+        "b",
+        &[CycleSpec::new(10, 10.0), CycleSpec::new(20, 10.0)],
+    );
+    let e = m.add(Path::new("n1.xml"), other).unwrap_err();
+    assert!(matches!(e, ReportError::PlanMismatch { .. }));
+    let msg = e.to_string();
+    assert!(msg.contains("n1.xml") && msg.contains("n0.xml"), "{msg}");
+    assert!(msg.contains("10:20") && msg.contains("cycles 10 "), "{msg}");
+}
+
+#[test]
+fn tables_show_the_known_counts() {
+    let dir = tempdir();
+    let f = Fixture::default();
+    // 1 234 successes of 100 ms and 40 of 2 s, 56 failures of 50 ms, 7 errors in 10 s.
+    let c = CycleSpec::new(25, 10.0)
+        .ok(1234, 100_000)
+        .ok(40, 2_000_000)
+        .fail(56, 50_000)
+        .err(7);
+    let html = html_of(vec![f.node(0, "host-a", &[c])], dir.path());
+    let s: report::Summary =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap())
+            .unwrap();
+    let cy = &s.cycles[0];
+    assert_eq!(cy.users, 25);
+    assert_eq!(cy.requests.rates.total, 1337);
+    assert_eq!(cy.requests.rates.success, 1274);
+    assert_eq!(cy.requests.rates.failure, 56);
+    assert_eq!(cy.requests.rates.error, 7);
+    assert!((cy.requests.rates.per_s - 133.7).abs() < 1e-9);
+    assert!((cy.pages.rates.per_s - 127.4).abs() < 1e-9);
+    assert!((cy.tests.per_s - 127.4).abs() < 1e-9);
+    assert_eq!(cy.outside_window, 1);
+    // Apdex T = 1.5 s: 1 234 satisfied, 40 tolerating; failures and errors frustrated.
+    let apdex = (1234.0 + 20.0) / 1337.0;
+    assert!(
+        (cy.pages.apdex.unwrap() - apdex).abs() < 1e-3,
+        "{:?}",
+        cy.pages.apdex
+    );
+    assert_eq!(cy.pages.rating, "Good");
+    assert!((cy.latency_ms.p50 - 100.0).abs() < 0.2);
+    assert!((cy.latency_ms.max - 2000.0).abs() < 2.0);
+    assert!((cy.latency_ms.min - 50.0).abs() < 0.1);
+    assert_eq!(s.nodes, 1);
+    assert_eq!(s.nodes_detail[0].host, "host-a");
+
+    for shown in ["1,337", "1,274", "133.70", "127.40", "0.938", "4.71"] {
+        assert!(
+            html.contains(&grouped(shown)),
+            "{shown} is not in the report"
+        );
+    }
+    assert!(html.contains("<svg"), "charts are inline");
+    assert!(
+        !html.contains("http://") || !html.contains("<link"),
+        "no external resources"
+    );
+    assert!(!html.contains("<script"), "the report needs no script");
+}
+
+#[test]
+fn names_urls_and_bodies_from_tests_and_servers_are_escaped() {
+    let dir = tempdir();
+    let evil = r#"<script>alert(1)</script>"><img src=x onerror=alert(2)>"#;
+    let f = Fixture {
+        test: format!("t{evil}"),
+        url: format!("http://127.0.0.1/{evil}"),
+        steps: vec![format!("step{evil}")],
+        run: format!("run{evil}"),
+        ..Fixture::default()
+    };
+    let mut node = f.node(
+        0,
+        &format!("host{evil}"),
+        &[CycleSpec::new(1, 5.0).ok(10, 1000).fail(2, 10)],
+    );
+    node.test.description = evil.into();
+    node.steps[0].target = evil.into();
+    node.errors.push(ErrorGroup {
+        step: format!("step{evil}"),
+        kind: "status".into(),
+        detail: format!("HTTP 500 {evil}"),
+        count: 2,
+        samples: vec![ErrorSample {
+            url: format!("http://127.0.0.1/?q={evil}"),
+            status: Some(500),
+            at_ms: 1500,
+            body: format!("<html>{evil}</html>"),
+        }],
+    });
+    node.resources.push(HostResources {
+        host: format!("db{evil}"),
+        role: "monitor".into(),
+        samples: node.resources[0].samples.clone(),
+    });
+    let html = html_of(vec![node], dir.path());
+    assert!(!html.contains("<script"), "a script tag got through");
+    assert!(!html.contains("<img"), "an img tag got through");
+    assert!(
+        html.contains("&quot;&gt;&lt;img"),
+        "the attribute breaker is escaped"
+    );
+    assert!(html.contains("&lt;script&gt;"));
+    assert!(html.contains("onerror=alert(2)&gt;"));
+
+    // The same through the index page.
+    let idx = write_index(dir.path().parent().unwrap()).unwrap();
+    let index = std::fs::read_to_string(&idx).unwrap();
+    std::fs::remove_file(idx).ok();
+    assert!(!index.contains("<script") && !index.contains("<img"));
+}
+
+fn run_dir(root: &Path, name: &str, nodes: Vec<NodeResult>) -> PathBuf {
+    let dir = root.join(name).join("report");
+    let opts = ReportOptions::default();
+    write_report(&report::report_of(merged(nodes), &[], &opts), &dir, &opts).unwrap();
+    root.join(name)
+}
+
+#[test]
+fn diff_of_two_runs_shows_the_deltas() {
+    let root = tempdir();
+    let f = Fixture::default();
+    // Base: 100 and 150 pages/s at 10 and 20 users; new: 120 (+20 %) and 151.5 (+1 %).
+    let base = f.node(
+        0,
+        "a",
+        &[
+            CycleSpec::new(10, 10.0).ok(1000, 100_000),
+            CycleSpec::new(20, 10.0).ok(1500, 200_000),
+        ],
+    );
+    let new = f.node(
+        0,
+        "a",
+        &[
+            CycleSpec::new(10, 10.0).ok(1200, 50_000),
+            CycleSpec::new(20, 10.0).ok(1515, 300_000).err(100),
+        ],
+    );
+    let b = run_dir(root.path(), "base", vec![base]);
+    let n = run_dir(root.path(), "new", vec![new]);
+    let load = |p: &Path| {
+        report::input::load(p, &ReportOptions::default())
+            .unwrap()
+            .summary
+    };
+    let d = diff::compare(&load(&b), &load(&n));
+    assert_eq!(d.levels.len(), 2);
+    let spps = &d.levels[0].deltas[0];
+    assert_eq!(spps.metric, "SPPS");
+    assert!((spps.base - 100.0).abs() < 1e-9 && (spps.new - 120.0).abs() < 1e-9);
+    assert!((spps.delta - 20.0).abs() < 1e-9);
+    assert!((spps.change_pct.unwrap() - 20.0).abs() < 1e-9);
+    assert_eq!(spps.verdict, diff::Verdict::Better);
+    let spps20 = &d.levels[1].deltas[0];
+    assert!((spps20.change_pct.unwrap() - 1.0).abs() < 1e-9);
+    assert_eq!(spps20.verdict, diff::Verdict::Same);
+    let p95 = &d.levels[0].deltas[3];
+    assert_eq!(p95.metric, "p95 (ms)");
+    assert!((p95.change_pct.unwrap() + 50.0).abs() < 0.2, "{p95:?}");
+    assert_eq!(p95.verdict, diff::Verdict::Better);
+    let err = &d.levels[1].deltas[5];
+    assert!((err.new - 100.0 * 100.0 / 1615.0).abs() < 1e-9);
+    assert_eq!(err.verdict, diff::Verdict::Worse);
+    assert_eq!(
+        d.verdicts[0].verdict,
+        diff::Verdict::Better,
+        "{}",
+        d.verdicts[0].text
+    );
+    assert!(
+        d.verdicts[0].text.contains("+10.5 %"),
+        "{}",
+        d.verdicts[0].text
+    );
+
+    let out = root.path().join("diff");
+    let page = build_diff(&b, &n, &out, &ReportOptions::default()).unwrap();
+    let html = std::fs::read_to_string(page).unwrap();
+    assert!(html.contains("SPPS is better"));
+    assert!(html.contains("20.0 %"));
+    assert!(html.matches("<svg").count() >= 3);
+
+    // The trend of both, and the workspace index listing both (the diff is not a run).
+    let trend = report::build_trend(
+        &[b.clone(), n.clone()],
+        &root.path().join("trend"),
+        &ReportOptions::default(),
+    )
+    .unwrap();
+    assert!(
+        std::fs::read_to_string(trend)
+            .unwrap()
+            .matches("<svg")
+            .count()
+            >= 3
+    );
+    let idx = std::fs::read_to_string(write_index(root.path()).unwrap()).unwrap();
+    assert_eq!(idx.matches("index.html\">open</a>").count(), 2, "{idx}");
+    assert!(
+        idx.contains("href=\"base&#x2F;report&#x2F;index.html\""),
+        "{idx}"
+    );
+}
+
+#[test]
+fn results_are_read_from_files_and_bad_ones_skipped_on_request() {
+    let dir = tempdir();
+    let f = Fixture::default();
+    let mut files = Vec::new();
+    for i in 0..3 {
+        let p = dir.path().join(format!("node{i}.xml"));
+        write_file(
+            &f.node(
+                i,
+                &format!("h{i}"),
+                &[CycleSpec::new(5, 10.0).ok(100, 20_000)],
+            ),
+            &p,
+        )
+        .unwrap();
+        files.push(p);
+    }
+    let bad = dir.path().join("cut.xml");
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    std::fs::write(&bad, &text[..text.len() / 2]).unwrap();
+    files.push(bad.clone());
+
+    let out = dir.path().join("report");
+    let e = build_report(&files, &out, &ReportOptions::default()).unwrap_err();
+    assert!(e.is_bad_input());
+    assert!(e.to_string().contains("cut.xml"), "{e}");
+
+    let opts = ReportOptions {
+        skip_bad: true,
+        ..ReportOptions::default()
+    };
+    let written = build_report(&files, &out, &opts).unwrap();
+    assert_eq!(written.summary.nodes, 3);
+    assert_eq!(written.summary.cycles[0].users, 15);
+    assert_eq!(written.summary.skipped.len(), 1);
+    assert!(written.summary.skipped[0].path.ends_with("cut.xml"));
+    let html = std::fs::read_to_string(written.index_html).unwrap();
+    assert!(html.contains("cut.xml"), "skipped files are listed");
+
+    let text = report::text_report(&files[..3], &ReportOptions::default()).unwrap();
+    assert!(text.contains("REQUESTS"), "{text}");
+    assert!(text.contains("30.00"), "{text}");
+}
+
+#[test]
+fn the_command_line_reports_and_exits_with_the_documented_codes() {
+    let dir = tempdir();
+    let f = Fixture::default();
+    let file = dir.path().join("node0.xml");
+    write_file(
+        &f.node(0, "h", &[CycleSpec::new(5, 10.0).ok(100, 20_000)]),
+        &file,
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_bench-report");
+    let out = dir.path().join("r");
+    let ok = Command::new(bin)
+        .arg("-o")
+        .arg(&out)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(out.join("index.html").is_file() && out.join("summary.json").is_file());
+    let text = Command::new(bin).arg("--text").arg(&file).output().unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("PAGES"));
+    let no_out = Command::new(bin).arg(&file).output().unwrap();
+    assert_eq!(no_out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_out.stderr).contains("-o DIR"));
+    let missing = Command::new(bin)
+        .arg("-o")
+        .arg(&out)
+        .arg(dir.path().join("nope.xml"))
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.xml"));
+    let idx = Command::new(bin)
+        .arg("--index")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(idx.status.success());
+    assert!(dir.path().join("index.html").is_file());
+}
+
+/// A report with everything in it, for the browser and for people to look at.
+fn showcase(dir: &Path) -> PathBuf {
+    let f = Fixture {
+        steps: (1..=6).map(|i| format!("step {i}")).collect(),
+        ..Fixture::default()
+    };
+    let spec = |users: u32, n: usize, us: u64, fail: usize| {
+        CycleSpec::new(users, 20.0)
+            .ok(n, us)
+            .ok(n / 4, us * 3)
+            .ok(n / 50, us * 12)
+            .fail(fail, us / 2)
+            .err(fail as u64 / 3)
+    };
+    let nodes = (0..4)
+        .map(|i| {
+            let mut n = f.node(
+                i,
+                &format!("load{i}.example"),
+                &[
+                    spec(10, 900, 40_000, 0),
+                    spec(20, 1600, 70_000, 12),
+                    spec(40, 2000, 160_000, 90),
+                ],
+            );
+            n.errors.push(ErrorGroup {
+                step: "step 2".into(),
+                kind: "status".into(),
+                detail: "HTTP 503".into(),
+                count: 34,
+                samples: vec![ErrorSample {
+                    url: "http://127.0.0.1:8080/step2?id=42".into(),
+                    status: Some(503),
+                    at_ms: 41_200,
+                    body: "Service Unavailable: upstream overloaded".into(),
+                }],
+            });
+            n
+        })
+        .collect();
+    let opts = ReportOptions {
+        failed_nodes: vec![report::FailedNode {
+            name: "node4".into(),
+            host: "load4.example".into(),
+            reason: "ssh: connection refused".into(),
+            stderr_tail: "ssh: connect to host load4.example port 22: Connection refused".into(),
+        }],
+        ..ReportOptions::default()
+    };
+    let r = report::report_of(merged(nodes), &[], &opts);
+    write_report(&r, dir, &opts).unwrap().index_html
+}
+
+/// Runs headless chromium with `args` and returns (stdout, stderr).
+fn chromium(args: &[&str]) -> (String, String) {
+    let profile = tempdir();
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "this test needs Debian's chromium (apt-get install -y chromium): cannot run \
+                 `chromium`: {e}"
+            )
+        });
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_real_browser_loads_the_report_without_errors_and_draws_the_charts() {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    let dir = target.join("report-browser");
+    std::fs::remove_dir_all(&dir).ok();
+    let page = showcase(&dir);
+    let url = format!("file://{}", page.display());
+
+    // Console errors (and a screenshot for people to look at).
+    let shot = target.join("report-screenshot.png");
+    std::fs::remove_file(&shot).ok();
+    let (_, log) = chromium(&[
+        "--enable-logging=stderr",
+        "--v=0",
+        "--window-size=1280,2400",
+        &format!("--screenshot={}", shot.display()),
+        &url,
+    ]);
+    let console: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("CONSOLE") || l.contains("Uncaught"))
+        .collect();
+    assert!(console.is_empty(), "console messages: {console:#?}");
+    assert!(
+        shot.is_file(),
+        "no screenshot written; chromium said:\n{log}"
+    );
+
+    // Chart sizes, measured by a script in a test-only copy of the page.
+    let probe = r#"<script>
+var sizes = [];
+document.querySelectorAll('figure svg').forEach(function (s) {
+  if (s.closest('details:not([open])')) return;
+  var r = s.getBoundingClientRect();
+  sizes.push(Math.round(r.width) + 'x' + Math.round(r.height));
+});
+var p = document.createElement('pre');
+p.id = 'svg-sizes';
+p.textContent = 'SVG' + 'SIZES ' + sizes.join(' ') + ' END';
+document.body.appendChild(p);
+</script></body>"#;
+    let html = std::fs::read_to_string(&page).unwrap();
+    let copy = dir.join("probe.html");
+    std::fs::write(&copy, html.replace("</body>", probe)).unwrap();
+    let (dom, log) = chromium(&[
+        "--window-size=1280,2400",
+        "--dump-dom",
+        &format!("file://{}", copy.display()),
+    ]);
+    let sizes = dom
+        .split("SVGSIZES ")
+        .nth(1)
+        .and_then(|s| s.split(" END").next())
+        .unwrap_or_else(|| panic!("the probe did not run; chromium said:\n{log}"));
+    let sizes: Vec<(u32, u32)> = sizes
+        .split_whitespace()
+        .map(|s| {
+            let (w, h) = s.split_once('x').unwrap();
+            (w.parse().unwrap(), h.parse().unwrap())
+        })
+        .collect();
+    assert!(sizes.len() >= 8, "too few charts measured: {sizes:?}");
+    assert!(
+        sizes.iter().all(|&(w, h)| w > 100 && h > 50),
+        "a chart has no size: {sizes:?}"
+    );
+}

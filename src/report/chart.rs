@@ -17,8 +17,8 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(219, 39, 119),
     RGBColor(75, 85, 99),
 ];
-/// More lines than this share one colour each but get no legend.
-const MAX_LEGEND: usize = 8;
+/// More lines than this get no legend (colours repeat; one line per node, say).
+const MAX_LEGEND: usize = 12;
 const FONT: &str = "sans-serif";
 
 /// One line of a chart.
@@ -81,8 +81,8 @@ impl LineChart {
             title: title.into(),
             x_desc: x_desc.into(),
             y_desc: y_desc.into(),
-            width: 640,
-            height: 320,
+            width: 560,
+            height: 300,
             ..LineChart::default()
         }
     }
@@ -97,6 +97,29 @@ impl LineChart {
             dots,
         });
         self
+    }
+
+    /// Label and colour of each line, for a legend drawn by the page; empty when there are
+    /// too many lines to tell apart.
+    pub fn legend(&self) -> Vec<LegendItem> {
+        if self.lines.len() > MAX_LEGEND {
+            return Vec::new();
+        }
+        self.lines
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let RGBColor(r, g, b) = COLORS[i % COLORS.len()];
+                LegendItem {
+                    label: if l.secondary && self.lines.iter().any(|l| !l.secondary) {
+                        format!("{} (right axis)", l.label)
+                    } else {
+                        l.label.clone()
+                    },
+                    color: format!("#{r:02x}{g:02x}{b:02x}"),
+                }
+            })
+            .collect()
     }
 
     /// The chart as an `<svg>` element.
@@ -177,7 +200,7 @@ impl LineChart {
         };
         let y_fmt = |y: &f64| short(*y);
         let grid = RGBColor(229, 231, 235);
-        let text = (FONT, 13).into_font().color(&RGBColor(75, 85, 99));
+        let text = (FONT, 14).into_font().color(&RGBColor(75, 85, 99));
         let mut mesh = chart.configure_mesh();
         mesh.x_desc(self.x_desc.as_str())
             .y_desc(self.y_desc.as_str())
@@ -207,51 +230,46 @@ impl LineChart {
                 .map_err(|e| err(&e))?;
         }
 
-        let legend = self.lines.len() <= MAX_LEGEND;
         for (i, line) in self.lines.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
             let style = ShapeStyle::from(&color).stroke_width(2);
             let dots = if line.dots { 3 } else { 0 };
             let series = LineSeries::new(line.points.iter().copied(), style).point_size(dots);
-            let anno = if line.secondary {
-                chart.draw_secondary_series(series).map_err(|e| err(&e))?
+            if line.secondary {
+                chart.draw_secondary_series(series).map_err(|e| err(&e))?;
             } else {
-                chart.draw_series(series).map_err(|e| err(&e))?
-            };
-            if legend {
-                anno.label(line.label.as_str()).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(3))
-                });
+                chart.draw_series(series).map_err(|e| err(&e))?;
             }
-        }
-        if legend && !self.lines.is_empty() {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(RGBColor(209, 213, 219))
-                .label_font((FONT, 13).into_font().color(&RGBColor(55, 65, 81)))
-                .draw()
-                .map_err(|e| err(&e))?;
         }
         root.present().map_err(|e| err(&e))?;
         Ok(())
     }
 }
 
-/// A chart with its anchor name and caption, ready for a template.
+/// One entry of a chart's legend.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LegendItem {
+    pub label: String,
+    /// CSS colour, `#rrggbb`.
+    pub color: String,
+}
+
+/// A chart with its anchor name, caption and legend, ready for a template.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Figure {
     pub id: String,
     pub caption: String,
     pub svg: String,
+    pub legend: Vec<LegendItem>,
 }
 
-fn figure(id: &str, caption: &str, chart: LineChart) -> Result<Figure, ReportError> {
+/// Draws `chart` as a figure.
+pub fn figure(id: &str, caption: &str, chart: LineChart) -> Result<Figure, ReportError> {
     Ok(Figure {
         id: id.into(),
         caption: caption.into(),
         svg: chart.to_svg()?,
+        legend: chart.legend(),
     })
 }
 
@@ -301,7 +319,8 @@ pub fn overview(report: &Report) -> Result<Vec<Figure>, ReportError> {
         .line("users", at(&|x| u64::from(x.users)), true);
     let timeline = LineChart {
         y2_desc: "users".into(),
-        width: 960,
+        width: 1160,
+        height: 340,
         ..timeline
     };
     Ok(vec![
@@ -337,7 +356,7 @@ pub fn steps(report: &Report) -> Result<Vec<Figure>, ReportError> {
                     .collect()
             };
             let chart = LineChart {
-                width: 560,
+                width: 520,
                 height: 260,
                 ..LineChart::new("", "users", "latency (ms)")
                     .line("mean", p(&|l| l.mean), false)
@@ -345,7 +364,7 @@ pub fn steps(report: &Report) -> Result<Vec<Figure>, ReportError> {
                     .line("p95", p(&|l| l.p95), false)
                     .line("p99", p(&|l| l.p99), false)
             };
-            figure(&format!("step-{}", s.number), &s.name, chart)
+            figure(&format!("step-{}", s.number), "", chart)
         })
         .collect()
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::chart::{Figure, LineChart};
+use super::chart::{figure, Figure, LineChart};
 use super::input::{self, RunInput};
 use super::stats::CycleSummary;
 use super::{ReportError, ReportOptions, Summary, Templates};
@@ -251,14 +251,11 @@ fn overlay(
     let chart = LineChart::new("", "users", y)
         .line(&format!("base: {}", base.label), pts(&base.summary), false)
         .line(&format!("new: {}", new.label), pts(&new.summary), false);
-    Ok(Figure {
-        id: format!(
-            "diff-{}",
-            m.name().split(' ').next().unwrap_or("m").to_lowercase()
-        ),
-        caption: title.into(),
-        svg: chart.to_svg()?,
-    })
+    let id = format!(
+        "diff-{}",
+        m.name().split(' ').next().unwrap_or("m").to_lowercase()
+    );
+    figure(&id, title, chart)
 }
 
 /// A run as shown in the diff's header.

@@ -12,6 +12,7 @@ use super::ReportError;
 const EMBEDDED: &[(&str, &str)] = &[
     ("style.css", include_str!("../../templates/style.css")),
     ("base.html", include_str!("../../templates/base.html")),
+    ("figure.html", include_str!("../../templates/figure.html")),
     ("report.html", include_str!("../../templates/report.html")),
     ("diff.html", include_str!("../../templates/diff.html")),
     ("trend.html", include_str!("../../templates/trend.html")),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::chart::{Figure, LineChart};
+use super::chart::{figure, Figure, LineChart};
 use super::input::{self, RunInput};
 use super::stats::CycleSummary;
 use super::{ReportError, ReportOptions, Templates};
@@ -94,11 +94,7 @@ fn chart(
             .collect();
         c = c.line(&format!("{users} users"), pts, false);
     }
-    Ok(Figure {
-        id: format!("trend-{id}"),
-        caption: caption.into(),
-        svg: c.to_svg()?,
-    })
+    figure(&format!("trend-{id}"), caption, c)
 }
 
 /// Reads every run and writes `out_dir/index.html`; returns its path.
