@@ -6,7 +6,8 @@
 //! write the per-node file the master puts next to the test. Every error is a [`TestDefError`]
 //! naming the file, line and key.
 //!
-//! Layout: `raw` (the file as serde sees it) → `load` (validation, compilation) → the plan;
+//! Layout: `raw` (the file as serde sees it) → `load` and `step` (validation, compilation) →
+//! the plan;
 //! `template` (values with `{{ ... }}`), `request` (target URL and body of a step), `response`
 //! (checks and captures), `cycles`, `node`, `describe`.
 
@@ -20,6 +21,7 @@ mod node;
 mod raw;
 mod request;
 mod response;
+mod step;
 mod template;
 
 pub use cycles::parse_cycles;
