@@ -476,7 +476,27 @@ mod tests {
         assert!(err.contains("unknown name `tokn`"), "{err}");
         let err = compile("{{ user + missing }}").unwrap_err();
         assert!(err.contains("`missing`"), "{err}");
-        let err = compile("{{ user").unwrap_err();
-        assert!(err.contains("invalid template"), "{err}");
+        let err = compile("/x{{ user").unwrap_err();
+        assert!(
+            err.starts_with("invalid template `/x{{ user` at character 10: expected "),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn comments_alone_and_braces_are_plain_text() {
+        for text in ["{#anchor}", "{\"a\": 1}", "a } b {"] {
+            let t = compile(text).unwrap();
+            assert!(t.is_static(), "{text}");
+            assert_eq!(t.render(&vars()), text);
+        }
+    }
+
+    #[test]
+    fn templates_can_be_shared_between_threads() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Template>();
+        shared::<crate::test_def::TestPlan>();
     }
 }
