@@ -1,1 +1,499 @@
-//! master tests.
+//! bench-master end to end: local nodes, virtual nodes behind a real sshd, `--check`,
+//! `--min-nodes`, a node killed mid-run, SIGINT, host keys, shell metacharacters, detach and
+//! attach. Loads go to 127.0.0.1 only and every run is bounded in time.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::sshd::{Sshd, ALIASES, CLOSED, STRANGER};
+use crate::util::{tempdir, write, Server};
+
+/// A `bench-master` command.
+fn bench_master() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_bench-master"))
+}
+
+/// A test definition hitting `url` with one step.
+fn test_file(dir: &Path, url: &str) -> PathBuf {
+    write(
+        dir,
+        "test.toml",
+        &format!(
+            "[test]\nname = \"master-test\"\nurl = \"{url}\"\n\n[bench]\ncycles = [1]\nduration = 1\n\
+             cycle_time = 0.2\n\n[[step]]\nname = \"home\"\npath = \"/\"\n"
+        ),
+    )
+}
+
+/// A master run with its own workspaces in `dir`.
+struct Bench {
+    dir: PathBuf,
+    workdir: PathBuf,
+    node_workdir: PathBuf,
+}
+
+impl Bench {
+    fn new(dir: &Path) -> Bench {
+        Bench {
+            dir: dir.to_owned(),
+            workdir: dir.join("bench-output"),
+            node_workdir: dir.join("node-ws"),
+        }
+    }
+
+    /// `bench-master -w .. -x .. --ssh-config .. <extra>`.
+    fn command(&self, sshd: Option<&Sshd>, extra: &[&str]) -> Command {
+        let mut cmd = bench_master();
+        cmd.current_dir(&self.dir)
+            .arg("-w")
+            .arg(&self.workdir)
+            .arg("-x")
+            .arg(&self.node_workdir);
+        if let Some(sshd) = sshd {
+            cmd.arg("--ssh-config").arg(&sshd.ssh_config);
+        }
+        cmd.args(extra).stdin(Stdio::null());
+        cmd
+    }
+
+    /// The only run directory of the workspace.
+    fn run_dir(&self) -> PathBuf {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&self.workdir)
+            .unwrap()
+            .flat_map(|name| std::fs::read_dir(name.unwrap().path()).unwrap())
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
+            .collect();
+        assert_eq!(dirs.len(), 1, "{dirs:?}");
+        dirs.pop().unwrap()
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn summary(run_dir: &Path) -> serde_json::Value {
+    let path = run_dir.join("report/summary.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Requests the merged report counts, inside and outside the measured windows.
+fn merged_requests(summary: &serde_json::Value) -> u64 {
+    summary["cycles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["requests"]["total"].as_u64().unwrap() + c["outside_window"].as_u64().unwrap())
+        .sum()
+}
+
+fn users(summary: &serde_json::Value) -> Vec<u64> {
+    summary["cycles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["users"].as_u64().unwrap())
+        .collect()
+}
+
+fn failed_names(summary: &serde_json::Value) -> Vec<String> {
+    summary["failed_nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |d| d.count())
+}
+
+/// Waits until `path` holds `needle` (at most `limit`).
+fn wait_for(path: &Path, needle: &str, limit: Duration) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "{path:?} never held {needle:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits for a child with a deadline; kills it and panics on timeout.
+fn wait_bounded(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("bench-master did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// bench-node processes whose command line mentions `needle`.
+fn bench_nodes_running(needle: &str) -> Vec<String> {
+    let out = Command::new("ps")
+        .args(["-eo", "pid,args"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("bench-node") && l.contains(needle) && !l.contains(" ps "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn local_nodes_need_no_sshd() {
+    let server = Server::start();
+    let dir = tempdir();
+    let b = Bench::new(dir.path());
+    let test = test_file(dir.path(), &server.url());
+    let nodes = write(dir.path(), "nodes", "# two local processes\nlocal\nlocal\n");
+    let out = b
+        .command(None, &["-c", "1:2", "-D", "1"])
+        .arg(&nodes)
+        .arg(&test)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let run_dir = b.run_dir();
+    let report = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        Path::new(&report).ends_with("report/index.html"),
+        "{report}"
+    );
+    assert!(Path::new(&report).exists());
+    for sub in ["out", "err", "results"] {
+        assert_eq!(count_files(&run_dir.join(sub)), 2, "{sub}");
+    }
+    let s = summary(&run_dir);
+    assert_eq!(users(&s), [2, 4]);
+    assert_eq!(merged_requests(&s), server.count());
+}
+
+#[test]
+fn four_virtual_nodes_over_ssh() {
+    let sshd = Sshd::start();
+    let server = Server::start();
+    let dir = tempdir();
+    let b = Bench::new(dir.path());
+    let test = test_file(dir.path(), &server.url());
+    let nodes = write(dir.path(), "nodes", &format!("{}\n", ALIASES.join("\n")));
+    let started = Instant::now();
+    let out = b
+        .command(Some(&sshd), &["-c", "1:2", "-D", "1", "-n", "ssh run"])
+        .arg(&nodes)
+        .arg(&test)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", text(&out), sshd.log());
+    eprintln!("4 ssh nodes: {:?}", started.elapsed());
+    // The master uploaded its own bench-node into the node workspace.
+    assert!(b.node_workdir.join("bench-node").exists());
+    let run_dir = b.run_dir();
+    assert!(run_dir.parent().unwrap().ends_with("ssh run"));
+    for sub in ["out", "err", "results"] {
+        assert_eq!(count_files(&run_dir.join(sub)), 4, "{sub}");
+    }
+    assert!(run_dir.join("report/index.html").exists());
+    let s = summary(&run_dir);
+    assert_eq!(users(&s), [4, 8]);
+    assert_eq!(merged_requests(&s), server.count());
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
+    let skew = state["start_skew_ms"].as_f64().unwrap();
+    eprintln!("start skew (master's view): {skew:.1} ms");
+    assert!(skew < 100.0, "start skew {skew} ms");
+
+    // A second run with the same name gets its own directory.
+    let out = b
+        .command(
+            Some(&sshd),
+            &["-c", "1", "-D", "1", "-n", "ssh run", "--num-nodes", "1"],
+        )
+        .arg(&nodes)
+        .arg(&test)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(count_files(&b.workdir.join("ssh run")), 2);
+}
+
+#[test]
+fn check_reports_good_and_unreachable_nodes() {
+    let sshd = Sshd::start();
+    let dir = tempdir();
+    let b = Bench::new(dir.path());
+    let nodes = write(
+        dir.path(),
+        "nodes",
+        &format!("{}\n{CLOSED}\nlocal\n", ALIASES[0]),
+    );
+    let out = b
+        .command(Some(&sshd), &["--check"])
+        .arg(&nodes)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let line = |host: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(host))
+            .unwrap_or_else(|| panic!("no line for {host}: {stdout}"))
+            .to_string()
+    };
+    let good = line(ALIASES[0]);
+    assert!(
+        good.contains(" ok ") && good.contains("arch=") && good.contains("cores="),
+        "{good}"
+    );
+    assert!(good.contains("bench-node missing"), "{good}");
+    let bad = line(CLOSED);
+    assert!(
+        bad.contains("UNREACHABLE") && bad.contains("Connection refused"),
+        "{bad}"
+    );
+    assert!(line("local").contains(&format!("bench-node {}", benchmaster::VERSION)));
+    assert!(stdout.contains("2 of 3 hosts reachable"), "{stdout}");
+}
+
+#[test]
+fn min_nodes_lets_a_run_go_on_without_a_closed_port() {
+    let sshd = Sshd::start();
+    let server = Server::start();
+    let dir = tempdir();
+    let b = Bench::new(dir.path());
+    let test = test_file(dir.path(), &server.url());
+    let nodes = write(
+        dir.path(),
+        "nodes",
+        &format!("{}\n{CLOSED}\n{}\n", ALIASES[0], ALIASES[1]),
+    );
+    // Without --min-nodes, every node is needed.
+    let out = b
+        .command(Some(&sshd), &[])
+        .arg(&nodes)
+        .arg(&test)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("Connection refused"), "{}", text(&out));
+
+    std::fs::remove_dir_all(&b.workdir).unwrap();
+    let out = b
+        .command(Some(&sshd), &["--min-nodes", "2"])
+        .arg(&nodes)
+        .arg(&test)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let s = summary(&b.run_dir());
+    assert_eq!(failed_names(&s), ["node1"]);
+    assert_eq!(users(&s), [2]);
+    assert_eq!(merged_requests(&s), server.count());
+}
+
+#[test]
+fn unknown_host_key_is_refused_unless_accepted() {
+    let sshd = Sshd::start();
+    let dir = tempdir();
+    let b = Bench::new(dir.path());
+    let nodes = write(dir.path(), "nodes", &format!("{STRANGER}\n"));
+    let out = b
+        .command(Some(&sshd), &["--check"])
+        .arg(&nodes)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("Host key verification failed"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&sshd.stranger_known_hosts).unwrap(),
+        ""
+    );
+
+    let out = b
+        .command(Some(&sshd), &["--check", "--accept-new-host-keys"])
+        .arg(&nodes)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let known = std::fs::read_to_string(&sshd.stranger_known_hosts).unwrap();
+    assert!(
+        known.contains(&format!("[127.0.0.1]:{}", sshd.port)),
+        "{known}"
+    );
+}
+
+#[test]
+fn shell_metacharacters_run_nothing() {
+    let sshd = Sshd::start();
+    let server = Server::start();
+    let dir = tempdir();
+    let mut b = Bench::new(dir.path());
+    b.node_workdir = dir.path().join("node ws; touch PWNED-x");
+    let test = test_file(dir.path(), &server.url());
+    let nodes = write(
+        dir.path(),
+        "nodes",
+        &format!(
+            "{}\nnode-a;touch${{IFS}}PWNED-host\n$(touch PWNED-sub)\n",
+            ALIASES[0]
+        ),
+    );
+    let name = "run 'quoted' \"double\"; $(touch PWNED-name) `touch PWNED-tick`";
+    let out = b
+        .command(Some(&sshd), &["--min-nodes", "1", "-n", name])
+        .arg(&nodes)
+        .arg(&test)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let s = summary(&b.run_dir());
+    assert_eq!(failed_names(&s), ["node1", "node2"]);
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    for place in [
+        dir.path(),
+        Path::new(&home),
+        Path::new("/tmp"),
+        Path::new("/"),
+    ] {
+        for entry in std::fs::read_dir(place).unwrap() {
+            let name = entry.unwrap().file_name();
+            assert!(
+                !name.to_string_lossy().starts_with("PWNED"),
+                "{place:?}/{name:?} was created"
+            );
+        }
+    }
+    assert!(b.node_workdir.join("bench-node").exists());
+}
+
+#[test]
+fn a_node_killed_mid_run_is_marked_failed_and_the_run_ends_on_time() {
+    let sshd = Sshd::start();
+    let server = Server::start();
+    let dir = tempdir();
+    let b = Bench::new(dir.path());
+    let test = test_file(dir.path(), &server.url());
+    let nodes = write(
+        dir.path(),
+        "nodes",
+        &format!("{}\n", ALIASES[..3].join("\n")),
+    );
+    let started = Instant::now();
+    let mut child = b
+        .command(Some(&sshd), &["-c", "1", "-D", "4"])
+        .arg(&nodes)
+        .arg(&test)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // node1's first progress line says it runs; its ready line gives its pid.
+    std::thread::sleep(Duration::from_millis(500));
+    let log = wait_for(
+        &wait_run_dir(&b).join("out/node1.log"),
+        "\"progress\"",
+        Duration::from_secs(60),
+    );
+    let ready = log.lines().next().unwrap();
+    let pid: serde_json::Value = serde_json::from_str(ready).unwrap();
+    let pid = pid["pid"].as_u64().unwrap().to_string();
+    assert!(Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = wait_bounded(&mut child, Duration::from_secs(60));
+    let out = child.wait_with_output().unwrap();
+    eprintln!("run with a killed node took {:?}", started.elapsed());
+    assert_eq!(status.code(), Some(3), "{}", text(&out));
+    let s = summary(&b.run_dir());
+    assert_eq!(failed_names(&s), ["node1"]);
+    assert_eq!(count_files(&b.run_dir().join("results")), 2);
+    assert_eq!(s["nodes"].as_u64(), Some(2), "{s}");
+}
+
+/// The run directory, once the master created it.
+fn wait_run_dir(b: &Bench) -> PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut names) = std::fs::read_dir(&b.workdir) {
+            if let Some(Ok(name)) = names.next() {
+                if let Some(Ok(run)) = std::fs::read_dir(name.path()).unwrap().next() {
+                    return run.path();
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "no run directory");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigint_leaves_no_bench_node_running() {
+    let sshd = Sshd::start();
+    let server = Server::start();
+    let dir = tempdir();
+    let b = Bench::new(dir.path());
+    let test = test_file(dir.path(), &server.url());
+    let nodes = write(
+        dir.path(),
+        "nodes",
+        &format!("{}\n{}\nlocal\n", ALIASES[0], ALIASES[1]),
+    );
+    let mut child = b
+        .command(Some(&sshd), &["-c", "1", "-D", "60"])
+        .arg(&nodes)
+        .arg(&test)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run_dir = wait_run_dir(&b);
+    for n in 0..3 {
+        wait_for(
+            &run_dir.join(format!("out/node{n}.log")),
+            "\"progress\"",
+            Duration::from_secs(60),
+        );
+    }
+    let needle = b.node_workdir.to_string_lossy().into_owned();
+    assert_eq!(bench_nodes_running(&needle).len(), 3);
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    wait_bounded(&mut child, Duration::from_secs(30));
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    // Stopped nodes still report what they measured.
+    let s = summary(&run_dir);
+    assert!(s["interrupted"].as_bool().unwrap(), "{s}");
+    assert_eq!(s["nodes"].as_u64(), Some(3));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(bench_nodes_running(&needle), Vec::<String>::new());
+}
