@@ -1,1 +1,322 @@
-//! engine tests.
+//! bench-node against real HTTP servers on loopback: counts, latency, failures, interruption.
+
+use std::time::Duration;
+
+use benchmaster::result::read::read_file;
+use benchmaster::result::NodeResult;
+
+use crate::util::{bench_node, closed_port, run, tempdir, write, Server};
+
+fn test_toml(url: &str, cycles: &str, duration: f64, steps: &str) -> String {
+    format!(
+        r#"
+[test]
+name = "engine"
+url = "{url}"
+
+[bench]
+cycles = [{cycles}]
+duration = {duration}
+startup_delay = 0.01
+cycle_time = 0.2
+timeout = 2
+
+{steps}
+"#
+    )
+}
+
+/// Every request the node made, in windows or outside them.
+fn node_requests(r: &NodeResult) -> u64 {
+    r.cycles
+        .iter()
+        .map(|c| c.requests.total() + c.outside.requests)
+        .sum()
+}
+
+#[test]
+fn two_cycles_count_exactly_what_the_server_received() {
+    let server = Server::start();
+    let dir = tempdir();
+    let steps = "[[step]]\nname = \"home\"\npath = \"/\"\n\n[[step]]\nname = \"page\"\npath = \"/page?delay_ms=2\"\n";
+    let test = write(
+        dir.path(),
+        "t.toml",
+        &test_toml(&server.url(), "3, 6", 2.5, steps),
+    );
+    let out = dir.path().join("r.xml");
+    let o = run(bench_node().arg("run").arg(&test).arg("-o").arg(&out));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let r = read_file(&out).unwrap();
+    assert!(!r.interrupted);
+    assert_eq!(r.cycles.len(), 2);
+    assert_eq!(r.cycles[0].users, 3);
+    assert_eq!(r.cycles[1].users, 6);
+    // Peak users seen in the series match the plan.
+    let peak = |c: u32| {
+        r.series
+            .iter()
+            .filter(|s| s.cycle == Some(c))
+            .map(|s| s.users)
+            .max()
+    };
+    assert_eq!(peak(0), Some(3));
+    assert_eq!(peak(1), Some(6));
+    for c in &r.cycles {
+        assert!(
+            c.requests.success > 50,
+            "cycle {} made {} requests",
+            c.index,
+            c.requests.success
+        );
+        assert_eq!(c.requests.failure + c.requests.error, 0);
+        assert_eq!(c.steps.len(), 2);
+        assert_eq!(c.pages.total(), c.steps[0].total() + c.steps[1].total());
+        assert!((c.window_s - 2.5).abs() < 0.01, "window {}", c.window_s);
+        assert!(c.tests.success > 0);
+    }
+    assert_eq!(
+        node_requests(&r),
+        server.count(),
+        "node and server disagree"
+    );
+    println!("node and server both counted {} requests", server.count());
+}
+
+#[test]
+fn latency_of_a_20ms_answer_reads_20ms() {
+    let server = Server::start();
+    let dir = tempdir();
+    let steps = "[[step]]\nname = \"slow\"\npath = \"/?delay_ms=20\"\n";
+    let test = write(
+        dir.path(),
+        "t.toml",
+        &test_toml(&server.url(), "10", 2.0, steps),
+    );
+    let out = dir.path().join("r.xml");
+    let o = run(bench_node()
+        .arg("run")
+        .arg(&test)
+        .arg("-o")
+        .arg(&out)
+        .args(["--progress", "none"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = read_file(&out).unwrap();
+    let p50_ms = r.cycles[0].requests.latency.value_at_quantile(0.5) as f64 / 1000.0;
+    println!(
+        "p50 = {p50_ms:.3} ms over {} requests",
+        r.cycles[0].requests.total()
+    );
+    assert!((20.0..=25.0).contains(&p50_ms), "p50 {p50_ms} ms");
+}
+
+#[test]
+fn bad_status_is_a_failure_and_a_closed_port_an_error() {
+    let server = Server::start();
+    let dir = tempdir();
+    let steps = format!(
+        "[[step]]\nname = \"ok\"\npath = \"/\"\n\n[[step]]\nname = \"boom\"\npath = \"/?status=500\"\n\n\
+         [[step]]\nname = \"never\"\nurl = \"http://127.0.0.1:{}/\"\n",
+        closed_port()
+    );
+    let test = write(
+        dir.path(),
+        "t.toml",
+        &test_toml(&server.url(), "2", 1.0, &steps),
+    );
+    let out = dir.path().join("r.xml");
+    let o = run(bench_node().arg("run").arg(&test).arg("-o").arg(&out));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = read_file(&out).unwrap();
+    let c = &r.cycles[0];
+    // The failing step ends each test: the third step is never reached.
+    assert!(c.steps[1].failure > 0 && c.steps[1].success == 0);
+    assert_eq!(c.steps[2].total(), 0);
+    assert_eq!(c.tests.success, 0);
+    assert!(c.tests.failure > 0);
+    let group = r
+        .errors
+        .iter()
+        .find(|g| g.kind == "status")
+        .expect("a status group");
+    assert_eq!(group.detail, "HTTP 500");
+    assert_eq!(group.samples[0].status, Some(500));
+
+    // Now only the closed port.
+    let steps = format!(
+        "[[step]]\nname = \"never\"\nurl = \"http://127.0.0.1:{}/\"\n",
+        closed_port()
+    );
+    let test = write(
+        dir.path(),
+        "t2.toml",
+        &test_toml(&server.url(), "2", 1.0, &steps),
+    );
+    let o = run(bench_node().arg("run").arg(&test).arg("-o").arg(&out));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = read_file(&out).unwrap();
+    assert!(r.cycles[0].requests.error > 0);
+    assert_eq!(r.cycles[0].requests.success, 0);
+    assert!(
+        r.errors.iter().any(|g| g.kind == "connect"),
+        "{:?}",
+        r.errors
+    );
+}
+
+#[test]
+fn sigint_mid_cycle_leaves_a_readable_result() {
+    let server = Server::start();
+    let dir = tempdir();
+    let steps = "[[step]]\nname = \"home\"\npath = \"/?delay_ms=5\"\n";
+    let test = write(
+        dir.path(),
+        "t.toml",
+        &test_toml(&server.url(), "4, 8", 30.0, steps),
+    );
+    let out = dir.path().join("r.xml");
+    let child = bench_node()
+        .arg("run")
+        .arg(&test)
+        .arg("-o")
+        .arg(&out)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let started = std::time::Instant::now();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?} to stop",
+        started.elapsed()
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r = read_file(&out).unwrap();
+    assert!(r.interrupted);
+    assert_eq!(r.cycles.len(), 1);
+    assert!(r.cycles[0].requests.success > 0);
+    assert!(r.cycles[0].window_s < 2.0);
+    assert!(!dir.path().join("r.xml.tmp").exists());
+}
+
+#[test]
+fn bad_input_is_one_clear_line_and_exit_code_2() {
+    let dir = tempdir();
+    let cases = [
+        ("missing.toml", None, "missing.toml"),
+        ("syntax.toml", Some("[test\nname = 1"), "syntax.toml"),
+        ("unknown.toml", Some("[test]\nname = \"x\"\nurl = \"http://127.0.0.1:1\"\n[bench]\nduraton = 3\n[[step]]\nname = \"a\"\npath = \"/\"\n"), "duraton"),
+        ("badurl.toml", Some("[test]\nname = \"x\"\nurl = \"not a url\"\n[[step]]\nname = \"a\"\npath = \"/\"\n"), "url"),
+    ];
+    for (name, text, needle) in cases {
+        let path = match text {
+            Some(t) => write(dir.path(), name, t),
+            None => dir.path().join(name),
+        };
+        for sub in ["run", "check"] {
+            let o = run(bench_node().arg(sub).arg(&path));
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(2), "{sub} {name}: {err}");
+            assert_eq!(err.trim().lines().count(), 1, "{sub} {name}: {err}");
+            assert!(err.contains(needle), "{sub} {name}: {err}");
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
+    let o = run(bench_node().args(["run", "x.toml", "-c", "10::20"]));
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn check_prints_the_plan() {
+    let server = Server::start();
+    let dir = tempdir();
+    let steps = "[[step]]\nname = \"home\"\npath = \"/\"\n";
+    let test = write(
+        dir.path(),
+        "t.toml",
+        &test_toml(&server.url(), "2, 4", 1.0, steps),
+    );
+    let o = run(bench_node().arg("check").arg(&test));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success());
+    assert!(text.contains("home") && text.contains("engine"), "{text}");
+}
+
+#[test]
+fn json_progress_and_start_on_the_masters_word() {
+    use std::io::{BufRead, BufReader, Write};
+    let server = Server::start();
+    let dir = tempdir();
+    let steps = "[[step]]\nname = \"home\"\npath = \"/\"\n";
+    let test = write(
+        dir.path(),
+        "t.toml",
+        &test_toml(&server.url(), "2", 1.5, steps),
+    );
+    let out = dir.path().join("r.xml");
+    let mut child = bench_node()
+        .arg("run")
+        .arg(&test)
+        .arg("-o")
+        .arg(&out)
+        .args(["--progress", "json", "--wait-start"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("\"ready\""), "{first}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.count(), 0, "nothing before start");
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "start").unwrap();
+    let events: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    assert!(
+        events.iter().any(|l| l.contains("\"progress\"")),
+        "{events:?}"
+    );
+    assert!(events.last().unwrap().contains("\"done\""), "{events:?}");
+    assert!(child.wait().unwrap().success());
+    drop(stdin);
+}
+
+#[test]
+fn stdin_closing_stops_the_node() {
+    let server = Server::start();
+    let dir = tempdir();
+    let steps = "[[step]]\nname = \"home\"\npath = \"/\"\n";
+    let test = write(
+        dir.path(),
+        "t.toml",
+        &test_toml(&server.url(), "2", 60.0, steps),
+    );
+    let out = dir.path().join("r.xml");
+    let mut child = bench_node()
+        .arg("run")
+        .arg(&test)
+        .arg("-o")
+        .arg(&out)
+        .args(["--progress", "none", "--wait-start"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    use std::io::Write;
+    writeln!(stdin, "start").unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    drop(stdin);
+    let t = std::time::Instant::now();
+    let status = child.wait().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(status.code(), Some(130));
+    assert!(read_file(&out).unwrap().interrupted);
+}

@@ -1,3 +1,47 @@
-//! The load engine: virtual users in cycles, measured (what `bench-node run` does).
+//! The load engine: what `bench-node run` does. Virtual users ([`user`]) with their own HTTP
+//! connection ([`client`]) run on worker threads ([`worker`]); the controller ([`run`]) walks
+//! the cycles and assembles the result; [`record`] measures; [`target`] is the built-in test
+//! server; [`progress`] is the line protocol the master reads.
 
+pub mod client;
+pub mod control;
 pub mod progress;
+pub mod record;
+mod resources;
+pub mod run;
+pub mod target;
+pub mod user;
+pub mod worker;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+pub use run::{run, ProgressMode, RunConfig, RunOutcome};
+
+/// Live counters of one worker, read once a second for progress.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Users running now.
+    pub users: AtomicU32,
+    /// Requests completed since the run started.
+    pub requests: AtomicU64,
+    /// Requests with a status outside the accepted codes.
+    pub failures: AtomicU64,
+    /// Requests with no response.
+    pub errors: AtomicU64,
+}
+
+/// Why a run could not start or its result could not be kept.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot resolve the target {url}: {message}")]
+    Resolve { url: String, message: String },
+    #[error("cannot start worker threads: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("cannot write the result {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}

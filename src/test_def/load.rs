@@ -70,7 +70,7 @@ pub(crate) fn check_base_url(text: &str) -> Result<Url, String> {
             url.scheme()
         ));
     }
-    if !url.host_str().is_some_and(|h| !h.is_empty()) {
+    if url.host_str().is_none_or(|h| h.is_empty()) {
         return Err(format!("invalid URL `{text}`: no host"));
     }
     Ok(url)
@@ -323,11 +323,11 @@ fn bench(src: &Source<'_>, raw: RawBench) -> Result<Bench, TestDefError> {
 
 fn service(src: &Source<'_>, raw: Spanned<RawService>) -> Result<Service, TestDefError> {
     let raw: RawService = raw.into_inner();
-    if !raw
+    if raw
         .command
         .get_ref()
         .first()
-        .is_some_and(|p| !p.trim().is_empty())
+        .is_none_or(|p| p.trim().is_empty())
     {
         return Err(src.error(
             raw.command.span(),

@@ -1,0 +1,366 @@
+//! One virtual user's HTTP client: a single keep-alive HTTP/1.1 connection (hyper's
+//! `client::conn::http1`, not a pool), reopened when the server closes it or the host changes,
+//! plus the user's own cookie jar.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{HeaderValue, CONTENT_TYPE, COOKIE, HOST, SET_COOKIE, USER_AGENT};
+use hyper::{HeaderMap, Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use url::Url;
+
+/// Body bytes kept per response for checks, captures and error samples; the rest is counted and
+/// dropped, so a huge body cannot exhaust memory.
+pub const MAX_KEPT_BODY: usize = 4 << 20;
+
+/// Why a request got no response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestError {
+    /// `connect`, `reset`, `timeout`, `tls`, `protocol`, `dns` or `other` (the result kinds).
+    pub kind: &'static str,
+    pub message: String,
+}
+
+/// A request to send.
+pub struct Outgoing<'a> {
+    pub method: Method,
+    pub url: &'a Url,
+    pub headers: &'a [(hyper::header::HeaderName, HeaderValue)],
+    pub content_type: Option<&'static str>,
+    pub body: Bytes,
+}
+
+/// A response received, its body capped at [`MAX_KEPT_BODY`].
+pub struct Incoming {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    /// Kept part of the body.
+    pub body: Bytes,
+    /// Full body length received, bytes.
+    pub body_len: u64,
+}
+
+/// What every user of a node shares: TLS settings and resolved addresses.
+pub struct Connector {
+    tls: tokio_rustls::TlsConnector,
+    /// Addresses resolved once per `host:port`; a std mutex as it is held only for a lookup.
+    resolved: Mutex<HashMap<(String, u16), SocketAddr>>,
+    user_agent: HeaderValue,
+}
+
+impl Connector {
+    /// `insecure` accepts any server certificate (self-signed test targets).
+    pub fn new(insecure: bool) -> Arc<Connector> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default protocol versions");
+        let config = if insecure {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
+                .with_no_client_auth()
+        } else {
+            let roots =
+                rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            builder.with_root_certificates(roots).with_no_client_auth()
+        };
+        Arc::new(Connector {
+            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            resolved: Mutex::new(HashMap::new()),
+            user_agent: HeaderValue::from_static(concat!(
+                "bench-master/",
+                env!("CARGO_PKG_VERSION")
+            )),
+        })
+    }
+
+    /// Resolves `url`'s host once and remembers it (done before a run starts, so the first
+    /// requests do not pay for DNS).
+    pub async fn resolve(&self, url: &Url) -> Result<SocketAddr, RequestError> {
+        let host = url.host_str().unwrap_or_default().to_string();
+        let port = url.port_or_known_default().unwrap_or(80);
+        if let Some(addr) = self.resolved.lock().unwrap().get(&(host.clone(), port)) {
+            return Ok(*addr);
+        }
+        let name = host.trim_start_matches('[').trim_end_matches(']');
+        let addr = tokio::net::lookup_host((name, port))
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| RequestError {
+                kind: "dns",
+                message: format!("cannot resolve host {host}"),
+            })?;
+        self.resolved.lock().unwrap().insert((host, port), addr);
+        Ok(addr)
+    }
+}
+
+/// Connection key: scheme, host, port.
+type Origin = (String, String, u16);
+
+fn origin(url: &Url) -> Origin {
+    (
+        url.scheme().to_string(),
+        url.host_str().unwrap_or_default().to_string(),
+        url.port_or_known_default().unwrap_or(80),
+    )
+}
+
+/// One user's client.
+pub struct Client {
+    connector: Arc<Connector>,
+    conn: Option<(Origin, SendRequest<Full<Bytes>>)>,
+    cookies: cookie_store::CookieStore,
+    timeout: Duration,
+}
+
+impl Client {
+    pub fn new(connector: Arc<Connector>, timeout: Duration) -> Client {
+        Client {
+            connector,
+            conn: None,
+            cookies: cookie_store::CookieStore::new(),
+            timeout,
+        }
+    }
+
+    /// Sends one request and reads its response, within the request timeout.
+    pub async fn send(
+        &mut self,
+        req: Outgoing<'_>,
+        keep_body: usize,
+    ) -> Result<Incoming, RequestError> {
+        match tokio::time::timeout(self.timeout, self.exchange(req, keep_body)).await {
+            Ok(Ok(incoming)) => Ok(incoming),
+            Ok(Err(e)) => {
+                self.conn = None;
+                Err(e)
+            }
+            Err(_) => {
+                self.conn = None;
+                Err(RequestError {
+                    kind: "timeout",
+                    message: format!("no complete answer within {:?}", self.timeout),
+                })
+            }
+        }
+    }
+
+    async fn exchange(
+        &mut self,
+        req: Outgoing<'_>,
+        keep_body: usize,
+    ) -> Result<Incoming, RequestError> {
+        let key = origin(req.url);
+        let reusable = match &mut self.conn {
+            Some((o, sender)) if *o == key => sender.ready().await.is_ok(),
+            _ => false,
+        };
+        if !reusable {
+            let sender = self.connect(req.url).await?;
+            self.conn = Some((key, sender));
+        }
+        let (_, sender) = self.conn.as_mut().expect("connection just ensured");
+
+        let mut path = req.url.path().to_string();
+        if let Some(q) = req.url.query() {
+            path.push('?');
+            path.push_str(q);
+        }
+        let mut builder = Request::builder().method(req.method).uri(path);
+        let headers = builder.headers_mut().expect("fresh builder has headers");
+        headers.insert(HOST, host_header(req.url));
+        headers.insert(USER_AGENT, self.connector.user_agent.clone());
+        if let Some(ct) = req.content_type {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+        }
+        let cookie = self
+            .cookies
+            .get_request_values(req.url)
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        if !cookie.is_empty() {
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                headers.insert(COOKIE, v);
+            }
+        }
+        for (name, value) in req.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        let request = builder
+            .body(Full::new(req.body))
+            .map_err(|e| RequestError {
+                kind: "other",
+                message: format!("cannot build request: {e}"),
+            })?;
+
+        let response = sender.send_request(request).await.map_err(hyper_error)?;
+        let (parts, mut body) = response.into_parts();
+        for value in parts.headers.get_all(SET_COOKIE) {
+            if let Ok(s) = value.to_str() {
+                let _ = self.cookies.parse(s, req.url);
+            }
+        }
+        let mut kept = Vec::new();
+        let mut body_len = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(hyper_error)?;
+            if let Some(data) = frame.data_ref() {
+                body_len += data.len() as u64;
+                let room = keep_body.saturating_sub(kept.len());
+                kept.extend_from_slice(&data[..room.min(data.len())]);
+            }
+        }
+        Ok(Incoming {
+            status: parts.status,
+            headers: parts.headers,
+            body: Bytes::from(kept),
+            body_len,
+        })
+    }
+
+    async fn connect(&self, url: &Url) -> Result<SendRequest<Full<Bytes>>, RequestError> {
+        let addr = self.connector.resolve(url).await?;
+        let tcp = TcpStream::connect(addr).await.map_err(|e| RequestError {
+            kind: "connect",
+            message: format!("cannot connect to {addr}: {e}"),
+        })?;
+        let _ = tcp.set_nodelay(true);
+        if url.scheme() == "https" {
+            let host = url.host_str().unwrap_or_default();
+            let name = ServerName::try_from(
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
+            )
+            .map_err(|e| RequestError {
+                kind: "tls",
+                message: format!("bad TLS server name {host}: {e}"),
+            })?;
+            let tls = self
+                .connector
+                .tls
+                .connect(name, tcp)
+                .await
+                .map_err(|e| RequestError {
+                    kind: "tls",
+                    message: format!("TLS handshake with {addr} failed: {e}"),
+                })?;
+            handshake(TokioIo::new(tls)).await
+        } else {
+            handshake(TokioIo::new(tcp)).await
+        }
+    }
+}
+
+async fn handshake<T>(io: T) -> Result<SendRequest<Full<Bytes>>, RequestError>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, conn) = http1::handshake(io).await.map_err(hyper_error)?;
+    // The connection task ends by itself when the sender is dropped or the server closes.
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+fn host_header(url: &Url) -> HeaderValue {
+    let host = url.host_str().unwrap_or_default();
+    let value = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    };
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("localhost"))
+}
+
+/// Classifies a hyper error into the result kinds.
+fn hyper_error(e: hyper::Error) -> RequestError {
+    use std::error::Error as _;
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            let kind = match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connect",
+                std::io::ErrorKind::TimedOut => "timeout",
+                _ => "reset",
+            };
+            return RequestError {
+                kind,
+                message: io.to_string(),
+            };
+        }
+        source = s.source();
+    }
+    let kind = if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        "reset"
+    } else if e.is_parse() {
+        "protocol"
+    } else {
+        "other"
+    };
+    RequestError {
+        kind,
+        message: e.to_string(),
+    }
+}
+
+/// Verifier for `insecure = true`: accepts any certificate, still checks handshake signatures.
+#[derive(Debug)]
+struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

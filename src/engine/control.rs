@@ -1,0 +1,91 @@
+//! How a running node is told to start and stop: signals always, and with `--wait-start` the
+//! master's words on stdin (`start`, `stop`, `detach`). Without `detach`, stdin closing means the
+//! master is gone, and the node stops by itself: no orphaned load generator.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::io::AsyncBufReadExt;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+/// The start gate and the stop signal of a run.
+pub struct Control {
+    start: watch::Receiver<bool>,
+    stop: watch::Receiver<Option<String>>,
+}
+
+impl Control {
+    /// Listens to signals and, when `wait_start`, to stdin. Must run inside a tokio runtime.
+    pub fn spawn(wait_start: bool) -> std::io::Result<Control> {
+        let (start_tx, start) = watch::channel(!wait_start);
+        let (stop_tx, stop) = watch::channel(None::<String>);
+        let stop_tx = Arc::new(stop_tx);
+        let detached = Arc::new(AtomicBool::new(false));
+
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        let (tx, d) = (stop_tx.clone(), detached.clone());
+        tokio::spawn(async move {
+            loop {
+                let why = tokio::select! {
+                    _ = int.recv() => "SIGINT",
+                    _ = term.recv() => "SIGTERM",
+                    // A hang-up ends an attached run only: a detached node outlives its session.
+                    _ = hup.recv() => if d.load(Ordering::SeqCst) { continue } else { "SIGHUP" },
+                };
+                tx.send_replace(Some(why.to_string()));
+            }
+        });
+
+        if wait_start {
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+                loop {
+                    match lines.next_line().await {
+                        Ok(Some(line)) => match line.trim() {
+                            "start" => {
+                                start_tx.send_replace(true);
+                            }
+                            "stop" => {
+                                stop_tx.send_replace(Some("stopped by the master".into()));
+                            }
+                            "detach" => detached.store(true, Ordering::SeqCst),
+                            _ => {}
+                        },
+                        // End of stdin (or an unreadable one): the master is gone.
+                        Ok(None) | Err(_) => {
+                            if !detached.load(Ordering::SeqCst) {
+                                stop_tx.send_replace(Some("the master went away".into()));
+                            }
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+        Ok(Control { start, stop })
+    }
+
+    /// Completes when the run may start.
+    pub fn started(&self) -> impl std::future::Future<Output = ()> {
+        let mut rx = self.start.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    }
+
+    /// Completes when the run must stop.
+    pub fn stopped(&self) -> impl std::future::Future<Output = ()> {
+        let mut rx = self.stop.clone();
+        async move {
+            let _ = rx.wait_for(|s| s.is_some()).await;
+        }
+    }
+
+    /// Why the run was stopped, if it was.
+    pub fn reason(&self) -> Option<String> {
+        self.stop.borrow().clone()
+    }
+}

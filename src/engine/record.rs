@@ -1,0 +1,362 @@
+//! Recording what users measure. Each worker thread owns one [`Recorder`] (no lock on the hot
+//! path); the recorders are merged once the run is over.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::result::{
+    Counts, CycleResult, ErrorGroup, ErrorSample, SecondSample, MAX_ERROR_GROUPS,
+    MAX_ERROR_SAMPLES, MAX_SAMPLE_BODY,
+};
+
+/// How a request, page or test ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+    Error,
+}
+
+/// A cycle's measured window: things completing in `[start, end)` count in the cycle.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub cycle: u32,
+    pub start: Instant,
+    pub end: Instant,
+}
+
+impl Window {
+    fn holds(&self, t: Instant) -> bool {
+        t >= self.start && t < self.end
+    }
+}
+
+/// What a failure or error looked like, for the error groups.
+pub struct ErrorReport<'a> {
+    pub step: usize,
+    pub kind: &'a str,
+    pub detail: String,
+    pub url: &'a str,
+    pub status: Option<u16>,
+    pub body: &'a [u8],
+}
+
+/// Per-second counters (the second is taken from the completion time).
+#[derive(Debug, Clone, Default)]
+struct Second {
+    tests_ok: u64,
+    pages_ok: u64,
+    requests: u64,
+    failures: u64,
+    errors: u64,
+}
+
+/// One worker's measurements.
+pub struct Recorder {
+    t0: Instant,
+    steps: usize,
+    cycles: Vec<CycleResult>,
+    seconds: Vec<Second>,
+    errors: Vec<ErrorGroup>,
+    /// (step, kind, detail) → index in `errors`.
+    error_index: HashMap<(String, String, String), usize>,
+    step_names: Vec<String>,
+}
+
+impl Recorder {
+    pub fn new(t0: Instant, step_names: Vec<String>) -> Recorder {
+        Recorder {
+            t0,
+            steps: step_names.len(),
+            cycles: Vec::new(),
+            seconds: Vec::new(),
+            errors: Vec::new(),
+            error_index: HashMap::new(),
+            step_names,
+        }
+    }
+
+    fn cycle(&mut self, cycle: u32) -> &mut CycleResult {
+        while self.cycles.len() <= cycle as usize {
+            let index = self.cycles.len() as u32;
+            self.cycles.push(CycleResult {
+                index,
+                steps: vec![Counts::default(); self.steps],
+                ..CycleResult::default()
+            });
+        }
+        &mut self.cycles[cycle as usize]
+    }
+
+    fn second(&mut self, t: Instant) -> &mut Second {
+        let i = t.saturating_duration_since(self.t0).as_secs() as usize;
+        if self.seconds.len() <= i {
+            self.seconds.resize(i + 1, Second::default());
+        }
+        &mut self.seconds[i]
+    }
+
+    /// One HTTP exchange (a redirect is one too) completed at `done`.
+    pub fn request(
+        &mut self,
+        w: &Window,
+        done: Instant,
+        latency: Duration,
+        outcome: Outcome,
+        bytes: u64,
+    ) {
+        let s = self.second(done);
+        s.requests += 1;
+        match outcome {
+            Outcome::Success => {}
+            Outcome::Failure => s.failures += 1,
+            Outcome::Error => s.errors += 1,
+        }
+        let holds = w.holds(done);
+        let c = self.cycle(w.cycle);
+        if holds {
+            add(&mut c.requests, latency, outcome, bytes);
+        } else {
+            c.outside.requests += 1;
+        }
+    }
+
+    /// One page (step) completed at `done`.
+    pub fn page(
+        &mut self,
+        w: &Window,
+        step: usize,
+        done: Instant,
+        latency: Duration,
+        outcome: Outcome,
+        bytes: u64,
+    ) {
+        if outcome == Outcome::Success {
+            self.second(done).pages_ok += 1;
+        }
+        let holds = w.holds(done);
+        let c = self.cycle(w.cycle);
+        if holds {
+            add(&mut c.pages, latency, outcome, bytes);
+            add(&mut c.steps[step], latency, outcome, bytes);
+        } else {
+            c.outside.pages += 1;
+        }
+    }
+
+    /// One execution of the whole test completed at `done`.
+    pub fn test(&mut self, w: &Window, done: Instant, latency: Duration, outcome: Outcome) {
+        if outcome == Outcome::Success {
+            self.second(done).tests_ok += 1;
+        }
+        let holds = w.holds(done);
+        let c = self.cycle(w.cycle);
+        if holds {
+            add(&mut c.tests, latency, outcome, 0);
+        } else {
+            c.outside.tests += 1;
+        }
+    }
+
+    /// Open model: an execution was due but every user was busy.
+    pub fn dropped(&mut self, w: &Window) {
+        self.cycle(w.cycle).dropped += 1;
+    }
+
+    /// A failure or an error, grouped by step, kind and detail.
+    pub fn error(&mut self, at: Instant, e: ErrorReport<'_>) {
+        let step = self.step_names.get(e.step).cloned().unwrap_or_default();
+        let mut key = (step, e.kind.to_string(), e.detail);
+        if !self.error_index.contains_key(&key) && self.errors.len() >= MAX_ERROR_GROUPS - 1 {
+            key = (
+                String::new(),
+                "other".into(),
+                "further kinds of errors".into(),
+            );
+        }
+        let at_ms = at.saturating_duration_since(self.t0).as_millis() as u64;
+        let index = match self.error_index.get(&key) {
+            Some(&i) => i,
+            None => {
+                self.errors.push(ErrorGroup {
+                    step: key.0.clone(),
+                    kind: key.1.clone(),
+                    detail: key.2.clone(),
+                    count: 0,
+                    samples: Vec::new(),
+                });
+                self.error_index.insert(key, self.errors.len() - 1);
+                self.errors.len() - 1
+            }
+        };
+        let group = &mut self.errors[index];
+        group.count += 1;
+        if group.samples.len() < MAX_ERROR_SAMPLES {
+            let body = &e.body[..e.body.len().min(MAX_SAMPLE_BODY)];
+            group.samples.push(ErrorSample {
+                url: e.url.to_string(),
+                status: e.status,
+                at_ms,
+                body: String::from_utf8_lossy(body).into_owned(),
+            });
+        }
+    }
+
+    /// Adds another worker's measurements into this one.
+    pub fn merge(&mut self, other: Recorder) {
+        for c in other.cycles {
+            let mine = self.cycle(c.index);
+            mine.tests.merge(&c.tests);
+            mine.pages.merge(&c.pages);
+            mine.requests.merge(&c.requests);
+            for (m, o) in mine.steps.iter_mut().zip(&c.steps) {
+                m.merge(o);
+            }
+            mine.outside.tests += c.outside.tests;
+            mine.outside.pages += c.outside.pages;
+            mine.outside.requests += c.outside.requests;
+            mine.dropped += c.dropped;
+        }
+        if self.seconds.len() < other.seconds.len() {
+            self.seconds.resize(other.seconds.len(), Second::default());
+        }
+        for (m, o) in self.seconds.iter_mut().zip(&other.seconds) {
+            m.tests_ok += o.tests_ok;
+            m.pages_ok += o.pages_ok;
+            m.requests += o.requests;
+            m.failures += o.failures;
+            m.errors += o.errors;
+        }
+        for g in other.errors {
+            let key = (g.step.clone(), g.kind.clone(), g.detail.clone());
+            match self.error_index.get(&key) {
+                Some(&i) => {
+                    let mine = &mut self.errors[i];
+                    mine.count += g.count;
+                    let room = MAX_ERROR_SAMPLES.saturating_sub(mine.samples.len());
+                    mine.samples.extend(g.samples.into_iter().take(room));
+                }
+                None => {
+                    self.errors.push(g);
+                    self.error_index.insert(key, self.errors.len() - 1);
+                }
+            }
+        }
+    }
+
+    /// The per-cycle results, the per-second series (without users and cycle, which the
+    /// controller knows) and the error groups.
+    pub fn finish(
+        mut self,
+        cycles: usize,
+    ) -> (Vec<CycleResult>, Vec<SecondSample>, Vec<ErrorGroup>) {
+        if cycles > 0 {
+            self.cycle(cycles as u32 - 1);
+        }
+        let series = self
+            .seconds
+            .iter()
+            .enumerate()
+            .map(|(i, s)| SecondSample {
+                second: i as u32,
+                cycle: None,
+                users: 0,
+                tests_ok: s.tests_ok,
+                pages_ok: s.pages_ok,
+                requests: s.requests,
+                failures: s.failures,
+                errors: s.errors,
+            })
+            .collect();
+        (self.cycles, series, self.errors)
+    }
+}
+
+fn add(counts: &mut Counts, latency: Duration, outcome: Outcome, bytes: u64) {
+    match outcome {
+        Outcome::Success => counts.success += 1,
+        Outcome::Failure => counts.failure += 1,
+        Outcome::Error => {
+            counts.error += 1;
+            return;
+        }
+    }
+    counts.bytes += bytes;
+    let us = (latency.as_micros() as u64).clamp(1, crate::result::HISTOGRAM_MAX_US);
+    counts.latency.saturating_record(us);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_decides_where_a_request_counts() {
+        let t0 = Instant::now();
+        let w = Window {
+            cycle: 0,
+            start: t0 + Duration::from_secs(1),
+            end: t0 + Duration::from_secs(2),
+        };
+        let mut r = Recorder::new(t0, vec!["a".into()]);
+        let ms = Duration::from_millis;
+        r.request(&w, t0 + ms(500), ms(5), Outcome::Success, 10);
+        r.request(&w, t0 + ms(1500), ms(5), Outcome::Success, 10);
+        r.request(&w, t0 + ms(1600), ms(7), Outcome::Failure, 3);
+        r.request(&w, t0 + ms(1700), ms(7), Outcome::Error, 0);
+        r.request(&w, t0 + ms(2000), ms(5), Outcome::Success, 10);
+        let (cycles, series, _) = r.finish(1);
+        let c = &cycles[0];
+        assert_eq!(
+            (c.requests.success, c.requests.failure, c.requests.error),
+            (1, 1, 1)
+        );
+        assert_eq!(c.requests.bytes, 13);
+        assert_eq!(c.requests.latency.len(), 2);
+        assert_eq!(c.outside.requests, 2);
+        assert_eq!(series.iter().map(|s| s.requests).sum::<u64>(), 5);
+        assert_eq!(series[1].failures + series[1].errors, 2);
+    }
+
+    #[test]
+    fn merge_adds_everything_and_groups_errors() {
+        let t0 = Instant::now();
+        let w = Window {
+            cycle: 1,
+            start: t0,
+            end: t0 + Duration::from_secs(10),
+        };
+        let mk = || {
+            let mut r = Recorder::new(t0, vec!["home".into()]);
+            r.page(
+                &w,
+                0,
+                t0 + Duration::from_millis(10),
+                Duration::from_millis(3),
+                Outcome::Success,
+                5,
+            );
+            r.error(
+                t0,
+                ErrorReport {
+                    step: 0,
+                    kind: "status",
+                    detail: "HTTP 500".into(),
+                    url: "http://x/",
+                    status: Some(500),
+                    body: b"oops",
+                },
+            );
+            r
+        };
+        let mut a = mk();
+        a.merge(mk());
+        let (cycles, _, errors) = a.finish(2);
+        assert_eq!(cycles.len(), 2);
+        assert_eq!(cycles[1].pages.success, 2);
+        assert_eq!(cycles[1].steps[0].latency.len(), 2);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].count, 2);
+        assert_eq!(errors[0].samples.len(), 2);
+    }
+}

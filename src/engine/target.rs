@@ -1,0 +1,130 @@
+//! The built-in target (`bench-node target --listen ADDR`): a small HTTP/1.1 server for the
+//! quickstart, the tests and for calibrating how much load a node can make.
+//!
+//! Any path answers `200 ok`; the query changes the answer:
+//! `delay_ms=N` waits N ms first, `status=N` answers with status N, `bytes=N` sends a body of
+//! N bytes, `close=1` closes the connection after the answer. `/__count` returns the number of
+//! requests received so far (itself not counted).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+/// Largest body `bytes=N` sends (64 MiB).
+const MAX_BODY: usize = 64 << 20;
+
+/// A running target: its address and the count of requests it received.
+#[derive(Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    /// Requests received (answered or not), `/__count` excluded.
+    pub requests: Arc<AtomicU64>,
+}
+
+impl Target {
+    /// Binds `addr` (port 0 picks a free one) and serves until `shutdown` completes.
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<(Target, TcpListener)> {
+        let listener = TcpListener::bind(addr).await?;
+        let target = Target {
+            addr: listener.local_addr()?,
+            requests: Arc::new(AtomicU64::new(0)),
+        };
+        Ok((target, listener))
+    }
+
+    /// Accepts connections until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                // A new connection: served by its own task.
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    let _ = stream.set_nodelay(true);
+                    let count = self.requests.clone();
+                    tokio::spawn(async move {
+                        let service = service_fn(move |req| answer(req, count.clone()));
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+                // Asked to stop.
+                _ = &mut shutdown => return,
+            }
+        }
+    }
+
+    /// Starts a target on a background task of the current runtime (for tests).
+    pub async fn spawn(addr: SocketAddr) -> std::io::Result<Target> {
+        let (target, listener) = Target::bind(addr).await?;
+        tokio::spawn(target.clone().serve(listener, std::future::pending()));
+        Ok(target)
+    }
+
+    /// Requests received so far.
+    pub fn count(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+async fn answer(
+    req: Request<hyper::body::Incoming>,
+    count: Arc<AtomicU64>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if req.uri().path() == "/__count" {
+        let n = count.load(Ordering::SeqCst);
+        return Ok(Response::new(Full::new(Bytes::from(n.to_string()))));
+    }
+    count.fetch_add(1, Ordering::SeqCst);
+    let mut status = StatusCode::OK;
+    let mut body = Bytes::from_static(b"ok\n");
+    let mut close = false;
+    let mut delay = Duration::ZERO;
+    for (key, value) in url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
+        match key.as_ref() {
+            "delay_ms" => delay = Duration::from_millis(value.parse().unwrap_or(0)),
+            "status" => {
+                status = value
+                    .parse()
+                    .ok()
+                    .and_then(|s| StatusCode::from_u16(s).ok())
+                    .unwrap_or(status)
+            }
+            "bytes" => {
+                body = Bytes::from(vec![
+                    b'x';
+                    value.parse::<usize>().unwrap_or(0).min(MAX_BODY)
+                ])
+            }
+            "close" => close = value == "1",
+            _ => {}
+        }
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    if close {
+        response.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+    }
+    Ok(response)
+}

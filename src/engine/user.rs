@@ -1,0 +1,378 @@
+//! A virtual user: runs the test's steps in order, over and over, until its cycle's window is
+//! over, recording every request, page and test execution.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use hyper::header::{HeaderValue, LOCATION};
+use hyper::{Method, StatusCode};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::watch;
+use url::Url;
+
+use super::client::{Client, Connector, Outgoing, MAX_KEPT_BODY};
+use super::record::{ErrorReport, Outcome, Recorder, Window};
+use super::Counters;
+use crate::result::MAX_SAMPLE_BODY;
+use crate::test_def::{Step, TestPlan, Vars};
+
+/// Redirects followed per page before the page is a failure.
+const MAX_REDIRECTS: usize = 10;
+
+/// Where a cycle stands, as users see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Users keep going.
+    Running,
+    /// The window is over: finish the request in flight, start nothing new.
+    Finish,
+    /// Stop now: requests in flight are abandoned.
+    Abort,
+}
+
+/// Everything one user needs; built by its worker.
+pub struct User {
+    pub plan: Arc<TestPlan>,
+    pub connector: Arc<Connector>,
+    pub recorder: Rc<RefCell<Recorder>>,
+    pub counters: Arc<Counters>,
+    pub window: Window,
+    /// The cycle's phase; users watch it between and during requests.
+    pub phase: watch::Receiver<Phase>,
+    pub node: u32,
+    pub nodes: u32,
+    /// User number within the cycle on this node.
+    pub number: u32,
+    /// When this user starts.
+    pub start_at: Instant,
+}
+
+impl User {
+    /// Runs until the cycle's phase leaves `Running`.
+    pub async fn run(mut self) {
+        if !self.pause_until(self.start_at).await {
+            return;
+        }
+        self.counters.users.fetch_add(1, Ordering::Relaxed);
+        let mut client = Client::new(self.connector.clone(), self.plan.bench.timeout);
+        let mut rng = SmallRng::from_entropy();
+        let mut iteration = 0u64;
+        'tests: while self.running() {
+            let started = Instant::now();
+            let mut vars = Vars {
+                node: self.node,
+                nodes: self.nodes,
+                user: self.number,
+                iteration,
+                captured: Default::default(),
+            };
+            let mut outcome = Outcome::Success;
+            for index in 0..self.plan.steps.len() {
+                if index > 0 && !self.think(&mut rng).await {
+                    break 'tests;
+                }
+                if !self.running() {
+                    break 'tests;
+                }
+                let Some(page) = self.page(&mut client, index, &mut vars).await else {
+                    break 'tests; // aborted
+                };
+                if page != Outcome::Success {
+                    outcome = page;
+                    break;
+                }
+            }
+            let done = Instant::now();
+            self.recorder
+                .borrow_mut()
+                .test(&self.window, done, done - started, outcome);
+            iteration += 1;
+            let pause = self.plan.bench.sleep_time;
+            if !pause.is_zero() && !self.pause_until(Instant::now() + pause).await {
+                break;
+            }
+        }
+        self.counters.users.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn running(&self) -> bool {
+        *self.phase.borrow() == Phase::Running
+    }
+
+    /// Sleeps until `t`; false when the cycle ended meanwhile.
+    async fn pause_until(&mut self, t: Instant) -> bool {
+        let mut phase = self.phase.clone();
+        tokio::select! {
+            // The pause ran out: go on if the cycle still runs.
+            _ = tokio::time::sleep_until(t.into()) => self.running(),
+            // The phase left Running (or the controller is gone).
+            _ = phase.wait_for(|p| *p != Phase::Running) => false,
+        }
+    }
+
+    /// Think time between two steps, uniform in [min, max].
+    async fn think(&mut self, rng: &mut SmallRng) -> bool {
+        let (min, max) = (
+            self.plan.bench.sleep_time_min,
+            self.plan.bench.sleep_time_max,
+        );
+        if max.is_zero() {
+            return true;
+        }
+        let d = if max > min {
+            rng.gen_range(min..=max)
+        } else {
+            min
+        };
+        self.pause_until(Instant::now() + d).await
+    }
+
+    /// One page: the step's request and its redirects. `None` when aborted.
+    async fn page(
+        &mut self,
+        client: &mut Client,
+        index: usize,
+        vars: &mut Vars,
+    ) -> Option<Outcome> {
+        let plan = self.plan.clone();
+        let step = &plan.steps[index];
+        let started = Instant::now();
+        let mut url = match step.url(&plan.url, vars) {
+            Ok(url) => url,
+            Err(message) => {
+                let done = Instant::now();
+                self.fail(index, "other", message, "", None, b"", done);
+                self.recorder.borrow_mut().page(
+                    &self.window,
+                    index,
+                    done,
+                    done - started,
+                    Outcome::Failure,
+                    0,
+                );
+                return Some(Outcome::Failure);
+            }
+        };
+        let headers = render_headers(step, vars);
+        let (mut content_type, mut body) = match &step.body {
+            Some(b) => b.render(vars),
+            None => (None, Bytes::new()),
+        };
+        let mut method = step.method.clone();
+        let keep = if step.checks.is_empty() && step.captures.is_empty() {
+            MAX_SAMPLE_BODY
+        } else {
+            MAX_KEPT_BODY
+        };
+        let mut bytes = 0u64;
+        for _ in 0..=MAX_REDIRECTS {
+            let sent = Instant::now();
+            let request = Outgoing {
+                method: method.clone(),
+                url: &url,
+                headers: &headers,
+                content_type,
+                body: body.clone(),
+            };
+            let result = tokio::select! {
+                // The exchange finished, one way or another.
+                r = client.send(request, keep) => r,
+                // Interrupted: abandon the request.
+                _ = self.phase.wait_for(|p| *p == Phase::Abort) => return None,
+            };
+            let done = Instant::now();
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            let response = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    let mut rec = self.recorder.borrow_mut();
+                    rec.request(&self.window, done, done - sent, Outcome::Error, 0);
+                    drop(rec);
+                    self.fail(
+                        index,
+                        e.kind,
+                        e.message.clone(),
+                        url.as_str(),
+                        None,
+                        e.message.as_bytes(),
+                        done,
+                    );
+                    self.recorder.borrow_mut().page(
+                        &self.window,
+                        index,
+                        done,
+                        done - started,
+                        Outcome::Error,
+                        bytes,
+                    );
+                    return Some(Outcome::Error);
+                }
+            };
+            bytes += response.body_len;
+            let status = response.status;
+            let accepted = match &step.expect_status {
+                Some(codes) => codes.contains(&status.as_u16()),
+                None => plan.bench.ok_codes.contains(&status.as_u16()),
+            };
+            let request_outcome = if accepted {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            };
+            if request_outcome == Outcome::Failure {
+                self.counters.failures.fetch_add(1, Ordering::Relaxed);
+            }
+            self.recorder.borrow_mut().request(
+                &self.window,
+                done,
+                done - sent,
+                request_outcome,
+                response.body_len,
+            );
+
+            if let Some(next) = redirect_target(&url, status, &response.headers) {
+                if step
+                    .expect_status
+                    .as_ref()
+                    .is_none_or(|c| !c.contains(&status.as_u16()))
+                {
+                    if status == StatusCode::SEE_OTHER
+                        || (method == Method::POST
+                            && matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND))
+                    {
+                        method = Method::GET;
+                        body = Bytes::new();
+                        content_type = None;
+                    }
+                    url = next;
+                    continue;
+                }
+            }
+
+            let mut outcome = request_outcome;
+            if !accepted {
+                self.fail(
+                    index,
+                    "status",
+                    format!("HTTP {}", status.as_u16()),
+                    url.as_str(),
+                    Some(status.as_u16()),
+                    &response.body,
+                    done,
+                );
+            } else if let Err(why) =
+                check_and_capture(step, &response.headers, &response.body, vars)
+            {
+                outcome = Outcome::Failure;
+                self.fail(
+                    index,
+                    "check",
+                    why,
+                    url.as_str(),
+                    Some(status.as_u16()),
+                    &response.body,
+                    done,
+                );
+            }
+            self.recorder.borrow_mut().page(
+                &self.window,
+                index,
+                done,
+                done - started,
+                outcome,
+                bytes,
+            );
+            return Some(outcome);
+        }
+        let done = Instant::now();
+        self.fail(
+            index,
+            "status",
+            format!("more than {MAX_REDIRECTS} redirects"),
+            url.as_str(),
+            None,
+            b"",
+            done,
+        );
+        self.recorder.borrow_mut().page(
+            &self.window,
+            index,
+            done,
+            done - started,
+            Outcome::Failure,
+            bytes,
+        );
+        Some(Outcome::Failure)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fail(
+        &self,
+        step: usize,
+        kind: &str,
+        detail: String,
+        url: &str,
+        status: Option<u16>,
+        body: &[u8],
+        at: Instant,
+    ) {
+        self.recorder.borrow_mut().error(
+            at,
+            ErrorReport {
+                step,
+                kind,
+                detail,
+                url,
+                status,
+                body,
+            },
+        );
+    }
+}
+
+fn render_headers(step: &Step, vars: &Vars) -> Vec<(hyper::header::HeaderName, HeaderValue)> {
+    step.headers
+        .iter()
+        .filter_map(|(name, value)| {
+            HeaderValue::from_str(&value.render(vars))
+                .ok()
+                .map(|v| (name.clone(), v))
+        })
+        .collect()
+}
+
+/// The URL to follow when `status` is a redirect with a usable `Location`.
+fn redirect_target(url: &Url, status: StatusCode, headers: &hyper::HeaderMap) -> Option<Url> {
+    if !status.is_redirection() || status == StatusCode::NOT_MODIFIED {
+        return None;
+    }
+    let location = headers.get(LOCATION)?.to_str().ok()?;
+    url.join(location).ok()
+}
+
+/// Runs the step's checks, then its captures (into `vars`); `Err` says what failed.
+fn check_and_capture(
+    step: &Step,
+    headers: &hyper::HeaderMap,
+    body: &[u8],
+    vars: &mut Vars,
+) -> Result<(), String> {
+    for check in &step.checks {
+        check.check(body)?;
+    }
+    for capture in &step.captures {
+        match capture.extract(headers, body) {
+            Some(value) => {
+                vars.captured.insert(capture.name.clone(), value);
+            }
+            None => return Err(format!("capture `{}` found nothing", capture.name)),
+        }
+    }
+    Ok(())
+}
