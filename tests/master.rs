@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::sshd::{Sshd, ALIASES, CLOSED, STRANGER};
+use crate::sshd::{Sshd, ALIASES, CLOSED, STRANGER, VNODE_PREFIX};
 use crate::util::{tempdir, write, Server};
 
 /// A `bench-master` command.
@@ -496,4 +496,49 @@ fn sigint_leaves_no_bench_node_running() {
     assert_eq!(s["nodes"].as_u64(), Some(3));
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(bench_nodes_running(&needle), Vec::<String>::new());
+}
+
+/// Runs `nodes` (one line each) through the test sshd for one 1 s cycle of 1 user per node;
+/// returns the run's wall time and the master's start skew.
+fn timed_run(sshd: &Sshd, lines: &[String]) -> (Duration, f64) {
+    let server = Server::start();
+    let dir = tempdir();
+    let b = Bench::new(dir.path());
+    let test = test_file(dir.path(), &server.url());
+    let nodes = write(dir.path(), "nodes", &(lines.join("\n") + "\n"));
+    let started = Instant::now();
+    let out = b
+        .command(Some(sshd), &["-c", "1", "-D", "1"])
+        .arg(&nodes)
+        .arg(&test)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}\n{}", text(&out), sshd.log());
+    let run_dir = b.run_dir();
+    assert_eq!(count_files(&run_dir.join("results")), lines.len());
+    let s = summary(&run_dir);
+    assert_eq!(users(&s), [lines.len() as u64]);
+    assert_eq!(merged_requests(&s), server.count());
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("run.json")).unwrap()).unwrap();
+    (took, state["start_skew_ms"].as_f64().unwrap())
+}
+
+#[test]
+fn thirty_two_virtual_nodes_on_one_stock_sshd() {
+    let sshd = Sshd::start();
+    let (one, _) = timed_run(&sshd, &[ALIASES[0].to_string()]);
+    // One host carrying 32 nodes: more channels than sshd's MaxSessions 10 per connection.
+    let same: Vec<String> = (0..32).map(|_| ALIASES[0].to_string()).collect();
+    let (shared, skew_shared) = timed_run(&sshd, &same);
+    // 32 distinct hosts on one sshd: more connects at once than its MaxStartups 10.
+    let distinct: Vec<String> = (0..32).map(|i| format!("{VNODE_PREFIX}{i}")).collect();
+    let (many, skew_many) = timed_run(&sshd, &distinct);
+    eprintln!(
+        "1 node: {one:?}; 32 nodes on one host: {shared:?} (skew {skew_shared:.1} ms); \
+         32 hosts on one sshd: {many:?} (skew {skew_many:.1} ms)"
+    );
+    // 32 debug-build nodes share 2 cores here: their wake-up alone takes tens of ms.
+    assert!(skew_shared < 250.0 && skew_many < 250.0);
 }

@@ -17,6 +17,9 @@ const SSHD: &str = "/usr/sbin/sshd";
 /// Aliases of the test server the ssh config knows, all mapped to 127.0.0.1 and the server's
 /// port, with the server's host key known.
 pub const ALIASES: &[&str] = &["node-a", "node-b", "node-c", "node-d"];
+/// Any alias starting with this (`vnode-7`) also reaches the test server with its key known:
+/// as many distinct hosts as a test wants, all on one sshd.
+pub const VNODE_PREFIX: &str = "vnode-";
 /// Alias of the test server whose host key is not known (its own empty known_hosts file).
 pub const STRANGER: &str = "stranger";
 /// Alias of a loopback port where nothing listens.
@@ -136,7 +139,7 @@ impl Sshd {
                 kh = kh.display(),
             );
         };
-        let _ = writeln!(cfg, "Host {}", ALIASES.join(" "));
+        let _ = writeln!(cfg, "Host {} {VNODE_PREFIX}*", ALIASES.join(" "));
         common(&mut cfg, port, &known_hosts);
         let _ = writeln!(cfg, "Host {STRANGER}");
         common(&mut cfg, port, &stranger_known_hosts);

@@ -177,6 +177,7 @@ impl Run<'_> {
             run_name: name.clone(),
             overrides: config.overrides.clone(),
         };
+        let deploy_started = std::time::Instant::now();
         let deployed = tokio::select! {
             d = deploy(&cluster, &deploy_plan, &parallel) => d,
             Some(_) = interrupts.recv() => return Err(MasterError::Interrupted),
@@ -211,6 +212,10 @@ impl Run<'_> {
         });
         let slots = join_all(spawns).await;
         drop(tx);
+        eprintln!(
+            "deployed and spawned in {:.1}s",
+            deploy_started.elapsed().as_secs_f64()
+        );
         for slot in slots.iter().filter(|s| s.state == State::Failed) {
             eprintln!(
                 "node{} ({}): {}",
@@ -247,7 +252,7 @@ impl Run<'_> {
         let ending = coordinator.run(interrupts).await;
         let resources = sampler.stop().await;
 
-        let state = RunState {
+        let mut state = RunState {
             name,
             run_id,
             test: plan.name.clone(),
@@ -258,7 +263,8 @@ impl Run<'_> {
                 .started
                 .map_or(0, |s| unix_ms(s + budget + stop_budget)),
             detached: ending == Ending::Detached,
-            start_skew_ms: coordinator.observed_skew_ms(),
+            start_skew_ms: None,
+            observed_skew_ms: coordinator.observed_skew_ms(),
             nodes: coordinator.slots.iter().map(node_state).collect(),
         };
         state.save(&run_dir)?;
@@ -281,9 +287,6 @@ impl Run<'_> {
             Ending::Aborted(why) => return Err(MasterError::Aborted { why, run_dir }),
             Ending::Finished => {}
         }
-        if let Some(skew) = state.start_skew_ms {
-            eprintln!("start skew between nodes (as seen by the master): {skew:.1} ms");
-        }
         let hosts: Vec<_> = coordinator
             .slots
             .iter()
@@ -292,6 +295,12 @@ impl Run<'_> {
         drop(coordinator);
         let collected = collect::collect(&hosts, &run_dir, &parallel).await;
         monitor::attach_resources(&collected, resources);
+        state.start_skew_ms = start_skew_ms(&collected.results);
+        if let (Some(skew), Some(seen)) = (state.start_skew_ms, state.observed_skew_ms) {
+            eprintln!(
+                "start skew between nodes: {skew:.1} ms ({seen:.1} ms as seen by the master)"
+            );
+        }
         state.save(&run_dir)?;
         finish(&config.workdir, &run_dir, collected)
     }
@@ -322,6 +331,17 @@ pub fn finish(
         detached: false,
         failed: collected.failed,
     })
+}
+
+/// Spread of the nodes' start times (first user of cycle 1), ms, from their results.
+fn start_skew_ms(results: &[PathBuf]) -> Option<f64> {
+    let starts: Vec<u64> = results
+        .iter()
+        .filter_map(|p| crate::result::read::read_file(p).ok())
+        .map(|r| r.started_unix_ms)
+        .collect();
+    let (min, max) = (starts.iter().min()?, starts.iter().max()?);
+    Some((max - min) as f64)
 }
 
 /// The state-file record of a node.

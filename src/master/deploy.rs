@@ -45,6 +45,9 @@ pub enum DeployError {
         found: String,
         expected: String,
     },
+    /// bench-node could not be uploaded (on this host or another alias of its machine).
+    #[error("{host}: uploading bench-node failed: {message}")]
+    Upload { host: String, message: String },
     /// The master's own bench-node binary cannot be read.
     #[error("cannot read {}: {source} (build it with `cargo build --bin bench-node`)", path.display())]
     LocalBinary {
@@ -152,6 +155,7 @@ pub async fn deploy(
     parallel: &Arc<Semaphore>,
 ) -> Vec<Result<DeployedNode, DeployError>> {
     let local_arch = host_facts(&LocalHost, "/nonexistent").await.map(|f| f.arch);
+    let uploads = Uploads::default();
     let per_host = cluster.hosts.iter().enumerate().map(|(h, host)| {
         let nodes: Vec<&Node> = cluster
             .nodes
@@ -160,9 +164,11 @@ pub async fn deploy(
             .map(|(n, _)| n)
             .collect();
         let local_arch = local_arch.as_ref().map(String::as_str).unwrap_or("");
+        let uploads = &uploads;
         async move {
             let _permit = parallel.acquire().await.expect("semaphore never closed");
-            deploy_host(host.as_ref(), &nodes, plan, cluster.nodes.len(), local_arch).await
+            let ensure = ensure_bench_node(host.as_ref(), plan, local_arch, uploads);
+            deploy_host(host.as_ref(), &nodes, plan, cluster.nodes.len(), ensure).await
         }
     });
     let results = super::join_all(per_host).await;
@@ -208,9 +214,9 @@ async fn deploy_host(
     nodes: &[&Node],
     plan: &DeployPlan,
     count: usize,
-    local_arch: &str,
+    ensure: impl std::future::Future<Output = Result<String, DeployError>>,
 ) -> Result<Vec<Result<DeployedNode, DeployError>>, DeployError> {
-    let bench_node = ensure_bench_node(host, plan, local_arch).await?;
+    let bench_node = ensure.await?;
     let mut out = Vec::new();
     let copies = nodes.iter().map(|node| {
         let bench_node = bench_node.clone();
@@ -252,11 +258,30 @@ async fn deploy_host(
     Ok(out)
 }
 
+/// Uploads of bench-node in progress or done, by machine: several aliases of one machine
+/// (same `/etc/machine-id`) share one upload.
+#[derive(Default)]
+struct Uploads {
+    by_machine: std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Result<(), String>>>>>,
+}
+
+impl Uploads {
+    /// The upload cell of `machine` (a fresh one when the machine id is unknown).
+    fn cell(&self, machine: &str) -> Arc<tokio::sync::OnceCell<Result<(), String>>> {
+        if machine.is_empty() {
+            return Arc::default();
+        }
+        let mut map = self.by_machine.lock().expect("not poisoned");
+        map.entry(machine.to_string()).or_default().clone()
+    }
+}
+
 /// Returns the bench-node path to run on `host`, uploading the master's own when needed.
 async fn ensure_bench_node(
     host: &dyn Transport,
     plan: &DeployPlan,
     local_arch: &str,
+    uploads: &Uploads,
 ) -> Result<String, DeployError> {
     let expected = expected_version();
     if let Some(path) = &plan.bench_node {
@@ -297,12 +322,24 @@ async fn ensure_bench_node(
             version: crate::VERSION.to_string(),
         });
     }
-    let path = local_bench_node();
-    let bytes = tokio::fs::read(&path)
-        .await
-        .map_err(|source| DeployError::LocalBinary { path, source })?;
-    put_file(host, &remote, bytes, 0o755).await?;
-    Ok(remote)
+    let upload = || async {
+        let path = local_bench_node();
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|source| DeployError::LocalBinary { path, source })
+            .map_err(|e| e.to_string())?;
+        put_file(host, &remote, bytes, 0o755)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let cell = uploads.cell(&facts.machine);
+    match cell.get_or_init(upload).await {
+        Ok(()) => Ok(remote),
+        Err(message) => Err(DeployError::Upload {
+            host: host.label().to_string(),
+            message: message.clone(),
+        }),
+    }
 }
 
 /// One line of `--check`.

@@ -170,6 +170,7 @@ pub struct Coordinator {
     pub started: Option<SystemTime>,
     /// Start instants as received from each node's first cycle event, for the skew.
     first_cycle: Vec<Option<Instant>>,
+    created: Instant,
 }
 
 impl Coordinator {
@@ -199,6 +200,7 @@ impl Coordinator {
             stop_budget,
             started: None,
             first_cycle: vec![None; n],
+            created: Instant::now(),
         }
     }
 
@@ -431,8 +433,10 @@ impl Coordinator {
             .iter()
             .filter(|s| s.state == State::Ready)
             .count();
-        self.display
-            .message(&format!("{ready} nodes ready: started"));
+        self.display.message(&format!(
+            "{ready} nodes ready in {:.1}s: started",
+            self.created.elapsed().as_secs_f64()
+        ));
     }
 
     /// Tells every active node to stop; they write their results and end.

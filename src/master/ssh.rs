@@ -18,6 +18,9 @@ use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 use super::transport::{display_argv, BoxFuture, Output, Process, Transport, TransportError};
 use crate::nodes::SshTarget;
 
+/// Default bound of [`SshOptions::connects`], below sshd's default `MaxStartups 10`.
+pub const MAX_CONNECTS: usize = 8;
+
 /// How SSH connections are made.
 #[derive(Debug, Clone)]
 pub struct SshOptions {
@@ -34,6 +37,9 @@ pub struct SshOptions {
     pub connect_attempts: u32,
     /// Keepalive interval: a host cut off is noticed after about three of them.
     pub keepalive: Duration,
+    /// Connects in progress at once, over all hosts: several aliases may lead to one sshd,
+    /// which drops connections while more than 10 are authenticating (`MaxStartups`).
+    pub connects: Arc<Semaphore>,
 }
 
 impl Default for SshOptions {
@@ -45,6 +51,7 @@ impl Default for SshOptions {
             channels_per_connection: 8,
             connect_attempts: 6,
             keepalive: Duration::from_secs(2),
+            connects: Arc::new(Semaphore::new(MAX_CONNECTS)),
         }
     }
 }
@@ -138,7 +145,10 @@ impl SshHost {
         let mut delay = Duration::from_millis(200);
         let mut attempt = 1;
         loop {
-            match builder.connect_mux(&self.target.host).await {
+            let permit = o.connects.acquire().await.expect("semaphore never closed");
+            let connected = builder.connect_mux(&self.target.host).await;
+            drop(permit);
+            match connected {
                 Ok(session) => return Ok(session),
                 Err(err) => {
                     let message = error_chain(&err);

@@ -29,8 +29,10 @@ pub struct RunState {
     pub deadline_unix_ms: u64,
     /// True once the master detached from the running nodes.
     pub detached: bool,
-    /// Spread of the nodes' first users, ms (from their results).
+    /// Spread of the nodes' first users, ms (from their results' start times).
     pub start_skew_ms: Option<f64>,
+    /// Spread of the arrival of the nodes' first cycle events at the master, ms.
+    pub observed_skew_ms: Option<f64>,
     pub nodes: Vec<NodeState>,
 }
 

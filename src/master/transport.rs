@@ -149,7 +149,8 @@ const FACTS_SCRIPT: &str = r#"echo "arch=$(uname -m)"
 echo "cores=$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc 2>/dev/null)"
 echo "nofile=$(ulimit -n)"
 echo "mem_available_kib=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo 2>/dev/null)"
-echo "version=$("$1" --version 2>/dev/null | head -n 1)""#;
+echo "version=$("$1" --version 2>/dev/null | head -n 1)"
+echo "machine=$(cat /etc/machine-id 2>/dev/null)""#;
 
 /// Facts about a host that matter to a run.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -164,6 +165,8 @@ pub struct HostFacts {
     pub mem_available_kib: Option<u64>,
     /// First line of `bench-node --version`, empty when missing.
     pub version: String,
+    /// `/etc/machine-id`: tells several aliases of one machine apart from distinct machines.
+    pub machine: String,
 }
 
 /// Gathers [`HostFacts`], asking `bench_node` for its version.
@@ -187,6 +190,7 @@ pub async fn host_facts(t: &dyn Transport, bench_node: &str) -> Result<HostFacts
             "nofile" => facts.nofile = value.to_string(),
             "mem_available_kib" => facts.mem_available_kib = value.parse().ok(),
             "version" => facts.version = value.to_string(),
+            "machine" => facts.machine = value.to_string(),
             _ => {}
         }
     }
