@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::sshd::{Sshd, ALIASES, CLOSED, STRANGER, VNODE_PREFIX};
 use crate::util::{tempdir, write, Server};
+use benchmaster::master::{self, Args, Config, Interrupt};
+use clap::Parser;
 
 /// A `bench-master` command.
 fn bench_master() -> Command {
@@ -541,4 +543,112 @@ fn thirty_two_virtual_nodes_on_one_stock_sshd() {
     );
     // 32 debug-build nodes share 2 cores here: their wake-up alone takes tens of ms.
     assert!(skew_shared < 250.0 && skew_many < 250.0);
+}
+
+/// Starts a run of a local and an ssh node through the library and detaches from it once
+/// both report progress.
+fn start_detached(sshd: &Sshd, b: &Bench, test: &Path, seconds: &str) -> master::Outcome {
+    let nodes = write(&b.dir, "nodes", &format!("{}\nlocal\n", ALIASES[0]));
+    let args = Args::try_parse_from([
+        "bench-master",
+        "-w",
+        b.workdir.to_str().unwrap(),
+        "-x",
+        b.node_workdir.to_str().unwrap(),
+        "--ssh-config",
+        sshd.ssh_config.to_str().unwrap(),
+        // This test runs the library, not the binary: name the bench-node to run.
+        "-s",
+        env!("CARGO_BIN_EXE_bench-node"),
+        "-c",
+        "1",
+        "-D",
+        seconds,
+        nodes.to_str().unwrap(),
+        test.to_str().unwrap(),
+    ])
+    .unwrap();
+    let config = Config::try_from(args).unwrap();
+    let workdir = b.workdir.clone();
+    let detach = async move {
+        let b = Bench {
+            dir: PathBuf::new(),
+            workdir,
+            node_workdir: PathBuf::new(),
+        };
+        let run_dir = tokio::task::spawn_blocking(move || wait_run_dir(&b))
+            .await
+            .unwrap();
+        for n in 0..2 {
+            let log = run_dir.join(format!("out/node{n}.log"));
+            tokio::task::spawn_blocking(move || {
+                wait_for(&log, "\"progress\"", Duration::from_secs(60))
+            })
+            .await
+            .unwrap();
+        }
+        Interrupt::Detach
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let outcome = runtime.block_on(master::run(config, detach)).unwrap();
+    drop(runtime);
+    assert!(outcome.detached && outcome.report.is_none());
+    let needle = b.node_workdir.to_string_lossy().into_owned();
+    assert_eq!(
+        bench_nodes_running(&needle).len(),
+        2,
+        "detached nodes keep running"
+    );
+    outcome
+}
+
+/// Runs `bench-master <flag> RUN_DIR` to its end (bounded).
+fn master_on(flag: &str, run_dir: &Path) -> Output {
+    let mut child = bench_master()
+        .arg(flag)
+        .arg(run_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_bounded(&mut child, Duration::from_secs(60));
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn detached_nodes_keep_running_and_attach_collects_them() {
+    let sshd = Sshd::start();
+    let server = Server::start();
+    let dir = tempdir();
+    let b = Bench::new(dir.path());
+    let test = test_file(dir.path(), &server.url());
+    let outcome = start_detached(&sshd, &b, &test, "5");
+    let out = master_on("--attach", &outcome.run_dir);
+    assert!(out.status.success(), "{}", text(&out));
+    let s = summary(&outcome.run_dir);
+    assert_eq!(s["nodes"].as_u64(), Some(2), "{s}");
+    assert!(!s["interrupted"].as_bool().unwrap(), "{s}");
+    assert_eq!(merged_requests(&s), server.count());
+    let needle = b.node_workdir.to_string_lossy().into_owned();
+    assert_eq!(bench_nodes_running(&needle), Vec::<String>::new());
+}
+
+#[test]
+fn stop_ends_a_detached_run_and_reports_it() {
+    let sshd = Sshd::start();
+    let server = Server::start();
+    let dir = tempdir();
+    let b = Bench::new(dir.path());
+    let test = test_file(dir.path(), &server.url());
+    let outcome = start_detached(&sshd, &b, &test, "120");
+    let started = Instant::now();
+    let out = master_on("--stop", &outcome.run_dir);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let s = summary(&outcome.run_dir);
+    assert_eq!(s["nodes"].as_u64(), Some(2), "{s}");
+    assert!(s["interrupted"].as_bool().unwrap(), "{s}");
+    let needle = b.node_workdir.to_string_lossy().into_owned();
+    assert_eq!(bench_nodes_running(&needle), Vec::<String>::new());
 }
