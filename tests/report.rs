@@ -740,3 +740,75 @@ document.body.appendChild(p);
         "a chart has no size: {sizes:?}"
     );
 }
+
+/// Writes the benchmark's input: `BENCH_REPORT_NODES` (64) node results of 3 cycles × 20 steps
+/// into `BENCH_REPORT_FIXTURES`. Run by scripts/bench-report.sh, not as a test.
+#[test]
+#[ignore = "writes the input of scripts/bench-report.sh"]
+fn write_benchmark_fixtures() {
+    let Ok(dir) = std::env::var("BENCH_REPORT_FIXTURES") else {
+        panic!("set BENCH_REPORT_FIXTURES to the directory to write into");
+    };
+    let nodes: u32 = std::env::var("BENCH_REPORT_NODES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(64);
+    let dir = PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = Fixture {
+        steps: (1..=20).map(|i| format!("step {i:02}")).collect(),
+        duration_s: 60.0,
+        ..Fixture::default()
+    };
+    for n in 0..nodes {
+        // Latencies spread over three orders of magnitude, different on every node, so that
+        // histograms are as dense as real ones.
+        let cycles: Vec<CycleSpec> = [10u32, 20, 40]
+            .iter()
+            .enumerate()
+            .map(|(c, &users)| {
+                let mut spec = CycleSpec::new(users, 60.0).err(u64::from(n % 5) + c as u64);
+                spec.ok_us = (0..6000u64)
+                    .map(|i| {
+                        let x = (i * 7919 + u64::from(n) * 104_729) % 10_007;
+                        2_000 + x * x / 40 * (c as u64 + 1) + i % 997
+                    })
+                    .collect();
+                spec.failures = (0..(30 * (c + 1)) as u64)
+                    .map(|i| 5_000 + i * 331)
+                    .collect();
+                spec
+            })
+            .collect();
+        let mut node = f.node(n, &format!("load{n:02}.example"), &cycles);
+        node.errors = (0..8)
+            .map(|k| ErrorGroup {
+                step: format!("step {:02}", k + 1),
+                kind: "status".into(),
+                detail: format!("HTTP 50{}", k % 4),
+                count: 10 + k,
+                samples: vec![
+                    ErrorSample {
+                        url: format!("http://127.0.0.1:8080/step{k}?node={n}"),
+                        status: Some(500 + (k % 4) as u16),
+                        at_ms: 1000 * k,
+                        body: "x".repeat(300),
+                    };
+                    3
+                ],
+            })
+            .collect();
+        node.resources[0].samples = (0..200)
+            .map(|k| ResourceSample {
+                at_ms: k * 1000,
+                cpu_pct: (k % 90) as f64,
+                load1: 1.0,
+                mem_used_kib: 1 << 21,
+                mem_total_kib: 1 << 23,
+                net_rx_bps: 1e6,
+                net_tx_bps: 1e5,
+            })
+            .collect();
+        write_file(&node, &dir.join(format!("node{n:02}.xml"))).unwrap();
+    }
+}
