@@ -262,12 +262,16 @@ async fn deploy_host(
 /// (same `/etc/machine-id`) share one upload.
 #[derive(Default)]
 struct Uploads {
-    by_machine: std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Result<(), String>>>>>,
+    /// One upload cell per machine id; the lock is held only to find the cell.
+    by_machine: std::sync::Mutex<HashMap<String, UploadCell>>,
 }
+
+/// The outcome of one machine's upload, shared by its aliases.
+type UploadCell = Arc<tokio::sync::OnceCell<Result<(), String>>>;
 
 impl Uploads {
     /// The upload cell of `machine` (a fresh one when the machine id is unknown).
-    fn cell(&self, machine: &str) -> Arc<tokio::sync::OnceCell<Result<(), String>>> {
+    fn cell(&self, machine: &str) -> UploadCell {
         if machine.is_empty() {
             return Arc::default();
         }

@@ -11,6 +11,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::oneshot;
 
+use super::deploy::local_bench_node;
 use super::monitor::transport_for;
 use super::ssh::SshOptions;
 use super::transport::{signal, Transport, TransportError};
@@ -64,6 +65,15 @@ impl Service {
         let command = spec.command.join(" ");
         let mut words = vec!["sh".to_string(), "-c".into(), WRAPPER.into(), "sh".into()];
         words.extend(spec.command.iter().cloned());
+        // `bench-node` on the master's machine is the one beside bench-master, even when it
+        // is not on the PATH (a `cargo run` of the quickstart).
+        let beside = local_bench_node();
+        if host.is_local()
+            && spec.command.first().is_some_and(|c| c == "bench-node")
+            && beside.exists()
+        {
+            words[4] = beside.to_string_lossy().into_owned();
+        }
         let process = host
             .spawn(words)
             .await
