@@ -320,3 +320,100 @@ fn stdin_closing_stops_the_node() {
     assert_eq!(status.code(), Some(130));
     assert!(read_file(&out).unwrap().interrupted);
 }
+
+#[test]
+fn https_with_a_self_signed_certificate_needs_insecure() {
+    let server = Server::start_tls();
+    let dir = tempdir();
+    let steps = "[[step]]\nname = \"home\"\npath = \"/\"\n";
+    let strict = test_toml(&server.url(), "2", 1.0, steps);
+    let insecure = strict.replace("timeout = 2", "timeout = 2\ninsecure = true");
+    let out = dir.path().join("r.xml");
+
+    let test = write(dir.path(), "strict.toml", &strict);
+    let o = run(bench_node().arg("run").arg(&test).arg("-o").arg(&out));
+    assert!(o.status.success());
+    let r = read_file(&out).unwrap();
+    assert_eq!(r.cycles[0].requests.success, 0);
+    assert!(r.errors.iter().any(|g| g.kind == "tls"), "{:?}", r.errors);
+
+    let test = write(dir.path(), "insecure.toml", &insecure);
+    let o = run(bench_node().arg("run").arg(&test).arg("-o").arg(&out));
+    assert!(o.status.success());
+    let r = read_file(&out).unwrap();
+    assert!(r.cycles[0].requests.success > 10);
+    assert_eq!(r.cycles[0].requests.error, 0, "{:?}", r.errors);
+    assert!(r.test.url.starts_with("https://"));
+}
+
+#[test]
+fn redirects_are_followed_and_counted_and_cookies_kept_per_user() {
+    let server = Server::start();
+    let dir = tempdir();
+    // Page 1: a redirect (2 requests) that also sets a cookie; page 2 needs the cookie.
+    let steps = "[[step]]\nname = \"login\"\npath = \"/login?set_cookie=sid%3D{{ user }}&redirect=/home\"\n\n\
+                 [[step]]\nname = \"private\"\npath = \"/private?need_cookie=sid\"\n";
+    let test = write(
+        dir.path(),
+        "t.toml",
+        &test_toml(&server.url(), "3", 1.0, steps),
+    );
+    let out = dir.path().join("r.xml");
+    let o = run(bench_node().arg("run").arg(&test).arg("-o").arg(&out));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = read_file(&out).unwrap();
+    let c = &r.cycles[0];
+    assert_eq!(c.steps[1].failure, 0, "cookie lost: {:?}", r.errors);
+    assert!(c.steps[1].success > 10);
+    // Each login page is two requests (302 + the target).
+    let pages = c.pages.total() + c.outside.pages;
+    let requests = c.requests.total() + c.outside.requests;
+    let logins = c.steps[0].total();
+    assert!(
+        requests >= pages + logins - 3,
+        "{requests} requests for {pages} pages"
+    );
+    assert_eq!(requests, server.count());
+}
+
+#[test]
+fn captured_values_feed_later_steps() {
+    let server = Server::start();
+    let dir = tempdir();
+    // The target echoes nothing useful, so capture from a header it sets: the redirect location.
+    let steps = "[[step]]\nname = \"first\"\npath = \"/?status=302&redirect=/next%3Fuser%3D{{ user }}\"\n\
+                 expect_status = [302]\n[[step.capture]]\nname = \"loc\"\nheader = \"location\"\n\n\
+                 [[step]]\nname = \"second\"\npath = \"{{ loc }}&need_cookie=none\"\nexpect_status = [401]\n";
+    let test = write(
+        dir.path(),
+        "t.toml",
+        &test_toml(&server.url(), "2", 1.0, steps),
+    );
+    let out = dir.path().join("r.xml");
+    let o = run(bench_node().arg("run").arg(&test).arg("-o").arg(&out));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = read_file(&out).unwrap();
+    let c = &r.cycles[0];
+    assert!(c.steps[0].success > 5, "{:?}", r.errors);
+    assert_eq!(c.steps[1].failure + c.steps[1].error, 0, "{:?}", r.errors);
+    assert!(c.tests.success > 5);
+}
+
+#[test]
+fn the_node_samples_its_own_resources() {
+    let server = Server::start();
+    let dir = tempdir();
+    let steps = "[[step]]\nname = \"home\"\npath = \"/\"\n";
+    let test = write(
+        dir.path(),
+        "t.toml",
+        &test_toml(&server.url(), "2", 2.5, steps),
+    );
+    let out = dir.path().join("r.xml");
+    let o = run(bench_node().arg("run").arg(&test).arg("-o").arg(&out));
+    assert!(o.status.success());
+    let r = read_file(&out).unwrap();
+    let own = r.resources.iter().find(|h| h.role == "node").unwrap();
+    assert!(own.samples.len() >= 2, "{} samples", own.samples.len());
+    assert!(own.samples.iter().all(|s| s.mem_total_kib > 0));
+}

@@ -10,12 +10,36 @@ use benchmaster::engine::target::Target;
 /// the requests it receives.
 pub struct Server {
     pub target: Target,
+    tls: bool,
     _thread: std::thread::JoinHandle<()>,
 }
 
 impl Server {
     pub fn start() -> Server {
+        Server::start_with(None)
+    }
+
+    /// The same over HTTPS, with a freshly generated self-signed certificate for 127.0.0.1.
+    pub fn start_tls() -> Server {
+        let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+            .unwrap();
+        let key =
+            rustls::pki_types::PrivateKeyDer::try_from(cert.key_pair.serialize_der()).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)
+            .unwrap();
+        Server::start_with(Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(
+            config,
+        ))))
+    }
+
+    fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Server {
         let (tx, rx) = std::sync::mpsc::channel();
+        let is_tls = tls.is_some();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -26,17 +50,19 @@ impl Server {
                 let (target, listener) =
                     Target::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
                 tx.send(target.clone()).unwrap();
-                target.serve(listener, std::future::pending()).await;
+                target.serve(listener, tls, std::future::pending()).await;
             });
         });
         Server {
+            tls: is_tls,
             target: rx.recv().unwrap(),
             _thread: thread,
         }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.target.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.target.addr)
     }
 
     pub fn count(&self) -> u64 {

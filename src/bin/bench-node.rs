@@ -102,7 +102,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, (u8, anyhow::Error)> {
                 .map_err(|e| (1, anyhow::anyhow!("cannot listen on {listen}: {e}")))?;
             eprintln!("bench-node target listening on http://{}", target.addr);
             target
-                .serve(listener, async {
+                .serve(listener, None, async {
                     let _ = tokio::signal::ctrl_c().await;
                 })
                 .await;

@@ -3,8 +3,10 @@
 //!
 //! Any path answers `200 ok`; the query changes the answer:
 //! `delay_ms=N` waits N ms first, `status=N` answers with status N, `bytes=N` sends a body of
-//! N bytes, `close=1` closes the connection after the answer. `/__count` returns the number of
-//! requests received so far (itself not counted).
+//! N bytes, `close=1` closes the connection after the answer, `redirect=PATH` answers 302 to
+//! PATH, `set_cookie=NAME=VALUE` sets a cookie, `need_cookie=NAME` answers 401 unless the
+//! request carries that cookie. `/__count` returns the number of requests received so far
+//! (itself not counted).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -42,10 +44,11 @@ impl Target {
         Ok((target, listener))
     }
 
-    /// Accepts connections until `shutdown` completes.
+    /// Accepts connections until `shutdown` completes; over TLS when `tls` is given.
     pub async fn serve(
         self,
         listener: TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         let mut shutdown = std::pin::pin!(shutdown);
@@ -56,11 +59,17 @@ impl Target {
                     let Ok((stream, _)) = accepted else { continue };
                     let _ = stream.set_nodelay(true);
                     let count = self.requests.clone();
+                    let tls = tls.clone();
                     tokio::spawn(async move {
                         let service = service_fn(move |req| answer(req, count.clone()));
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+                        let http = http1::Builder::new();
+                        let _ = match tls {
+                            Some(tls) => match tls.accept(stream).await {
+                                Ok(stream) => http.serve_connection(TokioIo::new(stream), service).await,
+                                Err(_) => return,
+                            },
+                            None => http.serve_connection(TokioIo::new(stream), service).await,
+                        };
                     });
                 }
                 // Asked to stop.
@@ -72,7 +81,7 @@ impl Target {
     /// Starts a target on a background task of the current runtime (for tests).
     pub async fn spawn(addr: SocketAddr) -> std::io::Result<Target> {
         let (target, listener) = Target::bind(addr).await?;
-        tokio::spawn(target.clone().serve(listener, std::future::pending()));
+        tokio::spawn(target.clone().serve(listener, None, std::future::pending()));
         Ok(target)
     }
 
@@ -95,6 +104,7 @@ async fn answer(
     let mut body = Bytes::from_static(b"ok\n");
     let mut close = false;
     let mut delay = Duration::ZERO;
+    let mut extra = Vec::new();
     for (key, value) in url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes()) {
         match key.as_ref() {
             "delay_ms" => delay = Duration::from_millis(value.parse().unwrap_or(0)),
@@ -112,6 +122,23 @@ async fn answer(
                 ])
             }
             "close" => close = value == "1",
+            "redirect" => {
+                status = StatusCode::FOUND;
+                extra.push((hyper::header::LOCATION, value.into_owned()));
+            }
+            "set_cookie" => extra.push((hyper::header::SET_COOKIE, format!("{value}; Path=/"))),
+            "need_cookie" => {
+                let has = req
+                    .headers()
+                    .get_all(hyper::header::COOKIE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .flat_map(|v| v.split(';'))
+                    .any(|c| c.trim().split('=').next() == Some(value.as_ref()));
+                if !has {
+                    status = StatusCode::UNAUTHORIZED;
+                }
+            }
             _ => {}
         }
     }
@@ -120,6 +147,11 @@ async fn answer(
     }
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
+    for (name, value) in extra {
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&value) {
+            response.headers_mut().append(name, v);
+        }
+    }
     if close {
         response.headers_mut().insert(
             hyper::header::CONNECTION,
