@@ -652,3 +652,46 @@ fn stop_ends_a_detached_run_and_reports_it() {
     let needle = b.node_workdir.to_string_lossy().into_owned();
     assert_eq!(bench_nodes_running(&needle), Vec::<String>::new());
 }
+
+#[test]
+fn service_over_ssh_and_monitored_hosts() {
+    let sshd = Sshd::start();
+    let dir = tempdir();
+    let b = Bench::new(dir.path());
+    let port = crate::util::closed_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let test = write(
+        dir.path(),
+        "test.toml",
+        &format!(
+            "[test]\nname = \"service-test\"\nurl = \"{url}\"\n\n[bench]\ncycles = [1]\n\
+             duration = 3\n\n[[step]]\nname = \"home\"\npath = \"/\"\n\n\
+             [monitor]\nhosts = [\"{a}\", \"local\", \"{a}\"]\n\n\
+             [service]\nhost = \"{a}\"\ncommand = [\"{node}\", \"target\", \"--listen\", \
+             \"127.0.0.1:{port}\"]\nready_url = \"{url}/\"\n",
+            a = ALIASES[0],
+            node = env!("CARGO_BIN_EXE_bench-node"),
+        ),
+    );
+    let nodes = write(dir.path(), "nodes", "local\n");
+    let out = b
+        .command(Some(&sshd), &[])
+        .arg(&nodes)
+        .arg(&test)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let s = summary(&b.run_dir());
+    assert!(
+        s["cycles"][0]["requests"]["success"].as_u64().unwrap() > 0,
+        "{s}"
+    );
+    // The service was stopped after the run.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    // One sampler per host, its samples in the results.
+    let xml = std::fs::read_to_string(b.run_dir().join("results/node0.xml")).unwrap();
+    for host in [ALIASES[0], "local"] {
+        let tag = format!("host=\"{host}\" role=\"monitor\"");
+        assert_eq!(xml.matches(&tag).count(), 1, "{tag}");
+    }
+}

@@ -80,8 +80,7 @@ pub fn build_report(run_dir: &Path, collected: &Collected) -> Result<PathBuf, re
     Ok(summary.index_html)
 }
 
-/// Refreshes the index page of the master workspace.
-pub fn refresh_index(workdir: &Path) -> Result<(), String> {
-    let _ = workdir;
-    Ok(())
+/// Refreshes the index page of the master workspace (every run, grouped by name).
+pub fn refresh_index(workdir: &Path) -> Result<PathBuf, report::ReportError> {
+    report::write_index(workdir)
 }

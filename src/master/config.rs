@@ -198,6 +198,7 @@ impl TryFrom<Args> for Config {
             cycles: a.cycles.as_deref().map(parse_cycles).transpose()?,
             duration: a.duration.as_deref().map(parse_duration).transpose()?,
             url: a.url.clone(),
+            ..Overrides::default()
         };
         Ok(Config {
             mode,

@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 
 use super::local::LocalHost;
 use super::ssh::{SshHost, SshOptions};
-use super::transport::{host_facts, put_file, HostFacts, Transport, TransportError};
+use super::transport::{exec_ok, host_facts, put_file, HostFacts, Transport, TransportError};
 use crate::nodes::{Node, NodeHost};
 use crate::test_def::{node_config_toml, NodeConfig, Overrides};
 
@@ -19,6 +19,11 @@ use crate::test_def::{node_config_toml, NodeConfig, Overrides};
 pub fn expected_version() -> String {
     format!("bench-node {}", crate::VERSION)
 }
+
+/// Creates node directory `$1`, writes `$2` into its node.toml and stdin into its test.toml.
+/// Constant: the directory and the configuration travel as arguments, never as shell text.
+const NODE_DIR_SCRIPT: &str =
+    r#"set -e; mkdir -p -- "$1"; printf '%s\n' "$2" > "$1/node.toml"; cat > "$1/test.toml""#;
 
 /// A deploy that failed on a host or a node.
 #[derive(Debug, thiserror::Error)]
@@ -234,14 +239,17 @@ async fn deploy_host(
                 host: host.label().to_string(),
                 overrides: plan.overrides.clone(),
             };
-            put_file(host, &format!("{dir}/test.toml"), plan.test.clone(), 0o644).await?;
-            put_file(
-                host,
-                &format!("{dir}/node.toml"),
-                node_config_toml(&config).into_bytes(),
-                0o644,
-            )
-            .await?;
+            // One channel for the node's directory, its node.toml (an argument: it is small)
+            // and its test (stdin).
+            let words = vec![
+                "sh".to_string(),
+                "-c".into(),
+                NODE_DIR_SCRIPT.into(),
+                "sh".into(),
+                dir.clone(),
+                node_config_toml(&config),
+            ];
+            exec_ok(host, words, plan.test.clone()).await?;
             for (rel, bytes) in &plan.files {
                 put_file(host, &format!("{dir}/{rel}"), bytes.clone(), 0o644).await?;
             }

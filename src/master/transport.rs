@@ -196,3 +196,29 @@ pub async fn host_facts(t: &dyn Transport, bench_node: &str) -> Result<HostFacts
     }
     Ok(facts)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::master::local::LocalHost;
+
+    #[tokio::test]
+    async fn files_with_shell_metacharacters_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let weird = dir.path().join("a b;$(touch PWNED) 'q\" `x`/f ile");
+        let path = weird.to_str().unwrap();
+        put_file(&LocalHost, path, b"data\n".to_vec(), 0o600)
+            .await
+            .unwrap();
+        assert_eq!(read_file(&LocalHost, path).await.unwrap(), b"data\n");
+        assert!(!dir.path().join("PWNED").exists());
+        assert!(!std::path::Path::new("PWNED").exists());
+        let err = read_file(&LocalHost, &format!("{path}.missing"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TransportError::Failed { .. }), "{err}");
+        let facts = host_facts(&LocalHost, "/nonexistent").await.unwrap();
+        assert!(!facts.arch.is_empty() && facts.version.is_empty());
+        assert!(facts.cores.is_some_and(|c| c > 0));
+    }
+}
