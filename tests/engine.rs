@@ -417,3 +417,52 @@ fn the_node_samples_its_own_resources() {
     assert!(own.samples.len() >= 2, "{} samples", own.samples.len());
     assert!(own.samples.iter().all(|s| s.mem_total_kib > 0));
 }
+
+/// Open model: runs `rate` executions/s for `duration` s against a target answering after
+/// `delay_ms`, with at most `max_users` in flight; returns (result, requests the server saw).
+fn open_model_run(rate: u32, duration: f64, delay_ms: u32, max_users: u32) -> (NodeResult, u64) {
+    let server = Server::start();
+    let dir = tempdir();
+    let text = format!(
+        "[test]\nname = \"open\"\nurl = \"{}\"\n[bench]\nrate = [{rate}]\nmax_users = {max_users}\n\
+         duration = {duration}\ntimeout = 5\n[[step]]\nname = \"slow\"\npath = \"/?delay_ms={delay_ms}\"\n",
+        server.url()
+    );
+    let test = write(dir.path(), "t.toml", &text);
+    let out = dir.path().join("r.xml");
+    let o = run(bench_node().arg("run").arg(&test).arg("-o").arg(&out));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (read_file(&out).unwrap(), server.count())
+}
+
+#[test]
+fn open_model_starts_executions_on_schedule() {
+    let (r, received) = open_model_run(50, 4.0, 100, 100);
+    let expected = 50.0 * 4.0;
+    println!("open model: {received} executions started for {expected} due");
+    assert_eq!(r.config.model, "open");
+    assert!(
+        (received as f64 - expected).abs() <= expected * 0.02,
+        "{received} started"
+    );
+    assert_eq!(r.cycles[0].dropped, 0);
+    // Latency counts from the schedule: at least the target's 100 ms.
+    let p50 = r.cycles[0].tests.latency.value_at_quantile(0.5);
+    assert!((100_000..150_000).contains(&p50), "p50 {p50} µs");
+}
+
+#[test]
+fn open_model_counts_dropped_executions() {
+    // 5 users answering in 500 ms can start at most 10 executions/s of the 50 due.
+    let (r, received) = open_model_run(50, 4.0, 500, 5);
+    let c = &r.cycles[0];
+    let expected = 50.0 * 4.0;
+    println!(
+        "open model: {received} started, {} dropped, {expected} due",
+        c.dropped
+    );
+    assert!(c.dropped > 100, "{} dropped", c.dropped);
+    assert!(received <= 5 * 9, "{received} started");
+    let total = (received + c.dropped) as f64;
+    assert!((total - expected).abs() <= expected * 0.02, "{total} due");
+}

@@ -109,6 +109,7 @@ fn overrides_replace_file_values() {
         cycles: Some(test_def::parse_cycles("2:3").unwrap()),
         duration: Some(Duration::from_secs(1)),
         url: Some("http://[::1]:9000/app".into()),
+        ..Default::default()
     };
     let plan = test_def::load(&example("quickstart.toml"), &overrides).unwrap();
     assert_eq!(plan.bench.cycles, [2, 3]);

@@ -38,6 +38,10 @@ struct RunArgs {
     /// Users per cycle, e.g. `5:10:20` (overrides [bench] cycles).
     #[arg(short = 'c', long)]
     cycles: Option<String>,
+    /// Open model: test executions started per second, per cycle, e.g. `100:200:400`
+    /// (overrides [bench] cycles and rate).
+    #[arg(short = 'r', long, conflicts_with = "cycles")]
+    rate: Option<String>,
     /// Seconds per cycle (overrides [bench] duration).
     #[arg(short = 'D', long)]
     duration: Option<f64>,
@@ -130,8 +134,15 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, (u8, anyhow::Error)> {
                 ),
             };
             if let Some(c) = &args.cycles {
+                overrides.rates = None;
                 overrides.cycles = Some(
                     test_def::parse_cycles(c).map_err(|e| bad(anyhow::anyhow!("-c {c}: {e}")))?,
+                );
+            }
+            if let Some(r) = &args.rate {
+                overrides.cycles = None;
+                overrides.rates = Some(
+                    test_def::parse_cycles(r).map_err(|e| bad(anyhow::anyhow!("-r {r}: {e}")))?,
                 );
             }
             if let Some(d) = args.duration {

@@ -14,10 +14,10 @@ use super::client::Connector;
 use super::progress::ProgressEvent;
 use super::record::{Recorder, Window};
 use super::user::Phase;
-use super::worker::{CycleJob, Shared, Worker};
+use super::worker::{CycleJob, Load, Shared, Worker};
 use super::EngineError;
 use crate::result::{BenchConfig, HostResources, NodeInfo, NodeResult, StepInfo, TestInfo};
-use crate::test_def::TestPlan;
+use crate::test_def::{LoadModel, TestPlan};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +107,15 @@ pub async fn run(
         }
         let cycle = index as u32;
         let cycle_start = Instant::now();
-        let ramp = plan.bench.startup_delay * users.saturating_sub(1);
+        let open = match plan.bench.model {
+            LoadModel::Open { max_users } => Some(max_users),
+            LoadModel::Closed => None,
+        };
+        // Closed model: the window opens once every user has started.
+        let ramp = match open {
+            Some(_) => Duration::ZERO,
+            None => plan.bench.startup_delay * users.saturating_sub(1),
+        };
         let window = Window {
             cycle,
             start: cycle_start + ramp,
@@ -119,13 +127,27 @@ pub async fn run(
         for (w, worker) in workers.iter().enumerate() {
             let (tx, rx) = oneshot::channel();
             done.push(rx);
-            let share = (0..users)
-                .filter(|u| *u as usize % workers.len() == w)
-                .map(|u| (u, cycle_start + plan.bench.startup_delay * u))
-                .collect();
+            let n = workers.len() as u32;
+            let w = w as u32;
+            let load = match open {
+                // Worker w takes every n-th execution, offset by w, so the node's rate is exact.
+                Some(max_users) => Load::Rate {
+                    first: cycle_start + Duration::from_secs_f64(w as f64 / users as f64),
+                    period: Duration::from_secs_f64(n as f64 / users as f64),
+                    max_users: (max_users / n + u32::from(w < max_users % n)).max(1),
+                    number_base: w,
+                    number_step: n,
+                },
+                None => Load::Users(
+                    (0..users)
+                        .filter(|u| u % n == w)
+                        .map(|u| (u, cycle_start + plan.bench.startup_delay * u))
+                        .collect(),
+                ),
+            };
             worker.start(CycleJob {
                 window,
-                users: share,
+                load,
                 phase: phase_rx.clone(),
                 done: tx,
             });
@@ -296,7 +318,10 @@ fn bench_config(plan: &TestPlan) -> BenchConfig {
         apdex_t_s: b.apdex_t.as_secs_f64(),
         ok_codes: b.ok_codes.clone(),
         timeout_s: b.timeout.as_secs_f64(),
-        model: "closed".into(),
+        model: match b.model {
+            LoadModel::Closed => "closed".into(),
+            LoadModel::Open { .. } => "open".into(),
+        },
     }
 }
 

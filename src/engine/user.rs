@@ -53,7 +53,7 @@ pub struct User {
 }
 
 impl User {
-    /// Runs until the cycle's phase leaves `Running`.
+    /// Closed model: loops over the test until the cycle's phase leaves `Running`.
     pub async fn run(mut self) {
         if !self.pause_until(self.start_at).await {
             return;
@@ -62,35 +62,13 @@ impl User {
         let mut client = Client::new(self.connector.clone(), self.plan.bench.timeout);
         let mut rng = SmallRng::from_entropy();
         let mut iteration = 0u64;
-        'tests: while self.running() {
-            let started = Instant::now();
-            let mut vars = Vars {
-                node: self.node,
-                nodes: self.nodes,
-                user: self.number,
-                iteration,
-                captured: Default::default(),
-            };
-            let mut outcome = Outcome::Success;
-            for index in 0..self.plan.steps.len() {
-                if index > 0 && !self.think(&mut rng).await {
-                    break 'tests;
-                }
-                if !self.running() {
-                    break 'tests;
-                }
-                let Some(page) = self.page(&mut client, index, &mut vars).await else {
-                    break 'tests; // aborted
-                };
-                if page != Outcome::Success {
-                    outcome = page;
-                    break;
-                }
+        while self.running() {
+            if !self
+                .execute(&mut client, &mut rng, iteration, Instant::now())
+                .await
+            {
+                break;
             }
-            let done = Instant::now();
-            self.recorder
-                .borrow_mut()
-                .test(&self.window, done, done - started, outcome);
             iteration += 1;
             let pause = self.plan.bench.sleep_time;
             if !pause.is_zero() && !self.pause_until(Instant::now() + pause).await {
@@ -98,6 +76,51 @@ impl User {
             }
         }
         self.counters.users.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// One execution of the whole test, due at `scheduled`: the test's latency and its first
+    /// page's count from then (so a late start is not hidden). False when the cycle ended or
+    /// was aborted before the test completed; an incomplete test is not recorded.
+    pub async fn execute(
+        &mut self,
+        client: &mut Client,
+        rng: &mut SmallRng,
+        iteration: u64,
+        scheduled: Instant,
+    ) -> bool {
+        let mut vars = Vars {
+            node: self.node,
+            nodes: self.nodes,
+            user: self.number,
+            iteration,
+            captured: Default::default(),
+        };
+        let mut outcome = Outcome::Success;
+        for index in 0..self.plan.steps.len() {
+            if index > 0 && !self.think(rng).await {
+                return false;
+            }
+            if !self.running() {
+                return false;
+            }
+            let started = if index == 0 {
+                scheduled
+            } else {
+                Instant::now()
+            };
+            let Some(page) = self.page(client, index, &mut vars, started).await else {
+                return false; // aborted
+            };
+            if page != Outcome::Success {
+                outcome = page;
+                break;
+            }
+        }
+        let done = Instant::now();
+        self.recorder
+            .borrow_mut()
+            .test(&self.window, done, done - scheduled, outcome);
+        true
     }
 
     fn running(&self) -> bool {
@@ -138,10 +161,10 @@ impl User {
         client: &mut Client,
         index: usize,
         vars: &mut Vars,
+        started: Instant,
     ) -> Option<Outcome> {
         let plan = self.plan.clone();
         let step = &plan.steps[index];
-        let started = Instant::now();
         let mut url = match step.url(&plan.url, vars) {
             Ok(url) => url,
             Err(message) => {
@@ -170,8 +193,11 @@ impl User {
             MAX_KEPT_BODY
         };
         let mut bytes = 0u64;
+        let mut first = true;
         for _ in 0..=MAX_REDIRECTS {
-            let sent = Instant::now();
+            // The first request of a page counts from the page's start (its schedule).
+            let sent = if first { started } else { Instant::now() };
+            first = false;
             let request = Outgoing {
                 method: method.clone(),
                 url: &url,

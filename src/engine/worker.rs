@@ -5,24 +5,41 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::client::Connector;
+use super::client::{Client, Connector};
 use super::record::{Recorder, Window};
 use super::user::{Phase, User};
 use super::Counters;
 use crate::test_def::TestPlan;
 
-/// One cycle's share of users for a worker.
+/// One cycle's share of the load for a worker.
 pub struct CycleJob {
     pub window: Window,
-    /// User numbers this worker runs, each with its start time.
-    pub users: Vec<(u32, Instant)>,
+    pub load: Load,
     pub phase: watch::Receiver<Phase>,
     /// Told when every user of this job has ended.
     pub done: oneshot::Sender<()>,
+}
+
+/// What a worker runs during a cycle.
+pub enum Load {
+    /// Closed model: these user numbers, each starting at its time.
+    Users(Vec<(u32, Instant)>),
+    /// Open model: an execution due at `first`, then every `period`, while the cycle runs;
+    /// at most `max_users` in flight, numbered `number_base + k * number_step`.
+    Rate {
+        first: Instant,
+        period: Duration,
+        max_users: u32,
+        number_base: u32,
+        number_step: u32,
+    },
 }
 
 /// Handle on a worker thread.
@@ -94,21 +111,81 @@ async fn run_job(
     counters: &Arc<Counters>,
     job: CycleJob,
 ) {
+    let user = |number: u32, start_at: Instant| User {
+        plan: shared.plan.clone(),
+        connector: shared.connector.clone(),
+        recorder: recorder.clone(),
+        counters: counters.clone(),
+        window: job.window,
+        phase: job.phase.clone(),
+        node: shared.node,
+        nodes: shared.nodes,
+        number,
+        start_at,
+    };
     let mut users = tokio::task::JoinSet::new();
-    for (number, start_at) in job.users {
-        let user = User {
-            plan: shared.plan.clone(),
-            connector: shared.connector.clone(),
-            recorder: recorder.clone(),
-            counters: counters.clone(),
-            window: job.window,
-            phase: job.phase.clone(),
-            node: shared.node,
-            nodes: shared.nodes,
-            number,
-            start_at,
-        };
-        users.spawn_local(user.run());
+    match job.load {
+        Load::Users(list) => {
+            for (number, start_at) in list {
+                users.spawn_local(user(number, start_at).run());
+            }
+        }
+        Load::Rate {
+            first,
+            period,
+            max_users,
+            number_base,
+            number_step,
+        } => {
+            // Idle users (number, client, next iteration, rng); a std RefCell as everything
+            // here runs on this worker's thread.
+            let idle = Rc::new(RefCell::new(Vec::<(u32, Client, u64, SmallRng)>::new()));
+            let mut created = 0u32;
+            let mut phase = job.phase.clone();
+            let mut due = first;
+            loop {
+                tokio::select! {
+                    // The next execution is due.
+                    _ = tokio::time::sleep_until(due.into()) => {}
+                    // The cycle's window is over: schedule nothing more.
+                    _ = phase.wait_for(|p| *p != Phase::Running) => break,
+                }
+                let free = idle.borrow_mut().pop();
+                let picked = match free {
+                    Some(u) => Some(u),
+                    None if created < max_users => {
+                        created += 1;
+                        let number = number_base + (created - 1) * number_step;
+                        let client =
+                            Client::new(shared.connector.clone(), shared.plan.bench.timeout);
+                        Some((number, client, 0, SmallRng::from_entropy()))
+                    }
+                    None => None,
+                };
+                match picked {
+                    Some((number, mut client, iteration, mut rng)) => {
+                        let mut u = user(number, due);
+                        let idle = idle.clone();
+                        let scheduled = due;
+                        users.spawn_local(async move {
+                            u.counters
+                                .users
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            u.execute(&mut client, &mut rng, iteration, scheduled).await;
+                            u.counters
+                                .users
+                                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                            idle.borrow_mut().push((number, client, iteration + 1, rng));
+                        });
+                    }
+                    // Every user is busy: the execution is dropped, and counted.
+                    None => recorder.borrow_mut().dropped(&job.window),
+                }
+                // Reap finished executions so the set stays small.
+                while users.try_join_next().is_some() {}
+                due += period;
+            }
+        }
     }
     while users.join_next().await.is_some() {}
     let _ = job.done.send(());

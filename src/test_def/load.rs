@@ -11,7 +11,9 @@ use url::Url;
 use super::error::{from_toml, read_text, Source};
 use super::raw::{OneOrMany, RawBench, RawFile, RawService};
 use super::step::step;
-use super::{Bench, Overrides, Service, Step, TestDefError, TestPlan};
+use super::{
+    Bench, LoadModel, Overrides, Service, Step, TestDefError, TestPlan, DEFAULT_MAX_USERS,
+};
 
 /// Status codes a page may answer with by default.
 pub const DEFAULT_OK_CODES: [u16; 5] = [200, 301, 302, 303, 307];
@@ -37,7 +39,31 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<TestPlan, TestDefError
                 message: format!("{cycles:?}: needs at least one cycle, each of at least 1 user"),
             });
         }
+        if overrides.rates.is_some() {
+            return Err(TestDefError::Override {
+                option: "-c".into(),
+                message: "give either -c (users per cycle) or -r (executions per second), not both"
+                    .into(),
+            });
+        }
         plan.bench.cycles = cycles.clone();
+        plan.bench.model = LoadModel::Closed;
+    }
+    if let Some(rates) = &overrides.rates {
+        if rates.is_empty() || rates.contains(&0) {
+            return Err(TestDefError::Override {
+                option: "-r".into(),
+                message: format!(
+                    "{rates:?}: needs at least one cycle, each of at least 1 execution per second"
+                ),
+            });
+        }
+        plan.bench.cycles = rates.clone();
+        if plan.bench.model == LoadModel::Closed {
+            plan.bench.model = LoadModel::Open {
+                max_users: DEFAULT_MAX_USERS,
+            };
+        }
     }
     if let Some(duration) = overrides.duration {
         if duration.is_zero() {
@@ -245,7 +271,68 @@ pub(crate) fn status_codes(
 }
 
 fn bench(src: &Source<'_>, raw: RawBench) -> Result<Bench, TestDefError> {
+    let open = load_model(src, &raw)?;
+    let mut bench = bench_times(src, raw)?;
+    if let Some((rates, model)) = open {
+        bench.cycles = rates;
+        bench.model = model;
+    }
+    Ok(bench)
+}
+
+/// Users per cycle (`cycles`) or executions per second per cycle (`rate`, open model).
+fn load_model(
+    src: &Source<'_>,
+    raw: &RawBench,
+) -> Result<Option<(Vec<u32>, LoadModel)>, TestDefError> {
+    let Some(rate) = &raw.rate else {
+        if let Some(m) = &raw.max_users {
+            return Err(src.error(
+                m.span(),
+                "[bench] max_users",
+                "applies only with `rate` (the open model)",
+            ));
+        }
+        return Ok(None);
+    };
+    if let Some(c) = &raw.cycles {
+        return Err(src.error(
+            c.span(),
+            "[bench] cycles",
+            "give either `cycles` (users per cycle) or `rate` (executions per second per cycle), not both",
+        ));
+    }
+    let rates = rate
+        .get_ref()
+        .0
+        .iter()
+        .map(|r| {
+            u32::try_from(*r).ok().filter(|r| *r > 0).ok_or_else(|| {
+                src.error(
+                    rate.span(),
+                    "[bench] rate",
+                    format!("{r} is not a rate; give executions per second, at least 1"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if rates.is_empty() {
+        return Err(src.error(rate.span(), "[bench] rate", "give at least one rate"));
+    }
+    let max_users = match &raw.max_users {
+        None => DEFAULT_MAX_USERS,
+        Some(m) => u32::try_from(*m.get_ref())
+            .ok()
+            .filter(|m| *m > 0)
+            .ok_or_else(|| src.error(m.span(), "[bench] max_users", "must be at least 1"))?,
+    };
+    Ok(Some((rates, LoadModel::Open { max_users })))
+}
+
+fn bench_times(src: &Source<'_>, raw: RawBench) -> Result<Bench, TestDefError> {
+    let open = raw.rate.is_some();
     let cycles = match raw.cycles {
+        None if open => vec![],
         None => vec![1],
         Some(list) => {
             if list.get_ref().is_empty() {
@@ -318,6 +405,7 @@ fn bench(src: &Source<'_>, raw: RawBench) -> Result<Bench, TestDefError> {
         },
         timeout: seconds(src, "[bench] timeout", raw.timeout, 30.0, true)?,
         insecure: raw.insecure.unwrap_or(false),
+        model: LoadModel::Closed,
     })
 }
 

@@ -79,6 +79,7 @@ fn bench_values_and_overrides() {
         cycles: Some(vec![7]),
         duration: Some(Duration::from_secs(1)),
         url: Some("https://example.test:8443/base".into()),
+        ..Default::default()
     };
     let plan = load(&f.path, &overrides).unwrap();
     assert_eq!(plan.bench.cycles, [7]);

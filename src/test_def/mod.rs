@@ -88,7 +88,24 @@ pub struct Bench {
     pub timeout: Duration,
     /// Accept any TLS certificate (self-signed targets).
     pub insecure: bool,
+    /// Closed (users loop) or open (executions started at a rate) model.
+    pub model: LoadModel,
 }
+
+/// How load is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadModel {
+    /// FunkLoad's model: each cycle runs `cycles[i]` users, each looping over the test and
+    /// waiting for every answer.
+    Closed,
+    /// Constant arrival rate: each cycle starts `cycles[i]` test executions per second on
+    /// schedule whatever the server does, with at most `max_users` in flight; an execution due
+    /// while all are busy is counted as dropped.
+    Open { max_users: u32 },
+}
+
+/// Executions in flight at most in the open model, unless `max_users` says otherwise.
+pub const DEFAULT_MAX_USERS: u32 = 1000;
 
 /// One step: one page.
 #[derive(Debug, Clone)]
@@ -191,6 +208,8 @@ pub struct Service {
 pub struct Overrides {
     /// `-c`: users per cycle (see [`parse_cycles`]).
     pub cycles: Option<Vec<u32>>,
+    /// `-r`: executions per second per cycle (open model).
+    pub rates: Option<Vec<u32>>,
     /// `-D`: measured time of each cycle.
     pub duration: Option<Duration>,
     /// `-u`: base URL, validated like `[test] url`.

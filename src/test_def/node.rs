@@ -26,6 +26,8 @@ struct NodeOut<'a> {
     host: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     cycles: Option<&'a [u32]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rates: Option<&'a [u32]>,
     /// Seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     duration: Option<f64>,
@@ -42,6 +44,7 @@ struct NodeIn {
     run: String,
     host: String,
     cycles: Option<Spanned<Vec<u32>>>,
+    rates: Option<Spanned<Vec<u32>>>,
     duration: Option<Spanned<f64>>,
     url: Option<Spanned<String>>,
 }
@@ -56,6 +59,7 @@ pub fn node_config_toml(config: &NodeConfig) -> String {
             run: &config.run,
             host: &config.host,
             cycles: o.cycles.as_deref(),
+            rates: o.rates.as_deref(),
             duration: o.duration.map(|d| d.as_secs_f64()),
             url: o.url.as_deref(),
         },
@@ -104,6 +108,16 @@ pub fn load_node_config(path: &Path) -> Result<NodeConfig, TestDefError> {
         }
         c => c.map(Spanned::into_inner),
     };
+    let rates = match n.rates {
+        Some(r) if r.get_ref().is_empty() || r.get_ref().contains(&0) => {
+            return Err(src.error(
+                r.span(),
+                "[node] rates",
+                "needs at least one cycle, each of at least 1 execution per second",
+            ))
+        }
+        r => r.map(Spanned::into_inner),
+    };
     let duration = match n.duration {
         Some(d) => Some(
             Duration::try_from_secs_f64(*d.get_ref())
@@ -130,6 +144,7 @@ pub fn load_node_config(path: &Path) -> Result<NodeConfig, TestDefError> {
         host: n.host,
         overrides: Overrides {
             cycles,
+            rates,
             duration,
             url: n.url.map(Spanned::into_inner),
         },
@@ -157,6 +172,7 @@ mod tests {
                 cycles: Some(vec![5, 10]),
                 duration: Some(Duration::from_millis(2500)),
                 url: Some("https://example.test:8443/api".into()),
+                rates: Some(vec![50]),
             },
         };
         let text = node_config_toml(&config);
@@ -168,6 +184,7 @@ mod tests {
         assert_eq!(back.run, config.run);
         assert_eq!(back.host, config.host);
         assert_eq!(back.overrides.cycles, config.overrides.cycles);
+        assert_eq!(back.overrides.rates, config.overrides.rates);
         assert_eq!(back.overrides.duration, config.overrides.duration);
         assert_eq!(back.overrides.url, config.overrides.url);
     }

@@ -47,6 +47,10 @@ pub(crate) struct RawBench {
     pub ok_codes: Option<Spanned<OneOrMany<i64>>>,
     pub timeout: Option<Spanned<f64>>,
     pub insecure: Option<bool>,
+    /// Open model: test executions started per second, one value per cycle.
+    pub rate: Option<Spanned<OneOrMany<i64>>>,
+    /// Open model: most executions in flight at once.
+    pub max_users: Option<Spanned<i64>>,
 }
 
 /// `[[step]]`.
