@@ -63,7 +63,9 @@ impl Bench {
     fn run_dir(&self) -> PathBuf {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(&self.workdir)
             .unwrap()
-            .flat_map(|name| std::fs::read_dir(name.unwrap().path()).unwrap())
+            .map(|name| name.unwrap().path())
+            .filter(|p| p.is_dir())
+            .flat_map(|name| std::fs::read_dir(name).unwrap())
             .map(|e| e.unwrap().path())
             .filter(|p| p.is_dir())
             .collect();
@@ -442,7 +444,7 @@ fn wait_run_dir(b: &Bench) -> PathBuf {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(mut names) = std::fs::read_dir(&b.workdir) {
-            if let Some(Ok(name)) = names.next() {
+            if let Some(Ok(name)) = names.find(|n| n.as_ref().is_ok_and(|n| n.path().is_dir())) {
                 if let Some(Ok(run)) = std::fs::read_dir(name.path()).unwrap().next() {
                     return run.path();
                 }
