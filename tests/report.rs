@@ -32,13 +32,13 @@ impl CycleSpec {
 
     /// `n` successes of `us` µs each.
     pub fn ok(mut self, n: usize, us: u64) -> Self {
-        self.ok_us.extend(std::iter::repeat(us).take(n));
+        self.ok_us.resize(self.ok_us.len() + n, us);
         self
     }
 
     /// `n` failures (bad status) of `us` µs each.
     pub fn fail(mut self, n: usize, us: u64) -> Self {
-        self.failures.extend(std::iter::repeat(us).take(n));
+        self.failures.resize(self.failures.len() + n, us);
         self
     }
 
@@ -493,7 +493,11 @@ fn diff_of_two_runs_shows_the_deltas() {
             >= 3
     );
     let idx = std::fs::read_to_string(write_index(root.path()).unwrap()).unwrap();
-    assert_eq!(idx.matches("index.html\">open</a>").count(), 2, "{idx}");
+    assert_eq!(idx.matches("index.html\">").count(), 2, "{idx}");
+    assert!(
+        idx.contains(">base</a>") && idx.contains(">new</a>"),
+        "{idx}"
+    );
     assert!(
         idx.contains("href=\"base&#x2F;report&#x2F;index.html\""),
         "{idx}"
@@ -811,4 +815,50 @@ fn write_benchmark_fixtures() {
             .collect();
         write_file(&node, &dir.join(format!("node{n:02}.xml"))).unwrap();
     }
+}
+
+#[test]
+fn a_node_that_measured_nothing_still_gives_a_report() {
+    let dir = tempdir();
+    let mut node = Fixture::default().node(0, "h", &[]);
+    node.interrupted = true;
+    node.resources.clear();
+    let html = html_of(vec![node], dir.path());
+    assert!(html.contains("interrupted"));
+    let text = report::text::TextOutput;
+    let r = report::report_of(
+        merged(vec![Fixture::default().node(0, "h", &[])]),
+        &[],
+        &ReportOptions::default(),
+    );
+    report::Output::render(&text, &r).unwrap();
+}
+
+#[test]
+fn templates_can_be_overridden_from_a_directory() {
+    let dir = tempdir();
+    let tpl = dir.path().join("tpl");
+    std::fs::create_dir_all(&tpl).unwrap();
+    std::fs::write(
+        tpl.join("report.html"),
+        "custom {{ config.test }} {{ cycles | length }}",
+    )
+    .unwrap();
+    let opts = ReportOptions {
+        templates: Some(tpl),
+        ..ReportOptions::default()
+    };
+    let f = Fixture {
+        test: "<b>".into(),
+        ..Fixture::default()
+    };
+    let r = report::report_of(
+        merged(vec![f.node(0, "h", &[CycleSpec::new(1, 1.0).ok(1, 10)])]),
+        &[],
+        &opts,
+    );
+    let out = dir.path().join("out");
+    write_report(&r, &out, &opts).unwrap();
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert_eq!(html, "custom &lt;b&gt; 1", "overrides are autoescaped too");
 }

@@ -470,8 +470,8 @@ mod tests {
 
     #[test]
     fn chart_is_svg_with_escaped_labels() {
-        let svg = LineChart::new("t", "users", "ms")
-            .line("<script>x</script>", vec![(1.0, 2.0), (2.0, 3.0)], false)
+        let svg = LineChart::new("<script>x</script>", "users", "\"><b>")
+            .line("a", vec![(1.0, 2.0), (2.0, 3.0)], false)
             .line("err", vec![(1.0, 0.5)], true)
             .to_svg()
             .unwrap();
@@ -479,6 +479,7 @@ mod tests {
         assert!(svg.contains("viewBox"));
         assert!(!svg.contains("<script>"));
         assert!(svg.contains("&lt;script&gt;"));
+        assert!(!svg.contains("<b>"));
     }
 
     #[test]

@@ -17,7 +17,10 @@ const MAX_DEPTH: usize = 6;
 pub struct IndexEntry {
     pub started: String,
     pub started_unix_ms: u64,
+    /// Run name (the group).
     pub run: String,
+    /// The run's directory relative to the workspace.
+    pub id: String,
     pub test: String,
     pub nodes: u32,
     /// Users per cycle over all nodes, e.g. `40:80:120`.
@@ -71,24 +74,26 @@ pub fn scan(workdir: &Path) -> Vec<IndexGroup> {
         };
         let dir = e.path().parent().unwrap_or(workdir);
         let rel = dir.strip_prefix(workdir).unwrap_or(dir);
-        let run = if s.run.is_empty() {
-            let run_dir = if rel.ends_with("report") {
-                rel.parent()
-            } else {
-                Some(rel)
-            };
-            run_dir
-                .and_then(|d| d.components().next())
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .unwrap_or_else(|| "(unnamed)".into())
+        // The master names runs `<name>/<stamp>` and writes `<name>/<stamp>/report/`.
+        let run_dir = if rel.ends_with("report") {
+            rel.parent().unwrap_or(rel)
         } else {
-            s.run.clone()
+            rel
+        };
+        let run = match s.run.split('/').next().filter(|r| !r.is_empty()) {
+            Some(r) => r.to_string(),
+            None => run_dir
+                .components()
+                .next()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .unwrap_or_else(|| "(unnamed)".into()),
         };
         let best = s.best_cycle();
         entries.push(IndexEntry {
             started: s.started.clone(),
             started_unix_ms: s.started_unix_ms,
             run,
+            id: run_dir.display().to_string(),
             test: s.test.clone(),
             nodes: s.nodes,
             cycles: s

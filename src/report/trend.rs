@@ -73,6 +73,22 @@ pub fn trend(runs: &[RunInput]) -> Trend {
     Trend { levels, runs }
 }
 
+/// The runs' labels, or their start times when labels repeat (runs of one name).
+fn x_labels(t: &Trend) -> Vec<String> {
+    let labels: BTreeSet<&str> = t.runs.iter().map(|r| r.label.as_str()).collect();
+    if labels.len() == t.runs.len() {
+        return t.runs.iter().map(|r| r.label.clone()).collect();
+    }
+    // `2024-05-01T12:00:00Z` → `05-01 12:00`
+    t.runs
+        .iter()
+        .map(|r| match (r.started.get(5..10), r.started.get(11..16)) {
+            (Some(d), Some(h)) => format!("{d} {h}"),
+            _ => r.started.clone(),
+        })
+        .collect()
+}
+
 fn chart(
     t: &Trend,
     id: &str,
@@ -81,7 +97,7 @@ fn chart(
     f: fn(&TrendCell) -> Option<f64>,
 ) -> Result<Figure, ReportError> {
     let mut c = LineChart::new("", "run", y);
-    c.x_labels = t.runs.iter().map(|r| r.label.clone()).collect();
+    c.x_labels = x_labels(t);
     if id == "apdex" {
         c.y_max = Some(1.0);
     }

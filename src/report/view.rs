@@ -44,6 +44,8 @@ pub struct ConfigView {
     pub nodes: usize,
     /// `node N on host`, by node number.
     pub hosts: Vec<String>,
+    /// Distinct hosts the nodes ran on.
+    pub host_count: usize,
     /// Users per cycle on each node (first node's plan), e.g. `10:20:30`.
     pub cycles_per_node: String,
     /// Users per cycle over all nodes, e.g. `40:80:120`.
@@ -118,7 +120,9 @@ pub struct SlowStep {
 pub struct NodeView {
     pub number: u32,
     pub host: String,
+    /// Result file name, and its full path.
     pub source: String,
+    pub source_path: String,
     pub requests: u64,
     pub rps: f64,
     /// This node's requests against the mean over nodes, % (100 = balanced).
@@ -180,6 +184,12 @@ impl Report {
                 .iter()
                 .map(|n| format!("node {} on {}", n.number, n.host))
                 .collect(),
+            host_count: run
+                .nodes
+                .iter()
+                .map(|n| n.host.as_str())
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
             cycles_per_node: joined(c.cycles.iter().copied()),
             cycles_total: joined(run.cycles.iter().map(|c| c.users)),
             duration_s: c.duration_s,
@@ -342,7 +352,11 @@ fn node_views(nodes: &[NodeFigures]) -> Vec<NodeView> {
         .map(|n| NodeView {
             number: n.number,
             host: n.host.clone(),
-            source: n.source.display().to_string(),
+            source: n.source.file_name().map_or_else(
+                || n.source.display().to_string(),
+                |f| f.to_string_lossy().into_owned(),
+            ),
+            source_path: n.source.display().to_string(),
             requests: n.requests,
             rps: n.rps,
             share_pct: if mean > 0.0 {
