@@ -155,6 +155,13 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, (u8, anyhow::Error)> {
             }
             overrides.url = args.url.clone().or(overrides.url);
             let plan = test_def::load(&args.test, &overrides).map_err(|e| bad(e.into()))?;
+            let most_users = match plan.bench.model {
+                test_def::LoadModel::Closed => plan.bench.cycles.iter().copied().max().unwrap_or(1),
+                test_def::LoadModel::Open { max_users } => max_users,
+            };
+            if let Some(note) = engine::limits::raise_open_files(most_users.into()) {
+                eprintln!("bench-node: {note}");
+            }
             if let Some(pid_file) = &args.pid_file {
                 std::fs::write(pid_file, format!("{}\n", std::process::id())).map_err(|e| {
                     (

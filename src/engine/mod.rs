@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod control;
+pub mod limits;
 pub mod progress;
 pub mod record;
 mod resources;
