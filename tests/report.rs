@@ -648,33 +648,39 @@ fn showcase(dir: &Path) -> PathBuf {
     write_report(&r, dir, &opts).unwrap().index_html
 }
 
-/// Runs headless chromium with `args` and returns (stdout, stderr).
+/// Runs headless chromium with `args` and returns (stdout, stderr); retries once when it
+/// crashes (it sometimes segfaults on start in containers).
 fn chromium(args: &[&str]) -> (String, String) {
-    let profile = tempdir();
-    let out = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "this test needs Debian's chromium (apt-get install -y chromium): cannot run \
-                 `chromium`: {e}"
-            )
-        });
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut last = String::new();
+    for _ in 0..2 {
+        let profile = tempdir();
+        let out = Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "this test needs Debian's chromium (apt-get install -y chromium): cannot \
+                     run `chromium`: {e}"
+                )
+            });
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.success() {
+            return (String::from_utf8_lossy(&out.stdout).into_owned(), stderr);
+        }
+        last = format!("{}\n{stderr}", out.status);
+    }
+    panic!("chromium failed twice: {last}");
 }
 
 #[test]

@@ -107,7 +107,10 @@ pub struct Delta {
 /// One concurrency level present in both runs.
 #[derive(Debug, Clone, Serialize)]
 pub struct Level {
+    /// Users in the base run.
     pub users: u32,
+    /// Users in the new run (differs from `users` when cycles matched by position).
+    pub new_users: u32,
     pub deltas: Vec<Delta>,
 }
 
@@ -126,6 +129,8 @@ pub struct Diff {
     pub levels: Vec<Level>,
     /// Users levels found in one run only.
     pub unmatched: Vec<u32>,
+    /// True when cycles were matched by position because no users level matched.
+    pub by_position: bool,
     pub verdicts: Vec<MetricVerdict>,
 }
 
@@ -133,30 +138,37 @@ fn change(base: f64, new: f64) -> Option<f64> {
     (base != 0.0).then(|| (new - base) * 100.0 / base.abs())
 }
 
-/// Compares `new` with `base`, level by level (cycles matched by their total users).
+fn level(b: &CycleSummary, n: &CycleSummary) -> Level {
+    Level {
+        users: b.users,
+        new_users: n.users,
+        deltas: Metric::ALL
+            .iter()
+            .map(|&m| {
+                let (vb, vn) = (m.of(b), m.of(n));
+                let change_pct = change(vb, vn);
+                Delta {
+                    metric: m.name(),
+                    base: vb,
+                    new: vn,
+                    delta: vn - vb,
+                    change_pct,
+                    verdict: Verdict::judge(m, vn - vb, change_pct),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Compares `new` with `base`, level by level: cycles match by their total users; when no
+/// level matches but both runs have as many cycles, they match by position instead (the node
+/// count changed).
 pub fn compare(base: &Summary, new: &Summary) -> Diff {
     let mut levels = Vec::new();
     let mut unmatched = Vec::new();
     for b in &base.cycles {
         match new.cycles.iter().find(|n| n.users == b.users) {
-            Some(n) => levels.push(Level {
-                users: b.users,
-                deltas: Metric::ALL
-                    .iter()
-                    .map(|&m| {
-                        let (vb, vn) = (m.of(b), m.of(n));
-                        let change_pct = change(vb, vn);
-                        Delta {
-                            metric: m.name(),
-                            base: vb,
-                            new: vn,
-                            delta: vn - vb,
-                            change_pct,
-                            verdict: Verdict::judge(m, vn - vb, change_pct),
-                        }
-                    })
-                    .collect(),
-            }),
+            Some(n) => levels.push(level(b, n)),
             None => unmatched.push(b.users),
         }
     }
@@ -164,6 +176,16 @@ pub fn compare(base: &Summary, new: &Summary) -> Diff {
         if !base.cycles.iter().any(|b| b.users == n.users) {
             unmatched.push(n.users);
         }
+    }
+    let by_position = levels.is_empty() && base.cycles.len() == new.cycles.len();
+    if by_position {
+        levels = base
+            .cycles
+            .iter()
+            .zip(&new.cycles)
+            .map(|(b, n)| level(b, n))
+            .collect();
+        unmatched.clear();
     }
     let verdicts = Metric::ALL
         .iter()
@@ -173,6 +195,7 @@ pub fn compare(base: &Summary, new: &Summary) -> Diff {
     Diff {
         levels,
         unmatched,
+        by_position,
         verdicts,
     }
 }
@@ -219,17 +242,24 @@ fn verdict<'a>(m: Metric, deltas: impl Iterator<Item = (u32, &'a Delta)>) -> Met
         Verdict::Same if points => format!("the same within noise (±{NOISE_ERROR_POINTS} points)"),
         Verdict::Same => format!("the same within noise (±{NOISE_PCT} %)"),
     };
+    let spread = if (hi.1 - lo.1).abs() < 0.05 {
+        format!("{} at every level", signed(lo.1, unit))
+    } else {
+        format!(
+            "from {} at {} users to {} at {} users",
+            signed(lo.1, unit),
+            lo.0,
+            signed(hi.1, unit),
+            hi.0
+        )
+    };
     let text = format!(
-        "{} is {word}: {} on average over {} concurrency level{} (from {} at {} users to {} at \
-         {} users); {better} level{} better, {worse} worse, {} within noise.",
+        "{} is {word}: {} on average over {} concurrency level{} ({spread}); {better} level{} \
+         better, {worse} worse, {} within noise.",
         m.name(),
         signed(mean, unit),
         values.len(),
         if values.len() == 1 { "" } else { "s" },
-        signed(lo.1, unit),
-        lo.0,
-        signed(hi.1, unit),
-        hi.0,
         if better == 1 { "" } else { "s" },
         deltas.len() - better - worse,
     );
@@ -285,8 +315,14 @@ pub fn build_diff(
     out_dir: &Path,
     opts: &ReportOptions,
 ) -> Result<PathBuf, ReportError> {
-    let base = input::load(base, opts)?;
-    let new = input::load(new, opts)?;
+    let mut base = input::load(base, opts)?;
+    let mut new = input::load(new, opts)?;
+    if base.label == new.label {
+        // Two runs of one name: tell them apart by their directories.
+        for r in [&mut base, &mut new] {
+            r.label = input::dir_label(&r.path);
+        }
+    }
     let diff = compare(&base.summary, &new.summary);
     let charts = vec![
         overlay(

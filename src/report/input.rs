@@ -90,6 +90,13 @@ fn label(path: &Path, summary: &Summary) -> String {
     if !summary.run.is_empty() {
         return summary.run.clone();
     }
+    dir_label(path)
+}
+
+/// The name of the run directory holding `path` (a report, run or result file).
+pub fn dir_label(path: &Path) -> String {
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let path = path.as_path();
     let dir = if path.is_dir() {
         Some(path)
     } else {

@@ -48,6 +48,20 @@ impl Table {
     }
 }
 
+/// `s` on one line, without control characters (a server's body must not drive the
+/// terminal), cut to `max` characters.
+fn clean(s: &str, max: usize) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max)
+        .collect();
+    if s.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
 fn n(x: f64, d: usize) -> String {
     format_num(x, d).replace('\u{202f}', ",")
 }
@@ -130,12 +144,16 @@ impl Output for TextOutput {
                 let _ = writeln!(
                     out,
                     "{:>8}  {} {} {}: {}",
-                    e.count, e.step, e.kind, e.detail, e.sample
+                    e.count,
+                    clean(&e.step, 60),
+                    e.kind,
+                    clean(&e.detail, 80),
+                    clean(&e.sample, 120)
                 );
             }
         }
         for f in &s.skipped {
-            let _ = writeln!(out, "skipped {}: {}", f.path, f.reason);
+            let _ = writeln!(out, "skipped {}: {}", f.path, clean(&f.reason, 300));
         }
         Ok(out.into_bytes())
     }
@@ -148,4 +166,15 @@ fn page_latency(report: &Report, cycle: u32) -> super::stats::Latency {
         .get(cycle as usize)
         .copied()
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean;
+
+    #[test]
+    fn text_from_servers_cannot_drive_the_terminal() {
+        assert_eq!(clean("a\x1b[2Jb\nc", 100), "a [2Jb c");
+        assert_eq!(clean("abcdef", 3), "abc…");
+    }
 }
