@@ -192,6 +192,46 @@ fn local_nodes_need_no_sshd() {
 }
 
 #[test]
+fn rates_run_the_open_model_on_every_node() {
+    let server = Server::start();
+    let dir = tempdir();
+    let b = Bench::new(dir.path());
+    let test = test_file(dir.path(), &server.url());
+    let nodes = write(dir.path(), "nodes", "local\nlocal\n");
+    let out = b
+        .command(None, &["-r", "20:40", "-D", "1"])
+        .arg(&nodes)
+        .arg(&test)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let run_dir = b.run_dir();
+    let s = summary(&run_dir);
+    // Cycles are executions per second, per node: 2 nodes at 20 then 40.
+    assert_eq!(users(&s), [40, 80]);
+    assert_eq!(merged_requests(&s), server.count());
+    // Each cycle's window is 1 s at the node's rate: 2 × (20 + 40) executions, give or take the
+    // edges of the windows.
+    let in_windows: u64 = s["cycles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["requests"]["total"].as_u64().unwrap())
+        .sum();
+    assert!((110..=130).contains(&in_windows), "{in_windows}");
+    let xml = std::fs::read_to_string(run_dir.join("results/node1.xml")).unwrap();
+    assert!(xml.contains("model=\"open\""), "{xml}");
+    // -c and -r do not mix.
+    let out = b
+        .command(None, &["-r", "20", "-c", "2"])
+        .arg(&nodes)
+        .arg(&test)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+#[test]
 fn four_virtual_nodes_over_ssh() {
     let sshd = Sshd::start();
     let server = Server::start();

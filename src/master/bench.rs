@@ -15,7 +15,7 @@ use super::progress::Display;
 use super::run::{Coordinator, Ending, Slot, State};
 use super::state::{NodeState, RunState};
 use super::{join_all, monitor, service, Interrupt, MasterError, Outcome};
-use crate::test_def::{self, TestPlan};
+use crate::test_def::{self, LoadModel, TestPlan};
 
 /// Longest wait for the nodes to get ready once spawned.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -37,13 +37,17 @@ fn stamp() -> String {
         .collect()
 }
 
-/// The longest a run of `plan` may last once started: every cycle's ramp-up, window, pause
-/// and last request, plus a grace period.
+/// The longest a run of `plan` may last once started: every cycle's ramp-up (closed model
+/// only: an open-model cycle starts at full rate), window, pause and last request, plus a
+/// grace period.
 pub fn run_budget(plan: &TestPlan) -> Duration {
     let b = &plan.bench;
-    let per_cycle = |users: u32| {
-        b.startup_delay * users + b.duration + b.cycle_time + b.timeout + b.sleep_time_max
+    let ramp = |users: u32| match b.model {
+        LoadModel::Closed => b.startup_delay * users,
+        LoadModel::Open { .. } => Duration::ZERO,
     };
+    let per_cycle =
+        |users: u32| ramp(users) + b.duration + b.cycle_time + b.timeout + b.sleep_time_max;
     b.cycles.iter().map(|&u| per_cycle(u)).sum::<Duration>() + RUN_GRACE
 }
 

@@ -27,6 +27,15 @@ pub struct Args {
     /// Cycles: users per node for each cycle, e.g. `10:20:30`.
     #[arg(short = 'c', long = "cycles", value_name = "CYCLES")]
     pub cycles: Option<String>,
+    /// Open model: test executions started per second per node for each cycle, e.g.
+    /// `100:200:400` (overrides the test's cycles and rate).
+    #[arg(
+        short = 'r',
+        long = "rate",
+        value_name = "RATES",
+        conflicts_with = "cycles"
+    )]
+    pub rates: Option<String>,
     /// Duration of each cycle, seconds (or `5m`, `90s`).
     #[arg(short = 'D', long = "duration", value_name = "SECONDS")]
     pub duration: Option<String>,
@@ -121,6 +130,11 @@ pub enum ConfigError {
     Nodes(#[from] NodesError),
     #[error("-c {0:?}: expected users per cycle separated by `:`, each above 0, e.g. `10:20:30`")]
     Cycles(String),
+    #[error(
+        "-r {0:?}: expected executions per second per cycle separated by `:`, each above 0, \
+         e.g. `100:200`"
+    )]
+    Rates(String),
     #[error("-D {0:?}: expected seconds (`300`) or a duration (`5m`)")]
     Duration(String),
     #[error("{flag} must be at least 1")]
@@ -196,6 +210,11 @@ impl TryFrom<Args> for Config {
         }
         let overrides = Overrides {
             cycles: a.cycles.as_deref().map(parse_cycles).transpose()?,
+            rates: a
+                .rates
+                .as_deref()
+                .map(|r| parse_cycles(r).map_err(|_| ConfigError::Rates(r.to_string())))
+                .transpose()?,
             duration: a.duration.as_deref().map(parse_duration).transpose()?,
             url: a.url.clone(),
             ..Overrides::default()
@@ -254,6 +273,14 @@ mod tests {
         assert_eq!(c.nodes.len(), 2);
         assert_eq!(c.min_nodes, 2);
         assert_eq!(c.overrides.cycles, Some(vec![1, 2]));
+        let c = Config::try_from(args(&[n, "t.toml", "-r", "100:200"]).unwrap()).unwrap();
+        assert_eq!(c.overrides.rates, Some(vec![100, 200]));
+        assert_eq!(c.overrides.cycles, None);
+        assert!(args(&[n, "t", "-r", "1", "-c", "1"]).is_err());
+        assert!(matches!(
+            Config::try_from(args(&[n, "t", "-r", "10:0"]).unwrap()),
+            Err(ConfigError::Rates(_))
+        ));
         assert!(Config::try_from(args(&[n, "t", "--min-nodes", "4"]).unwrap()).is_err());
         assert!(Config::try_from(args(&[n, "t", "-n", "a/b"]).unwrap()).is_err());
         assert!(matches!(
