@@ -868,3 +868,33 @@ fn templates_can_be_overridden_from_a_directory() {
     let html = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert_eq!(html, "custom &lt;b&gt; 1", "overrides are autoescaped too");
 }
+
+#[test]
+fn trend_follows_levels_or_else_cycle_positions() {
+    let f = Fixture::default();
+    let run = |users: &[u32], spps: usize| {
+        let nodes = vec![f.node(
+            0,
+            "h",
+            &users
+                .iter()
+                .map(|&u| CycleSpec::new(u, 10.0).ok(spps * 10, 1000))
+                .collect::<Vec<_>>(),
+        )];
+        let summary = report::report_of(merged(nodes), &[], &ReportOptions::default()).summary;
+        report::input::RunInput {
+            path: PathBuf::from("x"),
+            label: format!("r{spps}"),
+            summary,
+        }
+    };
+    let same = report::trend::trend(&[run(&[10, 20], 5), run(&[10, 20], 7)]);
+    assert!(!same.by_position);
+    assert_eq!(same.levels, ["10 users", "20 users"]);
+    assert_eq!(same.runs[1].cells[1].as_ref().unwrap().spps, 7.0);
+    let other = report::trend::trend(&[run(&[10, 20], 5), run(&[30, 60, 90], 7)]);
+    assert!(other.by_position);
+    assert_eq!(other.levels, ["cycle 1", "cycle 2", "cycle 3"]);
+    assert!(other.runs[0].cells[2].is_none());
+    assert_eq!(other.runs[1].cells[2].as_ref().unwrap().users, 90);
+}

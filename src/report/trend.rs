@@ -13,6 +13,8 @@ use super::{ReportError, ReportOptions, Templates};
 /// One run at one concurrency level.
 #[derive(Debug, Clone, Serialize)]
 pub struct TrendCell {
+    /// Users of this run at this level.
+    pub users: u32,
     pub spps: f64,
     pub p95_ms: f64,
     pub apdex: Option<f64>,
@@ -34,13 +36,17 @@ pub struct TrendRun {
 /// Runs across concurrency levels.
 #[derive(Debug, Clone, Serialize)]
 pub struct Trend {
-    /// Every users level found in any run, ascending.
-    pub levels: Vec<u32>,
+    /// Names of the levels: `N users`, or `cycle N` when runs had different users levels
+    /// (another node count) and are followed cycle by cycle.
+    pub levels: Vec<String>,
+    /// True when levels are cycle positions rather than users.
+    pub by_position: bool,
     pub runs: Vec<TrendRun>,
 }
 
 fn cell(c: &CycleSummary) -> TrendCell {
     TrendCell {
+        users: c.users,
         spps: c.pages.rates.per_s,
         p95_ms: c.latency_ms.p95,
         apdex: c.pages.apdex,
@@ -49,28 +55,48 @@ fn cell(c: &CycleSummary) -> TrendCell {
     }
 }
 
-/// The trend of `runs`, in the order given.
+/// The trend of `runs`, in the order given: per users level when every run has the same
+/// levels, else per cycle position.
 pub fn trend(runs: &[RunInput]) -> Trend {
-    let levels: Vec<u32> = runs
-        .iter()
-        .flat_map(|r| r.summary.cycles.iter().map(|c| c.users))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let users = |r: &RunInput| r.summary.cycles.iter().map(|c| c.users).collect::<Vec<_>>();
+    let by_position = runs.windows(2).any(|w| users(&w[0]) != users(&w[1]));
+    let (levels, cells): (Vec<String>, Vec<Vec<Option<TrendCell>>>) = if by_position {
+        let n = runs
+            .iter()
+            .map(|r| r.summary.cycles.len())
+            .max()
+            .unwrap_or(0);
+        (
+            (1..=n).map(|i| format!("cycle {i}")).collect(),
+            runs.iter()
+                .map(|r| (0..n).map(|i| r.summary.cycles.get(i).map(cell)).collect())
+                .collect(),
+        )
+    } else {
+        let first = runs.first().map(users).unwrap_or_default();
+        (
+            first.iter().map(|u| format!("{u} users")).collect(),
+            runs.iter()
+                .map(|r| r.summary.cycles.iter().map(|c| Some(cell(c))).collect())
+                .collect(),
+        )
+    };
     let runs = runs
         .iter()
-        .map(|r| TrendRun {
+        .zip(cells)
+        .map(|(r, cells)| TrendRun {
             label: r.label.clone(),
             path: r.path.display().to_string(),
             started: r.summary.started.clone(),
             nodes: r.summary.nodes,
-            cells: levels
-                .iter()
-                .map(|&u| r.summary.cycles.iter().find(|c| c.users == u).map(cell))
-                .collect(),
+            cells,
         })
         .collect();
-    Trend { levels, runs }
+    Trend {
+        levels,
+        by_position,
+        runs,
+    }
 }
 
 /// The runs' labels, or their start times when labels repeat (runs of one name).
@@ -108,7 +134,7 @@ fn chart(
             .enumerate()
             .filter_map(|(x, r)| Some((x as f64, f(r.cells[i].as_ref()?)?)))
             .collect();
-        c = c.line(&format!("{users} users"), pts, false);
+        c = c.line(users, pts, false);
     }
     figure(&format!("trend-{id}"), caption, c)
 }
