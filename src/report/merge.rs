@@ -201,8 +201,8 @@ impl Merger {
         run.interrupted |= node.interrupted;
         run.nodes.push(figures);
 
-        for cycle in &node.cycles {
-            let pos = cycle.index as usize;
+        // Cycles match by position (an index read from a file is not trusted with memory).
+        for (pos, cycle) in node.cycles.iter().enumerate() {
             while run.cycles.len() <= pos {
                 let index = run.cycles.len() as u32;
                 run.cycles.push(MergedCycle {
