@@ -4,7 +4,8 @@
 //! reached: [`ssh`] or [`local`]), [`deploy`] (bench-node and the test onto each node;
 //! `--check`), [`run`] (start together, follow with [`follow`] and [`progress`], stop or
 //! detach), [`collect`] (results → report), with [`bench`] tying them together, [`attach`] for
-//! detached runs, [`service`] and [`monitor`] for the test's `[service]` and `[monitor]`.
+//! detached runs, [`service`] and [`monitor`] for the test's `[service]` and `[monitor]`, and
+//! [`mux`], which carries all the nodes of an SSH host over one channel.
 
 pub mod attach;
 pub mod bench;
@@ -14,6 +15,7 @@ pub mod deploy;
 pub mod follow;
 pub mod local;
 pub mod monitor;
+pub mod mux;
 pub mod progress;
 pub mod run;
 pub mod service;

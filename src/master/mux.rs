@@ -1,0 +1,474 @@
+//! One SSH channel for all the nodes of a host: `bench-node mux -- DIR...` runs the host's nodes
+//! as its children and carries their stdin, stdout, stderr and exit codes over its own stdio.
+//! Every remote command starts the user's login shell and its rc files (0.01-0.5 s of CPU on
+//! a node, measured 0.35 s here): a host carrying 32 virtual nodes then costs one command, not
+//! 32. Both halves of the line protocol live here: [`serve`] on the node, [`spawn`] in the
+//! master, which hands the coordinator one ordinary [`Process`] per node.
+//!
+//! Master → mux, a line each: `<i> <word>` (a line for node i's stdin), `<i> close` (close
+//! node i's stdin), `ping` (the master is alive, every [`HEARTBEAT`]). The end of the input, or
+//! no line for [`WATCHDOG`] (the master was killed, or its host cut off), closes every node's
+//! stdin: a node that no longer hears its master stops by itself, unless it was detached.
+//!
+//! Mux → master: `<i> o <line>` and `<i> e <line>` (a line of node i's stdout or stderr), then
+//! `<i> x <code>` once node i ended (`-` when a signal killed it). The mux ends when every node
+//! has ended.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
+use tokio::process::{Child, ChildStdin};
+use tokio::sync::{mpsc, oneshot};
+
+use super::transport::{Process, Transport, TransportError};
+
+/// How often the master says it is alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// Silence after which the mux takes the master for gone.
+pub const WATCHDOG: Duration = Duration::from_secs(10);
+/// Exit code reported for a node that could not be started.
+const NOT_STARTED: i32 = 127;
+
+/// The arguments of `bench-node` for the node in `dir`: run its test with its configuration,
+/// JSON progress on stdout, waiting for the master's `start`.
+pub fn node_args(dir: &str) -> Vec<String> {
+    let f = |name: &str| format!("{dir}/{name}");
+    vec![
+        "run".into(),
+        f("test.toml"),
+        "--node".into(),
+        f("node.toml"),
+        "-o".into(),
+        f("result.xml"),
+        "--progress".into(),
+        "json".into(),
+        "--wait-start".into(),
+        "--pid-file".into(),
+        f("pid"),
+    ]
+}
+
+// ---------------------------------------------------------------------------------------------
+// The node's half.
+// ---------------------------------------------------------------------------------------------
+
+/// `bench-node mux -- DIR...`: runs `bench_node` (this very binary) for the node in each of
+/// `dirs` and relays their stdio over this process's stdio until every node ended.
+pub async fn serve(bench_node: &Path, dirs: &[String]) {
+    let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(1024);
+    let writer = tokio::spawn(write_frames(tokio::io::stdout(), out_rx));
+    let mut stdins: Vec<Option<ChildStdin>> = Vec::new();
+    let mut relays = tokio::task::JoinSet::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        let spawned = tokio::process::Command::new(bench_node)
+            .args(node_args(dir))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn();
+        match spawned {
+            Ok(mut child) => {
+                stdins.push(child.stdin.take());
+                relays.spawn(relay(i, child, out_tx.clone()));
+            }
+            Err(e) => {
+                stdins.push(None);
+                let why = format!("bench-node mux: cannot start {}: {e}", bench_node.display());
+                let _ = out_tx.send(frame(i, b'e', why.as_bytes())).await;
+                let _ = out_tx.send(exit_frame(i, Some(NOT_STARTED))).await;
+            }
+        }
+    }
+    drop(out_tx);
+
+    let mut input = BufReader::new(tokio::io::stdin());
+    let mut line = Vec::new();
+    let mut listening = true;
+    loop {
+        tokio::select! {
+            // A node ended; once all have (and their last frames are queued), the mux is done.
+            ended = relays.join_next() => {
+                if ended.is_none() {
+                    break;
+                }
+            }
+            // A line from the master, its end, or its silence.
+            read = tokio::time::timeout(WATCHDOG, input.read_until(b'\n', &mut line)),
+                if listening =>
+            {
+                match read {
+                    Ok(Ok(n)) if n > 0 => {
+                        command(&line, &mut stdins).await;
+                        line.clear();
+                    }
+                    // The master is gone: closing their stdin stops the nodes that are not
+                    // detached.
+                    _ => {
+                        listening = false;
+                        stdins.clear();
+                    }
+                }
+            }
+        }
+    }
+    let _ = writer.await;
+}
+
+/// Carries out one line of the master.
+async fn command(line: &[u8], stdins: &mut [Option<ChildStdin>]) {
+    let line = String::from_utf8_lossy(line);
+    let Some((node, word)) = line.trim_end().split_once(' ') else {
+        return; // `ping`, or nothing we know.
+    };
+    let Some(slot) = node.parse::<usize>().ok().and_then(|i| stdins.get_mut(i)) else {
+        return;
+    };
+    if word == "close" {
+        *slot = None;
+    } else if let Some(stdin) = slot.as_mut() {
+        // A node that is gone shows up by its own end; nothing to do here.
+        if stdin
+            .write_all(format!("{word}\n").as_bytes())
+            .await
+            .is_ok()
+        {
+            let _ = stdin.flush().await;
+        }
+    }
+}
+
+/// Relays node `i`'s stdout and stderr as frames, then its exit code.
+async fn relay(i: usize, mut child: Child, tx: mpsc::Sender<Vec<u8>>) {
+    let out = child.stdout.take();
+    let err = child.stderr.take();
+    tokio::join!(
+        relay_lines(i, b'o', out, tx.clone()),
+        relay_lines(i, b'e', err, tx.clone())
+    );
+    let code = child.wait().await.ok().and_then(|s| s.code());
+    let _ = tx.send(exit_frame(i, code)).await;
+}
+
+async fn relay_lines(
+    i: usize,
+    kind: u8,
+    input: Option<impl AsyncRead + Unpin>,
+    tx: mpsc::Sender<Vec<u8>>,
+) {
+    let Some(input) = input else { return };
+    let mut input = BufReader::new(input);
+    let mut line = Vec::new();
+    while matches!(input.read_until(b'\n', &mut line).await, Ok(n) if n > 0) {
+        let _ = tx.send(frame(i, kind, &line)).await;
+        line.clear();
+    }
+}
+
+/// `<i> <kind> <line>\n`.
+fn frame(i: usize, kind: u8, line: &[u8]) -> Vec<u8> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let mut f = format!("{i} {} ", kind as char).into_bytes();
+    f.extend_from_slice(line);
+    f.push(b'\n');
+    f
+}
+
+fn exit_frame(i: usize, code: Option<i32>) -> Vec<u8> {
+    let code = code.map_or("-".to_string(), |c| c.to_string());
+    frame(i, b'x', code.as_bytes())
+}
+
+/// Writes frames as they come; write errors (the master is gone) are ignored so that the
+/// nodes are never blocked on their output.
+async fn write_frames(mut out: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<Vec<u8>>) {
+    let mut ok = true;
+    while let Some(f) = rx.recv().await {
+        if ok {
+            ok = out.write_all(&f).await.is_ok();
+            if ok && rx.is_empty() {
+                ok = out.flush().await.is_ok();
+            }
+        }
+    }
+    let _ = out.flush().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The master's half.
+// ---------------------------------------------------------------------------------------------
+
+/// Starts the nodes in `dirs` on `host` through one `bench_node mux` process; returns one
+/// [`Process`] per node, in order.
+pub async fn spawn(
+    host: &dyn Transport,
+    bench_node: &str,
+    dirs: &[String],
+) -> Result<Vec<Process>, TransportError> {
+    let mut argv = vec![bench_node.to_string(), "mux".into(), "--".into()];
+    argv.extend(dirs.iter().cloned());
+    let process = host.spawn(argv).await?;
+    Ok(split(process, dirs.len()))
+}
+
+/// The master's end of one node: where its output and exit go.
+struct NodeEnds {
+    stdout: Option<DuplexStream>,
+    stderr: Option<DuplexStream>,
+    exit: Option<oneshot::Sender<Option<i32>>>,
+}
+
+/// Buffer of each node's stdout and stderr pipe in the master.
+const PIPE: usize = 64 * 1024;
+
+/// Splits the mux's process into the processes of its `n` nodes.
+pub fn split(process: Process, n: usize) -> Vec<Process> {
+    let Process {
+        stdin,
+        stdout,
+        stderr,
+        exit,
+    } = process;
+    let (lines_tx, lines_rx) = mpsc::channel::<String>(256);
+    tokio::spawn(feed(stdin, lines_rx));
+    let mut nodes = Vec::with_capacity(n);
+    let mut ends = Vec::with_capacity(n);
+    for i in 0..n {
+        let (node_stdin, relay_stdin) = tokio::io::duplex(4096);
+        tokio::spawn(forward_stdin(i, relay_stdin, lines_tx.clone()));
+        let (out_w, out_r) = tokio::io::duplex(PIPE);
+        let (err_w, err_r) = tokio::io::duplex(PIPE);
+        let (exit_tx, exit_rx) = oneshot::channel();
+        nodes.push(Process {
+            stdin: Box::new(node_stdin),
+            stdout: Box::new(out_r),
+            stderr: Box::new(err_r),
+            exit: Box::pin(async move { exit_rx.await.ok().flatten() }),
+        });
+        ends.push(NodeEnds {
+            stdout: Some(out_w),
+            stderr: Some(err_w),
+            exit: Some(exit_tx),
+        });
+    }
+    tokio::spawn(demux(stdout, stderr, exit, ends));
+    nodes
+}
+
+/// Writes the nodes' lines to the mux, and a `ping` every [`HEARTBEAT`]; closes the mux's
+/// input once every node's stdin is closed.
+async fn feed(mut stdin: Box<dyn AsyncWrite + Send + Unpin>, mut lines: mpsc::Receiver<String>) {
+    let mut beat = tokio::time::interval(HEARTBEAT);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ok = true;
+    loop {
+        let text = tokio::select! {
+            // A node's line, or the end of every node's input.
+            line = lines.recv() => match line {
+                Some(line) => line,
+                None => break,
+            },
+            // The master is alive.
+            _ = beat.tick() => "ping\n".to_string(),
+        };
+        // Once the channel is broken, keep draining so that the nodes' writers never block.
+        if ok {
+            ok = stdin.write_all(text.as_bytes()).await.is_ok() && stdin.flush().await.is_ok();
+        }
+    }
+    let _ = stdin.shutdown().await;
+}
+
+/// Turns the lines written to node `i`'s stdin into `<i> <line>`, and its end into `<i> close`.
+async fn forward_stdin(i: usize, input: DuplexStream, lines: mpsc::Sender<String>) {
+    let mut input = BufReader::new(input);
+    let mut line = String::new();
+    while matches!(input.read_line(&mut line).await, Ok(n) if n > 0) {
+        let word = line.trim();
+        if !word.is_empty() && word != "close" {
+            let _ = lines.send(format!("{i} {word}\n")).await;
+        }
+        line.clear();
+    }
+    let _ = lines.send(format!("{i} close\n")).await;
+}
+
+/// Routes the mux's frames to the nodes; the mux's own stderr goes to every node still
+/// running. When the mux ends, every node not yet ended ends with it (`None`: lost).
+async fn demux(
+    stdout: Box<dyn AsyncRead + Send + Unpin>,
+    stderr: Box<dyn AsyncRead + Send + Unpin>,
+    exit: super::transport::BoxFuture<'static, Option<i32>>,
+    mut ends: Vec<NodeEnds>,
+) {
+    let mut out = BufReader::new(stdout);
+    let mut err = BufReader::new(stderr);
+    let (mut out_line, mut err_line) = (Vec::new(), Vec::new());
+    let (mut out_open, mut err_open) = (true, true);
+    while out_open || err_open {
+        tokio::select! {
+            // A frame of one node.
+            read = out.read_until(b'\n', &mut out_line), if out_open => {
+                match read {
+                    Ok(n) if n > 0 => route(&out_line, &mut ends).await,
+                    _ => out_open = false,
+                }
+                out_line.clear();
+            }
+            // The mux's own complaint (bench-node missing, a shell error): every node's.
+            read = err.read_until(b'\n', &mut err_line), if err_open => {
+                match read {
+                    Ok(n) if n > 0 => {
+                        for end in &mut ends {
+                            if let Some(w) = end.stderr.as_mut() {
+                                let _ = w.write_all(&err_line).await;
+                            }
+                        }
+                    }
+                    _ => err_open = false,
+                }
+                err_line.clear();
+            }
+        }
+    }
+    let code = exit.await;
+    for end in &mut ends {
+        if let (Some(tx), Some(code)) = (end.exit.take(), code) {
+            // The mux itself failed (bench-node missing: 127): the node's exit code says so.
+            let _ = tx.send((code != 0).then_some(code));
+        }
+    }
+    // Dropping the ends closes the nodes' output; a node without an exit frame was lost.
+}
+
+/// Routes one frame `<i> <kind> <line>`.
+async fn route(frame: &[u8], ends: &mut [NodeEnds]) {
+    let mut parts = frame.splitn(3, |b| *b == b' ');
+    let (Some(i), Some(kind)) = (parts.next(), parts.next()) else {
+        return;
+    };
+    let rest = parts.next().unwrap_or(b"\n");
+    let Some(end) = std::str::from_utf8(i)
+        .ok()
+        .and_then(|i| i.parse::<usize>().ok())
+        .and_then(|i| ends.get_mut(i))
+    else {
+        return;
+    };
+    match kind {
+        b"o" | b"e" => {
+            let w = if kind == b"o" {
+                &mut end.stdout
+            } else {
+                &mut end.stderr
+            };
+            if let Some(w) = w.as_mut() {
+                // A reader that went away is the follower's business.
+                let _ = w.write_all(rest).await;
+            }
+        }
+        b"x" => {
+            end.stdout = None;
+            end.stderr = None;
+            let code = std::str::from_utf8(rest)
+                .ok()
+                .and_then(|c| c.trim().parse::<i32>().ok());
+            if let Some(tx) = end.exit.take() {
+                let _ = tx.send(code);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A fake mux: the test plays the remote side through the other ends of its pipes.
+    fn fake() -> (
+        Process,
+        DuplexStream,
+        DuplexStream,
+        DuplexStream,
+        oneshot::Sender<i32>,
+    ) {
+        let (stdin, remote_in) = tokio::io::duplex(4096);
+        let (remote_out, stdout) = tokio::io::duplex(4096);
+        let (remote_err, stderr) = tokio::io::duplex(4096);
+        let (exit_tx, exit_rx) = oneshot::channel::<i32>();
+        let process = Process {
+            stdin: Box::new(stdin),
+            stdout: Box::new(stdout),
+            stderr: Box::new(stderr),
+            exit: Box::pin(async move { exit_rx.await.ok() }),
+        };
+        (process, remote_in, remote_out, remote_err, exit_tx)
+    }
+
+    async fn read_all(mut r: impl AsyncRead + Unpin) -> String {
+        let mut s = String::new();
+        r.read_to_string(&mut s).await.unwrap();
+        s
+    }
+
+    #[tokio::test]
+    async fn frames_reach_their_node_and_words_reach_the_mux() {
+        let (process, remote_in, mut remote_out, remote_err, exit) = fake();
+        let mut nodes = split(process, 2);
+        let mut n1 = nodes.pop().unwrap();
+        let mut n0 = nodes.pop().unwrap();
+        n1.stdin.write_all(b"start\n").await.unwrap();
+        drop(n0.stdin);
+        remote_out
+            .write_all(b"0 o {\"event\":\"ready\"}\n1 e warn ing\n0 x 0\n1 o a b c\n1 x -\n")
+            .await
+            .unwrap();
+        assert_eq!(read_all(&mut n0.stdout).await, "{\"event\":\"ready\"}\n");
+        assert_eq!(read_all(&mut n0.stderr).await, "");
+        assert_eq!(n0.exit.await, Some(0));
+        assert_eq!(read_all(&mut n1.stdout).await, "a b c\n");
+        assert_eq!(read_all(&mut n1.stderr).await, "warn ing\n");
+        assert_eq!(n1.exit.await, None);
+        drop(n1.stdin);
+        drop((remote_out, remote_err));
+        let _ = exit.send(0);
+        // Every node's input closed: the mux's input ends.
+        let sent = read_all(remote_in).await;
+        let lines: Vec<&str> = sent.lines().filter(|l| *l != "ping").collect();
+        assert!(
+            lines.contains(&"1 start") && lines.contains(&"0 close"),
+            "{sent}"
+        );
+        assert_eq!(lines.last(), Some(&"1 close"), "{sent}");
+    }
+
+    #[tokio::test]
+    async fn a_lost_mux_ends_its_nodes_and_its_errors_reach_them() {
+        let (process, _remote_in, remote_out, mut remote_err, exit) = fake();
+        let mut nodes = split(process, 2);
+        remote_err
+            .write_all(b"sh: bench-node: not found\n")
+            .await
+            .unwrap();
+        drop((remote_out, remote_err));
+        let _ = exit.send(127);
+        for node in &mut nodes {
+            assert_eq!(
+                read_all(&mut node.stderr).await,
+                "sh: bench-node: not found\n"
+            );
+        }
+        for node in nodes {
+            assert_eq!(node.exit.await, Some(127));
+        }
+    }
+
+    #[test]
+    fn frames_keep_their_bytes() {
+        assert_eq!(frame(3, b'o', b"a \xff b\n"), b"3 o a \xff b\n");
+        assert_eq!(exit_frame(0, None), b"0 x -\n");
+        assert_eq!(exit_frame(12, Some(130)), b"12 x 130\n");
+    }
+}
