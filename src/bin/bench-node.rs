@@ -24,6 +24,10 @@ enum Command {
     Run(RunArgs),
     /// Validate a test definition and print its plan.
     Check { test: PathBuf },
+    /// Run the nodes in DIRS with their stdio carried over this one (used by bench-master:
+    /// one SSH channel for all the nodes of a host).
+    #[command(hide = true)]
+    Mux { dirs: Vec<String> },
     /// Serve the built-in HTTP target (`?delay_ms=N`, `?status=N`, `?bytes=N`, `?close=1`).
     Target {
         #[arg(long, default_value = "127.0.0.1:8099")]
@@ -98,6 +102,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, (u8, anyhow::Error)> {
         Command::Check { test } => {
             let plan = test_def::load(&test, &Overrides::default()).map_err(|e| bad(e.into()))?;
             println!("{}", plan.describe());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Mux { dirs } => {
+            let exe = std::env::current_exe().map_err(|e| (1, e.into()))?;
+            benchmaster::master::mux::serve(&exe, &dirs).await;
             Ok(ExitCode::SUCCESS)
         }
         Command::Target { listen } => {
