@@ -37,9 +37,10 @@ pub struct Counters {
 pub enum EngineError {
     #[error("cannot resolve the target {url}: {message}")]
     Resolve { url: String, message: String },
-    #[error("cannot start worker threads: {0}")]
+    #[error("cannot start worker threads")]
     Spawn(#[source] std::io::Error),
-    #[error("cannot write the result {}: {source}", path.display())]
+    // The cause is the source, not in the message too: `{:#}` would print it twice.
+    #[error("cannot write the result {}", path.display())]
     Write {
         path: PathBuf,
         #[source]

@@ -58,6 +58,7 @@ pub async fn run(
     start: impl Future<Output = ()>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunOutcome, EngineError> {
+    check_output(&config.output)?;
     let plan = Arc::new(config.plan);
     let connector = Connector::new(plan.bench.insecure);
     connector
@@ -303,6 +304,24 @@ pub async fn run(
         interrupted,
         requests,
     })
+}
+
+/// Fails before any load is made when the result cannot be written where asked (a missing or
+/// read-only directory, a directory in place of the file): a bench must not run for an hour
+/// only to lose its result. Probes by creating the writer's `<output>.tmp` and removing it.
+fn check_output(output: &std::path::Path) -> Result<(), EngineError> {
+    let fail = |source| EngineError::Write {
+        path: output.to_path_buf(),
+        source,
+    };
+    if output.is_dir() {
+        return Err(fail(std::io::Error::other("it is a directory")));
+    }
+    let mut probe = output.as_os_str().to_owned();
+    probe.push(".tmp");
+    std::fs::File::create(&probe).map_err(fail)?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 fn bench_config(plan: &TestPlan) -> BenchConfig {
