@@ -3,6 +3,7 @@
 mod util;
 
 mod engine;
+mod faults;
 mod master;
 mod sshd;
 mod report;
