@@ -7,4 +7,5 @@ mod faults;
 mod master;
 mod sshd;
 mod report;
+mod security;
 mod test_def;

@@ -1,0 +1,406 @@
+//! Attacks on the engine and the report: shell metacharacters and markup in test names, step
+//! names, URLs and server answers come back intact from the result XML and inert in the HTML
+//! report (checked in a real headless chromium); the built-in target listens only where told;
+//! `bench-node run` listens nowhere. SECURITY.md states what these tests prove.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use benchmaster::result::read::read_file;
+
+use crate::util::{
+    bench_node, listening_sockets, run, socket_inodes, tempdir, write, Server, TargetProcess,
+};
+
+/// Runs a script when the page is parsed.
+const SCRIPT: &str = "<script>document.title='PWNED'</script>";
+/// Breaks out of an attribute and runs a handler.
+const ATTR: &str = r#""><img src=x onerror="document.body.dataset.p=1">"#;
+
+/// Both markup payloads, as one string.
+fn markup() -> String {
+    format!("{SCRIPT}{ATTR}")
+}
+
+/// Shell payloads that create a file in `dir` if any of them ever reaches a shell.
+fn shell(dir: &Path) -> String {
+    let d = dir.display();
+    format!(
+        "a; touch {d}/pwned1 # $(touch {d}/pwned2) `touch {d}/pwned3` | & > < * ? ~ ! \\ 'q' {{x}}"
+    )
+}
+
+/// Escapes `s` as a TOML basic string (without the quotes).
+fn toml_str(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+        .replace('\t', "\\t")
+}
+
+/// A server whose answers carry the payloads: paths starting with `/check` answer `200 fine`;
+/// any other request is answered in turn `200 fine` and `500` with the markup payloads in the
+/// body and in an `X-Evil` header.
+struct EvilServer {
+    addr: SocketAddr,
+    requests: Arc<AtomicU64>,
+}
+
+impl EvilServer {
+    fn start() -> EvilServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(AtomicU64::new(0));
+        let count = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let count = count.clone();
+                std::thread::spawn(move || EvilServer::serve(stream, &count));
+            }
+        });
+        EvilServer { addr, requests }
+    }
+
+    fn serve(stream: TcpStream, count: &AtomicU64) {
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut writer = stream;
+        loop {
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                return;
+            }
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) if line == "\r\n" => break,
+                    Ok(_) => {}
+                }
+            }
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            let path = request_line.split(' ').nth(1).unwrap_or("/");
+            let (status, body) = if path.starts_with("/check") || n % 2 == 0 {
+                ("200 OK", "fine".to_string())
+            } else {
+                (
+                    "500 Internal Server Error",
+                    format!("<html><body>{}</body></html>", markup()),
+                )
+            };
+            let answer = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: text/html\r\nx-evil: {ATTR}\r\n\
+                 content-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if writer.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// A test whose names, description and paths carry `payload`, against `url`: step 1 is
+/// answered alternately 200 and 500 (with an evil body), step 2 fails a `contains` check whose
+/// text is the payload, with a captured header in its URL.
+fn evil_test(url: &str, payload: &str) -> String {
+    let p = toml_str(payload);
+    format!(
+        r#"[test]
+name = "test {p}"
+description = "description {p}"
+url = "{url}"
+
+[bench]
+cycles = [2]
+duration = 1
+startup_delay = 0.01
+timeout = 2
+
+[[step]]
+name = "step {p}"
+path = "/path/{p}"
+capture = [{{ name = "evil", header = "X-Evil" }}]
+
+[[step]]
+name = "check {p}"
+path = "/check?v={{{{ evil }}}}"
+contains = "{p}"
+"#
+    )
+}
+
+/// Runs `bench-node run` on `test` into `out`; panics with its stderr on failure.
+fn node_run(test: &Path, out: &Path) {
+    let o = run(bench_node()
+        .arg("run")
+        .arg(test)
+        .arg("-o")
+        .arg(out)
+        .args(["--progress", "none"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// Runs `bench-report -o dir results...`; panics with its stderr on failure.
+fn report(dir: &Path, results: &[&Path]) {
+    let o = run(Command::new(env!("CARGO_BIN_EXE_bench-report"))
+        .arg("-o")
+        .arg(dir)
+        .args(results));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn shell_metacharacters_in_names_and_urls_read_back_equal_and_reach_no_shell() {
+    let server = EvilServer::start();
+    let dir = tempdir();
+    let payload = format!("{}\t{}", shell(dir.path()), markup());
+    let test = write(dir.path(), "t.toml", &evil_test(&server.url(), &payload));
+    let out = dir.path().join("r.xml");
+    node_run(&test, &out);
+    let r = read_file(&out).unwrap();
+    assert_eq!(r.test.name, format!("test {payload}"));
+    assert_eq!(r.test.description, format!("description {payload}"));
+    assert_eq!(r.steps[0].name, format!("step {payload}"));
+    assert_eq!(r.steps[0].target, format!("/path/{payload}"));
+    assert_eq!(r.steps[1].name, format!("check {payload}"));
+    let check = r
+        .errors
+        .iter()
+        .find(|g| g.kind == "check")
+        .expect("a check failure");
+    assert!(check.detail.contains(SCRIPT), "{}", check.detail);
+    let status = r.errors.iter().find(|g| g.kind == "status").expect("a 500");
+    assert!(
+        status.samples[0].body.contains(&markup()),
+        "the body comes back whole: {:?}",
+        status.samples[0].body
+    );
+    assert!(server.requests.load(Ordering::SeqCst) > 0);
+    println!(
+        "names, description, target, check detail and error body read back equal; {} requests",
+        server.requests.load(Ordering::SeqCst)
+    );
+
+    report(&dir.path().join("report"), &[&out]);
+    for n in 1..=3 {
+        let canary = dir.path().join(format!("pwned{n}"));
+        assert!(
+            !canary.exists(),
+            "a shell ran the payload: {}",
+            canary.display()
+        );
+    }
+}
+
+/// Dumps the DOM of `page` after headless chromium loaded it and ran its scripts.
+fn dump_dom(page: &Path) -> String {
+    let profile = tempdir();
+    let o = Command::new("/usr/bin/chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("this test needs Debian's chromium (apt-get install -y chromium): {e}")
+        });
+    let dom = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        dom.contains("<body"),
+        "chromium dumped no DOM for {}: {}",
+        page.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    dom
+}
+
+/// True when one of the payloads ran in `dom`.
+fn pwned(dom: &str) -> bool {
+    dom.contains("<title>PWNED</title>") || dom.contains("data-p=\"1\"")
+}
+
+/// Every HTML file under `dir`.
+fn html_files(dir: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| e.into_path())
+        .filter(|p| p.extension().is_some_and(|e| e == "html"))
+        .collect()
+}
+
+#[test]
+fn markup_from_tests_and_servers_never_runs_in_a_real_browser() {
+    let dir = tempdir();
+
+    // The detector works: the payloads do run in a page that does not escape them.
+    let control = write(
+        dir.path(),
+        "control.html",
+        &format!(
+            "<html><head><title>t</title></head><body><p title=\"{ATTR}</p>{SCRIPT}</body></html>"
+        ),
+    );
+    let dom = dump_dom(&control);
+    assert!(
+        dom.contains("<title>PWNED</title>") && dom.contains("data-p=\"1\""),
+        "chromium ran no script in the control page: the check below would prove nothing\n{dom}"
+    );
+
+    // Two nodes, one against the evil server and one against the built-in target (whose answer
+    // fails the check), so that both the 500 body and the check detail reach the report.
+    let evil = EvilServer::start();
+    let plain = Server::start();
+    let payload = markup();
+    let mut results = Vec::new();
+    for (n, url) in [evil.url(), plain.url()].iter().enumerate() {
+        let test = write(dir.path(), &format!("t{n}.toml"), &evil_test(url, &payload));
+        let out = dir.path().join(format!("r{n}.xml"));
+        node_run(&test, &out);
+        results.push(out);
+    }
+    let report_dir = dir.path().join("report");
+    let paths: Vec<&Path> = results.iter().map(PathBuf::as_path).collect();
+    report(&report_dir, &paths);
+
+    let pages = html_files(&report_dir);
+    assert!(
+        !pages.is_empty(),
+        "no HTML page in {}",
+        report_dir.display()
+    );
+    for page in &pages {
+        let dom = dump_dom(page);
+        assert!(!pwned(&dom), "a payload ran in {}", page.display());
+        println!(
+            "{}: {} bytes of DOM, no payload ran",
+            page.display(),
+            dom.len()
+        );
+    }
+    // The payloads did reach the main page, as text (chromium serialises text canonically).
+    let main = dump_dom(&report_dir.join("index.html"));
+    let as_text = "&lt;script&gt;document.title='PWNED'&lt;/script&gt;";
+    for place in [
+        "test ",
+        "step ",
+        "check ",
+        "/path/",
+        "body does not contain \"",
+        "&lt;html&gt;&lt;body&gt;",
+    ] {
+        assert!(
+            main.contains(&format!("{place}{as_text}")),
+            "`{place}` + the payload is shown as text in index.html"
+        );
+    }
+}
+
+#[test]
+fn the_built_in_target_listens_only_where_told() {
+    let target = TargetProcess::start();
+    let pid = target.child.id();
+    let inodes = socket_inodes(pid);
+    let listening = listening_sockets(pid, &inodes);
+    // 127.0.0.1 as /proc/net/tcp writes it (little-endian hex), then the port.
+    let expected = format!("tcp 0100007F:{:04X}", target.addr.port());
+    println!(
+        "bench-node target on {}: listening sockets {listening:?}",
+        target.addr
+    );
+    assert_eq!(listening, vec![expected]);
+    // Nothing bound on UDP either.
+    for table in ["udp", "udp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        let bound = text.lines().skip(1).any(|l| {
+            l.split_whitespace()
+                .nth(9)
+                .and_then(|i| i.parse().ok())
+                .is_some_and(|i: u64| inodes.contains(&i))
+        });
+        assert!(!bound, "the target holds a {table} socket");
+    }
+}
+
+#[test]
+fn bench_node_run_opens_no_listening_port() {
+    let server = Server::start();
+    let dir = tempdir();
+    let test = write(
+        dir.path(),
+        "t.toml",
+        &format!(
+            "[test]\nname = \"n\"\nurl = \"{}\"\n[bench]\ncycles = [4]\nduration = 2\n\
+             [[step]]\nname = \"a\"\npath = \"/?delay_ms=2\"\n",
+            server.url()
+        ),
+    );
+    let out = dir.path().join("r.xml");
+    // As the master runs it: JSON progress on stdout, waiting for `start` on stdin.
+    let mut child = bench_node()
+        .arg("run")
+        .arg(&test)
+        .arg("-o")
+        .arg(&out)
+        .args(["--progress", "json", "--wait-start"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines.next().unwrap().unwrap();
+    assert!(ready.contains("\"ready\""), "{ready}");
+    let mut samples = 0;
+    let mut seen: HashSet<u64> = socket_inodes(pid);
+    assert!(
+        listening_sockets(pid, &seen).is_empty(),
+        "listens while waiting"
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "start").unwrap();
+    let events = std::thread::spawn(move || lines.map_while(Result::ok).count());
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(1800) {
+        let inodes = socket_inodes(pid);
+        let listening = listening_sockets(pid, &inodes);
+        assert!(
+            listening.is_empty(),
+            "bench-node run listens: {listening:?}"
+        );
+        seen.extend(inodes);
+        samples += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(child.wait().unwrap().success());
+    drop(stdin);
+    assert!(events.join().unwrap() > 0);
+    println!(
+        "{samples} samples, {} sockets seen, none listening",
+        seen.len()
+    );
+    assert!(
+        seen.len() >= 4,
+        "the users' connections were seen (the check can see sockets)"
+    );
+}
