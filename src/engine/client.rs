@@ -3,7 +3,9 @@
 //! plus the user's own cookie jar.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -116,10 +118,58 @@ fn origin(url: &Url) -> Origin {
     )
 }
 
+/// A connection's driver: hyper's `Connection` future, boxed so plain and TLS streams share a
+/// type. It is polled by the user's own task, never spawned: one task per user, and the response
+/// is seen the moment it is read, without waiting for another task's turn.
+type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
+
+/// An open connection.
+struct Open {
+    origin: Origin,
+    sender: SendRequest<Full<Bytes>>,
+    driver: Driver,
+    /// The driver completed (the connection closed); it must not be polled again.
+    closed: bool,
+}
+
+impl Open {
+    /// True when the connection can take the next request.
+    async fn ready(&mut self) -> bool {
+        if self.closed {
+            return false;
+        }
+        tokio::select! {
+            biased;
+            r = self.sender.ready() => r.is_ok(),
+            // The connection ended while idle (the server closed it).
+            _ = &mut self.driver => {
+                self.closed = true;
+                false
+            }
+        }
+    }
+
+    /// Awaits `fut` while driving the connection.
+    async fn drive<T>(&mut self, fut: impl Future<Output = T>) -> Result<T, RequestError> {
+        let mut fut = std::pin::pin!(fut);
+        loop {
+            tokio::select! {
+                biased;
+                out = &mut fut => return Ok(out),
+                // The connection ended: what it delivered is still in `fut`'s channel.
+                r = &mut self.driver, if !self.closed => {
+                    self.closed = true;
+                    r.map_err(hyper_error)?;
+                }
+            }
+        }
+    }
+}
+
 /// One user's client.
 pub struct Client {
     connector: Arc<Connector>,
-    conn: Option<(Origin, SendRequest<Full<Bytes>>)>,
+    conn: Option<Open>,
     cookies: cookie_store::CookieStore,
     timeout: Duration,
 }
@@ -163,63 +213,41 @@ impl Client {
     ) -> Result<Incoming, RequestError> {
         let key = origin(req.url);
         let reusable = match &mut self.conn {
-            Some((o, sender)) if *o == key => sender.ready().await.is_ok(),
+            Some(open) if open.origin == key => open.ready().await,
             _ => false,
         };
         if !reusable {
-            let sender = self.connect(req.url).await?;
-            self.conn = Some((key, sender));
+            self.conn = None;
+            let (sender, driver) = self.connect(req.url).await?;
+            self.conn = Some(Open {
+                origin: key,
+                sender,
+                driver,
+                closed: false,
+            });
         }
-        let (_, sender) = self.conn.as_mut().expect("connection just ensured");
+        let request = self.request(&req)?;
+        let open = self.conn.as_mut().expect("connection just ensured");
 
-        let mut path = req.url.path().to_string();
-        if let Some(q) = req.url.query() {
-            path.push('?');
-            path.push_str(q);
-        }
-        let mut builder = Request::builder().method(req.method).uri(path);
-        let headers = builder.headers_mut().expect("fresh builder has headers");
-        headers.insert(HOST, host_header(req.url));
-        headers.insert(USER_AGENT, self.connector.user_agent.clone());
-        if let Some(ct) = req.content_type {
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
-        }
-        let cookie = self
-            .cookies
-            .get_request_values(req.url)
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        if !cookie.is_empty() {
-            if let Ok(v) = HeaderValue::from_str(&cookie) {
-                headers.insert(COOKIE, v);
-            }
-        }
-        for (name, value) in req.headers {
-            headers.insert(name.clone(), value.clone());
-        }
-        let request = builder
-            .body(Full::new(req.body))
-            .map_err(|e| RequestError {
-                kind: "other",
-                message: format!("cannot build request: {e}"),
-            })?;
-
-        let response = sender.send_request(request).await.map_err(hyper_error)?;
+        let response = open.sender.send_request(request);
+        let response = open.drive(response).await?.map_err(hyper_error)?;
         let (parts, mut body) = response.into_parts();
-        for value in parts.headers.get_all(SET_COOKIE) {
-            if let Ok(s) = value.to_str() {
-                let _ = self.cookies.parse(s, req.url);
-            }
-        }
         let mut kept = Vec::new();
         let mut body_len = 0u64;
-        while let Some(frame) = body.frame().await {
+        while let Some(frame) = open.drive(body.frame()).await? {
             let frame = frame.map_err(hyper_error)?;
             if let Some(data) = frame.data_ref() {
                 body_len += data.len() as u64;
                 let room = keep_body.saturating_sub(kept.len());
                 kept.extend_from_slice(&data[..room.min(data.len())]);
+            }
+        }
+        if open.closed {
+            self.conn = None;
+        }
+        for value in parts.headers.get_all(SET_COOKIE) {
+            if let Ok(s) = value.to_str() {
+                let _ = self.cookies.parse(s, req.url);
             }
         }
         Ok(Incoming {
@@ -230,7 +258,41 @@ impl Client {
         })
     }
 
-    async fn connect(&self, url: &Url) -> Result<SendRequest<Full<Bytes>>, RequestError> {
+    /// The hyper request for `req`, with Host, User-Agent and this user's cookies.
+    fn request(&self, req: &Outgoing<'_>) -> Result<Request<Full<Bytes>>, RequestError> {
+        let path = match req.url.query() {
+            Some(q) => format!("{}?{q}", req.url.path()),
+            None => req.url.path().to_string(),
+        };
+        let mut builder = Request::builder().method(req.method.clone()).uri(path);
+        let headers = builder.headers_mut().expect("fresh builder has headers");
+        headers.insert(HOST, host_header(req.url));
+        headers.insert(USER_AGENT, self.connector.user_agent.clone());
+        if let Some(ct) = req.content_type {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+        }
+        let mut cookies = self.cookies.get_request_values(req.url).peekable();
+        if cookies.peek().is_some() {
+            let cookie = cookies
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                headers.insert(COOKIE, v);
+            }
+        }
+        for (name, value) in req.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        builder
+            .body(Full::new(req.body.clone()))
+            .map_err(|e| RequestError {
+                kind: "other",
+                message: format!("cannot build request: {e}"),
+            })
+    }
+
+    async fn connect(&self, url: &Url) -> Result<(SendRequest<Full<Bytes>>, Driver), RequestError> {
         let addr = self.connector.resolve(url).await?;
         let tcp = TcpStream::connect(addr).await.map_err(|e| RequestError {
             kind: "connect",
@@ -264,16 +326,12 @@ impl Client {
     }
 }
 
-async fn handshake<T>(io: T) -> Result<SendRequest<Full<Bytes>>, RequestError>
+async fn handshake<T>(io: T) -> Result<(SendRequest<Full<Bytes>>, Driver), RequestError>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let (sender, conn) = http1::handshake(io).await.map_err(hyper_error)?;
-    // The connection task ends by itself when the sender is dropped or the server closes.
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
+    Ok((sender, Box::pin(conn)))
 }
 
 fn host_header(url: &Url) -> HeaderValue {

@@ -108,7 +108,9 @@ impl User {
             } else {
                 Instant::now()
             };
-            let Some(page) = self.page(client, index, &mut vars, started).await else {
+            // Boxed: the request's state machine is large and only lives while a page is in
+            // flight, so idle users (thinking, or between executions) stay small.
+            let Some(page) = Box::pin(self.page(client, index, &mut vars, started)).await else {
                 return false; // aborted
             };
             if page != Outcome::Success {

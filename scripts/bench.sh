@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Performance targets of bench-node (issue 5), measured on this machine, never in a timed test:
+#   1. throughput: bench-node / wrk (-t1 -c50), alternated, median ratio >= 0.9
+#   2. users: 10 000 keep-alive users with 1 s think time, peak RSS < 200 MB
+#   3. accuracy: against a 20 ms target with 200 users, p50 within 2 ms of 20 ms
+#   4. orchestration: 32 virtual nodes through one sshd vs 1 node (scripts/bench-orchestration.sh)
+#   5. reports: 64-node report under 2 s (scripts/bench-report.sh)
+# Prints every figure and ratio; exits non-zero when a target is missed.
+#
+#   scripts/bench.sh [ROUNDS] [SECONDS]     (default 3 rounds of 10 s)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+rounds="${1:-3}"
+secs="${2:-10}"
+work="$PWD/target/bench"
+rm -rf "$work" && mkdir -p "$work"
+failed=()
+
+if ! command -v wrk >/dev/null || ! [ -x /usr/sbin/nginx ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
+fi
+cargo build --release --quiet --bin bench-node --bin bench-report --bin bench-master || exit 1
+node="$PWD/target/release/bench-node"
+report="$PWD/target/release/bench-report"
+ulimit -n "$(ulimit -Hn)"
+
+# One nginx worker answering `return 200` on loopback, as in the issue's reference figures.
+port=18080
+cat >"$work/nginx.conf" <<EOF
+worker_processes 1;
+worker_rlimit_nofile 30000;
+daemon on;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  keepalive_timeout 120s;
+  server { listen 127.0.0.1:$port; location / { return 200 "ok\n"; } }
+}
+EOF
+/usr/sbin/nginx -c "$work/nginx.conf" -p "$work" || exit 1
+target_pid=""
+cleanup() {
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null
+  [ -n "$target_pid" ] && kill "$target_pid" 2>/dev/null
+}
+trap cleanup EXIT
+sleep 0.5
+
+# summary.json field of the first cycle, via bench-report.
+figure() { # RESULT.xml python-expression-on-cycle
+  "$report" -o "$work/r" "$1" >/dev/null 2>&1
+  python3 -c "import json,sys; c=json.load(open('$work/r/summary.json'))['cycles'][0]; print($2)"
+}
+
+echo "== 1. throughput against nginx (1 worker), 50 connections, ${secs} s, ${rounds} rounds"
+cat >"$work/throughput.toml" <<EOF
+[test]
+name = "throughput"
+url = "http://127.0.0.1:$port"
+[bench]
+cycles = [50]
+duration = $secs
+startup_delay = 0
+[[step]]
+name = "root"
+path = "/"
+EOF
+ratios=()
+for i in $(seq "$rounds"); do
+  w=$(wrk -t1 -c50 -d"${secs}s" "http://127.0.0.1:$port/" | awk '/Requests\/sec/ {print $2}')
+  "$node" run "$work/throughput.toml" -o "$work/throughput.xml" --progress none
+  b=$(figure "$work/throughput.xml" "c['requests']['per_s']")
+  r=$(python3 -c "print(round($b / $w, 3))")
+  ratios+=("$r")
+  printf '   round %d: wrk %10.0f req/s   bench-node %10.0f req/s   ratio %s\n' "$i" "$w" "$b" "$r"
+done
+median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+echo "   median ratio bench-node / wrk: $median (target >= 0.9)"
+python3 -c "import sys; sys.exit(0 if $median >= 0.9 else 1)" || failed+=("throughput ratio $median")
+
+echo "== 2. 10 000 users, keep-alive, 1 s think time"
+cat >"$work/users.toml" <<EOF
+[test]
+name = "users"
+url = "http://127.0.0.1:$port"
+[bench]
+cycles = [10000]
+duration = $secs
+startup_delay = 0.0002
+sleep_time_min = 1
+sleep_time_max = 1
+[[step]]
+name = "a"
+path = "/a"
+[[step]]
+name = "b"
+path = "/b"
+EOF
+/usr/bin/time -f '%M' -o "$work/users.rss" "$node" run "$work/users.toml" -o "$work/users.xml" --progress none
+rss_mb=$(( $(cat "$work/users.rss") / 1024 ))
+users=$(figure "$work/users.xml" "c['users']")
+errors=$(figure "$work/users.xml" "c['requests']['error']")
+rps=$(figure "$work/users.xml" "round(c['requests']['per_s'])")
+echo "   $users users: peak RSS ${rss_mb} MB (target < 200), $rps req/s, $errors errors"
+[ "$rss_mb" -lt 200 ] || failed+=("RSS ${rss_mb} MB for 10 000 users")
+[ "$errors" = "0" ] || failed+=("$errors errors with 10 000 users")
+
+echo "== 3. accuracy: 200 users against a target answering after 20 ms"
+tport=18099
+"$node" target --listen "127.0.0.1:$tport" 2>/dev/null &
+target_pid=$!
+sleep 0.5
+cat >"$work/accuracy.toml" <<EOF
+[test]
+name = "accuracy"
+url = "http://127.0.0.1:$tport"
+[bench]
+cycles = [200]
+duration = $secs
+startup_delay = 0.001
+[[step]]
+name = "slow"
+path = "/?delay_ms=20"
+EOF
+"$node" run "$work/accuracy.toml" -o "$work/accuracy.xml" --progress none
+p50=$(figure "$work/accuracy.xml" "c['latency_ms']['p50']")
+rps=$(figure "$work/accuracy.xml" "round(c['requests']['per_s'])")
+echo "   p50 $p50 ms at $rps req/s (truth 20 ms; target within 2 ms)"
+python3 -c "import sys; sys.exit(0 if abs($p50 - 20) <= 2 else 1)" || failed+=("p50 $p50 ms")
+kill "$target_pid" 2>/dev/null; target_pid=""
+
+echo "== 4. orchestration: 32 virtual nodes through one sshd vs 1 node"
+if [ -x scripts/bench-orchestration.sh ]; then
+  scripts/bench-orchestration.sh || failed+=("orchestration")
+else
+  echo "   scripts/bench-orchestration.sh missing"; failed+=("orchestration script missing")
+fi
+
+echo "== 5. report of 64 nodes"
+scripts/bench-report.sh 64 || failed+=("report build")
+
+echo
+if [ ${#failed[@]} -eq 0 ]; then
+  echo "all targets met"
+else
+  printf 'missed: %s\n' "${failed[@]}"
+  exit 1
+fi
