@@ -290,6 +290,12 @@ fn markup_from_tests_and_servers_never_runs_in_a_real_browser() {
         report_dir.display()
     );
     for page in &pages {
+        let html = std::fs::read_to_string(page).unwrap();
+        assert!(
+            !html.contains("<script") && !html.contains("<img"),
+            "{} holds markup that was not escaped",
+            page.display()
+        );
         let dom = dump_dom(page);
         assert!(!pwned(&dom), "a payload ran in {}", page.display());
         println!(
