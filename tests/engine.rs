@@ -420,7 +420,12 @@ fn the_node_samples_its_own_resources() {
 
 /// Open model: runs `rate` executions/s for `duration` s against a target answering after
 /// `delay_ms`, with at most `max_users` in flight; returns (result, requests the server saw).
-fn open_model_run(rate: u32, duration: f64, delay_ms: u32, max_users: u32) -> (NodeResult, u64) {
+fn open_model_run(
+    rate: u32,
+    duration: f64,
+    delay_ms: u32,
+    max_users: u32,
+) -> (NodeResult, u64, serde_json::Value) {
     let server = Server::start();
     let dir = tempdir();
     let text = format!(
@@ -432,12 +437,27 @@ fn open_model_run(rate: u32, duration: f64, delay_ms: u32, max_users: u32) -> (N
     let out = dir.path().join("r.xml");
     let o = run(bench_node().arg("run").arg(&test).arg("-o").arg(&out));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    (read_file(&out).unwrap(), server.count())
+    let report = dir.path().join("report");
+    let o = run(
+        std::process::Command::new(env!("CARGO_BIN_EXE_bench-report"))
+            .arg("-o")
+            .arg(&report)
+            .arg(&out),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary = std::fs::read_to_string(report.join("summary.json")).unwrap();
+    let html = std::fs::read_to_string(report.join("index.html")).unwrap();
+    assert!(html.contains("open: test executions started on schedule"));
+    (
+        read_file(&out).unwrap(),
+        server.count(),
+        serde_json::from_str(&summary).unwrap(),
+    )
 }
 
 #[test]
 fn open_model_starts_executions_on_schedule() {
-    let (r, received) = open_model_run(50, 4.0, 100, 100);
+    let (r, received, _) = open_model_run(50, 4.0, 100, 100);
     let expected = 50.0 * 4.0;
     println!("open model: {received} executions started for {expected} due");
     assert_eq!(r.config.model, "open");
@@ -454,8 +474,12 @@ fn open_model_starts_executions_on_schedule() {
 #[test]
 fn open_model_counts_dropped_executions() {
     // 5 users answering in 500 ms can start at most 10 executions/s of the 50 due.
-    let (r, received) = open_model_run(50, 4.0, 500, 5);
+    let (r, received, summary) = open_model_run(50, 4.0, 500, 5);
     let c = &r.cycles[0];
+    assert_eq!(
+        summary["cycles"][0]["dropped"], c.dropped,
+        "the report shows the drops"
+    );
     let expected = 50.0 * 4.0;
     println!(
         "open model: {received} started, {} dropped, {expected} due",

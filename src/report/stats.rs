@@ -82,6 +82,9 @@ pub struct CycleSummary {
     pub latency_ms: Latency,
     /// Requests completed outside the measured window.
     pub outside_window: u64,
+    /// Open model: executions due while every user was busy, not started (0 when closed).
+    #[serde(default)]
+    pub dropped: u64,
 }
 
 /// Counts and rate of tests.
@@ -269,6 +272,7 @@ pub fn cycle_summary(run: &MergedRun, c: &MergedCycle) -> CycleSummary {
         requests: with_apdex(&c.requests, c.requests_per_s, peak_requests, t),
         latency_ms: latency(&c.requests.latency),
         outside_window: c.outside.requests,
+        dropped: c.dropped,
     }
 }
 
