@@ -149,7 +149,8 @@ fn wait_bounded(child: &mut Child, limit: Duration) -> std::process::ExitStatus 
     }
 }
 
-/// bench-node processes whose command line mentions `needle`.
+/// bench-node processes (nodes and the `mux` carrying an SSH host's nodes) whose command line
+/// mentions `needle`.
 fn bench_nodes_running(needle: &str) -> Vec<String> {
     let out = Command::new("ps")
         .args(["-eo", "pid,args"])
@@ -160,6 +161,14 @@ fn bench_nodes_running(needle: &str) -> Vec<String> {
         .filter(|l| l.contains("bench-node") && l.contains(needle) && !l.contains(" ps "))
         .map(str::to_string)
         .collect()
+}
+
+/// Nodes (`bench-node run`) among [`bench_nodes_running`].
+fn nodes_running(needle: &str) -> usize {
+    bench_nodes_running(needle)
+        .iter()
+        .filter(|l| l.contains("bench-node run "))
+        .count()
 }
 
 #[test]
@@ -524,7 +533,7 @@ fn sigint_leaves_no_bench_node_running() {
         );
     }
     let needle = b.node_workdir.to_string_lossy().into_owned();
-    assert_eq!(bench_nodes_running(&needle).len(), 3);
+    assert_eq!(nodes_running(&needle), 3);
     let pid = child.id().to_string();
     assert!(Command::new("kill")
         .args(["-INT", &pid])
@@ -583,8 +592,10 @@ fn thirty_two_virtual_nodes_on_one_stock_sshd() {
         "1 node: {one:?}; 32 nodes on one host: {shared:?} (skew {skew_shared:.1} ms); \
          32 hosts on one sshd: {many:?} (skew {skew_many:.1} ms)"
     );
-    // 32 debug-build nodes share 2 cores here: their wake-up alone takes tens of ms.
-    assert!(skew_shared < 250.0 && skew_many < 250.0);
+    // 32 debug-build nodes share 2 cores here with other tests: their wake-up alone takes tens
+    // of ms, and on 32 hosts each start line also wakes that host's mux (release builds: 20-40
+    // ms either way, see scripts/bench-orchestration.sh).
+    assert!(skew_shared < 250.0 && skew_many < 500.0);
 }
 
 /// Starts a run of a local and an ssh node through the library and detaches from it once
@@ -636,11 +647,7 @@ fn start_detached(sshd: &Sshd, b: &Bench, test: &Path, seconds: &str) -> master:
     drop(runtime);
     assert!(outcome.detached && outcome.report.is_none());
     let needle = b.node_workdir.to_string_lossy().into_owned();
-    assert_eq!(
-        bench_nodes_running(&needle).len(),
-        2,
-        "detached nodes keep running"
-    );
+    assert_eq!(nodes_running(&needle), 2, "detached nodes keep running");
     outcome
 }
 

@@ -9,12 +9,13 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::collect::{self, Collected};
 use super::config::Config;
-use super::deploy::{deploy, test_files, Cluster, DeployPlan};
+use super::deploy::{deploy, test_files, Cluster, DeployPlan, DeployedNode};
 use super::follow::{follow, log_paths};
 use super::progress::Display;
 use super::run::{Coordinator, Ending, Slot, State};
 use super::state::{NodeState, RunState};
-use super::{join_all, monitor, service, Interrupt, MasterError, Outcome};
+use super::transport::{Process, Transport};
+use super::{join_all, monitor, mux, service, Interrupt, MasterError, Outcome};
 use crate::test_def::{self, LoadModel, TestPlan};
 
 /// Longest wait for the nodes to get ready once spawned.
@@ -187,34 +188,39 @@ impl Run<'_> {
             Some(_) = interrupts.recv() => return Err(MasterError::Interrupted),
         };
 
-        // Spawn every deployed node; the others are failed from the start.
+        // Spawn every deployed node, one channel per SSH host; the others are failed from
+        // the start.
         let (tx, rx) = mpsc::channel(1024);
-        let spawns = deployed.into_iter().enumerate().map(|(p, d)| {
-            let host = cluster.host_of(p).clone();
-            let number = cluster.nodes[p].0.number;
-            let tx = tx.clone();
-            let run_dir = &run_dir;
-            async move {
-                let mut slot = Slot::new(number, host.clone(), String::new());
-                let node = match d {
-                    Ok(node) => node,
-                    Err(e) => {
-                        slot.give_up(State::Failed, format!("deploy failed: {e}"));
-                        return slot;
-                    }
-                };
-                slot.dir = node.dir.clone();
-                match host.spawn(node.command()).await {
+        let mut slots = Vec::with_capacity(deployed.len());
+        let mut by_host: Vec<Vec<(usize, DeployedNode)>> = vec![Vec::new(); cluster.hosts.len()];
+        for (p, d) in deployed.into_iter().enumerate() {
+            let (node, h) = &cluster.nodes[p];
+            let mut slot = Slot::new(node.number, cluster.hosts[*h].clone(), String::new());
+            match d {
+                Ok(d) => {
+                    slot.dir = d.dir.clone();
+                    by_host[*h].push((p, d));
+                }
+                Err(e) => slot.give_up(State::Failed, format!("deploy failed: {e}")),
+            }
+            slots.push(slot);
+        }
+        let starts = by_host
+            .iter()
+            .zip(&cluster.hosts)
+            .map(|(nodes, host)| start_nodes(host.as_ref(), nodes));
+        for (nodes, started) in by_host.iter().zip(join_all(starts).await) {
+            for ((p, _), process) in nodes.iter().zip(started) {
+                let slot = &mut slots[*p];
+                match process {
                     Ok(process) => {
-                        let (out, err) = log_paths(run_dir, number);
-                        slot.stdin = Some(follow(p, process, out, err, tx));
+                        let (out, err) = log_paths(&run_dir, slot.number);
+                        slot.stdin = Some(follow(*p, process, out, err, tx.clone()));
                     }
                     Err(e) => slot.give_up(State::Failed, format!("cannot start bench-node: {e}")),
                 }
-                slot
             }
-        });
-        let slots = join_all(spawns).await;
+        }
         drop(tx);
         eprintln!(
             "deployed and spawned in {:.1}s",
@@ -297,7 +303,13 @@ impl Run<'_> {
             .map(|s| (node_state(s), s.host.clone()))
             .collect();
         drop(coordinator);
+        let collecting = std::time::Instant::now();
         let collected = collect::collect(&hosts, &run_dir, &parallel).await;
+        eprintln!(
+            "collected {} results in {:.1}s",
+            collected.results.len(),
+            collecting.elapsed().as_secs_f64()
+        );
         monitor::attach_resources(&collected, resources);
         state.start_skew_ms = start_skew_ms(&collected.results);
         if let (Some(skew), Some(seen)) = (state.start_skew_ms, state.observed_skew_ms) {
@@ -307,6 +319,30 @@ impl Run<'_> {
         }
         state.save(&run_dir)?;
         finish(&config.workdir, &run_dir, collected)
+    }
+}
+
+/// Starts the deployed `nodes` of `host`: through one `bench-node mux` channel on an SSH host
+/// (one remote command however many nodes), as child processes on the local one.
+async fn start_nodes(
+    host: &dyn Transport,
+    nodes: &[(usize, DeployedNode)],
+) -> Vec<Result<Process, String>> {
+    if host.is_local() {
+        let spawns = nodes.iter().map(|(_, n)| host.spawn(n.command()));
+        return join_all(spawns)
+            .await
+            .into_iter()
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect();
+    }
+    let Some((_, first)) = nodes.first() else {
+        return Vec::new();
+    };
+    let dirs: Vec<String> = nodes.iter().map(|(_, n)| n.dir.clone()).collect();
+    match mux::spawn(host, &first.bench_node, &dirs).await {
+        Ok(processes) => processes.into_iter().map(Ok).collect(),
+        Err(e) => nodes.iter().map(|_| Err(e.to_string())).collect(),
     }
 }
 
@@ -324,7 +360,9 @@ pub fn finish(
             }
         }
     }
+    let building = std::time::Instant::now();
     let report = collect::build_report(run_dir, &collected)?;
+    eprintln!("report built in {:.1}s", building.elapsed().as_secs_f64());
     if let Err(e) = collect::refresh_index(workdir) {
         eprintln!("bench-master: workspace index not refreshed: {e}");
     }

@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 
 use super::follow::{log_paths, tail};
 use super::state::NodeState;
-use super::transport::{read_file, Transport};
+use super::transport::{read_files, Transport};
 use crate::report::{self, FailedNode, ReportOptions};
 
 /// Lines of a failed node's stderr shown in the report.
@@ -27,8 +27,8 @@ pub struct Collected {
     pub failed: Vec<FailedNode>,
 }
 
-/// Fetches the results of the nodes marked `done` (at most `parallel` at once); every other
-/// node is listed as failed.
+/// Fetches the results of the nodes marked `done`, one command per host (hosts in parallel,
+/// at most `parallel` at once); every other node is listed as failed.
 pub async fn collect(
     nodes: &[(NodeState, Arc<dyn Transport>)],
     run_dir: &Path,
@@ -36,27 +36,49 @@ pub async fn collect(
 ) -> Collected {
     let results_dir = run_dir.join("results");
     let _ = std::fs::create_dir_all(&results_dir);
-    let fetches = nodes.iter().map(|(node, host)| {
-        let local = results_dir.join(format!("node{}.xml", node.number));
-        async move {
-            if node.status != "done" {
-                let why = node.reason.clone().unwrap_or_else(|| node.status.clone());
-                return Err(why);
-            }
-            let _permit = parallel.acquire().await.expect("semaphore never closed");
-            let remote = format!("{}/result.xml", node.dir);
-            let bytes = tokio::time::timeout(FETCH_TIMEOUT, read_file(host.as_ref(), &remote))
-                .await
-                .map_err(|_| format!("fetching {remote} timed out"))?
-                .map_err(|e| format!("no result: {e}"))?;
-            std::fs::write(&local, bytes)
-                .map_err(|e| format!("cannot write {}: {e}", local.display()))?;
-            Ok(local)
+    // The done nodes, grouped by host (one transport per host).
+    let mut hosts: Vec<(&Arc<dyn Transport>, Vec<usize>)> = Vec::new();
+    for (i, (node, host)) in nodes.iter().enumerate() {
+        if node.status != "done" {
+            continue;
+        }
+        match hosts.iter_mut().find(|(h, _)| Arc::ptr_eq(h, host)) {
+            Some((_, list)) => list.push(i),
+            None => hosts.push((host, vec![i])),
+        }
+    }
+    let fetches = hosts.iter().map(|(host, list)| async move {
+        let _permit = parallel.acquire().await.expect("semaphore never closed");
+        let paths: Vec<String> = list
+            .iter()
+            .map(|&i| format!("{}/result.xml", nodes[i].0.dir))
+            .collect();
+        match tokio::time::timeout(FETCH_TIMEOUT, read_files(host.as_ref(), &paths)).await {
+            Ok(Ok(files)) => files,
+            Ok(Err(e)) => paths.iter().map(|_| Err(e.to_string())).collect(),
+            Err(_) => paths
+                .iter()
+                .map(|p| Err(format!("fetching {p} timed out")))
+                .collect(),
         }
     });
+    let mut fetched: Vec<Option<Result<Vec<u8>, String>>> = nodes.iter().map(|_| None).collect();
+    for ((_, list), files) in hosts.iter().zip(super::join_all(fetches).await) {
+        for (&i, file) in list.iter().zip(files) {
+            fetched[i] = Some(file);
+        }
+    }
     let mut collected = Collected::default();
-    for ((node, host), fetched) in nodes.iter().zip(super::join_all(fetches).await) {
-        match fetched {
+    for ((node, host), file) in nodes.iter().zip(fetched) {
+        let local = results_dir.join(format!("node{}.xml", node.number));
+        let saved = match file {
+            None => Err(node.reason.clone().unwrap_or_else(|| node.status.clone())),
+            Some(Err(e)) => Err(format!("no result: {e}")),
+            Some(Ok(bytes)) => std::fs::write(&local, bytes)
+                .map(|()| local)
+                .map_err(|e| format!("cannot write {}: {e}", results_dir.display())),
+        };
+        match saved {
             Ok(path) => collected.results.push(path),
             Err(reason) => collected.failed.push(FailedNode {
                 name: format!("node{}", node.number),

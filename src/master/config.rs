@@ -217,7 +217,6 @@ impl TryFrom<Args> for Config {
                 .transpose()?,
             duration: a.duration.as_deref().map(parse_duration).transpose()?,
             url: a.url.clone(),
-            ..Overrides::default()
         };
         Ok(Config {
             mode,

@@ -11,7 +11,10 @@ use tokio::sync::Semaphore;
 
 use super::local::LocalHost;
 use super::ssh::{SshHost, SshOptions};
-use super::transport::{exec_ok, host_facts, put_file, HostFacts, Transport, TransportError};
+use super::transport::{
+    batches, exec_ok, host_facts, parse_facts, put_file, HostFacts, Transport, TransportError,
+    FACTS_SCRIPT,
+};
 use crate::nodes::{Node, NodeHost};
 use crate::test_def::{node_config_toml, NodeConfig, Overrides};
 
@@ -20,10 +23,29 @@ pub fn expected_version() -> String {
     format!("bench-node {}", crate::VERSION)
 }
 
-/// Creates node directory `$1`, writes `$2` into its node.toml and stdin into its test.toml.
-/// Constant: the directory and the configuration travel as arguments, never as shell text.
-const NODE_DIR_SCRIPT: &str =
-    r#"set -e; mkdir -p -- "$1"; printf '%s\n' "$2" > "$1/node.toml"; cat > "$1/test.toml""#;
+/// Writes the nodes of one host, after [`FACTS_SCRIPT`] (whose `$1` is the bench-node to ask
+/// for its version): the words after `$1` are pairs of a node directory and its node.toml, the
+/// test comes on stdin. Constant: every value travels as an argument, never as shell text.
+const NODES_SCRIPT: &str = r#"set -e
+shift
+first="$1"
+mkdir -p -- "$first"
+cat > "$first/test.toml"
+while [ "$#" -ge 2 ]; do
+  mkdir -p -- "$1"
+  printf '%s\n' "$2" > "$1/node.toml"
+  [ "$1" = "$first" ] || cp -- "$first/test.toml" "$1/test.toml"
+  shift 2
+done"#;
+
+/// Writes stdin to `<dir>/$1` for every node directory after `$1` (a file the test refers to).
+const FANOUT_SCRIPT: &str = r#"set -e
+r="$1"
+shift
+first="$1"
+for d; do mkdir -p -- "$(dirname -- "$d/$r")"; done
+cat > "$first/$r"
+for d; do [ "$d" = "$first" ] || cp -- "$first/$r" "$d/$r"; done"#;
 
 /// A deploy that failed on a host or a node.
 #[derive(Debug, thiserror::Error)]
@@ -128,21 +150,9 @@ pub struct DeployedNode {
 impl DeployedNode {
     /// The command that runs the node, waiting for the master's `start`.
     pub fn command(&self) -> Vec<String> {
-        let f = |name: &str| format!("{}/{name}", self.dir);
-        vec![
-            self.bench_node.clone(),
-            "run".into(),
-            f("test.toml"),
-            "--node".into(),
-            f("node.toml"),
-            "-o".into(),
-            f("result.xml"),
-            "--progress".into(),
-            "json".into(),
-            "--wait-start".into(),
-            "--pid-file".into(),
-            f("pid"),
-        ]
+        let mut argv = vec![self.bench_node.clone()];
+        argv.extend(super::mux::node_args(&self.dir));
+        argv
     }
 }
 
@@ -170,10 +180,10 @@ pub async fn deploy(
             .collect();
         let local_arch = local_arch.as_ref().map(String::as_str).unwrap_or("");
         let uploads = &uploads;
+        let count = cluster.nodes.len();
         async move {
             let _permit = parallel.acquire().await.expect("semaphore never closed");
-            let ensure = ensure_bench_node(host.as_ref(), plan, local_arch, uploads);
-            deploy_host(host.as_ref(), &nodes, plan, cluster.nodes.len(), ensure).await
+            deploy_host(host.as_ref(), &nodes, plan, count, local_arch, uploads).await
         }
     });
     let results = super::join_all(per_host).await;
@@ -213,57 +223,87 @@ pub async fn deploy(
         .collect()
 }
 
-/// Deploys the nodes of one host: bench-node once, then each node's files.
+/// Deploys the nodes of one host in as few remote commands as possible (each one starts the
+/// user's login shell there): one writes every node's directory, test and node.toml and
+/// reports the host's facts, one more per file the test refers to, and bench-node is
+/// uploaded only when missing or of another version.
 async fn deploy_host(
     host: &dyn Transport,
     nodes: &[&Node],
     plan: &DeployPlan,
     count: usize,
-    ensure: impl std::future::Future<Output = Result<String, DeployError>>,
+    local_arch: &str,
+    uploads: &Uploads,
 ) -> Result<Vec<Result<DeployedNode, DeployError>>, DeployError> {
-    let bench_node = ensure.await?;
-    let mut out = Vec::new();
-    let copies = nodes.iter().map(|node| {
-        let bench_node = bench_node.clone();
-        async move {
-            let dir = format!(
+    let dirs: Vec<String> = nodes
+        .iter()
+        .map(|node| {
+            format!(
                 "{}/{}/node{}",
                 plan.node_workdir.trim_end_matches('/'),
                 plan.run_id,
                 node.number
-            );
-            let config = NodeConfig {
-                number: node.number,
-                count: count as u32,
-                run: plan.run_name.clone(),
-                host: host.label().to_string(),
-                overrides: plan.overrides.clone(),
-            };
-            // One channel for the node's directory, its node.toml (an argument: it is small)
-            // and its test (stdin).
-            let words = vec![
+            )
+        })
+        .collect();
+    let mut pairs = Vec::with_capacity(2 * nodes.len());
+    for (node, dir) in nodes.iter().zip(&dirs) {
+        let config = NodeConfig {
+            number: node.number,
+            count: count as u32,
+            run: plan.run_name.clone(),
+            host: host.label().to_string(),
+            overrides: plan.overrides.clone(),
+        };
+        pairs.push(dir.clone());
+        pairs.push(node_config_toml(&config));
+    }
+    let probe = bench_node_probe(host, plan);
+    let mut facts = None;
+    for chunk in batches(&pairs, 2) {
+        let script = format!("{FACTS_SCRIPT}\n{NODES_SCRIPT}");
+        let mut words = vec!["sh".to_string(), "-c".into(), script, "sh".into()];
+        words.push(probe.clone());
+        words.extend(chunk.iter().cloned());
+        let out = exec_ok(host, words, plan.test.clone()).await?;
+        facts.get_or_insert_with(|| parse_facts(&String::from_utf8_lossy(&out.stdout)));
+    }
+    for (rel, bytes) in &plan.files {
+        for chunk in batches(&dirs, 1) {
+            let mut words = vec![
                 "sh".to_string(),
                 "-c".into(),
-                NODE_DIR_SCRIPT.into(),
+                FANOUT_SCRIPT.into(),
                 "sh".into(),
-                dir.clone(),
-                node_config_toml(&config),
+                rel.clone(),
             ];
-            exec_ok(host, words, plan.test.clone()).await?;
-            for (rel, bytes) in &plan.files {
-                put_file(host, &format!("{dir}/{rel}"), bytes.clone(), 0o644).await?;
-            }
+            words.extend(chunk.iter().cloned());
+            exec_ok(host, words, bytes.clone()).await?;
+        }
+    }
+    let facts = facts.unwrap_or_default();
+    let bench_node = ensure_bench_node(host, plan, &probe, facts, local_arch, uploads).await?;
+    Ok(nodes
+        .iter()
+        .zip(dirs)
+        .map(|(node, dir)| {
             Ok(DeployedNode {
                 number: node.number,
                 dir,
-                bench_node,
+                bench_node: bench_node.clone(),
             })
-        }
-    });
-    for r in super::join_all(copies).await {
-        out.push(r);
+        })
+        .collect())
+}
+
+/// The bench-node whose version the deploy asks: `-s PATH`, the one beside bench-master for
+/// the local host, or the node workspace's.
+fn bench_node_probe(host: &dyn Transport, plan: &DeployPlan) -> String {
+    match (&plan.bench_node, host.is_local()) {
+        (Some(path), _) => path.clone(),
+        (None, true) => local_bench_node().to_string_lossy().into_owned(),
+        (None, false) => format!("{}/bench-node", plan.node_workdir.trim_end_matches('/')),
     }
-    Ok(out)
 }
 
 /// Uploads of bench-node in progress or done, by machine: several aliases of one machine
@@ -288,16 +328,18 @@ impl Uploads {
     }
 }
 
-/// Returns the bench-node path to run on `host`, uploading the master's own when needed.
+/// Returns the bench-node path to run on `host` (`probe`, of which `facts` were gathered),
+/// uploading the master's own when needed.
 async fn ensure_bench_node(
     host: &dyn Transport,
     plan: &DeployPlan,
+    probe: &str,
+    facts: HostFacts,
     local_arch: &str,
     uploads: &Uploads,
 ) -> Result<String, DeployError> {
     let expected = expected_version();
     if let Some(path) = &plan.bench_node {
-        let facts = host_facts(host, path).await?;
         if facts.version != expected {
             return Err(DeployError::Version {
                 host: host.label().to_string(),
@@ -316,10 +358,8 @@ async fn ensure_bench_node(
         })?;
         return Ok(path.to_string_lossy().into_owned());
     }
-    let remote = format!("{}/bench-node", plan.node_workdir.trim_end_matches('/'));
-    let facts = host_facts(host, &remote).await?;
     if facts.version == expected {
-        return Ok(remote);
+        return Ok(probe.to_string());
     }
     if facts.arch != local_arch {
         return Err(DeployError::Arch {
@@ -340,13 +380,13 @@ async fn ensure_bench_node(
             .await
             .map_err(|source| DeployError::LocalBinary { path, source })
             .map_err(|e| e.to_string())?;
-        put_file(host, &remote, bytes, 0o755)
+        put_file(host, probe, bytes, 0o755)
             .await
             .map_err(|e| e.to_string())
     };
     let cell = uploads.cell(&facts.machine);
     match cell.get_or_init(upload).await {
-        Ok(()) => Ok(remote),
+        Ok(()) => Ok(probe.to_string()),
         Err(message) => Err(DeployError::Upload {
             host: host.label().to_string(),
             message: message.clone(),

@@ -17,6 +17,8 @@ use crate::engine::progress::ProgressEvent;
 /// A node silent for this long while it runs is taken for dead or cut off (it reports every
 /// second).
 pub const STALL: Duration = Duration::from_secs(10);
+/// Longest wait for a node that reported its result to end.
+pub const EXIT_WAIT: Duration = Duration::from_secs(5);
 /// Time a node has, once the first nodes are ready and enough of them are, to get ready too.
 pub const READY_GRACE: Duration = Duration::from_secs(10);
 
@@ -168,6 +170,8 @@ pub struct Coordinator {
     stop_budget: Duration,
     /// When `start` was sent.
     pub started: Option<SystemTime>,
+    /// When the coordinator stops waiting for done nodes to end (see [`Coordinator::exited`]).
+    exit_deadline: Option<Instant>,
     /// Start instants as received from each node's first cycle event, for the skew.
     first_cycle: Vec<Option<Instant>>,
     created: Instant,
@@ -199,6 +203,7 @@ impl Coordinator {
             stop_deadline: None,
             stop_budget,
             started: None,
+            exit_deadline: None,
             first_cycle: vec![None; n],
             created: Instant::now(),
         }
@@ -372,7 +377,7 @@ impl Coordinator {
                 }
             }
             Phase::Running => {
-                if active == 0 {
+                if active == 0 && self.exited(now) {
                     return Some(Ending::Finished);
                 }
                 if self.run_deadline.is_some_and(|d| now >= d) {
@@ -384,7 +389,7 @@ impl Coordinator {
                 }
             }
             Phase::Stopping => {
-                if active == 0 {
+                if active == 0 && self.exited(now) {
                     return Some(Ending::Finished);
                 }
                 if self.stop_deadline.is_some_and(|d| now >= d) {
@@ -399,6 +404,20 @@ impl Coordinator {
             }
         }
         None
+    }
+
+    /// True once every node that reported its result has also ended, or [`EXIT_WAIT`] after
+    /// the last one reported: its result is complete when it says so, and no process is left.
+    fn exited(&mut self, now: Instant) -> bool {
+        if self
+            .slots
+            .iter()
+            .all(|s| s.exited || s.state != State::Done)
+        {
+            return true;
+        }
+        let deadline = *self.exit_deadline.get_or_insert(now + EXIT_WAIT);
+        now >= deadline
     }
 
     /// Sends `start` to every ready node at once; the others are left out.

@@ -132,6 +132,75 @@ pub async fn read_file(t: &dyn Transport, path: &str) -> Result<Vec<u8>, Transpo
         .stdout)
 }
 
+/// Script printing, for each path argument, its size in bytes on a line and then its bytes, or
+/// a line `-` when it is missing or unreadable. Constant: the paths travel as arguments.
+const READ_SCRIPT: &str = r#"for f; do
+  if [ -f "$f" ] && [ -r "$f" ]; then wc -c < "$f" && cat -- "$f"; else echo -; fi
+done"#;
+
+/// Reads several files from the host in one command per [`ARGS_PER_COMMAND`] bytes of paths;
+/// one result per path, in order. Should the output be out of step (a file changed while it
+/// was read), the rest are read one by one.
+pub async fn read_files(
+    t: &dyn Transport,
+    paths: &[String],
+) -> Result<Vec<Result<Vec<u8>, String>>, TransportError> {
+    let mut out = Vec::with_capacity(paths.len());
+    for batch in batches(paths, 1) {
+        let mut words = argv(["sh", "-c", READ_SCRIPT, "sh"]);
+        words.extend(batch.iter().cloned());
+        let stdout = exec_ok(t, words, Vec::new()).await?.stdout;
+        let mut rest = stdout.as_slice();
+        for path in batch {
+            let parsed = rest.iter().position(|b| *b == b'\n').and_then(|nl| {
+                let header = std::str::from_utf8(&rest[..nl]).ok()?.trim();
+                if header == "-" {
+                    return Some((Err(format!("{path} is missing or unreadable")), nl + 1));
+                }
+                let size: usize = header.parse().ok()?;
+                let body = rest.get(nl + 1..nl + 1 + size)?;
+                Some((Ok(body.to_vec()), nl + 1 + size))
+            });
+            match parsed {
+                Some((file, used)) => {
+                    out.push(file);
+                    rest = &rest[used..];
+                }
+                None => {
+                    rest = &[];
+                    out.push(read_file(t, path).await.map_err(|e| e.to_string()));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Bytes of arguments in one batched command: well below Linux's 128 KiB limit on the one
+/// string a remote shell receives.
+pub const ARGS_PER_COMMAND: usize = 64 * 1024;
+
+/// Splits `words` (groups of `group` words kept together) into runs of at most
+/// [`ARGS_PER_COMMAND`] bytes, each the arguments of one command.
+pub fn batches(words: &[String], group: usize) -> Vec<&[String]> {
+    let group = group.max(1);
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, g) in words.chunks(group).enumerate() {
+        // A word costs its bytes and, quoted, about three more.
+        let size: usize = g.iter().map(|w| w.len() + 3).sum();
+        if bytes + size > ARGS_PER_COMMAND && i * group > start {
+            out.push(&words[start..i * group]);
+            (start, bytes) = (i * group, 0);
+        }
+        bytes += size;
+    }
+    if start < words.len() {
+        out.push(&words[start..]);
+    }
+    out
+}
+
 /// Sends `signal` (`TERM`, `KILL`, `0`) to a process on the host; `Ok(false)` when it is gone.
 pub async fn signal(t: &dyn Transport, pid: u32, signal: &str) -> Result<bool, TransportError> {
     let out = t
@@ -144,8 +213,8 @@ pub async fn signal(t: &dyn Transport, pid: u32, signal: &str) -> Result<bool, T
 }
 
 /// Script printing `key=value` facts about a host for `--check` and deploy; `$1` is the
-/// bench-node path to ask for its version.
-const FACTS_SCRIPT: &str = r#"echo "arch=$(uname -m)"
+/// bench-node path to ask for its version. Deploy runs it as the start of a longer script.
+pub const FACTS_SCRIPT: &str = r#"echo "arch=$(uname -m)"
 echo "cores=$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc 2>/dev/null)"
 echo "nofile=$(ulimit -n)"
 echo "mem_available_kib=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo 2>/dev/null)"
@@ -177,7 +246,11 @@ pub async fn host_facts(t: &dyn Transport, bench_node: &str) -> Result<HostFacts
         Vec::new(),
     )
     .await?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(parse_facts(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Reads the output of [`FACTS_SCRIPT`].
+pub fn parse_facts(text: &str) -> HostFacts {
     let mut facts = HostFacts::default();
     for line in text.lines() {
         let Some((key, value)) = line.split_once('=') else {
@@ -194,13 +267,27 @@ pub async fn host_facts(t: &dyn Transport, bench_node: &str) -> Result<HostFacts
             _ => {}
         }
     }
-    Ok(facts)
+    facts
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::master::local::LocalHost;
+
+    #[test]
+    fn batches_stay_under_the_argument_limit_and_keep_groups() {
+        let words: Vec<String> = (0..10_000).map(|i| format!("/some/dir/node{i}")).collect();
+        let b = batches(&words, 2);
+        assert!(b.len() > 1);
+        assert_eq!(b.concat(), words);
+        for batch in &b {
+            assert_eq!(batch.len() % 2, 0);
+            assert!(batch.iter().map(|w| w.len() + 3).sum::<usize>() <= ARGS_PER_COMMAND);
+        }
+        assert_eq!(batches(&words[..3], 1), [&words[..3]]);
+        assert!(batches(&[], 1).is_empty());
+    }
 
     #[tokio::test]
     async fn files_with_shell_metacharacters_round_trip() {
@@ -217,6 +304,13 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, TransportError::Failed { .. }), "{err}");
+        let missing = format!("{path}.missing");
+        let paths = [path.to_string(), missing.clone(), path.to_string()];
+        let files = read_files(&LocalHost, &paths).await.unwrap();
+        assert_eq!(files[0].as_deref(), Ok(&b"data\n"[..]));
+        assert_eq!(files[1], Err(format!("{missing} is missing or unreadable")));
+        assert_eq!(files[2].as_deref(), Ok(&b"data\n"[..]));
+        assert!(read_files(&LocalHost, &[]).await.unwrap().is_empty());
         let facts = host_facts(&LocalHost, "/nonexistent").await.unwrap();
         assert!(!facts.arch.is_empty() && facts.version.is_empty());
         assert!(facts.cores.is_some_and(|c| c > 0));
