@@ -212,9 +212,7 @@ impl Recorder {
             for (m, o) in mine.steps.iter_mut().zip(&c.steps) {
                 m.merge(o);
             }
-            mine.outside.tests += c.outside.tests;
-            mine.outside.pages += c.outside.pages;
-            mine.outside.requests += c.outside.requests;
+            mine.outside.add(&c.outside);
             mine.dropped += c.dropped;
         }
         if self.seconds.len() < other.seconds.len() {
@@ -230,12 +228,7 @@ impl Recorder {
         for g in other.errors {
             let key = (g.step.clone(), g.kind.clone(), g.detail.clone());
             match self.error_index.get(&key) {
-                Some(&i) => {
-                    let mine = &mut self.errors[i];
-                    mine.count += g.count;
-                    let room = MAX_ERROR_SAMPLES.saturating_sub(mine.samples.len());
-                    mine.samples.extend(g.samples.into_iter().take(room));
-                }
+                Some(&i) => self.errors[i].absorb(g),
                 None => {
                     self.errors.push(g);
                     self.error_index.insert(key, self.errors.len() - 1);

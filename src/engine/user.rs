@@ -157,7 +157,7 @@ impl User {
         self.pause_until(Instant::now() + d).await
     }
 
-    /// One page: the step's request and its redirects. `None` when aborted.
+    /// One page: the step's request and its redirects, recorded. `None` when aborted.
     async fn page(
         &mut self,
         client: &mut Client,
@@ -165,22 +165,47 @@ impl User {
         vars: &mut Vars,
         started: Instant,
     ) -> Option<Outcome> {
+        let end = self.exchanges(client, index, vars, started).await?;
+        let mut recorder = self.recorder.borrow_mut();
+        if let Some(f) = &end.fault {
+            recorder.error(
+                end.done,
+                ErrorReport {
+                    step: index,
+                    kind: f.kind,
+                    detail: f.detail.clone(),
+                    url: &f.url,
+                    status: f.status,
+                    body: &f.body,
+                },
+            );
+        }
+        recorder.page(
+            &self.window,
+            index,
+            end.done,
+            end.done - started,
+            end.outcome,
+            end.bytes,
+        );
+        Some(end.outcome)
+    }
+
+    /// The requests of one page (redirects followed), each recorded; the page's end.
+    async fn exchanges(
+        &mut self,
+        client: &mut Client,
+        index: usize,
+        vars: &mut Vars,
+        started: Instant,
+    ) -> Option<PageEnd> {
         let plan = self.plan.clone();
         let step = &plan.steps[index];
         let mut url = match step.url(&plan.url, vars) {
             Ok(url) => url,
             Err(message) => {
-                let done = Instant::now();
-                self.fail(index, "other", message, "", None, b"", done);
-                self.recorder.borrow_mut().page(
-                    &self.window,
-                    index,
-                    done,
-                    done - started,
-                    Outcome::Failure,
-                    0,
-                );
-                return Some(Outcome::Failure);
+                let fault = Fault::new("other", message, "", None, b"");
+                return Some(PageEnd::new(Outcome::Failure, 0, Some(fault)));
             }
         };
         let headers = render_headers(step, vars);
@@ -195,11 +220,9 @@ impl User {
             MAX_KEPT_BODY
         };
         let mut bytes = 0u64;
-        let mut first = true;
-        for _ in 0..=MAX_REDIRECTS {
+        for hop in 0..=MAX_REDIRECTS {
             // The first request of a page counts from the page's start (its schedule).
-            let sent = if first { started } else { Instant::now() };
-            first = false;
+            let sent = if hop == 0 { started } else { Instant::now() };
             let request = Outgoing {
                 method: method.clone(),
                 url: &url,
@@ -219,148 +242,138 @@ impl User {
                 Ok(r) => r,
                 Err(e) => {
                     self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                    let mut rec = self.recorder.borrow_mut();
-                    rec.request(&self.window, done, done - sent, Outcome::Error, 0);
-                    drop(rec);
-                    self.fail(
-                        index,
-                        e.kind,
-                        e.message.clone(),
-                        url.as_str(),
-                        None,
-                        e.message.as_bytes(),
-                        done,
-                    );
-                    self.recorder.borrow_mut().page(
+                    self.recorder.borrow_mut().request(
                         &self.window,
-                        index,
                         done,
-                        done - started,
+                        done - sent,
                         Outcome::Error,
-                        bytes,
+                        0,
                     );
-                    return Some(Outcome::Error);
+                    let body = e.message.as_bytes();
+                    let fault = Fault::new(e.kind, e.message.clone(), url.as_str(), None, body);
+                    return Some(PageEnd::new(Outcome::Error, bytes, Some(fault)));
                 }
             };
             bytes += response.body_len;
             let status = response.status;
+            let code = status.as_u16();
             let accepted = match &step.expect_status {
-                Some(codes) => codes.contains(&status.as_u16()),
-                None => plan.bench.ok_codes.contains(&status.as_u16()),
+                Some(codes) => codes.contains(&code),
+                None => plan.bench.ok_codes.contains(&code),
             };
-            let request_outcome = if accepted {
+            let outcome = if accepted {
                 Outcome::Success
             } else {
+                self.counters.failures.fetch_add(1, Ordering::Relaxed);
                 Outcome::Failure
             };
-            if request_outcome == Outcome::Failure {
-                self.counters.failures.fetch_add(1, Ordering::Relaxed);
-            }
             self.recorder.borrow_mut().request(
                 &self.window,
                 done,
                 done - sent,
-                request_outcome,
+                outcome,
                 response.body_len,
             );
 
-            if let Some(next) = redirect_target(&url, status, &response.headers) {
-                if step
-                    .expect_status
-                    .as_ref()
-                    .is_none_or(|c| !c.contains(&status.as_u16()))
+            // Follow a redirect unless the step expects that very status.
+            let expected = step
+                .expect_status
+                .as_ref()
+                .is_some_and(|c| c.contains(&code));
+            if let Some(next) =
+                redirect_target(&url, status, &response.headers).filter(|_| !expected)
+            {
+                if status == StatusCode::SEE_OTHER
+                    || (method == Method::POST
+                        && matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND))
                 {
-                    if status == StatusCode::SEE_OTHER
-                        || (method == Method::POST
-                            && matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND))
-                    {
-                        method = Method::GET;
-                        body = Bytes::new();
-                        content_type = None;
-                    }
-                    url = next;
-                    continue;
+                    method = Method::GET;
+                    body = Bytes::new();
+                    content_type = None;
                 }
+                url = next;
+                continue;
             }
 
-            let mut outcome = request_outcome;
-            if !accepted {
-                self.fail(
-                    index,
+            let fault = if !accepted {
+                let detail = format!("HTTP {code}");
+                Some(Fault::new(
                     "status",
-                    format!("HTTP {}", status.as_u16()),
+                    detail,
                     url.as_str(),
-                    Some(status.as_u16()),
+                    Some(code),
                     &response.body,
-                    done,
-                );
-            } else if let Err(why) =
+                ))
+            } else {
                 check_and_capture(step, &response.headers, &response.body, vars)
-            {
-                outcome = Outcome::Failure;
-                self.fail(
-                    index,
-                    "check",
-                    why,
-                    url.as_str(),
-                    Some(status.as_u16()),
-                    &response.body,
-                    done,
-                );
-            }
-            self.recorder.borrow_mut().page(
-                &self.window,
-                index,
-                done,
-                done - started,
+                    .err()
+                    .map(|why| Fault::new("check", why, url.as_str(), Some(code), &response.body))
+            };
+            let outcome = if fault.is_some() {
+                Outcome::Failure
+            } else {
+                outcome
+            };
+            return Some(PageEnd {
                 outcome,
                 bytes,
-            );
-            return Some(outcome);
+                fault,
+                done,
+            });
         }
-        let done = Instant::now();
-        self.fail(
-            index,
-            "status",
-            format!("more than {MAX_REDIRECTS} redirects"),
-            url.as_str(),
-            None,
-            b"",
-            done,
-        );
-        self.recorder.borrow_mut().page(
-            &self.window,
-            index,
-            done,
-            done - started,
-            Outcome::Failure,
-            bytes,
-        );
-        Some(Outcome::Failure)
+        let detail = format!("more than {MAX_REDIRECTS} redirects");
+        let fault = Fault::new("status", detail, url.as_str(), None, b"");
+        Some(PageEnd::new(Outcome::Failure, bytes, Some(fault)))
     }
+}
 
-    #[allow(clippy::too_many_arguments)]
-    fn fail(
-        &self,
-        step: usize,
-        kind: &str,
+/// How a page ended.
+struct PageEnd {
+    outcome: Outcome,
+    /// Body bytes of all its requests.
+    bytes: u64,
+    /// What to report for a failure or an error.
+    fault: Option<Fault>,
+    /// When it ended.
+    done: Instant,
+}
+
+impl PageEnd {
+    fn new(outcome: Outcome, bytes: u64, fault: Option<Fault>) -> PageEnd {
+        PageEnd {
+            outcome,
+            bytes,
+            fault,
+            done: Instant::now(),
+        }
+    }
+}
+
+/// A failure or error as the error groups record it.
+struct Fault {
+    kind: &'static str,
+    detail: String,
+    url: String,
+    status: Option<u16>,
+    /// Start of the body (or the error message).
+    body: Bytes,
+}
+
+impl Fault {
+    fn new(
+        kind: &'static str,
         detail: String,
         url: &str,
         status: Option<u16>,
         body: &[u8],
-        at: Instant,
-    ) {
-        self.recorder.borrow_mut().error(
-            at,
-            ErrorReport {
-                step,
-                kind,
-                detail,
-                url,
-                status,
-                body,
-            },
-        );
+    ) -> Fault {
+        Fault {
+            kind,
+            detail,
+            url: url.to_string(),
+            status,
+            body: Bytes::copy_from_slice(&body[..body.len().min(MAX_SAMPLE_BODY)]),
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use hdrhistogram::Histogram;
 use super::ReportError;
 use crate::result::{
     new_histogram, BenchConfig, Counts, ErrorGroup, HostResources, NodeResult, Outside,
-    SecondSample, StepInfo, TestInfo, MAX_ERROR_SAMPLES,
+    SecondSample, StepInfo, TestInfo,
 };
 
 /// A node's CPU above this share of all its cores, %, flags it as possibly saturated.
@@ -229,9 +229,7 @@ impl Merger {
                 m.steps[i].merge(step);
                 m.steps_ok_per_s[i] += rate(step.success);
             }
-            m.outside.tests += cycle.outside.tests;
-            m.outside.pages += cycle.outside.pages;
-            m.outside.requests += cycle.outside.requests;
+            m.outside.add(&cycle.outside);
             m.dropped += cycle.dropped;
             m.tests_ok_per_s += rate(cycle.tests.success);
             m.pages_ok_per_s += rate(cycle.pages.success);
@@ -255,11 +253,7 @@ impl Merger {
         for g in node.errors {
             let key = (g.step.clone(), g.kind.clone(), g.detail.clone());
             match self.errors.get_mut(&key) {
-                Some(e) => {
-                    e.count += g.count;
-                    let room = MAX_ERROR_SAMPLES.saturating_sub(e.samples.len());
-                    e.samples.extend(g.samples.into_iter().take(room));
-                }
+                Some(e) => e.absorb(g),
                 None => {
                     self.errors.insert(key, g);
                 }

@@ -163,6 +163,15 @@ pub struct Outside {
     pub requests: u64,
 }
 
+impl Outside {
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &Outside) {
+        self.tests += other.tests;
+        self.pages += other.pages;
+        self.requests += other.requests;
+    }
+}
+
 /// One cycle: a level of concurrency held for the measured window.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CycleResult {
@@ -218,6 +227,15 @@ pub struct ErrorGroup {
     pub count: u64,
     /// The first few occurrences (at most [`MAX_ERROR_SAMPLES`]).
     pub samples: Vec<ErrorSample>,
+}
+
+impl ErrorGroup {
+    /// Adds another group of the same key: counts add, samples fill up to the limit.
+    pub fn absorb(&mut self, other: ErrorGroup) {
+        self.count += other.count;
+        let room = MAX_ERROR_SAMPLES.saturating_sub(self.samples.len());
+        self.samples.extend(other.samples.into_iter().take(room));
+    }
 }
 
 /// Error samples kept per group.
