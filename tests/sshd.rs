@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 use std::io::Read;
-use std::net::{TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,7 +29,9 @@ pub const CLOSED: &str = "closed-node";
 pub struct Sshd {
     /// Temporary directory holding keys, configs and logs.
     pub dir: tempfile::TempDir,
-    /// Port sshd listens on (127.0.0.1).
+    /// Address sshd listens on (127.0.0.1 unless started with [`Sshd::start_on`]).
+    pub addr: Ipv4Addr,
+    /// Port sshd listens on.
     pub port: u16,
     /// The ssh client config (`--ssh-config`).
     pub ssh_config: PathBuf,
@@ -68,8 +70,14 @@ impl Sshd {
         Path::new(SSHD).exists()
     }
 
-    /// Starts sshd and waits until it greets.
+    /// Starts sshd on 127.0.0.1 and waits until it greets.
     pub fn start() -> Sshd {
+        Sshd::start_on(Ipv4Addr::LOCALHOST, None)
+    }
+
+    /// Starts sshd listening on `addr`, inside network namespace `netns` when given (`ip netns
+    /// exec`), and waits until it greets.
+    pub fn start_on(addr: Ipv4Addr, netns: Option<&str>) -> Sshd {
         assert!(
             Self::available(),
             "{SSHD} is missing: apt-get install -y openssh-server"
@@ -108,7 +116,7 @@ impl Sshd {
         std::fs::write(
             &sshd_config,
             format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\n\
+                "Port {port}\nListenAddress {addr}\nHostKey {hk}\nAuthorizedKeysFile {ak}\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
                  PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nStrictModes no\n\
                  UsePAM no\nPidFile none\nLogLevel INFO\n",
@@ -121,7 +129,7 @@ impl Sshd {
         let known_hosts = d.join("known_hosts");
         std::fs::write(
             &known_hosts,
-            format!("[127.0.0.1]:{port} {} {}\n", host_pub[0], host_pub[1]),
+            format!("[{addr}]:{port} {} {}\n", host_pub[0], host_pub[1]),
         )
         .unwrap();
         let stranger_known_hosts = d.join("stranger_known_hosts");
@@ -132,7 +140,7 @@ impl Sshd {
         let common = |cfg: &mut String, port: u16, kh: &Path| {
             let _ = write!(
                 cfg,
-                "  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  IdentityFile {id}\n  \
+                "  HostName {addr}\n  Port {port}\n  User {user}\n  IdentityFile {id}\n  \
                  IdentitiesOnly yes\n  UserKnownHostsFile {kh}\n  GlobalKnownHostsFile /dev/null\n  \
                  LogLevel ERROR\n",
                 id = user_key.display(),
@@ -148,7 +156,15 @@ impl Sshd {
         let ssh_config = d.join("ssh_config");
         std::fs::write(&ssh_config, cfg).unwrap();
 
-        let child = Command::new(SSHD)
+        let mut command = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, SSHD]);
+                c
+            }
+            None => Command::new(SSHD),
+        };
+        let child = command
             .arg("-D")
             .arg("-f")
             .arg(&sshd_config)
@@ -159,6 +175,7 @@ impl Sshd {
             .expect("start sshd");
         let sshd = Sshd {
             dir,
+            addr,
             port,
             ssh_config,
             stranger_known_hosts,
@@ -173,7 +190,7 @@ impl Sshd {
     fn wait_greeting(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) {
+            if let Ok(mut stream) = TcpStream::connect((self.addr, self.port)) {
                 stream
                     .set_read_timeout(Some(Duration::from_secs(2)))
                     .unwrap();
@@ -191,6 +208,50 @@ impl Sshd {
         }
     }
 
+    /// An ssh config `Host` block mapping `alias` to this server (its key known), to combine
+    /// several servers in one `--ssh-config` file.
+    pub fn host_block(&self, alias: &str) -> String {
+        let d = self.dir.path();
+        format!(
+            "Host {alias}\n  HostName {}\n  Port {}\n  User {}\n  IdentityFile {}\n  \
+             IdentitiesOnly yes\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  \
+             LogLevel ERROR\n",
+            self.addr,
+            self.port,
+            self.user,
+            d.join("id_ed25519").display(),
+            d.join("known_hosts").display(),
+        )
+    }
+
+    /// Adds `alias` for 127.0.0.1:`port` (with this server's key known) to the ssh config: a
+    /// port where something else, or nothing, answers.
+    pub fn add_alias(&self, alias: &str, port: u16) {
+        let block = self
+            .host_block(alias)
+            .replace(&format!("HostName {}", self.addr), "HostName 127.0.0.1")
+            .replace(&format!("Port {}", self.port), &format!("Port {port}"));
+        let mut cfg = std::fs::read_to_string(&self.ssh_config).unwrap();
+        // ssh takes the first value it finds: the new block goes first.
+        cfg.insert_str(0, &block);
+        std::fs::write(&self.ssh_config, cfg).unwrap();
+    }
+
+    /// Stops the server and every connection it serves (its session processes), as when a
+    /// node's sshd goes down; the programs those sessions started are left to notice.
+    pub fn kill_all(&mut self) {
+        let sessions = descendants(self.child.id())
+            .into_iter()
+            .filter(|pid| process_name(*pid).is_some_and(|n| n.starts_with("sshd")));
+        let _ = self.child.kill();
+        for pid in sessions {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+        let _ = self.child.wait();
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
@@ -206,6 +267,48 @@ impl Sshd {
             .output()
             .expect("run ssh")
     }
+}
+
+/// `comm` of a process.
+fn process_name(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+/// Every process below `pid`, from /proc.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut parent_of = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`: comm may hold spaces, so read after its `)`.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            parent_of.push((p, ppid));
+        }
+    }
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parent_of
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
 }
 
 impl Drop for Sshd {

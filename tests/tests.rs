@@ -5,6 +5,7 @@ mod util;
 mod engine;
 mod faults;
 mod master;
+mod master_faults;
 mod sshd;
 mod report;
 mod security;

@@ -119,7 +119,19 @@ pub async fn bench(
 
     let ssh = Arc::new(config.ssh.clone());
     let service = match &plan.service {
-        Some(s) => Some(service::Service::start(s, &ssh, &run_dir).await?),
+        Some(spec) => {
+            let mut service = service::Service::start(spec, &ssh, &run_dir).await?;
+            let ready = tokio::select! {
+                r = service.ready(spec) => r.map_err(MasterError::from),
+                // Ctrl+C while waiting: nothing ran yet.
+                Some(_) = interrupts.recv() => Err(MasterError::Interrupted),
+            };
+            if let Err(e) = ready {
+                service.stop().await;
+                return Err(e);
+            }
+            Some(service)
+        }
         None => None,
     };
     let run = Run {
@@ -133,7 +145,8 @@ pub async fn bench(
         files,
     };
     let outcome = run.go(interrupts).await;
-    // A detached run still needs its service: it is left running.
+    // Whatever the outcome (a deploy that failed, too few nodes, an interrupt, an error while
+    // collecting), the service is stopped; only a detached run still needs it.
     let detached = outcome.as_ref().is_ok_and(|o| o.detached);
     if let (Some(service), false) = (service, detached) {
         service.stop().await;
@@ -311,7 +324,7 @@ impl Run<'_> {
             collecting.elapsed().as_secs_f64()
         );
         monitor::attach_resources(&collected, resources);
-        state.start_skew_ms = start_skew_ms(&collected.results);
+        state.start_skew_ms = start_skew_ms(&collected.started_unix_ms);
         if let (Some(skew), Some(seen)) = (state.start_skew_ms, state.observed_skew_ms) {
             eprintln!(
                 "start skew between nodes: {skew:.1} ms ({seen:.1} ms as seen by the master)"
@@ -350,8 +363,11 @@ async fn start_nodes(
 pub fn finish(
     workdir: &Path,
     run_dir: &Path,
-    collected: Collected,
+    mut collected: Collected,
 ) -> Result<Outcome, MasterError> {
+    if let Some((path, error)) = collected.unwritable.take() {
+        return Err(MasterError::ResultsNotWritable { path, error });
+    }
     for f in &collected.failed {
         eprintln!("{} ({}) failed: {}", f.name, f.host, f.reason);
         if !f.stderr_tail.is_empty() {
@@ -376,12 +392,7 @@ pub fn finish(
 }
 
 /// Spread of the nodes' start times (first user of cycle 1), ms, from their results.
-fn start_skew_ms(results: &[PathBuf]) -> Option<f64> {
-    let starts: Vec<u64> = results
-        .iter()
-        .filter_map(|p| crate::result::read::read_file(p).ok())
-        .map(|r| r.started_unix_ms)
-        .collect();
+fn start_skew_ms(starts: &[u64]) -> Option<f64> {
     let (min, max) = (starts.iter().min()?, starts.iter().max()?);
     Some((max - min) as f64)
 }

@@ -21,10 +21,14 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
 /// What collecting found.
 #[derive(Debug, Default)]
 pub struct Collected {
-    /// Result files in `<run dir>/results/`, in node order.
+    /// Result files in `<run dir>/results/`, in node order, each read back whole.
     pub results: Vec<PathBuf>,
-    /// Nodes without a result.
+    /// When each result's node started its first cycle, Unix ms (as `results`).
+    pub started_unix_ms: Vec<u64>,
+    /// Nodes without a (readable) result.
     pub failed: Vec<FailedNode>,
+    /// The results directory could not be written: where, and why.
+    pub unwritable: Option<(PathBuf, std::io::Error)>,
 }
 
 /// Fetches the results of the nodes marked `done`, one command per host (hosts in parallel,
@@ -74,12 +78,20 @@ pub async fn collect(
         let saved = match file {
             None => Err(node.reason.clone().unwrap_or_else(|| node.status.clone())),
             Some(Err(e)) => Err(format!("no result: {e}")),
-            Some(Ok(bytes)) => std::fs::write(&local, bytes)
-                .map(|()| local)
-                .map_err(|e| format!("cannot write {}: {e}", results_dir.display())),
+            Some(Ok(bytes)) => match std::fs::write(&local, bytes) {
+                Ok(()) => check_result(&local),
+                Err(e) => {
+                    let why = format!("cannot write {}: {e}", local.display());
+                    collected.unwritable.get_or_insert((results_dir.clone(), e));
+                    Err(why)
+                }
+            },
         };
         match saved {
-            Ok(path) => collected.results.push(path),
+            Ok(started) => {
+                collected.results.push(local);
+                collected.started_unix_ms.push(started);
+            }
             Err(reason) => collected.failed.push(FailedNode {
                 name: format!("node{}", node.number),
                 host: host.label().to_string(),
@@ -89,6 +101,23 @@ pub async fn collect(
         }
     }
     collected
+}
+
+/// Reads a fetched result back whole (a node cut off while writing, or a disk full on its
+/// host, leaves it truncated): its start time, or why it cannot be used, the file then kept
+/// aside as `<name>.bad` so that the report is built from the others.
+fn check_result(path: &Path) -> Result<u64, String> {
+    match crate::result::read::read_file(path) {
+        Ok(result) => Ok(result.started_unix_ms),
+        Err(e) => {
+            let bad = path.with_extension("xml.bad");
+            let kept = match std::fs::rename(path, &bad) {
+                Ok(()) => format!("kept as {}", bad.display()),
+                Err(_) => format!("left in {}", path.display()),
+            };
+            Err(format!("its result is unreadable ({e}); {kept}"))
+        }
+    }
 }
 
 /// Builds the report of `collected` into `<run dir>/report/`; returns the HTML page.

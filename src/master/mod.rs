@@ -66,6 +66,16 @@ pub enum MasterError {
         #[source]
         source: std::io::Error,
     },
+    /// The results could not be saved (the cause is in the message, not repeated as a source).
+    #[error(
+        "cannot write the results into {}: {error}; each node keeps its own result.xml in \
+         its directory (listed in run.json)",
+        path.display()
+    )]
+    ResultsNotWritable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("only {ready} nodes could be started, {needed} needed (--min-nodes); see {}", run_dir.display())]
     NotEnoughNodes {
         ready: usize,

@@ -46,6 +46,10 @@ const WRAPPER: &str = r#"echo "$$"; exec "$@""#;
 pub struct Service {
     host: Arc<dyn Transport>,
     pid: Option<u32>,
+    /// The command, for messages.
+    command: String,
+    /// Its log file, for messages.
+    log: String,
     /// Keeps the service's channel open (its stdin) while it runs.
     _stdin: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
     /// Fires when the service's process ends.
@@ -53,8 +57,8 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts `spec` and waits until its readiness URL answers; its output goes to
-    /// `<run dir>/service.log`.
+    /// Starts `spec`; its output goes to `<run dir>/service.log`. Then wait for it with
+    /// [`Service::ready`].
     pub async fn start(
         spec: &test_def::Service,
         ssh: &Arc<SshOptions>,
@@ -112,31 +116,37 @@ impl Service {
             exit.await;
             let _ = tx.send(());
         });
-        let mut service = Service {
+        Ok(Service {
             host,
             pid,
+            command,
+            log,
             _stdin: process.stdin,
             exited,
-        };
+        })
+    }
+
+    /// Waits until the readiness URL of `spec` answers (at most its `ready_timeout`). On an
+    /// error, the caller stops the service.
+    pub async fn ready(&mut self, spec: &test_def::Service) -> Result<(), ServiceError> {
         let deadline = Instant::now() + spec.ready_timeout;
         loop {
             if answers(&spec.ready_url).await {
                 eprintln!("service: {} answers", spec.ready_url);
-                return Ok(service);
+                return Ok(());
             }
-            if service.exited.try_recv().is_ok() {
+            if self.exited.try_recv().is_ok() {
                 return Err(ServiceError::Exited {
-                    command,
+                    command: self.command.clone(),
                     url: spec.ready_url.to_string(),
-                    log,
+                    log: self.log.clone(),
                 });
             }
             if Instant::now() >= deadline {
-                service.stop().await;
                 return Err(ServiceError::NotReady {
                     url: spec.ready_url.to_string(),
                     secs: spec.ready_timeout.as_secs(),
-                    log,
+                    log: self.log.clone(),
                 });
             }
             tokio::time::sleep(Duration::from_millis(200)).await;

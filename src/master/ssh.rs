@@ -21,6 +21,9 @@ use crate::nodes::SshTarget;
 /// Default bound of [`SshOptions::connects`], below sshd's default `MaxStartups 10`.
 pub const MAX_CONNECTS: usize = 8;
 
+/// Seconds an SSH connection without any channel stays up.
+const IDLE_SECS: usize = 10;
+
 /// How SSH connections are made.
 #[derive(Debug, Clone)]
 pub struct SshOptions {
@@ -98,6 +101,8 @@ impl SshHost {
     /// A session with a free channel slot, opening a new connection when every slot is taken.
     async fn channel(&self) -> Result<(Arc<Session>, OwnedSemaphorePermit), TransportError> {
         let mut connections = self.connections.lock().await;
+        // A connection whose master went away (idle, or its host lost) removed its socket.
+        connections.retain(|c| c.session.control_socket().exists());
         for conn in connections.iter() {
             if let Ok(permit) = conn.channels.clone().try_acquire_owned() {
                 return Ok((conn.session.clone(), permit));
@@ -129,9 +134,10 @@ impl SshHost {
             .connect_timeout(o.connect_timeout)
             .server_alive_interval(o.keepalive)
             .control_directory(std::env::temp_dir())
-            // A master left behind by a killed bench-master goes away on its own.
+            // A master left behind by a killed bench-master goes away on its own, soon after
+            // its last channel (a node's) closed. A connection idle that long is opened again.
             .control_persist(openssh::ControlPersist::IdleFor(
-                std::num::NonZeroUsize::new(60).expect("non-zero"),
+                std::num::NonZeroUsize::new(IDLE_SECS).expect("non-zero"),
             ));
         if let Some(file) = &o.config_file {
             builder.config_file(file);
@@ -173,6 +179,29 @@ impl SshHost {
             host: self.label.clone(),
             command: display_argv(argv),
             message: error_chain(&err),
+        }
+    }
+
+    /// Starts `argv` on a channel; when the connection turns out to be dead (its master ended
+    /// between the check and the start), forgets it and tries once more on a fresh one.
+    async fn start(
+        &self,
+        argv: &[String],
+    ) -> Result<(openssh::Child<Arc<Session>>, OwnedSemaphorePermit), TransportError> {
+        let mut retried = false;
+        loop {
+            let (session, permit) = self.channel().await?;
+            match Self::command(session.clone(), argv).spawn().await {
+                Ok(child) => return Ok((child, permit)),
+                Err(_) if !retried && session.check().await.is_err() => {
+                    self.connections
+                        .lock()
+                        .await
+                        .retain(|c| !Arc::ptr_eq(&c.session, &session));
+                    retried = true;
+                }
+                Err(e) => return Err(self.exec_error(argv, e)),
+            }
         }
     }
 
@@ -232,11 +261,7 @@ impl Transport for SshHost {
         stdin: Vec<u8>,
     ) -> BoxFuture<'_, Result<Output, TransportError>> {
         Box::pin(async move {
-            let (session, _permit) = self.channel().await?;
-            let mut child = Self::command(session, &argv)
-                .spawn()
-                .await
-                .map_err(|e| self.exec_error(&argv, e))?;
+            let (mut child, _permit) = self.start(&argv).await?;
             let mut input = child.stdin().take().expect("piped stdin");
             // Feed stdin while the output is read, so that neither side blocks the other.
             let feed = async move {
@@ -264,11 +289,7 @@ impl Transport for SshHost {
 
     fn spawn(&self, argv: Vec<String>) -> BoxFuture<'_, Result<Process, TransportError>> {
         Box::pin(async move {
-            let (session, permit) = self.channel().await?;
-            let mut child = Self::command(session, &argv)
-                .spawn()
-                .await
-                .map_err(|e| self.exec_error(&argv, e))?;
+            let (mut child, permit) = self.start(&argv).await?;
             let stdin = child.stdin().take().expect("piped stdin");
             let stdout = child.stdout().take().expect("piped stdout");
             let stderr = child.stderr().take().expect("piped stderr");
