@@ -77,10 +77,10 @@ impl Master {
             .map(|(t, _)| *t)
     }
 
-    /// Waits for the master to end (panics past `limit`); returns its status, how long it ran
-    /// and its whole output.
+    /// Waits for the master to end (panics when it runs `limit` more); returns its status,
+    /// how long it ran and its whole output.
     fn wait(mut self, limit: Duration) -> (ExitStatus, Duration, String) {
-        let deadline = self.started + limit;
+        let deadline = Instant::now() + limit;
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 break status;

@@ -75,6 +75,9 @@ pub enum DeployError {
     /// bench-node could not be uploaded (on this host or another alias of its machine).
     #[error("{host}: uploading bench-node failed: {message}")]
     Upload { host: String, message: String },
+    /// The deploy of the node's host failed (as reported for its first node).
+    #[error("{0}")]
+    Host(String),
     /// The master's own bench-node binary cannot be read.
     #[error("cannot read {}: {source} (build it with `cargo build --bin bench-node`)", path.display())]
     LocalBinary {
@@ -198,21 +201,19 @@ pub async fn deploy(
             .map(|(p, _)| p);
         match result {
             Ok(nodes) => {
-                for (p, r) in positions.zip(nodes) {
-                    by_node[p] = Some(r);
+                for (p, node) in positions.zip(nodes) {
+                    by_node[p] = Some(Ok(node));
                 }
             }
             Err(e) => {
+                // The first node of the host keeps the typed error, the others its text.
                 let text = e.to_string();
+                let mut error = Some(e);
                 for p in positions {
-                    by_node[p] = Some(Err(DeployError::Transport(TransportError::Connect {
-                        host: cluster.host_of(p).label().to_string(),
-                        message: text.clone(),
-                    })));
-                }
-                // Keep the original, typed error for the first node of the host.
-                if let Some(first) = cluster.nodes.iter().position(|(_, i)| *i == h) {
-                    by_node[first] = Some(Err(e));
+                    let e = error
+                        .take()
+                        .unwrap_or_else(|| DeployError::Host(text.clone()));
+                    by_node[p] = Some(Err(e));
                 }
             }
         }
@@ -234,7 +235,7 @@ async fn deploy_host(
     count: usize,
     local_arch: &str,
     uploads: &Uploads,
-) -> Result<Vec<Result<DeployedNode, DeployError>>, DeployError> {
+) -> Result<Vec<DeployedNode>, DeployError> {
     let dirs: Vec<String> = nodes
         .iter()
         .map(|node| {
@@ -286,12 +287,10 @@ async fn deploy_host(
     Ok(nodes
         .iter()
         .zip(dirs)
-        .map(|(node, dir)| {
-            Ok(DeployedNode {
-                number: node.number,
-                dir,
-                bench_node: bench_node.clone(),
-            })
+        .map(|(node, dir)| DeployedNode {
+            number: node.number,
+            dir,
+            bench_node: bench_node.clone(),
         })
         .collect())
 }

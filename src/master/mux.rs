@@ -14,12 +14,16 @@
 //! `<i> x <code>` once node i ended (`-` when a signal killed it). The mux ends when every node
 //! has ended.
 
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::process::{Child, ChildStdin};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::transport::{Process, Transport, TransportError};
 
@@ -229,18 +233,28 @@ pub fn split(process: Process, n: usize) -> Vec<Process> {
         stderr,
         exit,
     } = process;
-    let (lines_tx, lines_rx) = mpsc::channel::<String>(256);
-    tokio::spawn(feed(stdin, lines_rx));
+    let (lines_tx, lines_rx) = mpsc::unbounded_channel();
+    let (written_tx, written) = watch::channel(0);
+    tokio::spawn(feed(stdin, lines_rx, written_tx));
+    let lines = Arc::new(Lines {
+        queue: std::sync::Mutex::new((0, lines_tx)),
+    });
     let mut nodes = Vec::with_capacity(n);
     let mut ends = Vec::with_capacity(n);
     for i in 0..n {
-        let (node_stdin, relay_stdin) = tokio::io::duplex(4096);
-        tokio::spawn(forward_stdin(i, relay_stdin, lines_tx.clone()));
         let (out_w, out_r) = tokio::io::duplex(PIPE);
         let (err_w, err_r) = tokio::io::duplex(PIPE);
         let (exit_tx, exit_rx) = oneshot::channel();
+        let stdin = NodeStdin {
+            node: i,
+            line: Vec::new(),
+            lines: lines.clone(),
+            last: 0,
+            written: written.clone(),
+            flushing: None,
+        };
         nodes.push(Process {
-            stdin: Box::new(node_stdin),
+            stdin: Box::new(stdin),
             stdout: Box::new(out_r),
             stderr: Box::new(err_r),
             exit: Box::pin(async move { exit_rx.await.ok().flatten() }),
@@ -255,42 +269,126 @@ pub fn split(process: Process, n: usize) -> Vec<Process> {
     nodes
 }
 
-/// Writes the nodes' lines to the mux, and a `ping` every [`HEARTBEAT`]; closes the mux's
-/// input once every node's stdin is closed.
-async fn feed(mut stdin: Box<dyn AsyncWrite + Send + Unpin>, mut lines: mpsc::Receiver<String>) {
+/// The lines for the mux, numbered in the order they are queued.
+struct Lines {
+    /// The number of the last line queued, and the queue; the lock makes numbering and
+    /// queueing one step, so that the numbers reach the feed in order.
+    queue: std::sync::Mutex<(u64, mpsc::UnboundedSender<(u64, String)>)>,
+}
+
+impl Lines {
+    /// Queues `text`; returns its number.
+    fn push(&self, text: String) -> u64 {
+        let mut queue = self.queue.lock().expect("not poisoned");
+        queue.0 += 1;
+        let _ = queue.1.send((queue.0, text));
+        queue.0
+    }
+}
+
+/// A node's stdin through the mux: each line written becomes `<i> <line>`; a flush completes
+/// once the mux's channel took every line written before it (so that a `detach` said just
+/// before the master leaves is not lost); dropping it closes the node's stdin (`<i> close`).
+struct NodeStdin {
+    node: usize,
+    /// The line being written.
+    line: Vec<u8>,
+    lines: Arc<Lines>,
+    /// Number of this node's last queued line.
+    last: u64,
+    /// Number of the last line the feed wrote (`u64::MAX` once the channel broke).
+    written: watch::Receiver<u64>,
+    /// A flush in progress.
+    flushing: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl AsyncWrite for NodeStdin {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        for &b in buf {
+            if b != b'\n' {
+                this.line.push(b);
+                continue;
+            }
+            let word = String::from_utf8_lossy(&this.line).trim().to_string();
+            this.line.clear();
+            if !word.is_empty() && word != "close" {
+                this.last = this.lines.push(format!("{} {word}\n", this.node));
+            }
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if *this.written.borrow() >= this.last {
+            this.flushing = None;
+            return Poll::Ready(Ok(()));
+        }
+        let last = this.last;
+        let mut written = this.written.clone();
+        let flushing = this.flushing.get_or_insert_with(|| {
+            Box::pin(async move {
+                // The feed gone: nothing more will be written; the node's end tells the rest.
+                let _ = written.wait_for(|w| *w >= last).await;
+            })
+        });
+        match flushing.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                this.flushing = None;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+impl Drop for NodeStdin {
+    fn drop(&mut self) {
+        self.lines.push(format!("{} close\n", self.node));
+    }
+}
+
+/// Writes the nodes' lines to the mux in order, and a `ping` every [`HEARTBEAT`]; publishes
+/// the number of the last line written; closes the mux's input once every node's stdin is
+/// closed.
+async fn feed(
+    mut stdin: Box<dyn AsyncWrite + Send + Unpin>,
+    mut lines: mpsc::UnboundedReceiver<(u64, String)>,
+    written: watch::Sender<u64>,
+) {
     let mut beat = tokio::time::interval(HEARTBEAT);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut ok = true;
     loop {
-        let text = tokio::select! {
+        let (number, text) = tokio::select! {
             // A node's line, or the end of every node's input.
             line = lines.recv() => match line {
-                Some(line) => line,
+                Some((n, line)) => (Some(n), line),
                 None => break,
             },
             // The master is alive.
-            _ = beat.tick() => "ping\n".to_string(),
+            _ = beat.tick() => (None, "ping\n".to_string()),
         };
-        // Once the channel is broken, keep draining so that the nodes' writers never block.
         if ok {
             ok = stdin.write_all(text.as_bytes()).await.is_ok() && stdin.flush().await.is_ok();
         }
+        // Once the channel is broken every line counts as written: no flush waits forever.
+        if !ok {
+            written.send_replace(u64::MAX);
+        } else if let Some(n) = number {
+            written.send_replace(n);
+        }
     }
     let _ = stdin.shutdown().await;
-}
-
-/// Turns the lines written to node `i`'s stdin into `<i> <line>`, and its end into `<i> close`.
-async fn forward_stdin(i: usize, input: DuplexStream, lines: mpsc::Sender<String>) {
-    let mut input = BufReader::new(input);
-    let mut line = String::new();
-    while matches!(input.read_line(&mut line).await, Ok(n) if n > 0) {
-        let word = line.trim();
-        if !word.is_empty() && word != "close" {
-            let _ = lines.send(format!("{i} {word}\n")).await;
-        }
-        line.clear();
-    }
-    let _ = lines.send(format!("{i} close\n")).await;
 }
 
 /// Routes the mux's frames to the nodes; the mux's own stderr goes to every node still
