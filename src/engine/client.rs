@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{HeaderValue, CONTENT_TYPE, COOKIE, HOST, SET_COOKIE, USER_AGENT};
-use hyper::{HeaderMap, Method, Request, StatusCode};
+use hyper::{HeaderMap, Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
@@ -126,6 +126,8 @@ type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
 /// An open connection.
 struct Open {
     origin: Origin,
+    /// The Host header for this origin.
+    host: HeaderValue,
     sender: SendRequest<Full<Bytes>>,
     driver: Driver,
     /// The driver completed (the connection closed); it must not be polled again.
@@ -172,6 +174,8 @@ pub struct Client {
     conn: Option<Open>,
     cookies: cookie_store::CookieStore,
     timeout: Duration,
+    /// The last URL requested and its request target.
+    last_uri: Option<(String, Uri)>,
 }
 
 impl Client {
@@ -181,6 +185,7 @@ impl Client {
             conn: None,
             cookies: cookie_store::CookieStore::new(),
             timeout,
+            last_uri: None,
         }
     }
 
@@ -220,14 +225,21 @@ impl Client {
             self.conn = None;
             let (sender, driver) = self.connect(req.url).await?;
             self.conn = Some(Open {
+                host: host_header(req.url),
                 origin: key,
                 sender,
                 driver,
                 closed: false,
             });
         }
-        let request = self.request(&req)?;
         let open = self.conn.as_mut().expect("connection just ensured");
+        let request = request(
+            &req,
+            &open.host,
+            &self.cookies,
+            &self.connector.user_agent,
+            &mut self.last_uri,
+        )?;
 
         let response = open.sender.send_request(request);
         let response = open.drive(response).await?.map_err(hyper_error)?;
@@ -257,21 +269,41 @@ impl Client {
             body_len,
         })
     }
+}
 
-    /// The hyper request for `req`, with Host, User-Agent and this user's cookies.
-    fn request(&self, req: &Outgoing<'_>) -> Result<Request<Full<Bytes>>, RequestError> {
-        let path = match req.url.query() {
-            Some(q) => format!("{}?{q}", req.url.path()),
-            None => req.url.path().to_string(),
-        };
-        let mut builder = Request::builder().method(req.method.clone()).uri(path);
+/// The hyper request for `req`, with Host, User-Agent and the user's cookies. `last_uri` keeps
+/// the last URL's request target, as a user mostly requests the same URLs again.
+fn request(
+    req: &Outgoing<'_>,
+    host: &HeaderValue,
+    cookies: &cookie_store::CookieStore,
+    user_agent: &HeaderValue,
+    last_uri: &mut Option<(String, Uri)>,
+) -> Result<Request<Full<Bytes>>, RequestError> {
+    let uri = match last_uri {
+        Some((url, uri)) if url == req.url.as_str() => uri.clone(),
+        _ => {
+            let target = match req.url.query() {
+                Some(q) => format!("{}?{q}", req.url.path()),
+                None => req.url.path().to_string(),
+            };
+            let uri = Uri::try_from(target).map_err(|e| RequestError {
+                kind: "other",
+                message: format!("bad request target in {}: {e}", req.url),
+            })?;
+            *last_uri = Some((req.url.as_str().to_string(), uri.clone()));
+            uri
+        }
+    };
+    {
+        let mut builder = Request::builder().method(req.method.clone()).uri(uri);
         let headers = builder.headers_mut().expect("fresh builder has headers");
-        headers.insert(HOST, host_header(req.url));
-        headers.insert(USER_AGENT, self.connector.user_agent.clone());
+        headers.insert(HOST, host.clone());
+        headers.insert(USER_AGENT, user_agent.clone());
         if let Some(ct) = req.content_type {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
         }
-        let mut cookies = self.cookies.get_request_values(req.url).peekable();
+        let mut cookies = cookies.get_request_values(req.url).peekable();
         if cookies.peek().is_some() {
             let cookie = cookies
                 .map(|(n, v)| format!("{n}={v}"))
@@ -291,7 +323,9 @@ impl Client {
                 message: format!("cannot build request: {e}"),
             })
     }
+}
 
+impl Client {
     async fn connect(&self, url: &Url) -> Result<(SendRequest<Full<Bytes>>, Driver), RequestError> {
         let addr = self.connector.resolve(url).await?;
         let tcp = TcpStream::connect(addr).await.map_err(|e| RequestError {

@@ -91,6 +91,16 @@ pub async fn run(
         t0,
         node: config.node.number,
         nodes: config.node.count.max(1),
+        static_urls: plan
+            .steps
+            .iter()
+            .map(|s| {
+                s.target
+                    .is_static()
+                    .then(|| s.url(&plan.url, &Default::default()).ok())
+                    .flatten()
+            })
+            .collect(),
     };
     let workers = (0..config.workers.max(1))
         .map(|i| Worker::spawn(i, shared.clone()))

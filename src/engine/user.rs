@@ -39,6 +39,8 @@ pub enum Phase {
 pub struct User {
     pub plan: Arc<TestPlan>,
     pub connector: Arc<Connector>,
+    /// Per step, its URL when it has no template.
+    pub static_urls: Arc<[Option<Url>]>,
     pub recorder: Rc<RefCell<Recorder>>,
     pub counters: Arc<Counters>,
     pub window: Window,
@@ -201,7 +203,11 @@ impl User {
     ) -> Option<PageEnd> {
         let plan = self.plan.clone();
         let step = &plan.steps[index];
-        let mut url = match step.url(&plan.url, vars) {
+        let resolved = match &self.static_urls[index] {
+            Some(url) => Ok(url.clone()),
+            None => step.url(&plan.url, vars),
+        };
+        let mut url = match resolved {
             Ok(url) => url,
             Err(message) => {
                 let fault = Fault::new("other", message, "", None, b"");

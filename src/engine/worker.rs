@@ -58,6 +58,8 @@ pub struct Shared {
     pub t0: Instant,
     pub node: u32,
     pub nodes: u32,
+    /// Per step, its URL when it has no template: resolved once, not per request.
+    pub static_urls: Arc<[Option<url::Url>]>,
 }
 
 impl Worker {
@@ -114,6 +116,7 @@ async fn run_job(
     let user = |number: u32, start_at: Instant| User {
         plan: shared.plan.clone(),
         connector: shared.connector.clone(),
+        static_urls: shared.static_urls.clone(),
         recorder: recorder.clone(),
         counters: counters.clone(),
         window: job.window,
