@@ -39,6 +39,11 @@ bin_dir="target/$(rustc -vV | sed -n 's/^host: //p')/release"
 # Limits for every run: a slow input (10 s) or 2 GB of memory is a crash too.
 common=(-timeout=10 -rss_limit_mb=2048 -print_final_stats=1)
 
+# The test_def target keeps its test file in a directory of its own, which libFuzzer's exit
+# leaves behind: remove them after each target.
+cleanup() { rm -rf /dev/shm/bm-fuzz-test-def-* "${TMPDIR:-/tmp}"/bm-fuzz-test-def-*; }
+trap cleanup EXIT
+
 for t in "${targets[@]}"; do
   mkdir -p "corpus/$t" "artifacts/$t" logs
   case "$mode" in
