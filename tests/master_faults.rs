@@ -220,7 +220,8 @@ impl Drop for SilentPort {
 }
 
 /// Bound: a host that refuses or never answers is given up within --connect-timeout; the run
-/// goes on with the others (--min-nodes) and ends on time.
+/// goes on with the others (--min-nodes) and ends on time: within its 2 s cycle + 30 s (deploy
+/// of a debug bench-node on a loaded CI machine included).
 #[test]
 fn nodes_unreachable_at_start_are_named_and_the_others_run() {
     let sshd = Sshd::start();
@@ -249,14 +250,14 @@ fn nodes_unreachable_at_start_are_named_and_the_others_run() {
     assert_eq!(failed_names(&s), ["node1", "node2"]);
     assert_eq!(users(&s), [1]);
     assert_eq!(merged_requests(&s), server.count());
-    assert!(took < Duration::from_secs(25), "{took:?}");
+    assert!(took < Duration::from_secs(32), "{took:?}");
     let needle = b.node_workdir.to_string_lossy().into_owned();
     wait_no_bench_node(&needle, Duration::from_secs(5));
 }
 
-/// Bound: the node is failed within seconds of its sshd going down (its channel breaks), the
-/// run ends on time with the other node's results, and the orphaned node stops by itself
-/// (its stdin closed) within 5 s.
+/// Bound: the node is failed within 5 s of its sshd going down (its channel breaks), the run
+/// ends on time (8 s cycle + 30 s) with the other node's results, and the orphaned node stops
+/// by itself (its stdin closed) within 5 s.
 #[test]
 fn a_node_whose_sshd_stops_mid_run_is_failed_and_stops_by_itself() {
     let sshd = Sshd::start();
@@ -311,12 +312,12 @@ fn a_node_whose_sshd_stops_mid_run_is_failed_and_stops_by_itself() {
     let s = summary(&run_dir);
     assert_eq!(failed_names(&s), ["node1"]);
     assert_eq!(s["nodes"].as_u64(), Some(1), "{s}");
-    assert!(took < Duration::from_secs(30), "{took:?}");
+    assert!(took < Duration::from_secs(38), "{took:?}");
     wait_no_bench_node(&b.node_workdir.to_string_lossy(), Duration::from_secs(5));
 }
 
-/// Bound: a remote bench-node killed with SIGKILL is failed at once (its exit comes through
-/// its host's channel); the run ends on time with the others reported in full.
+/// Bound: a remote bench-node killed with SIGKILL is failed within 2 s (its exit comes through
+/// its host's channel); the run ends on time (4 s cycle + 30 s) with the others in full.
 #[test]
 fn a_remote_bench_node_killed_mid_run_is_failed_and_the_run_ends_on_time() {
     let sshd = Sshd::start();
@@ -351,7 +352,7 @@ fn a_remote_bench_node_killed_mid_run_is_failed_and_the_run_ends_on_time() {
     assert_eq!(failed_names(&s), ["node1"]);
     assert_eq!(count_files(&run_dir.join("results")), 2);
     assert_eq!(s["nodes"].as_u64(), Some(2), "{s}");
-    assert!(took < Duration::from_secs(30), "{took:?}");
+    assert!(took < Duration::from_secs(34), "{took:?}");
     wait_no_bench_node(&b.node_workdir.to_string_lossy(), Duration::from_secs(5));
 }
 
@@ -464,9 +465,9 @@ fn target_on(addr: Ipv4Addr) -> Target {
 }
 
 /// Bound: a node whose network link goes down mid-run is failed within 15 s (SSH keepalives
-/// every 2 s, or 10 s of silence), the run ends on time with the others' results, and the
-/// cut-off node stops by itself within 25 s (its mux hears no heartbeat for 10 s, then its
-/// requests time out after 2 s).
+/// every 2 s, or 10 s of silence), the run ends on time (12 s cycle + 30 s) with the others'
+/// results, and the cut-off node stops by itself within 25 s (its mux hears no heartbeat for
+/// 10 s, then its requests time out after 2 s).
 #[test]
 fn a_node_cut_off_mid_run_is_failed_and_stops_by_itself() {
     let ns = Netns::create();
@@ -529,7 +530,7 @@ fn a_node_cut_off_mid_run_is_failed_and_stops_by_itself() {
     let s = summary(&run_dir);
     assert_eq!(failed_names(&s), ["node2"]);
     assert_eq!(s["nodes"].as_u64(), Some(2), "{s}");
-    assert!(took < Duration::from_secs(45), "{took:?}");
+    assert!(took < Duration::from_secs(42), "{took:?}");
     wait_no_bench_node(&b.node_workdir.to_string_lossy(), Duration::from_secs(5));
     inner.kill_all();
 }

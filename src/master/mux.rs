@@ -19,10 +19,10 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
-use tokio::process::{Child, ChildStdin};
+use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::transport::{Process, Transport, TransportError};
@@ -57,12 +57,17 @@ pub fn node_args(dir: &str) -> Vec<String> {
 // The node's half.
 // ---------------------------------------------------------------------------------------------
 
+/// The nodes' stdin (blocking files: the master's words are written from the thread that
+/// reads them, with no hop through the runtime, so that `start` reaches every node at once).
+/// Emptied when the master is gone.
+type Stdins = Arc<std::sync::Mutex<Vec<Option<std::fs::File>>>>;
+
 /// `bench-node mux -- DIR...`: runs `bench_node` (this very binary) for the node in each of
 /// `dirs` and relays their stdio over this process's stdio until every node ended.
 pub async fn serve(bench_node: &Path, dirs: &[String]) {
     let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(1024);
     let writer = tokio::spawn(write_frames(tokio::io::stdout(), out_rx));
-    let mut stdins: Vec<Option<ChildStdin>> = Vec::new();
+    let stdins: Stdins = Arc::default();
     let mut relays = tokio::task::JoinSet::new();
     for (i, dir) in dirs.iter().enumerate() {
         let spawned = tokio::process::Command::new(bench_node)
@@ -71,24 +76,28 @@ pub async fn serve(bench_node: &Path, dirs: &[String]) {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn();
-        match spawned {
+        let stdin = match spawned {
             Ok(mut child) => {
-                stdins.push(child.stdin.take());
+                let stdin = child.stdin.take().and_then(|s| s.into_owned_fd().ok());
                 relays.spawn(relay(i, child, out_tx.clone()));
+                stdin.map(std::fs::File::from)
             }
             Err(e) => {
-                stdins.push(None);
                 let why = format!("bench-node mux: cannot start {}: {e}", bench_node.display());
                 let _ = out_tx.send(frame(i, b'e', why.as_bytes())).await;
                 let _ = out_tx.send(exit_frame(i, Some(NOT_STARTED))).await;
+                None
             }
-        }
+        };
+        lock(&stdins).push(stdin);
     }
     drop(out_tx);
 
-    let mut input = BufReader::new(tokio::io::stdin());
-    let mut line = Vec::new();
-    let mut listening = true;
+    let heard = Arc::new(std::sync::Mutex::new(Instant::now()));
+    let (input, last) = (stdins.clone(), heard.clone());
+    // Blocked in read() until the master writes or goes; ends with the process.
+    std::thread::spawn(move || listen(input, last));
+    let mut check = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             // A node ended; once all have (and their last frames are queued), the mux is done.
@@ -97,21 +106,11 @@ pub async fn serve(bench_node: &Path, dirs: &[String]) {
                     break;
                 }
             }
-            // A line from the master, its end, or its silence.
-            read = tokio::time::timeout(WATCHDOG, input.read_until(b'\n', &mut line)),
-                if listening =>
-            {
-                match read {
-                    Ok(Ok(n)) if n > 0 => {
-                        command(&line, &mut stdins).await;
-                        line.clear();
-                    }
-                    // The master is gone: closing their stdin stops the nodes that are not
-                    // detached.
-                    _ => {
-                        listening = false;
-                        stdins.clear();
-                    }
+            // The master silent too long (killed, or its host cut off): closing their stdin
+            // stops the nodes that are not detached.
+            _ = check.tick() => {
+                if lock(&heard).elapsed() > WATCHDOG {
+                    lock(&stdins).clear();
                 }
             }
         }
@@ -119,8 +118,27 @@ pub async fn serve(bench_node: &Path, dirs: &[String]) {
     let _ = writer.await;
 }
 
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Reads the master's lines and carries them out; at the end of its input (the master is
+/// gone), closes every node's stdin.
+fn listen(stdins: Stdins, heard: Arc<std::sync::Mutex<Instant>>) {
+    use std::io::BufRead;
+    let mut input = std::io::stdin().lock();
+    let mut line = Vec::new();
+    while matches!(input.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+        *lock(&heard) = Instant::now();
+        command(&line, &mut lock(&stdins));
+        line.clear();
+    }
+    lock(&stdins).clear();
+}
+
 /// Carries out one line of the master.
-async fn command(line: &[u8], stdins: &mut [Option<ChildStdin>]) {
+fn command(line: &[u8], stdins: &mut [Option<std::fs::File>]) {
+    use std::io::Write;
     let line = String::from_utf8_lossy(line);
     let Some((node, word)) = line.trim_end().split_once(' ') else {
         return; // `ping`, or nothing we know.
@@ -132,13 +150,7 @@ async fn command(line: &[u8], stdins: &mut [Option<ChildStdin>]) {
         *slot = None;
     } else if let Some(stdin) = slot.as_mut() {
         // A node that is gone shows up by its own end; nothing to do here.
-        if stdin
-            .write_all(format!("{word}\n").as_bytes())
-            .await
-            .is_ok()
-        {
-            let _ = stdin.flush().await;
-        }
+        let _ = stdin.write_all(format!("{word}\n").as_bytes());
     }
 }
 
