@@ -76,6 +76,11 @@ impl Recorder {
         }
     }
 
+    /// Sets when the run started; per-second counts are taken from it.
+    pub fn set_origin(&mut self, t0: Instant) {
+        self.t0 = t0;
+    }
+
     fn cycle(&mut self, cycle: u32) -> &mut CycleResult {
         while self.cycles.len() <= cycle as usize {
             let index = self.cycles.len() as u32;

@@ -68,27 +68,10 @@ pub async fn run(
             url: plan.url.to_string(),
             message: e.message,
         })?;
-    let mut shutdown = pin!(shutdown);
-    emit(
-        config.progress,
-        &ProgressEvent::Ready {
-            node: config.node.number,
-            pid: std::process::id(),
-        },
-    );
-    let mut interrupted = tokio::select! {
-        // The master's word (or at once when running alone).
-        _ = start => false,
-        // Stopped before it began.
-        _ = &mut shutdown => true,
-    };
-
-    let t0 = Instant::now();
-    let started_unix_ms = unix_ms(SystemTime::now());
+    // Everything is prepared before the start, so that nodes start together on the word.
     let shared = Shared {
         plan: plan.clone(),
         connector,
-        t0,
         node: config.node.number,
         nodes: config.node.count.max(1),
         static_urls: plan
@@ -106,6 +89,23 @@ pub async fn run(
         .map(|i| Worker::spawn(i, shared.clone()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(EngineError::Spawn)?;
+    let mut shutdown = pin!(shutdown);
+    emit(
+        config.progress,
+        &ProgressEvent::Ready {
+            node: config.node.number,
+            pid: std::process::id(),
+        },
+    );
+    let mut interrupted = tokio::select! {
+        // The master's word (or at once when running alone).
+        _ = start => false,
+        // Stopped before it began.
+        _ = &mut shutdown => true,
+    };
+
+    let t0 = Instant::now();
+    let started_unix_ms = unix_ms(SystemTime::now());
 
     let mut windows: Vec<Window> = Vec::new();
     let mut users_per_second: Vec<u32> = Vec::new();
@@ -157,6 +157,7 @@ pub async fn run(
                 ),
             };
             worker.start(CycleJob {
+                t0,
                 window,
                 load,
                 phase: phase_rx.clone(),

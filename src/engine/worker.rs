@@ -20,6 +20,8 @@ use crate::test_def::TestPlan;
 
 /// One cycle's share of the load for a worker.
 pub struct CycleJob {
+    /// When the run started (the origin of per-second counts).
+    pub t0: Instant,
     pub window: Window,
     pub load: Load,
     pub phase: watch::Receiver<Phase>,
@@ -55,7 +57,6 @@ pub struct Worker {
 pub struct Shared {
     pub plan: Arc<TestPlan>,
     pub connector: Arc<Connector>,
-    pub t0: Instant,
     pub node: u32,
     pub nodes: u32,
     /// Per step, its URL when it has no template: resolved once, not per request.
@@ -75,10 +76,12 @@ impl Worker {
                     .build()
                     .expect("a current-thread runtime builds");
                 let names = shared.plan.steps.iter().map(|s| s.name.clone()).collect();
-                let recorder = Rc::new(RefCell::new(Recorder::new(shared.t0, names)));
+                // Spawned before the start: the run's origin comes with the first job.
+                let recorder = Rc::new(RefCell::new(Recorder::new(Instant::now(), names)));
                 let local = tokio::task::LocalSet::new();
                 local.block_on(&runtime, async {
                     while let Some(job) = rx.recv().await {
+                        recorder.borrow_mut().set_origin(job.t0);
                         run_job(&shared, &recorder, &c, job).await;
                     }
                 });
