@@ -4,10 +4,28 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::io::AsyncBufReadExt;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
+
+/// Longest wait for a `start AT` time: beyond it the clocks of master and node disagree, and
+/// the node starts then rather than wait on a wrong clock.
+const MAX_START_WAIT: Duration = Duration::from_secs(2);
+
+/// How long to wait for `start AT` (Unix ms): none when AT is past or unreadable.
+fn start_delay(at: &str) -> Duration {
+    let Ok(at_ms) = at.trim().parse::<u64>() else {
+        return Duration::ZERO;
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Duration::from_millis(at_ms)
+        .saturating_sub(now)
+        .min(MAX_START_WAIT)
+}
 
 /// The start gate and the stop signal of a run.
 pub struct Control {
@@ -48,6 +66,16 @@ impl Control {
                             "start" => {
                                 start_tx.send_replace(true);
                             }
+                            // `start AT`: start at Unix time AT (ms), so that nodes reached one
+                            // after the other still start together.
+                            word if word.starts_with("start ") => {
+                                let wait = start_delay(&word["start ".len()..]);
+                                let tx = start_tx.clone();
+                                tokio::spawn(async move {
+                                    tokio::time::sleep(wait).await;
+                                    tx.send_replace(true);
+                                });
+                            }
                             "stop" => {
                                 stop_tx.send_replace(Some("stopped by the master".into()));
                             }
@@ -87,5 +115,26 @@ impl Control {
     /// Why the run was stopped, if it was.
     pub fn reason(&self) -> Option<String> {
         self.stop.borrow().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_times_wait_until_then_but_never_long() {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let wait = start_delay(&(now + 300).to_string());
+        assert!(
+            wait > Duration::from_millis(200) && wait <= Duration::from_millis(300),
+            "{wait:?}"
+        );
+        assert_eq!(start_delay(&(now - 1000).to_string()), Duration::ZERO);
+        assert_eq!(start_delay(&(now + 60_000).to_string()), MAX_START_WAIT);
+        assert_eq!(start_delay("soon"), Duration::ZERO);
     }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum ProgressEvent {
     /// The plan is loaded and the target resolved; with `--wait-start` the node now waits for
-    /// `start` on stdin.
+    /// `start` (now) or `start AT` (at Unix time AT, ms) on stdin.
     Ready {
         /// Node number.
         node: u32,

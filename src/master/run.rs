@@ -14,6 +14,9 @@ use super::transport::{signal, Transport};
 use super::Interrupt;
 use crate::engine::progress::ProgressEvent;
 
+/// How far ahead of the word nodes are told to start.
+const START_LEAD: Duration = Duration::from_millis(200);
+
 /// A node silent for this long while it runs is taken for dead or cut off (it reports every
 /// second).
 pub const STALL: Duration = Duration::from_secs(10);
@@ -433,12 +436,19 @@ impl Coordinator {
                 slot.give_up(State::Missing, "not ready when the run started".into());
             }
         }
-        // The writes go to local pipes: all nodes get the word within a millisecond or so.
+        // Every node gets the same start time a little ahead, so that the order and delay in
+        // which the words arrive (one channel per host, busy machines) do not skew the start.
+        let at = SystemTime::now() + START_LEAD;
+        let at_ms = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        let word = format!("start {at_ms}");
         let writes = self
             .slots
             .iter_mut()
             .filter(|s| s.state == State::Ready)
-            .map(|s| s.say("start"));
+            .map(|s| s.say(&word));
         super::join_all(writes).await;
         let now = Instant::now();
         for slot in &mut self.slots {
