@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, Semaphore};
 use super::collect::{self, Collected};
 use super::config::Config;
 use super::deploy::{deploy, test_files, Cluster, DeployPlan, DeployedNode};
-use super::follow::{follow, log_paths};
+use super::follow::{follow, log_paths, NodeMsg};
 use super::progress::Display;
 use super::run::{Coordinator, Ending, Slot, State};
 use super::state::{NodeState, RunState};
@@ -201,40 +201,7 @@ impl Run<'_> {
             Some(_) = interrupts.recv() => return Err(MasterError::Interrupted),
         };
 
-        // Spawn every deployed node, one channel per SSH host; the others are failed from
-        // the start.
-        let (tx, rx) = mpsc::channel(1024);
-        let mut slots = Vec::with_capacity(deployed.len());
-        let mut by_host: Vec<Vec<(usize, DeployedNode)>> = vec![Vec::new(); cluster.hosts.len()];
-        for (p, d) in deployed.into_iter().enumerate() {
-            let (node, h) = &cluster.nodes[p];
-            let mut slot = Slot::new(node.number, cluster.hosts[*h].clone(), String::new());
-            match d {
-                Ok(d) => {
-                    slot.dir = d.dir.clone();
-                    by_host[*h].push((p, d));
-                }
-                Err(e) => slot.give_up(State::Failed, format!("deploy failed: {e}")),
-            }
-            slots.push(slot);
-        }
-        let starts = by_host
-            .iter()
-            .zip(&cluster.hosts)
-            .map(|(nodes, host)| start_nodes(host.as_ref(), nodes));
-        for (nodes, started) in by_host.iter().zip(join_all(starts).await) {
-            for ((p, _), process) in nodes.iter().zip(started) {
-                let slot = &mut slots[*p];
-                match process {
-                    Ok(process) => {
-                        let (out, err) = log_paths(&run_dir, slot.number);
-                        slot.stdin = Some(follow(*p, process, out, err, tx.clone()));
-                    }
-                    Err(e) => slot.give_up(State::Failed, format!("cannot start bench-node: {e}")),
-                }
-            }
-        }
-        drop(tx);
+        let (slots, rx) = spawn_all(&cluster, deployed, &run_dir).await;
         eprintln!(
             "deployed and spawned in {:.1}s",
             deploy_started.elapsed().as_secs_f64()
@@ -333,6 +300,48 @@ impl Run<'_> {
         state.save(&run_dir)?;
         finish(&config.workdir, &run_dir, collected)
     }
+}
+
+/// Spawns every deployed node, one channel per SSH host, and follows it; the nodes that
+/// failed to deploy are failed from the start. Returns the coordinator's slots and the
+/// channel of their messages.
+async fn spawn_all(
+    cluster: &Cluster,
+    deployed: Vec<Result<DeployedNode, super::deploy::DeployError>>,
+    run_dir: &Path,
+) -> (Vec<Slot>, mpsc::Receiver<NodeMsg>) {
+    let (tx, rx) = mpsc::channel(1024);
+    let mut slots = Vec::with_capacity(deployed.len());
+    let mut by_host: Vec<Vec<(usize, DeployedNode)>> = vec![Vec::new(); cluster.hosts.len()];
+    for (p, d) in deployed.into_iter().enumerate() {
+        let (node, h) = &cluster.nodes[p];
+        let mut slot = Slot::new(node.number, cluster.hosts[*h].clone(), String::new());
+        match d {
+            Ok(d) => {
+                slot.dir = d.dir.clone();
+                by_host[*h].push((p, d));
+            }
+            Err(e) => slot.give_up(State::Failed, format!("deploy failed: {e}")),
+        }
+        slots.push(slot);
+    }
+    let starts = by_host
+        .iter()
+        .zip(&cluster.hosts)
+        .map(|(nodes, host)| start_nodes(host.as_ref(), nodes));
+    for (nodes, started) in by_host.iter().zip(join_all(starts).await) {
+        for ((p, _), process) in nodes.iter().zip(started) {
+            let slot = &mut slots[*p];
+            match process {
+                Ok(process) => {
+                    let (out, err) = log_paths(run_dir, slot.number);
+                    slot.stdin = Some(follow(*p, process, out, err, tx.clone()));
+                }
+                Err(e) => slot.give_up(State::Failed, format!("cannot start bench-node: {e}")),
+            }
+        }
+    }
+    (slots, rx)
 }
 
 /// Starts the deployed `nodes` of `host`: through one `bench-node mux` channel on an SSH host
