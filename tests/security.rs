@@ -474,10 +474,8 @@ fn xml_entities_and_doctypes_in_a_result_are_refused() {
     }
 }
 
-/// Known gap, for the owner of `result::read` (docs/RELIABILITY.md): remove the `ignore` once
-/// the reader refuses them.
+/// Characters XML 1.0 forbids are refused by the result reader, raw or as references.
 #[test]
-#[ignore = "known gap: the result reader lets through characters XML 1.0 forbids"]
 fn control_characters_in_a_result_are_refused() {
     let server = Server::start();
     let dir = tempdir();

@@ -263,6 +263,7 @@ fn convert(ev: Event<'_>, pos: u64) -> Result<Option<Ev>, Option<String>> {
                 let a = a.map_err(|e| m(&e))?;
                 let key = std::str::from_utf8(a.key.as_ref()).map_err(|e| m(&e))?;
                 let value = a.unescape_value().map_err(|e| m(&e))?;
+                xml_chars(&value)?;
                 attrs.push((key.to_string(), value.into_owned()));
             }
             Ok(Some(Ev::Start(Elem {
@@ -272,13 +273,31 @@ fn convert(ev: Event<'_>, pos: u64) -> Result<Option<Ev>, Option<String>> {
             })))
         }
         Event::End(_) => Ok(Some(Ev::End)),
-        Event::Text(t) => Ok(Some(Ev::Text(
-            t.unescape().map_err(|e| m(&e))?.into_owned(),
-        ))),
-        Event::CData(c) => Ok(Some(Ev::Text(c.decode().map_err(|e| m(&e))?.into_owned()))),
+        Event::Text(t) => {
+            let text = t.unescape().map_err(|e| m(&e))?;
+            xml_chars(&text)?;
+            Ok(Some(Ev::Text(text.into_owned())))
+        }
+        Event::CData(c) => {
+            let text = c.decode().map_err(|e| m(&e))?;
+            xml_chars(&text)?;
+            Ok(Some(Ev::Text(text.into_owned())))
+        }
         Event::DocType(_) => Err(None),
         Event::Eof => Ok(Some(Ev::Eof)),
         Event::Empty(_) | Event::Comment(_) | Event::Decl(_) | Event::PI(_) => Ok(None),
+    }
+}
+
+/// Refuses characters XML 1.0 forbids (control characters but tab, LF and CR), raw or written
+/// as character references: the writer never emits them, and they would reach terminals.
+fn xml_chars(s: &str) -> Result<(), Option<String>> {
+    match s.chars().find(|c| !crate::result::write::is_xml_char(*c)) {
+        None => Ok(()),
+        Some(c) => Err(Some(format!(
+            "character U+{:04X} is not allowed in XML 1.0",
+            c as u32
+        ))),
     }
 }
 
