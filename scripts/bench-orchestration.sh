@@ -9,7 +9,7 @@
 # the node workspace), then alternates 1-node and 32-node runs ROUNDS times and compares the
 # medians. Prints every run's overhead and the ratio; exits 1 when the ratio is above 2.
 #
-#   scripts/bench-orchestration.sh [ROUNDS] [NODES] [HOSTS]   (default: 3 rounds, 32 nodes)
+#   scripts/bench-orchestration.sh [ROUNDS] [NODES] [HOSTS]   (default: 5 rounds, 32 nodes)
 #
 # HOSTS=one (default) puts every node on one host (`node-a` listed NODES times: one connection,
 # one remote command per stage); HOSTS=distinct gives each node its own alias of the same sshd
@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rounds="${1:-3}"
+rounds="${1:-5}"
 nodes="${2:-32}"
 hosts="${3:-one}"
 cycle=2
@@ -145,6 +145,7 @@ overhead() {
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 echo "sshd on 127.0.0.1:$port (default MaxStartups/MaxSessions), target on :$tport"
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) (other load skews the figures)"
 echo "warm-up run (uploads bench-node into the node workspace)..."
 overhead nodes-1 >/dev/null
 one=()

@@ -60,7 +60,8 @@ pub struct Outcome {
 pub enum MasterError {
     #[error(transparent)]
     Test(#[from] crate::test_def::TestDefError),
-    #[error("{}: {source}", path.display())]
+    /// A file or directory of the master's workspace (the cause follows as the source).
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]
