@@ -5,7 +5,8 @@
 #                                   (-runs=0); fast, what CI can run; fails on any crash
 #   scripts/fuzz.sh long [SECONDS]  fuzz each target for SECONDS (default 600), ONE AT A TIME,
 #                                   growing fuzz/corpus/<target>; logs in fuzz/logs/
-#   scripts/fuzz.sh cmin            minimise each corpus in place (before committing it)
+#   scripts/fuzz.sh cmin            minimise each corpus in place, keeping every feature with
+#                                   the fewest inputs (-set_cover_merge), before committing it
 #   TARGETS="nodes progress" scripts/fuzz.sh ...   only these targets
 #
 # Targets (fuzz/fuzz_targets/): test_def (the TOML test definition), nodes (the nodes file),
@@ -68,7 +69,7 @@ for t in "${targets[@]}"; do
     cmin)
       echo "== $t: minimising the corpus" >&2
       rm -rf "corpus/$t.min" && mkdir "corpus/$t.min"
-      "$bin_dir/$t" "${common[@]}" -merge=1 "corpus/$t.min" "corpus/$t" 2>"logs/$t.cmin.log"
+      "$bin_dir/$t" "${common[@]}" -set_cover_merge=1 "corpus/$t.min" "corpus/$t" 2>"logs/$t.cmin.log"
       rm -rf "corpus/$t" && mv "corpus/$t.min" "corpus/$t"
       echo "$t: $(ls "corpus/$t" | wc -l) inputs, $(du -sh "corpus/$t" | cut -f1)" >&2
       ;;
