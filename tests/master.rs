@@ -652,3 +652,61 @@ fn service_over_ssh_and_monitored_hosts() {
         assert_eq!(xml.matches(&tag).count(), 1, "{tag}");
     }
 }
+
+#[test]
+fn a_changed_host_key_is_refused_even_when_accepting_new_ones() {
+    let sshd = Sshd::start();
+    let dir = tempdir();
+    let b = Bench::new(dir.path());
+    let nodes = write(dir.path(), "nodes", &format!("{STRANGER}\n"));
+    // Record a key for the host that is not its key: what a man in the middle would present.
+    let other = dir.path().join("other_host_key");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let public = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let key: Vec<&str> = public.split_whitespace().take(2).collect();
+    std::fs::write(
+        &sshd.stranger_known_hosts,
+        format!("[127.0.0.1]:{} {} {}\n", sshd.port, key[0], key[1]),
+    )
+    .unwrap();
+    let out = b
+        .command(Some(&sshd), &["--check", "--accept-new-host-keys"])
+        .arg(&nodes)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("Host key verification failed")
+            || text(&out).contains("HOST IDENTIFICATION HAS CHANGED"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_run_name_cannot_leave_the_workspace() {
+    let server = Server::start();
+    let dir = tempdir();
+    let b = Bench::new(dir.path());
+    let test = test_file(dir.path(), &server.url());
+    let nodes = write(dir.path(), "nodes", "local\n");
+    for name in ["../../escaped", "..", "a/../../b", "/tmp/abs"] {
+        let out = b
+            .command(None, &["-n", name, "-D", "1"])
+            .arg(&nodes)
+            .arg(&test)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "-n {name}: {}", text(&out));
+        assert!(text(&out).contains(name), "-n {name}: {}", text(&out));
+    }
+    assert_eq!(server.count(), 0, "nothing ran");
+    assert!(!dir.path().join("escaped").exists());
+    assert!(!dir.path().parent().unwrap().join("escaped").exists());
+    assert!(!b.workdir.exists() || std::fs::read_dir(&b.workdir).unwrap().count() == 0);
+}
