@@ -6,7 +6,7 @@ mod engine;
 mod faults;
 mod master;
 mod master_faults;
-mod sshd;
 mod report;
 mod security;
+mod sshd;
 mod test_def;
