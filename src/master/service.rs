@@ -53,7 +53,8 @@ pub struct Service {
     /// Keeps the service's channel open (its stdin) while it runs.
     _stdin: Box<dyn tokio::io::AsyncWrite + Send + Unpin>,
     /// Fires when the service's process ends.
-    exited: oneshot::Receiver<()>,
+    /// Told when the process ended; `None` once that was seen.
+    exited: Option<oneshot::Receiver<()>>,
 }
 
 impl Service {
@@ -122,7 +123,7 @@ impl Service {
             command,
             log,
             _stdin: process.stdin,
-            exited,
+            exited: Some(exited),
         })
     }
 
@@ -135,7 +136,12 @@ impl Service {
                 eprintln!("service: {} answers", spec.ready_url);
                 return Ok(());
             }
-            if self.exited.try_recv().is_ok() {
+            let gone = match self.exited.as_mut().map(|rx| rx.try_recv()) {
+                Some(Err(oneshot::error::TryRecvError::Empty)) => false,
+                Some(_) | None => true,
+            };
+            if gone {
+                self.exited = None;
                 return Err(ServiceError::Exited {
                     command: self.command.clone(),
                     url: spec.ready_url.to_string(),
@@ -156,6 +162,10 @@ impl Service {
     /// Stops the service: SIGTERM, then SIGKILL after 5 s.
     pub async fn stop(mut self) {
         let Some(pid) = self.pid else { return };
+        // Already ended (it may have failed to start).
+        let Some(exited) = self.exited.take() else {
+            return;
+        };
         let bounded = |s: &'static str| {
             let host = self.host.clone();
             async move {
@@ -165,7 +175,7 @@ impl Service {
             }
         };
         bounded("TERM").await;
-        if tokio::time::timeout(Duration::from_secs(5), &mut self.exited)
+        if tokio::time::timeout(Duration::from_secs(5), exited)
             .await
             .is_err()
         {
