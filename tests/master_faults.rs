@@ -855,3 +855,29 @@ fn the_service_is_stopped_when_the_run_fails_before_it_starts() {
     assert!(took < Duration::from_secs(10), "{took:?}");
     assert_eq!(processes(&format!("sleep {nap}")), Vec::<String>::new());
 }
+
+#[test]
+fn a_service_that_exits_before_it_is_ready_is_a_clear_error() {
+    let dir = tempdir();
+    let b = Bench::new(dir.path());
+    let port = crate::util::closed_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let test = write(
+        dir.path(),
+        "test.toml",
+        &format!(
+            "[test]\nname = \"service-exits\"\nurl = \"{url}\"\n\n[bench]\ncycles = [1]\n\
+             duration = 1\n\n[[step]]\nname = \"home\"\npath = \"/\"\n\n\
+             [service]\ncommand = [\"false\"]\nready_url = \"{url}/\"\n"
+        ),
+    );
+    let nodes = write(dir.path(), "nodes", "local\n");
+    let mut cmd = b.command(None, &[]);
+    cmd.arg(&nodes).arg(&test);
+    let (status, took, out) = Master::spawn(cmd).wait(Duration::from_secs(30));
+    eprintln!("FIGURE service exiting at once: master ended in {took:.1?}");
+    assert_eq!(status.code(), Some(1), "{out}");
+    assert!(out.contains("exited before"), "{out}");
+    assert!(!out.contains("panicked"), "{out}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
