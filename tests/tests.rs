@@ -4,6 +4,7 @@ mod util;
 
 mod engine;
 mod faults;
+mod fuzz_corpora;
 mod master;
 mod master_faults;
 mod report;
