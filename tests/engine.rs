@@ -34,6 +34,13 @@ fn node_requests(r: &NodeResult) -> u64 {
         .sum()
 }
 
+/// Runs `bench-node run TEST -o OUT`, which must succeed, and reads its result.
+fn run_node(test: &std::path::Path, out: &std::path::Path) -> NodeResult {
+    let o = run(bench_node().arg("run").arg(test).arg("-o").arg(out));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    read_file(out).unwrap()
+}
+
 #[test]
 fn two_cycles_count_exactly_what_the_server_received() {
     let server = Server::start();
@@ -126,9 +133,7 @@ fn bad_status_is_a_failure_and_a_closed_port_an_error() {
         &test_toml(&server.url(), "2", 1.0, &steps),
     );
     let out = dir.path().join("r.xml");
-    let o = run(bench_node().arg("run").arg(&test).arg("-o").arg(&out));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let r = read_file(&out).unwrap();
+    let r = run_node(&test, &out);
     let c = &r.cycles[0];
     // The failing step ends each test: the third step is never reached.
     assert!(c.steps[1].failure > 0 && c.steps[1].success == 0);
@@ -153,9 +158,7 @@ fn bad_status_is_a_failure_and_a_closed_port_an_error() {
         "t2.toml",
         &test_toml(&server.url(), "2", 1.0, &steps),
     );
-    let o = run(bench_node().arg("run").arg(&test).arg("-o").arg(&out));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let r = read_file(&out).unwrap();
+    let r = run_node(&test, &out);
     assert!(r.cycles[0].requests.error > 0);
     assert_eq!(r.cycles[0].requests.success, 0);
     assert!(
@@ -331,16 +334,12 @@ fn https_with_a_self_signed_certificate_needs_insecure() {
     let out = dir.path().join("r.xml");
 
     let test = write(dir.path(), "strict.toml", &strict);
-    let o = run(bench_node().arg("run").arg(&test).arg("-o").arg(&out));
-    assert!(o.status.success());
-    let r = read_file(&out).unwrap();
+    let r = run_node(&test, &out);
     assert_eq!(r.cycles[0].requests.success, 0);
     assert!(r.errors.iter().any(|g| g.kind == "tls"), "{:?}", r.errors);
 
     let test = write(dir.path(), "insecure.toml", &insecure);
-    let o = run(bench_node().arg("run").arg(&test).arg("-o").arg(&out));
-    assert!(o.status.success());
-    let r = read_file(&out).unwrap();
+    let r = run_node(&test, &out);
     assert!(r.cycles[0].requests.success > 10);
     assert_eq!(r.cycles[0].requests.error, 0, "{:?}", r.errors);
     assert!(r.test.url.starts_with("https://"));
@@ -359,9 +358,7 @@ fn redirects_are_followed_and_counted_and_cookies_kept_per_user() {
         &test_toml(&server.url(), "3", 1.0, steps),
     );
     let out = dir.path().join("r.xml");
-    let o = run(bench_node().arg("run").arg(&test).arg("-o").arg(&out));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let r = read_file(&out).unwrap();
+    let r = run_node(&test, &out);
     let c = &r.cycles[0];
     assert_eq!(c.steps[1].failure, 0, "cookie lost: {:?}", r.errors);
     assert!(c.steps[1].success > 10);
@@ -390,9 +387,7 @@ fn captured_values_feed_later_steps() {
         &test_toml(&server.url(), "2", 1.0, steps),
     );
     let out = dir.path().join("r.xml");
-    let o = run(bench_node().arg("run").arg(&test).arg("-o").arg(&out));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let r = read_file(&out).unwrap();
+    let r = run_node(&test, &out);
     let c = &r.cycles[0];
     assert!(c.steps[0].success > 5, "{:?}", r.errors);
     assert_eq!(c.steps[1].failure + c.steps[1].error, 0, "{:?}", r.errors);
@@ -410,9 +405,7 @@ fn the_node_samples_its_own_resources() {
         &test_toml(&server.url(), "2", 2.5, steps),
     );
     let out = dir.path().join("r.xml");
-    let o = run(bench_node().arg("run").arg(&test).arg("-o").arg(&out));
-    assert!(o.status.success());
-    let r = read_file(&out).unwrap();
+    let r = run_node(&test, &out);
     let own = r.resources.iter().find(|h| h.role == "node").unwrap();
     assert!(own.samples.len() >= 2, "{} samples", own.samples.len());
     assert!(own.samples.iter().all(|s| s.mem_total_kib > 0));
