@@ -34,6 +34,28 @@ fn node_requests(r: &NodeResult) -> u64 {
         .sum()
 }
 
+/// One step: `GET /`.
+const HOME_STEP: &str = "[[step]]\nname = \"home\"\npath = \"/\"\n";
+
+/// `bench-node run` as the master starts it: waiting for `start` on stdin, progress as asked
+/// (stdout piped).
+fn spawn_waiting(
+    test: &std::path::Path,
+    out: &std::path::Path,
+    progress: &str,
+) -> std::process::Child {
+    bench_node()
+        .arg("run")
+        .arg(test)
+        .arg("-o")
+        .arg(out)
+        .args(["--progress", progress, "--wait-start"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Runs `bench-node run TEST -o OUT`, which must succeed, and reads its result.
 fn run_node(test: &std::path::Path, out: &std::path::Path) -> NodeResult {
     let o = run(bench_node().arg("run").arg(test).arg("-o").arg(out));
@@ -241,7 +263,7 @@ fn bad_input_is_one_clear_line_and_exit_code_2() {
 fn check_prints_the_plan() {
     let server = Server::start();
     let dir = tempdir();
-    let steps = "[[step]]\nname = \"home\"\npath = \"/\"\n";
+    let steps = HOME_STEP;
     let test = write(
         dir.path(),
         "t.toml",
@@ -258,23 +280,14 @@ fn json_progress_and_start_on_the_masters_word() {
     use std::io::{BufRead, BufReader, Write};
     let server = Server::start();
     let dir = tempdir();
-    let steps = "[[step]]\nname = \"home\"\npath = \"/\"\n";
+    let steps = HOME_STEP;
     let test = write(
         dir.path(),
         "t.toml",
         &test_toml(&server.url(), "2", 1.5, steps),
     );
     let out = dir.path().join("r.xml");
-    let mut child = bench_node()
-        .arg("run")
-        .arg(&test)
-        .arg("-o")
-        .arg(&out)
-        .args(["--progress", "json", "--wait-start"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_waiting(&test, &out, "json");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     assert!(first.contains("\"ready\""), "{first}");
@@ -296,22 +309,14 @@ fn json_progress_and_start_on_the_masters_word() {
 fn stdin_closing_stops_the_node() {
     let server = Server::start();
     let dir = tempdir();
-    let steps = "[[step]]\nname = \"home\"\npath = \"/\"\n";
+    let steps = HOME_STEP;
     let test = write(
         dir.path(),
         "t.toml",
         &test_toml(&server.url(), "2", 60.0, steps),
     );
     let out = dir.path().join("r.xml");
-    let mut child = bench_node()
-        .arg("run")
-        .arg(&test)
-        .arg("-o")
-        .arg(&out)
-        .args(["--progress", "none", "--wait-start"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_waiting(&test, &out, "none");
     let mut stdin = child.stdin.take().unwrap();
     use std::io::Write;
     writeln!(stdin, "start").unwrap();
@@ -328,7 +333,7 @@ fn stdin_closing_stops_the_node() {
 fn https_with_a_self_signed_certificate_needs_insecure() {
     let server = Server::start_tls();
     let dir = tempdir();
-    let steps = "[[step]]\nname = \"home\"\npath = \"/\"\n";
+    let steps = HOME_STEP;
     let strict = test_toml(&server.url(), "2", 1.0, steps);
     let insecure = strict.replace("timeout = 2", "timeout = 2\ninsecure = true");
     let out = dir.path().join("r.xml");
@@ -398,7 +403,7 @@ fn captured_values_feed_later_steps() {
 fn the_node_samples_its_own_resources() {
     let server = Server::start();
     let dir = tempdir();
-    let steps = "[[step]]\nname = \"home\"\npath = \"/\"\n";
+    let steps = HOME_STEP;
     let test = write(
         dir.path(),
         "t.toml",
