@@ -350,6 +350,55 @@ fn https_with_a_self_signed_certificate_needs_insecure() {
     assert!(r.test.url.starts_with("https://"));
 }
 
+/// Two steps with think time between them and a pause between executions.
+fn thinking_test(url: &str, users: u32, think: f64) -> String {
+    let steps = "[[step]]\nname = \"a\"\npath = \"/a\"\n\n[[step]]\nname = \"b\"\npath = \"/b\"\n";
+    test_toml(url, &users.to_string(), 1.5, steps).replace(
+        "timeout = 2",
+        &format!(
+            "timeout = 2\ninsecure = true\nsleep_time_min = {think}\nsleep_time_max = {think}\n\
+             sleep_time = {think}"
+        ),
+    )
+}
+
+/// A thinking user parks its connection (hyper's state and buffers freed, the socket kept):
+/// all its requests still go over one keep-alive connection, plain or TLS.
+#[test]
+fn thinking_users_keep_one_connection_each() {
+    for server in [Server::start(), Server::start_tls()] {
+        let dir = tempdir();
+        let test = write(dir.path(), "t.toml", &thinking_test(&server.url(), 4, 0.03));
+        let r = run_node(&test, &dir.path().join("r.xml"));
+        let c = &r.cycles[0];
+        assert_eq!(c.requests.error + c.requests.failure, 0, "{:?}", r.errors);
+        assert!(
+            node_requests(&r) >= 4 * 20,
+            "{} requests",
+            node_requests(&r)
+        );
+        assert_eq!(node_requests(&r), server.count());
+        assert_eq!(server.connections(), 4, "{}", server.url());
+    }
+}
+
+/// A server that closes connections idle for 50 ms, users that think 150 ms: each connection
+/// is closed while parked, and the next request opens a new one instead of failing.
+#[test]
+fn a_connection_closed_while_parked_is_reopened() {
+    let server = Server::start_closing_idle(Duration::from_millis(50));
+    let dir = tempdir();
+    let test = write(dir.path(), "t.toml", &thinking_test(&server.url(), 3, 0.15));
+    let r = run_node(&test, &dir.path().join("r.xml"));
+    let c = &r.cycles[0];
+    assert_eq!(c.requests.error + c.requests.failure, 0, "{:?}", r.errors);
+    let requests = node_requests(&r);
+    assert!(requests >= 3 * 8, "{requests} requests");
+    assert_eq!(requests, server.count());
+    // Every request after a think found its connection closed.
+    assert_eq!(server.connections(), requests, "{requests} requests");
+}
+
 #[test]
 fn redirects_are_followed_and_counted_and_cookies_kept_per_user() {
     let server = Server::start();

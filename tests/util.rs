@@ -16,7 +16,12 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Server {
-        Server::start_with(None)
+        Server::start_with(None, None)
+    }
+
+    /// One that closes keep-alive connections idle for longer than `idle`.
+    pub fn start_closing_idle(idle: std::time::Duration) -> Server {
+        Server::start_with(None, Some(idle))
     }
 
     /// The same over HTTPS, with a freshly generated self-signed certificate for 127.0.0.1.
@@ -32,12 +37,14 @@ impl Server {
             .with_no_client_auth()
             .with_single_cert(vec![cert.cert.der().clone()], key)
             .unwrap();
-        Server::start_with(Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(
-            config,
-        ))))
+        let tls = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        Server::start_with(Some(tls), None)
     }
 
-    fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Server {
+    fn start_with(
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        idle_timeout: Option<std::time::Duration>,
+    ) -> Server {
         let (tx, rx) = std::sync::mpsc::channel();
         let is_tls = tls.is_some();
         let thread = std::thread::spawn(move || {
@@ -47,8 +54,9 @@ impl Server {
                 .build()
                 .unwrap();
             rt.block_on(async {
-                let (target, listener) =
+                let (mut target, listener) =
                     Target::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+                target.idle_timeout = idle_timeout;
                 tx.send(target.clone()).unwrap();
                 target.serve(listener, tls, std::future::pending()).await;
             });
@@ -67,6 +75,11 @@ impl Server {
 
     pub fn count(&self) -> u64 {
         self.target.count()
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.target.connection_count()
     }
 }
 

@@ -32,6 +32,10 @@ enum Command {
     Target {
         #[arg(long, default_value = "127.0.0.1:8099")]
         listen: SocketAddr,
+        /// Close keep-alive connections idle for longer than this, e.g. `5s` or `300ms`
+        /// (default: keep them open).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        idle_timeout: Option<Duration>,
     },
 }
 
@@ -109,10 +113,14 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, (u8, anyhow::Error)> {
             benchmaster::master::mux::serve(&exe, &dirs).await;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Target { listen } => {
-            let (target, listener) = Target::bind(listen)
+        Command::Target {
+            listen,
+            idle_timeout,
+        } => {
+            let (mut target, listener) = Target::bind(listen)
                 .await
                 .map_err(|e| (1, anyhow::anyhow!("cannot listen on {listen}: {e}")))?;
+            target.idle_timeout = idle_timeout;
             eprintln!("bench-node target listening on http://{}", target.addr);
             target
                 .serve(listener, None, async {

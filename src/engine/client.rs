@@ -1,12 +1,14 @@
 //! One virtual user's HTTP client: a single keep-alive HTTP/1.1 connection (hyper's
 //! `client::conn::http1`, not a pool), reopened when the server closes it or the host changes,
-//! plus the user's own cookie jar.
+//! plus the user's own cookie jar. While the user thinks, the connection is parked: the socket
+//! stays open but hyper's state and buffers are freed, so 10 000 thinking users cost little.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,6 +18,7 @@ use hyper::header::{HeaderValue, CONTENT_TYPE, COOKIE, HOST, SET_COOKIE, USER_AG
 use hyper::{HeaderMap, Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use url::Url;
 
@@ -118,23 +121,40 @@ fn origin(url: &Url) -> Origin {
     )
 }
 
-/// A connection's driver: hyper's `Connection` future, boxed so plain and TLS streams share a
-/// type. It is polled by the user's own task, never spawned: one task per user, and the response
-/// is seen the moment it is read, without waiting for another task's turn.
-type Driver = Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>;
+/// A connection's byte stream, plain TCP or TLS.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+type Socket = Box<dyn Io>;
+
+/// hyper's side of a connection: the request handle and the connection future, which the user's
+/// own task polls (never spawned: one task per user, and a response is seen the moment it is
+/// read, without waiting for another task's turn).
+struct Http {
+    sender: SendRequest<Full<Bytes>>,
+    driver: http1::Connection<TokioIo<Socket>, Full<Bytes>>,
+    /// The driver completed (the connection closed); it must not be polled again.
+    closed: bool,
+}
+
+/// What an open connection holds between two requests.
+enum Link {
+    /// In use: hyper's state machine and its buffers (about 35 KB: read and write buffers and
+    /// the request channel's blocks).
+    Active(Box<Http>),
+    /// The user thinks: only the socket, still open and kept alive; hyper's state is rebuilt
+    /// over it for the next request (a few microseconds, against a think time).
+    Parked(Socket),
+}
 
 /// An open connection.
 struct Open {
     origin: Origin,
     /// The Host header for this origin.
     host: HeaderValue,
-    sender: SendRequest<Full<Bytes>>,
-    driver: Driver,
-    /// The driver completed (the connection closed); it must not be polled again.
-    closed: bool,
+    link: Link,
 }
 
-impl Open {
+impl Http {
     /// True when the connection can take the next request.
     async fn ready(&mut self) -> bool {
         if self.closed {
@@ -166,6 +186,20 @@ impl Open {
             }
         }
     }
+}
+
+/// How long parking waits for hyper to take a next request: at once after a complete keep-alive
+/// exchange; longer only while a request body is still being written, and then it is not parked.
+const PARK_WAIT: Duration = Duration::from_millis(5);
+
+/// True when a parked socket is still usable: nothing to read and not closed. A server that
+/// closed it (EOF or reset) or sent bytes nobody asked for makes it unusable. For TLS this also
+/// consumes records that carry no data (session tickets).
+fn still_open(socket: &mut Socket) -> bool {
+    let mut byte = [0u8; 1];
+    let mut buf = ReadBuf::new(&mut byte);
+    let mut cx = Context::from_waker(Waker::noop());
+    Pin::new(socket).poll_read(&mut cx, &mut buf).is_pending()
 }
 
 /// One user's client.
@@ -217,22 +251,25 @@ impl Client {
         keep_body: usize,
     ) -> Result<Incoming, RequestError> {
         let key = origin(req.url);
-        let reusable = match &mut self.conn {
-            Some(open) if open.origin == key => open.ready().await,
-            _ => false,
+        let kept_open = match self.conn.take() {
+            Some(open) if open.origin == key => self.reuse(open).await?,
+            _ => None,
         };
-        if !reusable {
-            self.conn = None;
-            let (sender, driver) = self.connect(req.url).await?;
-            self.conn = Some(Open {
-                host: host_header(req.url),
-                origin: key,
-                sender,
-                driver,
-                closed: false,
-            });
-        }
-        let open = self.conn.as_mut().expect("connection just ensured");
+        let open = match kept_open {
+            Some(open) => open,
+            None => {
+                let socket = self.connect(req.url).await?;
+                Open {
+                    host: host_header(req.url),
+                    origin: key,
+                    link: Link::Active(handshake(socket).await?),
+                }
+            }
+        };
+        let open = self.conn.insert(open);
+        let Link::Active(http) = &mut open.link else {
+            unreachable!("a connection about to send is active")
+        };
         let request = request(
             &req,
             &open.host,
@@ -241,12 +278,12 @@ impl Client {
             &mut self.last_uri,
         )?;
 
-        let response = open.sender.send_request(request);
-        let response = open.drive(response).await?.map_err(hyper_error)?;
+        let response = http.sender.send_request(request);
+        let response = http.drive(response).await?.map_err(hyper_error)?;
         let (parts, mut body) = response.into_parts();
         let mut kept = Vec::new();
         let mut body_len = 0u64;
-        while let Some(frame) = open.drive(body.frame()).await? {
+        while let Some(frame) = http.drive(body.frame()).await? {
             let frame = frame.map_err(hyper_error)?;
             if let Some(data) = frame.data_ref() {
                 body_len += data.len() as u64;
@@ -254,7 +291,7 @@ impl Client {
                 kept.extend_from_slice(&data[..room.min(data.len())]);
             }
         }
-        if open.closed {
+        if http.closed {
             self.conn = None;
         }
         for value in parts.headers.get_all(SET_COOKIE) {
@@ -268,6 +305,56 @@ impl Client {
             body: Bytes::from(kept),
             body_len,
         })
+    }
+}
+
+impl Client {
+    /// `open`, ready for the next request: an active connection once hyper takes one, a parked
+    /// one with hyper's state rebuilt over its socket. `None` when the server closed it.
+    async fn reuse(&mut self, mut open: Open) -> Result<Option<Open>, RequestError> {
+        match open.link {
+            Link::Active(ref mut http) => Ok(http.ready().await.then_some(open)),
+            Link::Parked(mut socket) => {
+                if !still_open(&mut socket) {
+                    return Ok(None);
+                }
+                open.link = Link::Active(handshake(socket).await?);
+                Ok(Some(open))
+            }
+        }
+    }
+
+    /// Parks the connection while the user thinks: the socket stays open (the server sees one
+    /// keep-alive connection, as before), hyper's state and buffers are freed. A connection
+    /// that is not idle at once stays active; one the server closed is dropped.
+    pub async fn park(&mut self) {
+        let Some(Open {
+            link: Link::Active(http),
+            ..
+        }) = &mut self.conn
+        else {
+            return;
+        };
+        match tokio::time::timeout(PARK_WAIT, http.ready()).await {
+            Ok(true) => {}
+            Ok(false) => {
+                self.conn = None;
+                return;
+            }
+            Err(_) => return,
+        }
+        let Some(open) = self.conn.take() else { return };
+        let Link::Active(http) = open.link else {
+            unreachable!("checked active above")
+        };
+        let parts = http.driver.into_parts();
+        // Bytes beyond the response: the connection is out of step, and is dropped.
+        if parts.read_buf.is_empty() {
+            self.conn = Some(Open {
+                link: Link::Parked(parts.io.into_inner()),
+                ..open
+            });
+        }
     }
 }
 
@@ -326,7 +413,7 @@ fn request(
 }
 
 impl Client {
-    async fn connect(&self, url: &Url) -> Result<(SendRequest<Full<Bytes>>, Driver), RequestError> {
+    async fn connect(&self, url: &Url) -> Result<Socket, RequestError> {
         let addr = self.connector.resolve(url).await?;
         let tcp = TcpStream::connect(addr).await.map_err(|e| RequestError {
             kind: "connect",
@@ -353,19 +440,23 @@ impl Client {
                     kind: "tls",
                     message: format!("TLS handshake with {addr} failed: {e}"),
                 })?;
-            handshake(TokioIo::new(tls)).await
+            Ok(Box::new(tls))
         } else {
-            handshake(TokioIo::new(tcp)).await
+            Ok(Box::new(tcp))
         }
     }
 }
 
-async fn handshake<T>(io: T) -> Result<(SendRequest<Full<Bytes>>, Driver), RequestError>
-where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (sender, conn) = http1::handshake(io).await.map_err(hyper_error)?;
-    Ok((sender, Box::pin(conn)))
+/// hyper's HTTP/1.1 state over `socket` (no I/O: the request is the first thing written).
+async fn handshake(socket: Socket) -> Result<Box<Http>, RequestError> {
+    let (sender, driver) = http1::handshake(TokioIo::new(socket))
+        .await
+        .map_err(hyper_error)?;
+    Ok(Box::new(Http {
+        sender,
+        driver,
+        closed: false,
+    }))
 }
 
 fn host_header(url: &Url) -> HeaderValue {

@@ -6,7 +6,9 @@
 //! N bytes, `close=1` closes the connection after the answer, `redirect=PATH` answers 302 to
 //! PATH, `set_cookie=NAME=VALUE` sets a cookie, `need_cookie=NAME` answers 401 unless the
 //! request carries that cookie. `/__count` returns the number of requests received so far
-//! (itself not counted).
+//! (itself not counted), `/__connections` the number of connections accepted. With an idle
+//! timeout it closes keep-alive connections that wait longer than that for a request, as
+//! production servers do.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -19,7 +21,7 @@ use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 /// Largest body `bytes=N` sends (64 MiB).
@@ -31,6 +33,10 @@ pub struct Target {
     pub addr: SocketAddr,
     /// Requests received (answered or not), `/__count` excluded.
     pub requests: Arc<AtomicU64>,
+    /// Connections accepted.
+    pub connections: Arc<AtomicU64>,
+    /// A keep-alive connection waiting longer than this for its next request is closed.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Target {
@@ -40,6 +46,8 @@ impl Target {
         let target = Target {
             addr: listener.local_addr()?,
             requests: Arc::new(AtomicU64::new(0)),
+            connections: Arc::new(AtomicU64::new(0)),
+            idle_timeout: None,
         };
         Ok((target, listener))
     }
@@ -58,11 +66,17 @@ impl Target {
                 accepted = listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
                     let _ = stream.set_nodelay(true);
-                    let count = self.requests.clone();
+                    self.connections.fetch_add(1, Ordering::SeqCst);
+                    let counts = (self.requests.clone(), self.connections.clone());
                     let tls = tls.clone();
+                    let mut http = http1::Builder::new();
+                    if let Some(idle) = self.idle_timeout {
+                        // hyper's header timeout runs from the end of the previous answer, so
+                        // it is also the keep-alive idle timeout.
+                        http.timer(TokioTimer::new()).header_read_timeout(idle);
+                    }
                     tokio::spawn(async move {
-                        let service = service_fn(move |req| answer(req, count.clone()));
-                        let http = http1::Builder::new();
+                        let service = service_fn(move |req| answer(req, counts.clone()));
                         let _ = match tls {
                             Some(tls) => match tls.accept(stream).await {
                                 Ok(stream) => http.serve_connection(TokioIo::new(stream), service).await,
@@ -89,14 +103,25 @@ impl Target {
     pub fn count(&self) -> u64 {
         self.requests.load(Ordering::SeqCst)
     }
+
+    /// Connections accepted so far.
+    pub fn connection_count(&self) -> u64 {
+        self.connections.load(Ordering::SeqCst)
+    }
 }
 
+/// Answers one request; `counts` are the requests and connections counters.
 async fn answer(
     req: Request<hyper::body::Incoming>,
-    count: Arc<AtomicU64>,
+    (count, connections): (Arc<AtomicU64>, Arc<AtomicU64>),
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    if req.uri().path() == "/__count" {
-        let n = count.load(Ordering::SeqCst);
+    let reported = match req.uri().path() {
+        "/__count" => Some(&count),
+        "/__connections" => Some(&connections),
+        _ => None,
+    };
+    if let Some(n) = reported {
+        let n = n.load(Ordering::SeqCst);
         return Ok(Response::new(Full::new(Bytes::from(n.to_string()))));
     }
     count.fetch_add(1, Ordering::SeqCst);

@@ -73,8 +73,11 @@ impl User {
             }
             iteration += 1;
             let pause = self.plan.bench.sleep_time;
-            if !pause.is_zero() && !self.pause_until(Instant::now() + pause).await {
-                break;
+            if !pause.is_zero() {
+                client.park().await;
+                if !self.pause_until(Instant::now() + pause).await {
+                    break;
+                }
             }
         }
         self.counters.users.fetch_sub(1, Ordering::Relaxed);
@@ -99,7 +102,7 @@ impl User {
         };
         let mut outcome = Outcome::Success;
         for index in 0..self.plan.steps.len() {
-            if index > 0 && !self.think(rng).await {
+            if index > 0 && !self.think(client, rng).await {
                 return false;
             }
             if !self.running() {
@@ -142,8 +145,8 @@ impl User {
         }
     }
 
-    /// Think time between two steps, uniform in [min, max].
-    async fn think(&mut self, rng: &mut SmallRng) -> bool {
+    /// Think time between two steps, uniform in [min, max], with the connection parked.
+    async fn think(&mut self, client: &mut Client, rng: &mut SmallRng) -> bool {
         let (min, max) = (
             self.plan.bench.sleep_time_min,
             self.plan.bench.sleep_time_max,
@@ -156,6 +159,7 @@ impl User {
         } else {
             min
         };
+        client.park().await;
         self.pause_until(Instant::now() + d).await
     }
 

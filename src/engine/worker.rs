@@ -178,6 +178,8 @@ async fn run_job(
                                 .users
                                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                             u.execute(&mut client, &mut rng, iteration, scheduled).await;
+                            // Idle until its next execution is due.
+                            client.park().await;
                             u.counters
                                 .users
                                 .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
