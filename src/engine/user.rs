@@ -84,8 +84,8 @@ impl User {
     }
 
     /// One execution of the whole test, due at `scheduled`: the test's latency and its first
-    /// page's count from then (so a late start is not hidden). False when the cycle ended or
-    /// was aborted before the test completed; an incomplete test is not recorded.
+    /// page's count from then (so a late start is not hidden). False when the cycle ended
+    /// before the test completed; an incomplete test is not recorded (an abort drops the task).
     pub async fn execute(
         &mut self,
         client: &mut Client,
@@ -115,9 +115,7 @@ impl User {
             };
             // Boxed: the request's state machine is large and only lives while a page is in
             // flight, so idle users (thinking, or between executions) stay small.
-            let Some(page) = Box::pin(self.page(client, index, &mut vars, started)).await else {
-                return false; // aborted
-            };
+            let page = Box::pin(self.page(client, index, &mut vars, started)).await;
             if page != Outcome::Success {
                 outcome = page;
                 break;
@@ -163,15 +161,15 @@ impl User {
         self.pause_until(Instant::now() + d).await
     }
 
-    /// One page: the step's request and its redirects, recorded. `None` when aborted.
+    /// One page: the step's request and its redirects, recorded.
     async fn page(
         &mut self,
         client: &mut Client,
         index: usize,
         vars: &mut Vars,
         started: Instant,
-    ) -> Option<Outcome> {
-        let end = self.exchanges(client, index, vars, started).await?;
+    ) -> Outcome {
+        let end = self.exchanges(client, index, vars, started).await;
         let mut recorder = self.recorder.borrow_mut();
         if let Some(f) = &end.fault {
             recorder.error(
@@ -194,7 +192,7 @@ impl User {
             end.outcome,
             end.bytes,
         );
-        Some(end.outcome)
+        end.outcome
     }
 
     /// The requests of one page (redirects followed), each recorded; the page's end.
@@ -204,7 +202,7 @@ impl User {
         index: usize,
         vars: &mut Vars,
         started: Instant,
-    ) -> Option<PageEnd> {
+    ) -> PageEnd {
         let plan = self.plan.clone();
         let step = &plan.steps[index];
         let resolved = match &self.static_urls[index] {
@@ -215,7 +213,7 @@ impl User {
             Ok(url) => url,
             Err(message) => {
                 let fault = Fault::new("other", message, "", None, b"");
-                return Some(PageEnd::new(Outcome::Failure, 0, Some(fault)));
+                return PageEnd::new(Outcome::Failure, 0, Some(fault));
             }
         };
         let headers = render_headers(step, vars);
@@ -240,12 +238,8 @@ impl User {
                 content_type,
                 body: body.clone(),
             };
-            let result = tokio::select! {
-                // The exchange finished, one way or another.
-                r = client.send(request, keep) => r,
-                // Interrupted: abandon the request.
-                _ = self.phase.wait_for(|p| *p == Phase::Abort) => return None,
-            };
+            // An abort drops the whole task (see the worker), so no per-request watch here.
+            let result = client.send(request, keep).await;
             let done = Instant::now();
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             let response = match result {
@@ -261,7 +255,7 @@ impl User {
                     );
                     let body = e.message.as_bytes();
                     let fault = Fault::new(e.kind, e.message.clone(), url.as_str(), None, body);
-                    return Some(PageEnd::new(Outcome::Error, bytes, Some(fault)));
+                    return PageEnd::new(Outcome::Error, bytes, Some(fault));
                 }
             };
             bytes += response.body_len;
@@ -324,16 +318,16 @@ impl User {
             } else {
                 outcome
             };
-            return Some(PageEnd {
+            return PageEnd {
                 outcome,
                 bytes,
                 fault,
                 done,
-            });
+            };
         }
         let detail = format!("more than {MAX_REDIRECTS} redirects");
         let fault = Fault::new("status", detail, url.as_str(), None, b"");
-        Some(PageEnd::new(Outcome::Failure, bytes, Some(fault)))
+        PageEnd::new(Outcome::Failure, bytes, Some(fault))
     }
 }
 

@@ -195,6 +195,18 @@ async fn run_job(
             }
         }
     }
-    while users.join_next().await.is_some() {}
+    let mut phase = job.phase.clone();
+    loop {
+        tokio::select! {
+            // Every user has ended.
+            next = users.join_next() => if next.is_none() { break },
+            // Stop now: the users' tasks are dropped, abandoning their requests in flight.
+            _ = phase.wait_for(|p| *p == Phase::Abort) => {
+                users.abort_all();
+                while users.join_next().await.is_some() {}
+                break;
+            }
+        }
+    }
     let _ = job.done.send(());
 }
