@@ -51,13 +51,14 @@ free_port() {
   done
 }
 
-# Waits (at most 10 s) until something accepts on 127.0.0.1:$1.
+# Waits (at most 10 s) until something accepts on 127.0.0.1:$1; shows log $2 if not.
 wait_port() {
   for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return
     sleep 0.1
   done
   echo "nothing listens on 127.0.0.1:$1" >&2
+  [ -n "${2:-}" ] && [ -f "$2" ] && tail -5 "$2" >&2
   exit 1
 }
 
@@ -95,7 +96,7 @@ Host node-a vnode-*
 EOF
 "$sshd" -D -f "$work/sshd_config" -E "$work/sshd.log" </dev/null &
 pids+=($!)
-wait_port "$port"
+wait_port "$port" "$work/sshd.log"
 
 # --- the target and the test ---
 tport=$(free_port)
