@@ -17,7 +17,17 @@ use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hyper_floor: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let usage = "usage: hyper_floor ADDR CONNECTIONS SECONDS";
     let addr: SocketAddr = args.next().ok_or_else(|| anyhow::anyhow!(usage))?.parse()?;
@@ -78,16 +88,13 @@ async fn drive<T>(
     conn: &mut std::pin::Pin<&mut http1::Connection<TokioIo<tokio::net::TcpStream>, Empty<Bytes>>>,
     fut: impl std::future::Future<Output = T>,
 ) -> anyhow::Result<T> {
-    let mut fut = std::pin::pin!(fut);
-    loop {
-        tokio::select! {
-            biased;
-            out = &mut fut => return Ok(out),
-            // The connection ended before the answer: the server closed it.
-            r = conn.as_mut() => {
-                r?;
-                anyhow::bail!("the server closed the connection");
-            }
+    tokio::select! {
+        biased;
+        out = fut => Ok(out),
+        // The connection ended before the answer: the server closed it.
+        r = conn.as_mut() => {
+            r?;
+            anyhow::bail!("the server closed the connection")
         }
     }
 }
