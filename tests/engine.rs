@@ -537,3 +537,56 @@ fn open_model_counts_dropped_executions() {
     let total = (received + c.dropped) as f64;
     assert!((total - expected).abs() <= expected * 0.02, "{total} due");
 }
+
+/// `bench-node run` with its open-files limit set to `soft`/`hard` before it starts.
+fn run_with_nofile(test: &std::path::Path, out: &std::path::Path, soft: u64, hard: u64) -> String {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = bench_node();
+    cmd.arg("run").arg(test).arg("-o").arg(out);
+    // SAFETY: setrlimit is async-signal-safe and only touches the child about to exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let o = run(&mut cmd);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The node raises its soft open-files limit to the hard one and says so; when even the hard
+/// limit is too low for the users asked, it says that and how to fix it, and still runs.
+#[test]
+fn the_open_files_limit_is_raised_or_named_as_too_low() {
+    let server = Server::start();
+    let dir = tempdir();
+    let test = write(
+        dir.path(),
+        "t.toml",
+        &test_toml(&server.url(), "200", 0.3, HOME_STEP)
+            .replace("startup_delay = 0.01", "startup_delay = 0"),
+    );
+    let out = dir.path().join("r.xml");
+
+    let stderr = run_with_nofile(&test, &out, 100, 4096);
+    assert!(
+        stderr.contains("raised the open-files limit from 100 to 4096 for 200 users"),
+        "{stderr}"
+    );
+    assert!(node_requests(&read_file(&out).unwrap()) > 0);
+
+    let stderr = run_with_nofile(&test, &out, 100, 100);
+    assert!(
+        stderr.contains("open-files limit 100 (hard limit 100) is too low for 200 users"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("ulimit -Hn"), "{stderr}");
+    assert!(read_file(&out).is_ok(), "a result is written all the same");
+}
