@@ -590,3 +590,22 @@ fn the_open_files_limit_is_raised_or_named_as_too_low() {
     assert!(stderr.contains("ulimit -Hn"), "{stderr}");
     assert!(read_file(&out).is_ok(), "a result is written all the same");
 }
+
+/// Checks see the whole kept body, not only its first read: a 40 000-byte body arrives in
+/// several frames (hyper reads 8 KiB at first), and a check needing 30 000 of its bytes in a
+/// row passes.
+#[test]
+fn checks_see_a_body_that_arrives_in_many_reads() {
+    let server = Server::start();
+    let dir = tempdir();
+    let steps = "[[step]]\nname = \"big\"\npath = \"/?bytes=40000\"\nregex = \"x{30000}\"\n";
+    let test = write(
+        dir.path(),
+        "t.toml",
+        &test_toml(&server.url(), "1", 0.5, steps),
+    );
+    let r = run_node(&test, &dir.path().join("r.xml"));
+    let c = &r.cycles[0];
+    assert!(c.steps[0].success > 0, "{:?}", r.errors);
+    assert_eq!(c.steps[0].failure, 0, "{:?}", r.errors);
+}

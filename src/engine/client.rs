@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Waker};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{HeaderValue, CONTENT_TYPE, COOKIE, HOST, SET_COOKIE, USER_AGENT};
@@ -294,13 +294,23 @@ impl Client {
         let response = http.sender.send_request(request);
         let response = http.drive(response).await?.map_err(hyper_error)?;
         let (parts, mut body) = response.into_parts();
-        let mut kept = Vec::new();
+        // The kept part of the body: the first frame as it came (no copy), more frames appended.
+        let mut kept = BytesMut::new();
+        let mut first = Bytes::new();
         let mut body_len = 0u64;
         while let Some(frame) = http.drive(body.frame()).await? {
-            let frame = frame.map_err(hyper_error)?;
-            if let Some(data) = frame.data_ref() {
-                body_len += data.len() as u64;
-                let room = keep_body.saturating_sub(kept.len());
+            let Ok(data) = frame.map_err(hyper_error)?.into_data() else {
+                continue; // trailers
+            };
+            body_len += data.len() as u64;
+            let room = keep_body.saturating_sub(first.len() + kept.len());
+            if first.is_empty() && kept.is_empty() {
+                first = data.slice(..room.min(data.len()));
+            } else if room > 0 {
+                if kept.is_empty() {
+                    kept.extend_from_slice(&first);
+                    first = Bytes::new();
+                }
                 kept.extend_from_slice(&data[..room.min(data.len())]);
             }
         }
@@ -315,7 +325,11 @@ impl Client {
         Ok(Incoming {
             status: parts.status,
             headers: parts.headers,
-            body: Bytes::from(kept),
+            body: if kept.is_empty() {
+                first
+            } else {
+                kept.freeze()
+            },
             body_len,
         })
     }

@@ -1,6 +1,7 @@
 //! A virtual user: runs the test's steps in order, over and over, until its cycle's window is
 //! over, recording every request, page and test execution.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -205,9 +206,11 @@ impl User {
     ) -> PageEnd {
         let plan = self.plan.clone();
         let step = &plan.steps[index];
-        let resolved = match &self.static_urls[index] {
-            Some(url) => Ok(url.clone()),
-            None => step.url(&plan.url, vars),
+        // A static URL is borrowed, not copied, for every page.
+        let static_urls = self.static_urls.clone();
+        let resolved = match &static_urls[index] {
+            Some(url) => Ok(Cow::Borrowed(url)),
+            None => step.url(&plan.url, vars).map(Cow::Owned),
         };
         let mut url = match resolved {
             Ok(url) => url,
@@ -295,7 +298,7 @@ impl User {
                     body = Bytes::new();
                     content_type = None;
                 }
-                url = next;
+                url = Cow::Owned(next);
                 continue;
             }
 
