@@ -8,8 +8,10 @@
 //! Prints the requests per second over the run.
 
 use std::cell::Cell;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -83,18 +85,26 @@ async fn connection(addr: SocketAddr, end: Instant, done: Rc<Cell<u64>>) -> anyh
     Ok(())
 }
 
-/// Awaits `fut` while polling the connection in the same task.
+/// Awaits `fut` while polling the connection in the same task, and polls `fut` again right
+/// after the connection's turn (as bench-node does: no round through the scheduler for the
+/// connection's own wake-up).
 async fn drive<T>(
     conn: &mut std::pin::Pin<&mut http1::Connection<TokioIo<tokio::net::TcpStream>, Empty<Bytes>>>,
     fut: impl std::future::Future<Output = T>,
 ) -> anyhow::Result<T> {
-    tokio::select! {
-        biased;
-        out = fut => Ok(out),
-        // The connection ended before the answer: the server closed it.
-        r = conn.as_mut() => {
-            r?;
-            anyhow::bail!("the server closed the connection")
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Ok(out));
         }
-    }
+        if let Poll::Ready(r) = conn.as_mut().poll(cx) {
+            // The connection ended before the answer: the server closed it.
+            return Poll::Ready(match r {
+                Ok(()) => Err(anyhow::anyhow!("the server closed the connection")),
+                Err(e) => Err(e.into()),
+            });
+        }
+        fut.as_mut().poll(cx).map(Ok)
+    })
+    .await
 }

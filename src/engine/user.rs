@@ -114,9 +114,10 @@ impl User {
             } else {
                 Instant::now()
             };
-            // Boxed: the request's state machine is large and only lives while a page is in
-            // flight, so idle users (thinking, or between executions) stay small.
-            let page = Box::pin(self.page(client, index, &mut vars, started)).await;
+            // Inline, not boxed: moving the page's 2.3 KB state machine into a new box for
+            // every page cost 4 % of the instructions per request; inline it makes a thinking
+            // user's task 2.3 KB larger (23 MB for 10 000 users).
+            let page = self.page(client, index, &mut vars, started).await;
             if page != Outcome::Success {
                 outcome = page;
                 break;
