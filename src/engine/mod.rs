@@ -15,7 +15,8 @@ pub mod user;
 pub mod worker;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 
 pub use run::{run, ProgressMode, RunConfig, RunOutcome};
 
@@ -30,6 +31,24 @@ pub struct Counters {
     pub failures: AtomicU64,
     /// Requests with no response.
     pub errors: AtomicU64,
+}
+
+impl Counters {
+    /// Counts a user as running until the returned guard drops, also when its task is dropped
+    /// mid-request (an abort).
+    pub fn user_running(self: &Arc<Self>) -> RunningUser {
+        self.users.fetch_add(1, Ordering::Relaxed);
+        RunningUser(self.clone())
+    }
+}
+
+/// A user counted in [`Counters::users`] while this lives.
+pub struct RunningUser(Arc<Counters>);
+
+impl Drop for RunningUser {
+    fn drop(&mut self) {
+        self.0.users.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Why a run could not start or its result could not be kept.

@@ -61,7 +61,7 @@ impl User {
         if !self.pause_until(self.start_at).await {
             return;
         }
-        self.counters.users.fetch_add(1, Ordering::Relaxed);
+        let _running = self.counters.user_running();
         let mut client = Client::new(self.connector.clone(), self.plan.bench.timeout);
         let mut rng = SmallRng::from_entropy();
         let mut iteration = 0u64;
@@ -74,14 +74,10 @@ impl User {
             }
             iteration += 1;
             let pause = self.plan.bench.sleep_time;
-            if !pause.is_zero() {
-                client.park().await;
-                if !self.pause_until(Instant::now() + pause).await {
-                    break;
-                }
+            if !pause.is_zero() && !self.rest(&mut client, Instant::now() + pause).await {
+                break;
             }
         }
-        self.counters.users.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// One execution of the whole test, due at `scheduled`: the test's latency and its first
@@ -159,8 +155,13 @@ impl User {
         } else {
             min
         };
+        self.rest(client, Instant::now() + d).await
+    }
+
+    /// Waits until `t` with the connection parked; false when the cycle ended meanwhile.
+    async fn rest(&mut self, client: &mut Client, t: Instant) -> bool {
         client.park().await;
-        self.pause_until(Instant::now() + d).await
+        self.pause_until(t).await
     }
 
     /// One page: the step's request and its redirects, recorded.

@@ -174,15 +174,11 @@ async fn run_job(
                         let idle = idle.clone();
                         let scheduled = due;
                         users.spawn_local(async move {
-                            u.counters
-                                .users
-                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let running = u.counters.user_running();
                             u.execute(&mut client, &mut rng, iteration, scheduled).await;
                             // Idle until its next execution is due.
                             client.park().await;
-                            u.counters
-                                .users
-                                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                            drop(running);
                             idle.borrow_mut().push((number, client, iteration + 1, rng));
                         });
                     }
