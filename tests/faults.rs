@@ -256,6 +256,58 @@ fn hanging_target_times_out_and_the_run_ends_within_duration_timeout_and_grace()
     assert!(c.requests.error + c.outside.requests >= timeouts);
 }
 
+/// One user, timeout 1 s: a fast step, two 700 ms steps, then one the server holds for 3 s. The
+/// third step ends 1.4 s after the first was sent, beyond the first request's deadline but
+/// within its own; the last must time out 1 s after it was sent (2.4 s into the iteration),
+/// not at an earlier request's deadline.
+#[test]
+fn each_request_times_out_on_its_own_deadline_not_an_earlier_one() {
+    let server = Server::start();
+    let dir = tempdir();
+    let mut def = one_step(&server.url(), "/", 1, 3.0, 1.0);
+    for (name, delay) in [("slow1", 700), ("slow2", 700), ("hung", 3000)] {
+        def += &format!("\n[[step]]\nname = \"{name}\"\npath = \"/?delay_ms={delay}\"\n");
+    }
+    let test = write(dir.path(), "t.toml", &def);
+    let out = dir.path().join("r.xml");
+    let f = run_bounded(
+        &mut node_run(&test, &out),
+        Duration::from_secs(20),
+        Duration::ZERO,
+        || (),
+    );
+    assert!(f.output.status.success(), "{}", f.stderr());
+    let r = read_file(&out).unwrap();
+    let steps = &r.cycles[0].steps;
+    let timeouts: Vec<u64> = r
+        .errors
+        .iter()
+        .filter(|g| g.kind == "timeout")
+        .flat_map(|g| g.samples.iter().map(|s| s.at_ms))
+        .collect();
+    println!(
+        "successes per step {:?}, errors per step {:?}, timeouts at {timeouts:?} ms",
+        steps.iter().map(|s| s.success).collect::<Vec<_>>(),
+        steps.iter().map(|s| s.error).collect::<Vec<_>>()
+    );
+    for (i, step) in steps.iter().enumerate().take(3) {
+        assert!(
+            step.success >= 1,
+            "step {i} completed: {:?}",
+            error_kinds(&r)
+        );
+        assert_eq!(
+            step.error,
+            0,
+            "step {i} within its timeout: {:?}",
+            error_kinds(&r)
+        );
+    }
+    // Started 10 ms in: 0.01 + 0.7 + 0.7 + 1.0 s; an earlier request's deadline gives 1.71 s.
+    let first = *timeouts.first().expect("the hung step timed out");
+    assert!((2300..3000).contains(&first), "first timeout at {first} ms");
+}
+
 #[test]
 fn server_errors_are_failures_with_their_body_and_the_run_ends_on_time() {
     let server = Server::start();

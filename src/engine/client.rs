@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
@@ -18,8 +18,10 @@ use hyper::header::{HeaderValue, CONTENT_TYPE, COOKIE, HOST, SET_COOKIE, USER_AG
 use hyper::{HeaderMap, Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_util::either::Either;
 use url::Url;
 
 /// Body bytes kept per response for checks, captures and error samples; the rest is counted and
@@ -135,10 +137,10 @@ impl Origin {
     }
 }
 
-/// A connection's byte stream, plain TCP or TLS.
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-type Socket = Box<dyn Io>;
+/// A connection's byte stream, plain TCP or TLS: an enum rather than a boxed trait object, so
+/// hyper's reads and writes on plain TCP are direct calls that inline (about 1 % of the
+/// instructions per request).
+type Socket = Either<TcpStream, Box<TlsStream<TcpStream>>>;
 
 /// hyper's side of a connection: the request handle and the connection future, which the user's
 /// own task polls (never spawned: one task per user, and a response is seen the moment it is
@@ -173,6 +175,10 @@ impl Http {
     async fn ready(&mut self) -> bool {
         if self.closed {
             return false;
+        }
+        // Mostly so already: hyper asked for the next request when it finished the last one.
+        if self.sender.is_ready() {
+            return true;
         }
         let ready = drive(&mut self.driver, &mut self.closed, self.sender.ready()).await;
         matches!(ready, Ok(Ok(())))
@@ -234,10 +240,11 @@ pub struct Client {
     /// A server set a cookie: only then are the cookies looked up for each request.
     has_cookies: bool,
     timeout: Duration,
-    /// The request timeout's timer, kept and moved later for each request: moving a registered
-    /// tokio timer later is one atomic update, where a fresh `timeout` per request inserts and
-    /// removes a timer-wheel entry. `None` until the first request (or after a cancelled one).
-    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The request timeout's timer, kept from request to request and moved only when it fires
+    /// before the current request's deadline (once per timeout at most, where a timer per
+    /// request costs a timer-wheel insertion and removal each). `None` until the first request
+    /// (or after a cancelled one).
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The last URL requested and its request target.
     last_uri: Option<(String, Uri)>,
 }
@@ -250,35 +257,52 @@ impl Client {
             cookies: cookie_store::CookieStore::new(),
             has_cookies: false,
             timeout,
-            deadline: None,
+            timer: None,
             last_uri: None,
         }
     }
 
-    /// Sends one request and reads its response, within the request timeout.
+    /// Sends one request, due at `sent`, and reads its response; a timeout when no complete
+    /// answer came within the request timeout of `sent` (so no reported latency exceeds it).
     pub async fn send(
         &mut self,
         req: Outgoing<'_>,
         keep_body: usize,
+        sent: Instant,
     ) -> Result<Incoming, RequestError> {
-        let until = tokio::time::Instant::now() + self.timeout;
-        let mut deadline = match self.deadline.take() {
-            Some(mut d) => {
-                d.as_mut().reset(until);
-                d
+        let timeout = self.timeout;
+        let due = tokio::time::Instant::from_std(sent + timeout);
+        let mut timer = match self.timer.take() {
+            Some(mut t) => {
+                if t.deadline() > due {
+                    t.as_mut().reset(due);
+                }
+                t
             }
-            None => Box::pin(tokio::time::sleep_until(until)),
+            None => Box::pin(tokio::time::sleep_until(due)),
         };
-        let result = tokio::select! {
-            biased;
-            r = self.exchange(req, keep_body) => r,
-            // No complete answer in time.
-            _ = &mut deadline => Err(RequestError {
-                kind: "timeout",
-                message: format!("no complete answer within {:?}", self.timeout),
-            }),
+        let result = {
+            let mut exchange = std::pin::pin!(self.exchange(req, keep_body));
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(r) = exchange.as_mut().poll(cx) {
+                    return Poll::Ready(r);
+                }
+                // The timer may be set for an earlier request's deadline: moved on when it
+                // fires early, it fails the request only when this request's is past.
+                while timer.as_mut().poll(cx).is_ready() {
+                    if timer.deadline() >= due {
+                        return Poll::Ready(Err(RequestError {
+                            kind: "timeout",
+                            message: format!("no complete answer within {timeout:?}"),
+                        }));
+                    }
+                    timer.as_mut().reset(due);
+                }
+                Poll::Pending
+            })
+            .await
         };
-        self.deadline = Some(deadline);
+        self.timer = Some(timer);
         if result.is_err() {
             self.conn = None;
         }
@@ -497,9 +521,9 @@ impl Client {
                     kind: "tls",
                     message: format!("TLS handshake with {addr} failed: {e}"),
                 })?;
-            Ok(Box::new(tls))
+            Ok(Either::Right(Box::new(tls)))
         } else {
-            Ok(Box::new(tcp))
+            Ok(Either::Left(tcp))
         }
     }
 }

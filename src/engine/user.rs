@@ -98,6 +98,8 @@ impl User {
             captured: Default::default(),
         };
         let mut outcome = Outcome::Success;
+        // The test ends when its last page does.
+        let mut done = scheduled;
         for index in 0..self.plan.steps.len() {
             if index > 0 && !self.think(client, rng).await {
                 return false;
@@ -113,13 +115,13 @@ impl User {
             // Inline, not boxed: moving the page's 2.3 KB state machine into a new box for
             // every page cost 4 % of the instructions per request; inline it makes a thinking
             // user's task 2.3 KB larger (23 MB for 10 000 users).
-            let page = self.page(client, index, &mut vars, started).await;
+            let (page, ended) = self.page(client, index, &mut vars, started).await;
+            done = ended;
             if page != Outcome::Success {
                 outcome = page;
                 break;
             }
         }
-        let done = Instant::now();
         self.recorder
             .borrow_mut()
             .test(&self.window, done, done - scheduled, outcome);
@@ -164,14 +166,14 @@ impl User {
         self.pause_until(t).await
     }
 
-    /// One page: the step's request and its redirects, recorded.
+    /// One page: the step's request and its redirects, recorded; how and when it ended.
     async fn page(
-        &mut self,
+        &self,
         client: &mut Client,
         index: usize,
         vars: &mut Vars,
         started: Instant,
-    ) -> Outcome {
+    ) -> (Outcome, Instant) {
         let end = self.exchanges(client, index, vars, started).await;
         let mut recorder = self.recorder.borrow_mut();
         if let Some(f) = &end.fault {
@@ -195,22 +197,21 @@ impl User {
             end.outcome,
             end.bytes,
         );
-        end.outcome
+        (end.outcome, end.done)
     }
 
     /// The requests of one page (redirects followed), each recorded; the page's end.
     async fn exchanges(
-        &mut self,
+        &self,
         client: &mut Client,
         index: usize,
         vars: &mut Vars,
         started: Instant,
     ) -> PageEnd {
-        let plan = self.plan.clone();
+        let plan = &*self.plan;
         let step = &plan.steps[index];
         // A static URL is borrowed, not copied, for every page.
-        let static_urls = self.static_urls.clone();
-        let resolved = match &static_urls[index] {
+        let resolved = match &self.static_urls[index] {
             Some(url) => Ok(Cow::Borrowed(url)),
             None => step.url(&plan.url, vars).map(Cow::Owned),
         };
@@ -244,7 +245,7 @@ impl User {
                 body: body.clone(),
             };
             // An abort drops the whole task (see the worker), so no per-request watch here.
-            let result = client.send(request, keep).await;
+            let result = client.send(request, keep, sent).await;
             let done = Instant::now();
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             let response = match result {
