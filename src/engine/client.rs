@@ -180,13 +180,17 @@ impl Http {
         if self.sender.is_ready() {
             return true;
         }
-        let ready = drive(&mut self.driver, &mut self.closed, self.sender.ready()).await;
+        let ready = self.sender.ready();
+        let ready = drive(&mut self.driver, &mut self.closed, std::pin::pin!(ready)).await;
         matches!(ready, Ok(Ok(())))
     }
 
     /// Awaits `fut` while driving the connection.
-    async fn drive<T>(&mut self, fut: impl Future<Output = T>) -> Result<T, RequestError> {
-        drive(&mut self.driver, &mut self.closed, fut).await
+    fn drive<'a, F: Future>(
+        &'a mut self,
+        fut: Pin<&'a mut F>,
+    ) -> impl Future<Output = Result<F::Output, RequestError>> + 'a {
+        drive(&mut self.driver, &mut self.closed, fut)
     }
 }
 
@@ -194,14 +198,14 @@ impl Http {
 /// driver completed (the connection closed: what it delivered is still in `fut`'s channel).
 /// After the driver's turn `fut` is polled again at once: the driver's progress mostly completes
 /// it, and waiting for the wake-up it sent to this same task costs a round through the
-/// scheduler (measured: 4-10 % more requests/s).
-async fn drive<T>(
-    driver: &mut http1::Connection<TokioIo<Socket>, Full<Bytes>>,
-    closed: &mut bool,
-    fut: impl Future<Output = T>,
-) -> Result<T, RequestError> {
-    let mut fut = std::pin::pin!(fut);
-    std::future::poll_fn(|cx| {
+/// scheduler (measured: 4-10 % more requests/s). A plain function over a pinned `fut`, not an
+/// `async fn`: nothing is moved into a new state machine for each await.
+fn drive<'a, F: Future>(
+    driver: &'a mut http1::Connection<TokioIo<Socket>, Full<Bytes>>,
+    closed: &'a mut bool,
+    mut fut: Pin<&'a mut F>,
+) -> impl Future<Output = Result<F::Output, RequestError>> + 'a {
+    std::future::poll_fn(move |cx| {
         if let Poll::Ready(out) = fut.as_mut().poll(cx) {
             return Poll::Ready(Ok(out));
         }
@@ -215,7 +219,6 @@ async fn drive<T>(
         }
         fut.as_mut().poll(cx).map(Ok)
     })
-    .await
 }
 
 /// How long parking waits for hyper to take a next request: at once after a complete keep-alive
@@ -342,13 +345,16 @@ impl Client {
         )?;
 
         let response = http.sender.send_request(request);
-        let response = http.drive(response).await?.map_err(hyper_error)?;
+        let response = http
+            .drive(std::pin::pin!(response))
+            .await?
+            .map_err(hyper_error)?;
         let (parts, mut body) = response.into_parts();
         // The kept part of the body: the first frame as it came (no copy), more frames appended.
         let mut kept = BytesMut::new();
         let mut first = Bytes::new();
         let mut body_len = 0u64;
-        while let Some(frame) = http.drive(body.frame()).await? {
+        while let Some(frame) = http.drive(std::pin::pin!(body.frame())).await? {
             let Ok(data) = frame.map_err(hyper_error)?.into_data() else {
                 continue; // trailers
             };

@@ -61,6 +61,16 @@ pub struct Recorder {
     /// (step, kind, detail) → index in `errors`.
     error_index: HashMap<(String, String, String), usize>,
     step_names: Vec<String>,
+    /// The last instant placed by [`Recorder::place`].
+    placed: Option<Placed>,
+}
+
+/// An instant already placed: its cycle, second of the run and whether it was in the window.
+struct Placed {
+    t: Instant,
+    cycle: u32,
+    second: usize,
+    holds: bool,
 }
 
 impl Recorder {
@@ -73,12 +83,14 @@ impl Recorder {
             errors: Vec::new(),
             error_index: HashMap::new(),
             step_names,
+            placed: None,
         }
     }
 
     /// Sets when the run started; per-second counts are taken from it.
     pub fn set_origin(&mut self, t0: Instant) {
         self.t0 = t0;
+        self.placed = None;
     }
 
     fn cycle(&mut self, cycle: u32) -> &mut CycleResult {
@@ -93,12 +105,26 @@ impl Recorder {
         &mut self.cycles[cycle as usize]
     }
 
-    fn second(&mut self, t: Instant) -> &mut Second {
-        let i = t.saturating_duration_since(self.t0).as_secs() as usize;
-        if self.seconds.len() <= i {
-            self.seconds.resize(i + 1, Second::default());
+    /// Where `t` counts: its second of the run and whether it is in `w`. A page and its test
+    /// mostly complete at the very instant of their last request, so the last answer is kept.
+    fn place(&mut self, w: &Window, t: Instant) -> (usize, bool) {
+        if let Some(p) = &self.placed {
+            if p.t == t && p.cycle == w.cycle {
+                return (p.second, p.holds);
+            }
         }
-        &mut self.seconds[i]
+        let second = t.saturating_duration_since(self.t0).as_secs() as usize;
+        if self.seconds.len() <= second {
+            self.seconds.resize(second + 1, Second::default());
+        }
+        let holds = w.holds(t);
+        self.placed = Some(Placed {
+            t,
+            cycle: w.cycle,
+            second,
+            holds,
+        });
+        (second, holds)
     }
 
     /// One HTTP exchange (a redirect is one too) completed at `done`.
@@ -110,14 +136,14 @@ impl Recorder {
         outcome: Outcome,
         bytes: u64,
     ) {
-        let s = self.second(done);
+        let (second, holds) = self.place(w, done);
+        let s = &mut self.seconds[second];
         s.requests += 1;
         match outcome {
             Outcome::Success => {}
             Outcome::Failure => s.failures += 1,
             Outcome::Error => s.errors += 1,
         }
-        let holds = w.holds(done);
         let c = self.cycle(w.cycle);
         if holds {
             add(&mut c.requests, latency, outcome, bytes);
@@ -136,10 +162,10 @@ impl Recorder {
         outcome: Outcome,
         bytes: u64,
     ) {
+        let (second, holds) = self.place(w, done);
         if outcome == Outcome::Success {
-            self.second(done).pages_ok += 1;
+            self.seconds[second].pages_ok += 1;
         }
-        let holds = w.holds(done);
         let c = self.cycle(w.cycle);
         if holds {
             add(&mut c.pages, latency, outcome, bytes);
@@ -151,10 +177,10 @@ impl Recorder {
 
     /// One execution of the whole test completed at `done`.
     pub fn test(&mut self, w: &Window, done: Instant, latency: Duration, outcome: Outcome) {
+        let (second, holds) = self.place(w, done);
         if outcome == Outcome::Success {
-            self.second(done).tests_ok += 1;
+            self.seconds[second].tests_ok += 1;
         }
-        let holds = w.holds(done);
         let c = self.cycle(w.cycle);
         if holds {
             add(&mut c.tests, latency, outcome, 0);

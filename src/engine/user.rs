@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::header::{HeaderValue, LOCATION};
@@ -98,8 +98,9 @@ impl User {
             captured: Default::default(),
         };
         let mut outcome = Outcome::Success;
-        // The test ends when its last page does.
+        // The test ends when its last page does; a one-page test lasts as long as its page.
         let mut done = scheduled;
+        let mut latency = Duration::ZERO;
         for index in 0..self.plan.steps.len() {
             if index > 0 && !self.think(client, rng).await {
                 return false;
@@ -115,16 +116,20 @@ impl User {
             // Inline, not boxed: moving the page's 2.3 KB state machine into a new box for
             // every page cost 4 % of the instructions per request; inline it makes a thinking
             // user's task 2.3 KB larger (23 MB for 10 000 users).
-            let (page, ended) = self.page(client, index, &mut vars, started).await;
+            let (page, ended, page_latency) = self.page(client, index, &mut vars, started).await;
             done = ended;
+            latency = page_latency;
             if page != Outcome::Success {
                 outcome = page;
                 break;
             }
         }
+        if self.plan.steps.len() > 1 {
+            latency = done - scheduled;
+        }
         self.recorder
             .borrow_mut()
-            .test(&self.window, done, done - scheduled, outcome);
+            .test(&self.window, done, latency, outcome);
         true
     }
 
@@ -173,8 +178,9 @@ impl User {
         index: usize,
         vars: &mut Vars,
         started: Instant,
-    ) -> (Outcome, Instant) {
+    ) -> (Outcome, Instant, Duration) {
         let end = self.exchanges(client, index, vars, started).await;
+        let latency = end.latency.unwrap_or_else(|| end.done - started);
         let mut recorder = self.recorder.borrow_mut();
         if let Some(f) = &end.fault {
             recorder.error(
@@ -193,11 +199,11 @@ impl User {
             &self.window,
             index,
             end.done,
-            end.done - started,
+            latency,
             end.outcome,
             end.bytes,
         );
-        (end.outcome, end.done)
+        (end.outcome, end.done, latency)
     }
 
     /// The requests of one page (redirects followed), each recorded; the page's end.
@@ -247,6 +253,7 @@ impl User {
             // An abort drops the whole task (see the worker), so no per-request watch here.
             let result = client.send(request, keep, sent).await;
             let done = Instant::now();
+            let latency = done - sent;
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             let response = match result {
                 Ok(r) => r,
@@ -255,7 +262,7 @@ impl User {
                     self.recorder.borrow_mut().request(
                         &self.window,
                         done,
-                        done - sent,
+                        latency,
                         Outcome::Error,
                         0,
                     );
@@ -280,7 +287,7 @@ impl User {
             self.recorder.borrow_mut().request(
                 &self.window,
                 done,
-                done - sent,
+                latency,
                 outcome,
                 response.body_len,
             );
@@ -329,6 +336,8 @@ impl User {
                 bytes,
                 fault,
                 done,
+                // The page's first request was sent when the page started.
+                latency: Some(if hop == 0 { latency } else { done - started }),
             };
         }
         let detail = format!("more than {MAX_REDIRECTS} redirects");
@@ -346,6 +355,8 @@ struct PageEnd {
     fault: Option<Fault>,
     /// When it ended.
     done: Instant,
+    /// How long it took, when already known.
+    latency: Option<Duration>,
 }
 
 impl PageEnd {
@@ -355,6 +366,7 @@ impl PageEnd {
             bytes,
             fault,
             done: Instant::now(),
+            latency: None,
         }
     }
 }
