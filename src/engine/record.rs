@@ -168,7 +168,7 @@ impl Recorder {
         }
         let c = self.cycle(w.cycle);
         if holds {
-            add(&mut c.pages, latency, outcome, bytes);
+            // Only per step: all pages are the sum of the steps, added up in `finish`.
             add(&mut c.steps[step], latency, outcome, bytes);
         } else {
             c.outside.pages += 1;
@@ -238,7 +238,6 @@ impl Recorder {
         for c in other.cycles {
             let mine = self.cycle(c.index);
             mine.tests.merge(&c.tests);
-            mine.pages.merge(&c.pages);
             mine.requests.merge(&c.requests);
             for (m, o) in mine.steps.iter_mut().zip(&c.steps) {
                 m.merge(o);
@@ -276,6 +275,11 @@ impl Recorder {
     ) -> (Vec<CycleResult>, Vec<SecondSample>, Vec<ErrorGroup>) {
         if cycles > 0 {
             self.cycle(cycles as u32 - 1);
+        }
+        for c in &mut self.cycles {
+            for step in &c.steps {
+                c.pages.merge(step);
+            }
         }
         let series = self
             .seconds
@@ -382,5 +386,43 @@ mod tests {
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].count, 2);
         assert_eq!(errors[0].samples.len(), 2);
+    }
+
+    #[test]
+    fn pages_are_the_sum_of_the_steps_within_the_window() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let w = Window {
+            cycle: 0,
+            start: t0,
+            end: t0 + Duration::from_secs(1),
+        };
+        let mk = |offset: u64| {
+            let mut r = Recorder::new(t0, vec!["home".into(), "search".into()]);
+            r.page(&w, 0, t0 + ms(10 + offset), ms(3), Outcome::Success, 5);
+            r.page(&w, 1, t0 + ms(20 + offset), ms(40), Outcome::Failure, 7);
+            r.page(&w, 1, t0 + ms(30 + offset), ms(9), Outcome::Error, 0);
+            // After the window: counted outside, in no histogram.
+            r.page(&w, 0, t0 + ms(1500), ms(2), Outcome::Success, 5);
+            r
+        };
+        let mut r = mk(0);
+        r.merge(mk(100));
+        let (cycles, series, _) = r.finish(1);
+        let c = &cycles[0];
+        assert_eq!(
+            (
+                c.pages.success,
+                c.pages.failure,
+                c.pages.error,
+                c.pages.bytes
+            ),
+            (2, 2, 2, 24)
+        );
+        assert_eq!(c.pages.latency.len(), 4);
+        assert_eq!(c.pages.latency.max(), c.steps[1].latency.max());
+        assert_eq!(c.pages.latency.min(), c.steps[0].latency.min());
+        assert_eq!(c.outside.pages, 2);
+        assert_eq!(series.iter().map(|s| s.pages_ok).sum::<u64>(), 4);
     }
 }
