@@ -8,7 +8,11 @@
 //! - [`nodes`]: the nodes file (pssh format) → the list of nodes.
 //! - [`master`]: deploy to the nodes over SSH (or as local processes), start them together,
 //!   follow their progress, collect their results.
+//! - [`protocol`]: the wire between master and nodes (progress events, the mux's frames).
+//! - [`node`]: what `bench-node` does as a process: hear the master, carry a host's nodes over
+//!   one channel, raise its limits.
 //! - [`engine`]: what `bench-node run` does on each node: virtual users in cycles, measured.
+//! - [`monitor`]: host resources read from /proc, sampled on the nodes and by the master.
 //! - [`result`]: the shared result model, its XML writer and streaming reader.
 //! - [`report`]: merge node results exactly, compute statistics, write the HTML report,
 //!   `summary.json`, text tables, differential and trend reports and the workspace index.
@@ -18,7 +22,9 @@
 pub mod engine;
 pub mod master;
 pub mod monitor;
+pub mod node;
 pub mod nodes;
+pub mod protocol;
 pub mod report;
 pub mod result;
 pub mod test_def;

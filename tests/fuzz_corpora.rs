@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use benchmaster::engine::progress::ProgressEvent;
+use benchmaster::protocol::progress::ProgressEvent;
 use benchmaster::result::{read, write};
 use benchmaster::test_def::{self, Overrides};
 

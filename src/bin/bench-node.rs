@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use benchmaster::engine::{self, control::Control, target::Target, ProgressMode, RunConfig};
+use benchmaster::engine::{self, target::Target, ProgressMode, RunConfig};
+use benchmaster::node::{self, control::Control};
 use benchmaster::result::NodeInfo;
 use benchmaster::test_def::{self, Overrides};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -110,7 +111,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, (u8, anyhow::Error)> {
         }
         Command::Mux { dirs } => {
             let exe = std::env::current_exe().map_err(|e| (1, e.into()))?;
-            benchmaster::master::mux::serve(&exe, &dirs).await;
+            node::mux::serve(&exe, &dirs).await;
             Ok(ExitCode::SUCCESS)
         }
         Command::Target {
@@ -176,7 +177,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, (u8, anyhow::Error)> {
                 test_def::LoadModel::Closed => plan.bench.cycles.iter().copied().max().unwrap_or(1),
                 test_def::LoadModel::Open { max_users } => max_users,
             };
-            if let Some(note) = engine::limits::raise_open_files(most_users.into()) {
+            if let Some(note) = node::limits::raise_open_files(most_users.into()) {
                 eprintln!("bench-node: {note}");
             }
             if let Some(pid_file) = &args.pid_file {

@@ -1,14 +1,10 @@
 //! The load engine: what `bench-node run` does. Virtual users ([`user`]) with their own HTTP
 //! connection ([`client`]) run on worker threads ([`worker`]); the controller ([`run`]) walks
 //! the cycles and assembles the result; [`record`] measures; [`target`] is the built-in test
-//! server; [`progress`] is the line protocol the master reads.
+//! server. Progress lines for the master are [`crate::protocol::progress`].
 
 pub mod client;
-pub mod control;
-pub mod limits;
-pub mod progress;
 pub mod record;
-mod resources;
 pub mod run;
 pub mod target;
 pub mod user;
@@ -18,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
-pub use run::{run, ProgressMode, RunConfig, RunOutcome};
+pub use run::{run, ProgressMode, RunConfig, RunEnd};
 
 /// Live counters of one worker, read once a second for progress.
 #[derive(Debug, Default)]

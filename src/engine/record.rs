@@ -11,7 +11,7 @@ use crate::result::{
 
 /// How a request, page or test ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Verdict {
     Success,
     Failure,
     Error,
@@ -133,16 +133,16 @@ impl Recorder {
         w: &Window,
         done: Instant,
         latency: Duration,
-        outcome: Outcome,
+        outcome: Verdict,
         bytes: u64,
     ) {
         let (second, holds) = self.place(w, done);
         let s = &mut self.seconds[second];
         s.requests += 1;
         match outcome {
-            Outcome::Success => {}
-            Outcome::Failure => s.failures += 1,
-            Outcome::Error => s.errors += 1,
+            Verdict::Success => {}
+            Verdict::Failure => s.failures += 1,
+            Verdict::Error => s.errors += 1,
         }
         let c = self.cycle(w.cycle);
         if holds {
@@ -159,11 +159,11 @@ impl Recorder {
         step: usize,
         done: Instant,
         latency: Duration,
-        outcome: Outcome,
+        outcome: Verdict,
         bytes: u64,
     ) {
         let (second, holds) = self.place(w, done);
-        if outcome == Outcome::Success {
+        if outcome == Verdict::Success {
             self.seconds[second].pages_ok += 1;
         }
         let c = self.cycle(w.cycle);
@@ -176,9 +176,9 @@ impl Recorder {
     }
 
     /// One execution of the whole test completed at `done`.
-    pub fn test(&mut self, w: &Window, done: Instant, latency: Duration, outcome: Outcome) {
+    pub fn test(&mut self, w: &Window, done: Instant, latency: Duration, outcome: Verdict) {
         let (second, holds) = self.place(w, done);
-        if outcome == Outcome::Success {
+        if outcome == Verdict::Success {
             self.seconds[second].tests_ok += 1;
         }
         let c = self.cycle(w.cycle);
@@ -300,11 +300,11 @@ impl Recorder {
     }
 }
 
-fn add(counts: &mut Counts, latency: Duration, outcome: Outcome, bytes: u64) {
+fn add(counts: &mut Counts, latency: Duration, outcome: Verdict, bytes: u64) {
     match outcome {
-        Outcome::Success => counts.success += 1,
-        Outcome::Failure => counts.failure += 1,
-        Outcome::Error => {
+        Verdict::Success => counts.success += 1,
+        Verdict::Failure => counts.failure += 1,
+        Verdict::Error => {
             counts.error += 1;
             return;
         }
@@ -328,11 +328,11 @@ mod tests {
         };
         let mut r = Recorder::new(t0, vec!["a".into()]);
         let ms = Duration::from_millis;
-        r.request(&w, t0 + ms(500), ms(5), Outcome::Success, 10);
-        r.request(&w, t0 + ms(1500), ms(5), Outcome::Success, 10);
-        r.request(&w, t0 + ms(1600), ms(7), Outcome::Failure, 3);
-        r.request(&w, t0 + ms(1700), ms(7), Outcome::Error, 0);
-        r.request(&w, t0 + ms(2000), ms(5), Outcome::Success, 10);
+        r.request(&w, t0 + ms(500), ms(5), Verdict::Success, 10);
+        r.request(&w, t0 + ms(1500), ms(5), Verdict::Success, 10);
+        r.request(&w, t0 + ms(1600), ms(7), Verdict::Failure, 3);
+        r.request(&w, t0 + ms(1700), ms(7), Verdict::Error, 0);
+        r.request(&w, t0 + ms(2000), ms(5), Verdict::Success, 10);
         let (cycles, series, _) = r.finish(1);
         let c = &cycles[0];
         assert_eq!(
@@ -361,7 +361,7 @@ mod tests {
                 0,
                 t0 + Duration::from_millis(10),
                 Duration::from_millis(3),
-                Outcome::Success,
+                Verdict::Success,
                 5,
             );
             r.error(
@@ -399,11 +399,11 @@ mod tests {
         };
         let mk = |offset: u64| {
             let mut r = Recorder::new(t0, vec!["home".into(), "search".into()]);
-            r.page(&w, 0, t0 + ms(10 + offset), ms(3), Outcome::Success, 5);
-            r.page(&w, 1, t0 + ms(20 + offset), ms(40), Outcome::Failure, 7);
-            r.page(&w, 1, t0 + ms(30 + offset), ms(9), Outcome::Error, 0);
+            r.page(&w, 0, t0 + ms(10 + offset), ms(3), Verdict::Success, 5);
+            r.page(&w, 1, t0 + ms(20 + offset), ms(40), Verdict::Failure, 7);
+            r.page(&w, 1, t0 + ms(30 + offset), ms(9), Verdict::Error, 0);
             // After the window: counted outside, in no histogram.
-            r.page(&w, 0, t0 + ms(1500), ms(2), Outcome::Success, 5);
+            r.page(&w, 0, t0 + ms(1500), ms(2), Verdict::Success, 5);
             r
         };
         let mut r = mk(0);

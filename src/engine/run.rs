@@ -11,11 +11,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{oneshot, watch};
 
 use super::client::Connector;
-use super::progress::ProgressEvent;
 use super::record::{Recorder, Window};
-use super::user::Phase;
+use super::user::CyclePhase;
 use super::worker::{CycleJob, Load, Shared, Worker};
 use super::EngineError;
+use crate::protocol::progress::ProgressEvent;
 use crate::result::{BenchConfig, HostResources, NodeInfo, NodeResult, StepInfo, TestInfo};
 use crate::test_def::{LoadModel, TestPlan};
 
@@ -42,7 +42,7 @@ pub struct RunConfig {
 
 /// How a run ended.
 #[derive(Debug)]
-pub struct RunOutcome {
+pub struct RunEnd {
     pub output: PathBuf,
     pub interrupted: bool,
     pub requests: u64,
@@ -57,7 +57,7 @@ pub async fn run(
     config: RunConfig,
     start: impl Future<Output = ()>,
     shutdown: impl Future<Output = ()>,
-) -> Result<RunOutcome, EngineError> {
+) -> Result<RunEnd, EngineError> {
     check_output(&config.output)?;
     let plan = Arc::new(config.plan);
     let connector = Connector::new(plan.bench.insecure);
@@ -110,7 +110,7 @@ pub async fn run(
     let mut windows: Vec<Window> = Vec::new();
     let mut users_per_second: Vec<u32> = Vec::new();
     let mut ticker = Ticker::new(t0, config.progress);
-    let resources = super::resources::LocalSampler::start(t0);
+    let resources = crate::monitor::local::LocalSampler::start(t0);
 
     for (index, &users) in plan.bench.cycles.iter().enumerate() {
         if interrupted {
@@ -133,7 +133,7 @@ pub async fn run(
             end: cycle_start + ramp + plan.bench.duration,
         };
         emit(config.progress, &ProgressEvent::Cycle { cycle, users });
-        let (phase_tx, phase_rx) = watch::channel(Phase::Running);
+        let (phase_tx, phase_rx) = watch::channel(CyclePhase::Running);
         let mut done = Vec::new();
         for (w, worker) in workers.iter().enumerate() {
             let (tx, rx) = oneshot::channel();
@@ -188,9 +188,9 @@ pub async fn run(
 
         // Ramp-down: users finish what they are doing, within the timeout.
         let _ = phase_tx.send(if interrupted {
-            Phase::Abort
+            CyclePhase::Abort
         } else {
-            Phase::Finish
+            CyclePhase::Finish
         });
         let deadline = Instant::now() + plan.bench.timeout + FINISH_GRACE;
         let mut all_done = pin!(futures_all(done));
@@ -200,13 +200,13 @@ pub async fn run(
                 _ = &mut all_done => break,
                 // Someone hangs beyond the timeout: abandon them.
                 _ = tokio::time::sleep_until(deadline.into()) => {
-                    let _ = phase_tx.send(Phase::Abort);
+                    let _ = phase_tx.send(CyclePhase::Abort);
                 }
                 _ = ticker.tick() => ticker.report(cycle, &workers, &mut users_per_second),
                 // Interrupted during ramp-down: abandon requests in flight.
                 _ = &mut shutdown, if !interrupted => {
                     interrupted = true;
-                    let _ = phase_tx.send(Phase::Abort);
+                    let _ = phase_tx.send(CyclePhase::Abort);
                 }
             }
         }
@@ -258,7 +258,7 @@ pub async fn run(
             .copied()
             .unwrap_or(0);
     }
-    let host = super::resources::hostname();
+    let host = crate::monitor::local::hostname();
     let result = NodeResult {
         format_version: crate::result::FORMAT_VERSION,
         tool_version: crate::VERSION.to_string(),
@@ -310,7 +310,7 @@ pub async fn run(
             interrupted,
         },
     );
-    Ok(RunOutcome {
+    Ok(RunEnd {
         output: config.output,
         interrupted,
         requests,

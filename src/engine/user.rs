@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use url::Url;
 
 use super::client::{Client, Connector, Outgoing, MAX_KEPT_BODY};
-use super::record::{ErrorReport, Outcome, Recorder, Window};
+use super::record::{ErrorReport, Recorder, Verdict, Window};
 use super::Counters;
 use crate::result::MAX_SAMPLE_BODY;
 use crate::test_def::{Step, TestPlan, Vars};
@@ -27,7 +27,7 @@ const MAX_REDIRECTS: usize = 10;
 
 /// Where a cycle stands, as users see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub enum CyclePhase {
     /// Users keep going.
     Running,
     /// The window is over: finish the request in flight, start nothing new.
@@ -46,7 +46,7 @@ pub struct User {
     pub counters: Arc<Counters>,
     pub window: Window,
     /// The cycle's phase; users watch it between and during requests.
-    pub phase: watch::Receiver<Phase>,
+    pub phase: watch::Receiver<CyclePhase>,
     pub node: u32,
     pub nodes: u32,
     /// User number within the cycle on this node.
@@ -97,7 +97,7 @@ impl User {
             iteration,
             captured: Default::default(),
         };
-        let mut outcome = Outcome::Success;
+        let mut outcome = Verdict::Success;
         // The test ends when its last page does; a one-page test lasts as long as its page.
         let mut done = scheduled;
         let mut latency = Duration::ZERO;
@@ -119,7 +119,7 @@ impl User {
             let (page, ended, page_latency) = self.page(client, index, &mut vars, started).await;
             done = ended;
             latency = page_latency;
-            if page != Outcome::Success {
+            if page != Verdict::Success {
                 outcome = page;
                 break;
             }
@@ -134,7 +134,7 @@ impl User {
     }
 
     fn running(&self) -> bool {
-        *self.phase.borrow() == Phase::Running
+        *self.phase.borrow() == CyclePhase::Running
     }
 
     /// Sleeps until `t`; false when the cycle ended meanwhile.
@@ -144,7 +144,7 @@ impl User {
             // The pause ran out: go on if the cycle still runs.
             _ = tokio::time::sleep_until(t.into()) => self.running(),
             // The phase left Running (or the controller is gone).
-            _ = phase.wait_for(|p| *p != Phase::Running) => false,
+            _ = phase.wait_for(|p| *p != CyclePhase::Running) => false,
         }
     }
 
@@ -178,7 +178,7 @@ impl User {
         index: usize,
         vars: &mut Vars,
         started: Instant,
-    ) -> (Outcome, Instant, Duration) {
+    ) -> (Verdict, Instant, Duration) {
         let end = self.exchanges(client, index, vars, started).await;
         let latency = end.latency.unwrap_or_else(|| end.done - started);
         let mut recorder = self.recorder.borrow_mut();
@@ -225,7 +225,7 @@ impl User {
             Ok(url) => url,
             Err(message) => {
                 let fault = Fault::new("other", message, "", None, b"");
-                return PageEnd::new(Outcome::Failure, 0, Some(fault));
+                return PageEnd::new(Verdict::Failure, 0, Some(fault));
             }
         };
         let headers = render_headers(step, vars);
@@ -263,12 +263,12 @@ impl User {
                         &self.window,
                         done,
                         latency,
-                        Outcome::Error,
+                        Verdict::Error,
                         0,
                     );
                     let body = e.message.as_bytes();
                     let fault = Fault::new(e.kind, e.message.clone(), url.as_str(), None, body);
-                    return PageEnd::new(Outcome::Error, bytes, Some(fault));
+                    return PageEnd::new(Verdict::Error, bytes, Some(fault));
                 }
             };
             bytes += response.body_len;
@@ -279,10 +279,10 @@ impl User {
                 None => plan.bench.ok_codes.contains(&code),
             };
             let outcome = if accepted {
-                Outcome::Success
+                Verdict::Success
             } else {
                 self.counters.failures.fetch_add(1, Ordering::Relaxed);
-                Outcome::Failure
+                Verdict::Failure
             };
             self.recorder.borrow_mut().request(
                 &self.window,
@@ -327,7 +327,7 @@ impl User {
                     .map(|why| Fault::new("check", why, url.as_str(), Some(code), &response.body))
             };
             let outcome = if fault.is_some() {
-                Outcome::Failure
+                Verdict::Failure
             } else {
                 outcome
             };
@@ -342,13 +342,13 @@ impl User {
         }
         let detail = format!("more than {MAX_REDIRECTS} redirects");
         let fault = Fault::new("status", detail, url.as_str(), None, b"");
-        PageEnd::new(Outcome::Failure, bytes, Some(fault))
+        PageEnd::new(Verdict::Failure, bytes, Some(fault))
     }
 }
 
 /// How a page ended.
 struct PageEnd {
-    outcome: Outcome,
+    outcome: Verdict,
     /// Body bytes of all its requests.
     bytes: u64,
     /// What to report for a failure or an error.
@@ -360,7 +360,7 @@ struct PageEnd {
 }
 
 impl PageEnd {
-    fn new(outcome: Outcome, bytes: u64, fault: Option<Fault>) -> PageEnd {
+    fn new(outcome: Verdict, bytes: u64, fault: Option<Fault>) -> PageEnd {
         PageEnd {
             outcome,
             bytes,

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::client::{Client, Connector};
 use super::record::{Recorder, Window};
-use super::user::{Phase, User};
+use super::user::{CyclePhase, User};
 use super::Counters;
 use crate::test_def::TestPlan;
 
@@ -24,7 +24,7 @@ pub struct CycleJob {
     pub t0: Instant,
     pub window: Window,
     pub load: Load,
-    pub phase: watch::Receiver<Phase>,
+    pub phase: watch::Receiver<CyclePhase>,
     /// Told when every user of this job has ended.
     pub done: oneshot::Sender<()>,
 }
@@ -154,7 +154,7 @@ async fn run_job(
                     // The next execution is due.
                     _ = tokio::time::sleep_until(due.into()) => {}
                     // The cycle's window is over: schedule nothing more.
-                    _ = phase.wait_for(|p| *p != Phase::Running) => break,
+                    _ = phase.wait_for(|p| *p != CyclePhase::Running) => break,
                 }
                 let free = idle.borrow_mut().pop();
                 let picked = match free {
@@ -197,7 +197,7 @@ async fn run_job(
             // Every user has ended.
             next = users.join_next() => if next.is_none() { break },
             // Stop now: the users' tasks are dropped, abandoning their requests in flight.
-            _ = phase.wait_for(|p| *p == Phase::Abort) => {
+            _ = phase.wait_for(|p| *p == CyclePhase::Abort) => {
                 users.abort_all();
                 while users.join_next().await.is_some() {}
                 break;

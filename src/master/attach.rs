@@ -7,10 +7,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, Semaphore};
 
-use super::bench::{finish, unix_ms};
 use super::collect;
 use super::config::Config;
 use super::local::LocalHost;
+use super::run::{finish, unix_ms};
 use super::ssh::{SshHost, SshOptions};
 use super::state::RunState;
 use super::transport::{signal, Transport};

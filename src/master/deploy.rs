@@ -154,7 +154,7 @@ impl DeployedNode {
     /// The command that runs the node, waiting for the master's `start`.
     pub fn command(&self) -> Vec<String> {
         let mut argv = vec![self.bench_node.clone()];
-        argv.extend(super::mux::node_args(&self.dir));
+        argv.extend(crate::protocol::mux::node_args(&self.dir));
         argv
     }
 }

@@ -8,7 +8,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 use super::transport::Process;
-use crate::engine::progress::ProgressEvent;
+use crate::protocol::progress::ProgressEvent;
 
 /// What a node tells the coordinator.
 #[derive(Debug)]

@@ -2,21 +2,21 @@
 //!
 //! The stages, in order: [`config`] (flags → validated [`Config`]), [`transport`] (how a host is
 //! reached: [`ssh`] or [`local`]), [`deploy`] (bench-node and the test onto each node;
-//! `--check`), [`run`] (start together, follow with [`follow`] and [`progress`], stop or
-//! detach), [`collect`] (results → report), with [`bench`] tying them together, [`attach`] for
-//! detached runs, [`service`] and [`monitor`] for the test's `[service]` and `[monitor]`, and
-//! [`mux`], which carries all the nodes of an SSH host over one channel.
+//! `--check`), [`coordinator`] (start together, follow with [`follow`], show with [`display`],
+//! stop or detach), [`collect`] (results → report), with [`run`] tying them together end to
+//! end, [`attach`] for detached runs, [`service`] and [`monitor`] for the test's `[service]` and
+//! `[monitor]`, and [`mux`], the master's half of one SSH channel per host.
 
 pub mod attach;
-pub mod bench;
 pub mod collect;
 pub mod config;
+pub mod coordinator;
 pub mod deploy;
+pub mod display;
 pub mod follow;
 pub mod local;
 pub mod monitor;
 pub mod mux;
-pub mod progress;
 pub mod run;
 pub mod service;
 pub mod ssh;
@@ -107,7 +107,7 @@ pub async fn run(
         let _ = tx.send(shutdown.await).await;
     });
     match &config.mode {
-        Mode::Run => bench::bench(&config, &mut interrupts).await,
+        Mode::Run => run::bench(&config, &mut interrupts).await,
         Mode::Check => check(&config).await,
         Mode::Attach(dir) => attach::attach(&config, dir, false, &mut interrupts).await,
         Mode::Stop(dir) => attach::attach(&config, dir, true, &mut interrupts).await,

@@ -13,7 +13,7 @@ use super::collect::Collected;
 use super::local::LocalHost;
 use super::ssh::{SshHost, SshOptions};
 use super::transport::{argv, exec_ok, Transport};
-use crate::monitor::{parse_concatenated, sample, ProcSnapshot, REMOTE_COMMAND};
+use crate::monitor::proc::{parse_concatenated, sample, ProcSnapshot, REMOTE_COMMAND};
 use crate::nodes::{self, NodeHost};
 use crate::result::{HostResources, ResourceSample};
 

@@ -1,508 +1,423 @@
-//! The run's coordinator: waits until the nodes are ready, starts them together with one
-//! `start` line each, follows their progress, notices nodes that die or go silent, enforces
-//! the run's deadline, and stops or detaches them on request.
+//! One distributed run, end to end: test → run directory → service → deploy → spawn the nodes
+//! → coordinate → collect → report.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 
-use super::follow::NodeMsg;
-use super::progress::{Display, NodeLine};
-use super::transport::{signal, Transport};
-use super::Interrupt;
-use crate::engine::progress::ProgressEvent;
+use super::collect::{self, Collected};
+use super::config::Config;
+use super::coordinator::{Coordinator, Ending, Slot, State};
+use super::deploy::{deploy, test_files, Cluster, DeployPlan, DeployedNode};
+use super::display::Display;
+use super::follow::{follow, log_paths, NodeMsg};
+use super::state::{NodeState, RunState};
+use super::transport::{Process, Transport};
+use super::{join_all, monitor, mux, service, Interrupt, MasterError, Outcome};
+use crate::test_def::{self, LoadModel, TestPlan};
 
-/// How far ahead of the word nodes are told to start.
-const START_LEAD: Duration = Duration::from_millis(200);
+/// Longest wait for the nodes to get ready once spawned.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Time added to the planned length of a run before the master stops it.
+const RUN_GRACE: Duration = Duration::from_secs(30);
 
-/// A node silent for this long while it runs is taken for dead or cut off (it reports every
-/// second).
-pub const STALL: Duration = Duration::from_secs(10);
-/// Longest wait for a node that reported its result to end.
-pub const EXIT_WAIT: Duration = Duration::from_secs(5);
-/// Time a node has, once the first nodes are ready and enough of them are, to get ready too.
-pub const READY_GRACE: Duration = Duration::from_secs(10);
-
-/// Where a node is in the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    /// Started, preparing.
-    Waiting,
-    /// Prepared, waiting for `start`.
-    Ready,
-    Running,
-    /// Told to stop.
-    Stopping,
-    /// Ended with its result written.
-    Done,
-    /// Died, went silent, or failed to deploy or start.
-    Failed,
-    /// Not ready in time: left out of the run.
-    Missing,
+/// Unix time in ms.
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
-impl State {
-    /// The word shown in progress lines and the state file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Waiting => "starting",
-            State::Ready => "ready",
-            State::Running => "running",
-            State::Stopping => "stopping",
-            State::Done => "done",
-            State::Failed => "failed",
-            State::Missing => "missing",
-        }
-    }
-
-    fn active(self) -> bool {
-        matches!(
-            self,
-            State::Waiting | State::Ready | State::Running | State::Stopping
-        )
-    }
+/// `20260102-130405` (UTC).
+fn stamp() -> String {
+    let text = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    text.chars()
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .map(|c| if c == 'T' { '-' } else { c })
+        .collect()
 }
 
-/// One node as the coordinator sees it.
-pub struct Slot {
-    pub number: u32,
-    /// Its host.
-    pub host: Arc<dyn Transport>,
-    /// Node directory on the host (empty when deploy failed).
-    pub dir: String,
-    /// The node's stdin: the master's command channel. Dropped (EOF) when the node is given up.
-    pub stdin: Option<Box<dyn AsyncWrite + Send + Unpin>>,
-    pub state: State,
-    pub pid: Option<u32>,
-    /// Why it failed or is missing.
-    pub reason: Option<String>,
-    /// The result path the node announced.
-    pub result: Option<String>,
-    /// Whether the node's process ended.
-    pub exited: bool,
-    last_heard: Instant,
-    line: NodeLine,
+/// The longest a run of `plan` may last once started: every cycle's ramp-up (closed model
+/// only: an open-model cycle starts at full rate), window, pause and last request, plus a
+/// grace period.
+pub fn run_budget(plan: &TestPlan) -> Duration {
+    let b = &plan.bench;
+    let ramp = |users: u32| match b.model {
+        LoadModel::Closed => b.startup_delay * users,
+        LoadModel::Open { .. } => Duration::ZERO,
+    };
+    let per_cycle =
+        |users: u32| ramp(users) + b.duration + b.cycle_time + b.timeout + b.sleep_time_max;
+    b.cycles.iter().map(|&u| per_cycle(u)).sum::<Duration>() + RUN_GRACE
 }
 
-impl Slot {
-    /// A node that will be followed (`stdin` set) or that already failed (`reason` set).
-    pub fn new(number: u32, host: Arc<dyn Transport>, dir: String) -> Slot {
-        Slot {
-            number,
-            host,
-            dir,
-            stdin: None,
-            state: State::Waiting,
-            pid: None,
-            reason: None,
-            result: None,
-            exited: false,
-            last_heard: Instant::now(),
-            line: NodeLine::default(),
-        }
-    }
-
-    /// Marks the node failed (or missing) for `reason` and closes its command channel.
-    pub fn give_up(&mut self, state: State, reason: String) {
-        if self.state.active() {
-            self.state = state;
-            self.reason = Some(reason);
-        }
-        self.stdin = None;
-    }
-
-    async fn say(&mut self, word: &str) {
-        if let Some(stdin) = self.stdin.as_mut() {
-            let line = format!("{word}\n");
-            // A closed channel shows up as the node's end; nothing to do here.
-            if stdin.write_all(line.as_bytes()).await.is_ok() {
-                let _ = stdin.flush().await;
-            }
-        }
-    }
-
-    /// Kills the node's process in the background (bounded in time; a cut-off host may not
-    /// answer).
-    fn kill(&self) {
-        let (Some(pid), host) = (self.pid, self.host.clone()) else {
-            return;
+/// Creates a new run directory `<workdir>/<name>/<stamp>[-k]` (never an existing one);
+/// returns it with its id `<name>/<stamp>[-k]`.
+fn new_run_dir(workdir: &Path, name: &str) -> Result<(String, PathBuf), MasterError> {
+    let stamp = stamp();
+    let parent = workdir.join(name);
+    std::fs::create_dir_all(&parent).map_err(|source| MasterError::Io {
+        path: parent.clone(),
+        source,
+    })?;
+    for k in 1.. {
+        let leaf = if k == 1 {
+            stamp.clone()
+        } else {
+            format!("{stamp}-{k}")
         };
-        tokio::spawn(async move {
-            let _ =
-                tokio::time::timeout(Duration::from_secs(10), signal(host.as_ref(), pid, "KILL"))
-                    .await;
-        });
+        let dir = parent.join(&leaf);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                for sub in ["out", "err", "results"] {
+                    let d = dir.join(sub);
+                    std::fs::create_dir_all(&d)
+                        .map_err(|source| MasterError::Io { path: d, source })?;
+                }
+                return Ok((format!("{name}/{leaf}"), dir));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(source) => return Err(MasterError::Io { path: dir, source }),
+        }
     }
+    unreachable!("some suffix is free")
 }
 
-/// How the coordinator's loop ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ending {
-    /// Every node ended (done or failed).
-    Finished,
-    /// The nodes keep running; the master leaves.
-    Detached,
-    /// Too few nodes got ready: nothing ran.
-    Aborted(String),
+/// A default run name: date-time and test name, with only safe characters.
+fn default_name(plan: &TestPlan) -> String {
+    let test: String = plan
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{}-{test}", stamp())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Waiting,
-    Running,
-    Stopping,
+/// Runs a distributed bench.
+pub async fn bench(
+    config: &Config,
+    interrupts: &mut mpsc::Receiver<Interrupt>,
+) -> Result<Outcome, MasterError> {
+    let test_path = config.test.as_deref().expect("validated: a run has a test");
+    let plan = test_def::load(test_path, &config.overrides)?;
+    let read_err = |source| MasterError::Io {
+        path: test_path.to_owned(),
+        source,
+    };
+    let test = std::fs::read(test_path).map_err(read_err)?;
+    let files = test_files(test_path).map_err(read_err)?;
+    let name = config.name.clone().unwrap_or_else(|| default_name(&plan));
+    let (run_id, run_dir) = new_run_dir(&config.workdir, &name)?;
+    eprintln!("run {name}: {}", run_dir.display());
+
+    let ssh = Arc::new(config.ssh.clone());
+    let service = match &plan.service {
+        Some(spec) => {
+            let mut service = service::Service::start(spec, &ssh, &run_dir).await?;
+            let ready = tokio::select! {
+                r = service.ready(spec) => r.map_err(MasterError::from),
+                // Ctrl+C while waiting: nothing ran yet.
+                Some(_) = interrupts.recv() => Err(MasterError::Interrupted),
+            };
+            if let Err(e) = ready {
+                service.stop().await;
+                return Err(e);
+            }
+            Some(service)
+        }
+        None => None,
+    };
+    let run = Run {
+        config,
+        plan: &plan,
+        name,
+        run_id,
+        run_dir,
+        ssh,
+        test,
+        files,
+    };
+    let outcome = run.go(interrupts).await;
+    // Whatever the outcome (a deploy that failed, too few nodes, an interrupt, an error while
+    // collecting), the service is stopped; only a detached run still needs it.
+    let detached = outcome.as_ref().is_ok_and(|o| o.detached);
+    if let (Some(service), false) = (service, detached) {
+        service.stop().await;
+    }
+    outcome
 }
 
-/// Follows the nodes of a run from their start to their end.
-pub struct Coordinator {
-    pub slots: Vec<Slot>,
-    /// Messages of every node's follower task (bounded: see [`super::follow::follow`]).
-    rx: mpsc::Receiver<NodeMsg>,
-    display: Display,
-    min_nodes: usize,
-    phase: Phase,
-    ready_deadline: Instant,
-    grace_until: Option<Instant>,
-    /// Longest the run may last once started (plan + grace).
-    budget: Duration,
-    run_deadline: Option<Instant>,
-    stop_deadline: Option<Instant>,
-    /// Time nodes get to stop when told to.
-    stop_budget: Duration,
-    /// When `start` was sent.
-    pub started: Option<SystemTime>,
-    /// When the coordinator stops waiting for done nodes to end (see [`Coordinator::exited`]).
-    exit_deadline: Option<Instant>,
-    /// Start instants as received from each node's first cycle event, for the skew.
-    first_cycle: Vec<Option<Instant>>,
-    created: Instant,
+/// A run once its directory exists and its service answers.
+struct Run<'a> {
+    config: &'a Config,
+    plan: &'a TestPlan,
+    name: String,
+    run_id: String,
+    run_dir: PathBuf,
+    ssh: Arc<super::ssh::SshOptions>,
+    test: Vec<u8>,
+    files: Vec<(String, Vec<u8>)>,
 }
 
-impl Coordinator {
-    /// A coordinator for `slots`; `ready_timeout` bounds the wait for ready nodes, `budget` the
-    /// run once started, `stop_budget` the wait for nodes told to stop.
-    pub fn new(
-        slots: Vec<Slot>,
-        rx: mpsc::Receiver<NodeMsg>,
-        display: Display,
-        min_nodes: usize,
-        ready_timeout: Duration,
-        budget: Duration,
-        stop_budget: Duration,
-    ) -> Coordinator {
-        let n = slots.len();
-        Coordinator {
+impl Run<'_> {
+    /// Deploys, starts, follows, collects and reports.
+    async fn go(self, interrupts: &mut mpsc::Receiver<Interrupt>) -> Result<Outcome, MasterError> {
+        let Run {
+            config,
+            plan,
+            name,
+            run_id,
+            run_dir,
+            ssh,
+            test,
+            files,
+        } = self;
+        let parallel = Arc::new(Semaphore::new(config.parallel));
+        let cluster = Cluster::new(&config.nodes, &ssh);
+        eprintln!(
+            "deploying to {} nodes on {} hosts...",
+            cluster.nodes.len(),
+            cluster.hosts.len()
+        );
+        let deploy_plan = DeployPlan {
+            run_id: run_id.clone(),
+            node_workdir: config.node_workdir.clone(),
+            bench_node: config.bench_node.clone(),
+            test,
+            files,
+            run_name: name.clone(),
+            overrides: config.overrides.clone(),
+        };
+        let deploy_started = std::time::Instant::now();
+        let deployed = tokio::select! {
+            d = deploy(&cluster, &deploy_plan, &parallel) => d,
+            Some(_) = interrupts.recv() => return Err(MasterError::Interrupted),
+        };
+
+        let (slots, rx) = spawn_all(&cluster, deployed, &run_dir).await;
+        eprintln!(
+            "deployed and spawned in {:.1}s",
+            deploy_started.elapsed().as_secs_f64()
+        );
+        for slot in slots.iter().filter(|s| s.state == State::Failed) {
+            eprintln!(
+                "node{} ({}): {}",
+                slot.number,
+                slot.host.label(),
+                slot.reason.as_deref().unwrap_or("failed")
+            );
+        }
+        let started = slots.iter().filter(|s| s.state != State::Failed).count();
+        if started < config.min_nodes {
+            return Err(MasterError::NotEnoughNodes {
+                ready: started,
+                needed: config.min_nodes,
+                run_dir,
+            });
+        }
+
+        let names = slots
+            .iter()
+            .map(|s| format!("node{} {}", s.number, s.host.label()))
+            .collect();
+        let budget = run_budget(plan);
+        let stop_budget = plan.bench.timeout + Duration::from_secs(15);
+        let mut coordinator = Coordinator::new(
             slots,
             rx,
-            display,
-            min_nodes,
-            phase: Phase::Waiting,
-            ready_deadline: Instant::now() + ready_timeout,
-            grace_until: None,
+            Display::new(names, config.verbose),
+            config.min_nodes,
+            READY_TIMEOUT,
             budget,
-            run_deadline: None,
-            stop_deadline: None,
             stop_budget,
-            started: None,
-            exit_deadline: None,
-            first_cycle: vec![None; n],
-            created: Instant::now(),
-        }
-    }
+        );
+        let sampler = monitor::Sampler::start(&plan.monitor_hosts, &ssh);
+        let ending = coordinator.run(interrupts).await;
+        let resources = sampler.stop().await;
 
-    /// Runs until every node ended, the master detached, or too few nodes got ready.
-    pub async fn run(&mut self, interrupts: &mut mpsc::Receiver<Interrupt>) -> Ending {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                // A node spoke or ended.
-                Some(msg) = self.rx.recv() => self.handle(msg),
-                // Once a second: redraw, find silent nodes, enforce deadlines.
-                _ = tick.tick() => self.on_tick(),
-                // Ctrl+C or SIGTERM.
-                Some(interrupt) = interrupts.recv() => {
-                    if let Some(ending) = self.interrupt(interrupt).await {
-                        self.display.finish();
-                        return ending;
-                    }
-                }
-            }
-            if let Some(ending) = self.advance().await {
-                self.refresh();
-                self.display.finish();
-                return ending;
-            }
-        }
-    }
-
-    fn handle(&mut self, msg: NodeMsg) {
-        let (i, event) = match msg {
-            NodeMsg::Event(i, event) => (i, event),
-            NodeMsg::Exited(i, code) => {
-                let slot = &mut self.slots[i];
-                slot.exited = true;
-                let why = match code {
-                    Some(c) => format!("bench-node exited with code {c} before finishing"),
-                    None => "bench-node was killed or its connection was lost".to_string(),
-                };
-                if slot.state.active() {
-                    self.display.message(&format!(
-                        "node{} ({}) failed: {why}",
-                        slot.number,
-                        slot.host.label()
-                    ));
-                }
-                slot.give_up(State::Failed, why);
-                return;
-            }
+        let mut state = RunState {
+            name,
+            run_id,
+            test: plan.name.clone(),
+            ssh_config: config.ssh.config_file.clone(),
+            accept_new_host_keys: config.ssh.accept_new_host_keys,
+            started_unix_ms: coordinator.started.map_or(0, unix_ms),
+            deadline_unix_ms: coordinator
+                .started
+                .map_or(0, |s| unix_ms(s + budget + stop_budget)),
+            detached: ending == Ending::Detached,
+            start_skew_ms: None,
+            observed_skew_ms: coordinator.observed_skew_ms(),
+            nodes: coordinator.slots.iter().map(node_state).collect(),
         };
-        let slot = &mut self.slots[i];
-        slot.last_heard = Instant::now();
-        match event {
-            ProgressEvent::Ready { pid, .. } => {
-                slot.pid = Some(pid);
-                if slot.state == State::Waiting {
-                    slot.state = State::Ready;
-                }
+        state.save(&run_dir)?;
+        match ending {
+            Ending::Detached => {
+                // Dropping the nodes' stdin now: a detached node ignores the end of its input.
+                drop(coordinator);
+                eprintln!(
+                    "detached; follow the run again with: bench-master --attach {0}\n\
+                 or stop it with: bench-master --stop {0}",
+                    run_dir.display()
+                );
+                return Ok(Outcome {
+                    run_dir,
+                    report: None,
+                    detached: true,
+                    failed: Vec::new(),
+                });
             }
-            ProgressEvent::Cycle { cycle, users } => {
-                if slot.state == State::Ready {
-                    slot.state = State::Running;
-                }
-                if self.first_cycle[i].is_none() {
-                    self.first_cycle[i] = Some(Instant::now());
-                }
-                slot.line.cycle = Some(cycle);
-                slot.line.users = users;
-            }
-            ProgressEvent::Progress {
-                cycle,
-                users,
-                requests,
-                failures,
-                errors,
-                rps,
-                ..
-            } => {
-                if slot.state == State::Ready {
-                    slot.state = State::Running;
-                }
-                slot.line.cycle = Some(cycle);
-                slot.line.users = users;
-                slot.line.requests = requests;
-                slot.line.errors = failures + errors;
-                slot.line.rps = rps;
-            }
-            ProgressEvent::Done {
-                result,
-                interrupted,
-            } => {
-                if slot.state.active() {
-                    slot.state = State::Done;
-                }
-                slot.result = Some(result);
-                slot.line.rps = 0.0;
-                slot.line.users = 0;
-                if interrupted {
-                    slot.reason = Some("interrupted".into());
-                }
-            }
+            Ending::Aborted(why) => return Err(MasterError::Aborted { why, run_dir }),
+            Ending::Finished => {}
         }
-    }
-
-    fn on_tick(&mut self) {
-        if self.phase != Phase::Waiting {
-            for slot in &mut self.slots {
-                let silent = slot.last_heard.elapsed();
-                if matches!(slot.state, State::Running | State::Ready | State::Stopping)
-                    && silent > STALL
-                {
-                    let why = format!(
-                        "no word from the node for {}s (dead, hung or cut off)",
-                        silent.as_secs()
-                    );
-                    self.display.message(&format!(
-                        "node{} ({}) failed: {why}",
-                        slot.number,
-                        slot.host.label()
-                    ));
-                    slot.kill();
-                    slot.give_up(State::Failed, why);
-                }
-            }
-        }
-        self.refresh();
-    }
-
-    fn refresh(&mut self) {
-        let lines: Vec<NodeLine> = self
+        let hosts: Vec<_> = coordinator
             .slots
             .iter()
-            .map(|s| NodeLine {
-                state: s.state.as_str(),
-                ..s.line.clone()
-            })
+            .map(|s| (node_state(s), s.host.clone()))
             .collect();
-        self.display.refresh(&lines);
-    }
-
-    /// Moves the run to its next phase when due.
-    async fn advance(&mut self) -> Option<Ending> {
-        let now = Instant::now();
-        let count = |s: State| self.slots.iter().filter(|x| x.state == s).count();
-        let active = self.slots.iter().filter(|x| x.state.active()).count();
-        match self.phase {
-            Phase::Waiting => {
-                let ready = count(State::Ready);
-                let waiting = count(State::Waiting);
-                if ready >= self.min_nodes && self.grace_until.is_none() && waiting > 0 {
-                    self.grace_until = Some(now + READY_GRACE);
-                }
-                let grace_over = self.grace_until.is_some_and(|g| now >= g);
-                if waiting == 0 || grace_over || now >= self.ready_deadline {
-                    if ready >= self.min_nodes && ready > 0 {
-                        self.start().await;
-                    } else {
-                        let why = format!(
-                            "only {ready} of {} nodes ready, {} needed (--min-nodes)",
-                            self.slots.len(),
-                            self.min_nodes
-                        );
-                        for slot in &mut self.slots {
-                            slot.kill();
-                            slot.give_up(State::Missing, "the run did not start".into());
-                        }
-                        return Some(Ending::Aborted(why));
-                    }
-                }
-            }
-            Phase::Running => {
-                if active == 0 && self.exited(now) {
-                    return Some(Ending::Finished);
-                }
-                if self.run_deadline.is_some_and(|d| now >= d) {
-                    self.display.message(&format!(
-                        "the run passed its deadline ({}s): stopping the nodes",
-                        self.budget.as_secs()
-                    ));
-                    self.stop_all().await;
-                }
-            }
-            Phase::Stopping => {
-                if active == 0 && self.exited(now) {
-                    return Some(Ending::Finished);
-                }
-                if self.stop_deadline.is_some_and(|d| now >= d) {
-                    for slot in &mut self.slots {
-                        if slot.state.active() {
-                            slot.kill();
-                            slot.give_up(State::Failed, "did not stop in time: killed".into());
-                        }
-                    }
-                    return Some(Ending::Finished);
-                }
-            }
+        drop(coordinator);
+        let collecting = std::time::Instant::now();
+        let collected = collect::collect(&hosts, &run_dir, &parallel).await;
+        eprintln!(
+            "collected {} results in {:.1}s",
+            collected.results.len(),
+            collecting.elapsed().as_secs_f64()
+        );
+        monitor::attach_resources(&collected, resources);
+        state.start_skew_ms = start_skew_ms(&collected.started_unix_ms);
+        if let (Some(skew), Some(seen)) = (state.start_skew_ms, state.observed_skew_ms) {
+            eprintln!(
+                "start skew between nodes: {skew:.1} ms ({seen:.1} ms as seen by the master)"
+            );
         }
-        None
+        state.save(&run_dir)?;
+        finish(&config.workdir, &run_dir, collected)
     }
+}
 
-    /// True once every node that reported its result has also ended, or [`EXIT_WAIT`] after
-    /// the last one reported: its result is complete when it says so, and no process is left.
-    fn exited(&mut self, now: Instant) -> bool {
-        if self
-            .slots
-            .iter()
-            .all(|s| s.exited || s.state != State::Done)
-        {
-            return true;
-        }
-        let deadline = *self.exit_deadline.get_or_insert(now + EXIT_WAIT);
-        now >= deadline
-    }
-
-    /// Sends `start` to every ready node at once; the others are left out.
-    async fn start(&mut self) {
-        for slot in &mut self.slots {
-            if slot.state == State::Waiting {
-                self.display.message(&format!(
-                    "node{} ({}) missing: not ready in time",
-                    slot.number,
-                    slot.host.label()
-                ));
-                slot.kill();
-                slot.give_up(State::Missing, "not ready when the run started".into());
+/// Spawns every deployed node, one channel per SSH host, and follows it; the nodes that
+/// failed to deploy are failed from the start. Returns the coordinator's slots and the
+/// channel of their messages.
+async fn spawn_all(
+    cluster: &Cluster,
+    deployed: Vec<Result<DeployedNode, super::deploy::DeployError>>,
+    run_dir: &Path,
+) -> (Vec<Slot>, mpsc::Receiver<NodeMsg>) {
+    let (tx, rx) = mpsc::channel(1024);
+    let mut slots = Vec::with_capacity(deployed.len());
+    let mut by_host: Vec<Vec<(usize, DeployedNode)>> = vec![Vec::new(); cluster.hosts.len()];
+    for (p, d) in deployed.into_iter().enumerate() {
+        let (node, h) = &cluster.nodes[p];
+        let mut slot = Slot::new(node.number, cluster.hosts[*h].clone(), String::new());
+        match d {
+            Ok(d) => {
+                slot.dir = d.dir.clone();
+                by_host[*h].push((p, d));
             }
+            Err(e) => slot.give_up(State::Failed, format!("deploy failed: {e}")),
         }
-        // Every node gets the same start time a little ahead, so that the order and delay in
-        // which the words arrive (one channel per host, busy machines) do not skew the start.
-        let at = SystemTime::now() + START_LEAD;
-        let at_ms = at
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis();
-        let word = format!("start {at_ms}");
-        let writes = self
-            .slots
-            .iter_mut()
-            .filter(|s| s.state == State::Ready)
-            .map(|s| s.say(&word));
-        super::join_all(writes).await;
-        let now = Instant::now();
-        for slot in &mut self.slots {
-            slot.last_heard = now;
-        }
-        self.started = Some(SystemTime::now());
-        self.run_deadline = Some(now + self.budget);
-        self.phase = Phase::Running;
-        let ready = self
-            .slots
-            .iter()
-            .filter(|s| s.state == State::Ready)
-            .count();
-        self.display.message(&format!(
-            "{ready} nodes ready in {:.1}s: started",
-            self.created.elapsed().as_secs_f64()
-        ));
+        slots.push(slot);
     }
-
-    /// Tells every active node to stop; they write their results and end.
-    async fn stop_all(&mut self) {
-        let stops = self.slots.iter_mut().filter(|s| s.state.active()).map(|s| {
-            s.state = State::Stopping;
-            s.say("stop")
-        });
-        super::join_all(stops).await;
-        self.phase = Phase::Stopping;
-        self.stop_deadline = Some(Instant::now() + self.stop_budget);
-    }
-
-    async fn interrupt(&mut self, interrupt: Interrupt) -> Option<Ending> {
-        match (interrupt, self.phase) {
-            (Interrupt::Detach, Phase::Running) => {
-                let detach = self
-                    .slots
-                    .iter_mut()
-                    .filter(|s| s.state.active())
-                    .map(|s| s.say("detach"));
-                super::join_all(detach).await;
-                self.display.message("detached: the nodes keep running");
-                Some(Ending::Detached)
-            }
-            _ => {
-                self.display.message("stopping every node...");
-                self.stop_all().await;
-                None
+    let starts = by_host
+        .iter()
+        .zip(&cluster.hosts)
+        .map(|(nodes, host)| start_nodes(host.as_ref(), nodes));
+    for (nodes, started) in by_host.iter().zip(join_all(starts).await) {
+        for ((p, _), process) in nodes.iter().zip(started) {
+            let slot = &mut slots[*p];
+            match process {
+                Ok(process) => {
+                    let (out, err) = log_paths(run_dir, slot.number);
+                    slot.stdin = Some(follow(*p, process, out, err, tx.clone()));
+                }
+                Err(e) => slot.give_up(State::Failed, format!("cannot start bench-node: {e}")),
             }
         }
     }
+    (slots, rx)
+}
 
-    /// Spread of the arrival of the nodes' first cycle event, ms (as the master saw it).
-    pub fn observed_skew_ms(&self) -> Option<f64> {
-        let starts: Vec<Instant> = self.first_cycle.iter().flatten().copied().collect();
-        let (min, max) = (starts.iter().min()?, starts.iter().max()?);
-        Some(max.duration_since(*min).as_secs_f64() * 1000.0)
+/// Starts the deployed `nodes` of `host`: through one `bench-node mux` channel on an SSH host
+/// (one remote command however many nodes), as child processes on the local one.
+async fn start_nodes(
+    host: &dyn Transport,
+    nodes: &[(usize, DeployedNode)],
+) -> Vec<Result<Process, String>> {
+    if host.is_local() {
+        let spawns = nodes.iter().map(|(_, n)| host.spawn(n.command()));
+        return join_all(spawns)
+            .await
+            .into_iter()
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect();
+    }
+    let Some((_, first)) = nodes.first() else {
+        return Vec::new();
+    };
+    let dirs: Vec<String> = nodes.iter().map(|(_, n)| n.dir.clone()).collect();
+    match mux::spawn(host, &first.bench_node, &dirs).await {
+        Ok(processes) => processes.into_iter().map(Ok).collect(),
+        Err(e) => nodes.iter().map(|_| Err(e.to_string())).collect(),
+    }
+}
+
+/// Builds the report of a collected run, refreshes the workspace index and says where it is.
+pub fn finish(
+    workdir: &Path,
+    run_dir: &Path,
+    mut collected: Collected,
+) -> Result<Outcome, MasterError> {
+    if let Some((path, error)) = collected.unwritable.take() {
+        return Err(MasterError::ResultsNotWritable { path, error });
+    }
+    for f in &collected.failed {
+        eprintln!("{} ({}) failed: {}", f.name, f.host, f.reason);
+        if !f.stderr_tail.is_empty() {
+            for line in f.stderr_tail.lines() {
+                eprintln!("    {line}");
+            }
+        }
+    }
+    let building = std::time::Instant::now();
+    let report = collect::build_report(run_dir, &collected)?;
+    eprintln!("report built in {:.1}s", building.elapsed().as_secs_f64());
+    if let Err(e) = collect::refresh_index(workdir) {
+        eprintln!("bench-master: workspace index not refreshed: {e}");
+    }
+    println!("{}", report.display());
+    Ok(Outcome {
+        run_dir: run_dir.to_owned(),
+        report: Some(report),
+        detached: false,
+        failed: collected.failed,
+    })
+}
+
+/// Spread of the nodes' start times (first user of cycle 1), ms, from their results.
+fn start_skew_ms(starts: &[u64]) -> Option<f64> {
+    let (min, max) = (starts.iter().min()?, starts.iter().max()?);
+    Some((max - min) as f64)
+}
+
+/// The state-file record of a node.
+pub fn node_state(s: &Slot) -> NodeState {
+    NodeState {
+        number: s.number,
+        host: s.host.label().to_string(),
+        dir: s.dir.clone(),
+        pid: s.pid,
+        status: match s.state {
+            State::Waiting | State::Ready | State::Running | State::Stopping => "running",
+            other => other.as_str(),
+        }
+        .to_string(),
+        reason: s.reason.clone(),
     }
 }

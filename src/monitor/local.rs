@@ -16,7 +16,7 @@ pub struct LocalSampler {
 impl LocalSampler {
     pub fn start(t0: Instant) -> LocalSampler {
         let (stop, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(crate::monitor::sample_local_every(
+        let task = tokio::spawn(super::proc::sample_local_every(
             Duration::from_secs(1),
             t0,
             async move {
