@@ -17,8 +17,10 @@
 //! - [`report`]: merge node results exactly, compute statistics, write the HTML report,
 //!   `summary.json`, text tables, differential and trend reports and the workspace index.
 //!
-//! The binaries in `src/bin/` only parse flags and call into these modules.
+//! The binaries in `src/bin/` only parse flags and call into these modules; [`args`] holds the
+//! flags they share (the run flags, completions and man pages) and turns them into typed values.
 
+pub mod args;
 pub mod engine;
 pub mod master;
 pub mod monitor;

@@ -108,7 +108,7 @@ fn overrides_replace_file_values() {
     let overrides = Overrides {
         cycles: Some(test_def::parse_cycles("2:3").unwrap()),
         duration: Some(Duration::from_secs(1)),
-        url: Some("http://[::1]:9000/app".into()),
+        url: Some("http://[::1]:9000/app".parse().unwrap()),
         ..Default::default()
     };
     let plan = test_def::load(&example("quickstart.toml"), &overrides).unwrap();
@@ -198,7 +198,7 @@ fn quickstart_steps_pass_against_the_builtin_target() {
         .block_on(Target::spawn("127.0.0.1:0".parse().unwrap()))
         .unwrap();
     let overrides = Overrides {
-        url: Some(format!("http://{}", target.addr)),
+        url: Some(format!("http://{}", target.addr).parse().unwrap()),
         ..Overrides::default()
     };
     let plan = test_def::load(&example("quickstart.toml"), &overrides).unwrap();

@@ -3,12 +3,21 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use benchmaster::master::{self, Args, Config};
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.docs.wanted() {
+        return match args.docs.write(Args::command(), &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench-master: cannot write to standard output: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match Config::try_from(args) {
         Ok(c) => c,
         Err(e) => {

@@ -1,111 +1,24 @@
 //! `bench-report`: merge node results into an HTML report, compare runs, index a workspace.
+//! A thin shell over [`benchmaster::report`]. Exit codes: 0 done, 1 failed, 2 bad input.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
+use benchmaster::report::args::Flags;
 use benchmaster::report::job::{self, Job};
-use benchmaster::report::ReportOptions;
-use clap::Parser;
-
-/// Merge bench-node results into a report; compare runs (--diff), follow them (--trend), or
-/// index a workspace (--index).
-#[derive(Debug, Parser)]
-#[command(name = "bench-report", version)]
-struct Flags {
-    /// Result XML files of one run (one per node).
-    #[arg(value_name = "RESULT.xml")]
-    results: Vec<PathBuf>,
-    /// Directory to write the report into (index.html, summary.json).
-    #[arg(short = 'o', long, value_name = "DIR")]
-    output: Option<PathBuf>,
-    /// Print the main tables to the terminal instead of writing HTML.
-    #[arg(long, conflicts_with_all = ["diff", "trend", "index", "output"])]
-    text: bool,
-    /// Compare two runs: each a report directory, a run directory or a result file.
-    #[arg(long, num_args = 2, value_names = ["BASE", "NEW"], conflicts_with_all = ["trend", "index"])]
-    diff: Option<Vec<PathBuf>>,
-    /// Follow runs, oldest first: each a report or run directory.
-    #[arg(long, num_args = 1.., value_name = "RUN", conflicts_with = "index")]
-    trend: Option<Vec<PathBuf>>,
-    /// Write WORKDIR/index.html listing every run in the workspace.
-    #[arg(long, value_name = "WORKDIR")]
-    index: Option<PathBuf>,
-    /// Merge the readable results and list the bad ones instead of failing.
-    #[arg(long)]
-    skip_bad: bool,
-    /// Directory of templates replacing the embedded ones (same file names).
-    #[arg(long, value_name = "DIR")]
-    templates: Option<PathBuf>,
-}
-
-impl TryFrom<Flags> for Job {
-    type Error = String;
-
-    fn try_from(f: Flags) -> Result<Job, String> {
-        let opts = ReportOptions {
-            skip_bad: f.skip_bad,
-            templates: f.templates.clone(),
-            ..ReportOptions::default()
-        };
-        if let Some(dir) = f.templates.as_ref().filter(|d| !d.is_dir()) {
-            return Err(format!("--templates {}: not a directory", dir.display()));
-        }
-        let extra = |mode: &str| format!("{mode} takes no RESULT.xml arguments");
-        let out = |mode: &str| {
-            f.output
-                .clone()
-                .ok_or_else(|| format!("{mode} needs -o DIR, the directory to write into"))
-        };
-        if let Some(workdir) = f.index.clone() {
-            if !f.results.is_empty() {
-                return Err(extra("--index"));
-            }
-            return Ok(Job::Index {
-                workdir,
-                templates: f.templates,
-            });
-        }
-        if let Some(mut both) = f.diff.clone() {
-            if !f.results.is_empty() {
-                return Err(extra("--diff"));
-            }
-            let new = both.pop().expect("clap takes two values");
-            let base = both.pop().expect("clap takes two values");
-            let out = out("--diff")?;
-            return Ok(Job::Diff {
-                base,
-                new,
-                out,
-                opts,
-            });
-        }
-        if let Some(runs) = f.trend.clone() {
-            if !f.results.is_empty() {
-                return Err(extra("--trend"));
-            }
-            let out = out("--trend")?;
-            return Ok(Job::Trend { runs, out, opts });
-        }
-        if f.results.is_empty() {
-            return Err("no RESULT.xml given (see --help)".into());
-        }
-        if f.text {
-            return Ok(Job::Text {
-                results: f.results,
-                opts,
-            });
-        }
-        let out = out("a report")?;
-        Ok(Job::Report {
-            results: f.results,
-            out,
-            opts,
-        })
-    }
-}
+use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
-    let job = match Job::try_from(Flags::parse()) {
+    let flags = Flags::parse();
+    if flags.docs.wanted() {
+        return match flags.docs.write(Flags::command(), &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench-report: cannot write to standard output: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let job = match Job::try_from(flags) {
         Ok(job) => job,
         Err(e) => {
             eprintln!("bench-report: {e}");

@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use super::ssh::SshOptions;
+use crate::args::{DocArgs, FlagError, RunArgs};
 use crate::nodes::{self, Node, NodesError};
 use crate::test_def::Overrides;
 
@@ -24,21 +25,8 @@ pub struct Args {
     /// Test definition (TOML).
     #[arg(required_unless_present_any = ["attach", "stop", "check"])]
     pub test: Option<PathBuf>,
-    /// Cycles: users per node for each cycle, e.g. `10:20:30`.
-    #[arg(short = 'c', long = "cycles", value_name = "CYCLES")]
-    pub cycles: Option<String>,
-    /// Open model: test executions started per second per node for each cycle, e.g.
-    /// `100:200:400` (overrides the test's cycles and rate).
-    #[arg(
-        short = 'r',
-        long = "rate",
-        value_name = "RATES",
-        conflicts_with = "cycles"
-    )]
-    pub rates: Option<String>,
-    /// Duration of each cycle, seconds (or `5m`, `90s`).
-    #[arg(short = 'D', long = "duration", value_name = "SECONDS")]
-    pub duration: Option<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Run name (default: date-time and test name). Runs of one name are grouped.
     #[arg(short = 'n', long = "name")]
     pub name: Option<String>,
@@ -51,9 +39,6 @@ pub struct Args {
     /// bench-node already installed on the nodes at PATH (nothing is uploaded).
     #[arg(short = 's', long = "bench-node", value_name = "PATH")]
     pub bench_node: Option<String>,
-    /// Base URL override.
-    #[arg(short = 'u', long = "url")]
-    pub url: Option<String>,
     /// Use only the first N nodes of the file.
     #[arg(long)]
     pub num_nodes: Option<usize>,
@@ -84,6 +69,8 @@ pub struct Args {
     /// More output.
     #[arg(short = 'v', long)]
     pub verbose: bool,
+    #[command(flatten)]
+    pub docs: DocArgs,
 }
 
 /// What the master is asked to do.
@@ -128,42 +115,14 @@ pub struct Config {
 pub enum ConfigError {
     #[error(transparent)]
     Nodes(#[from] NodesError),
-    #[error("-c {0:?}: expected users per cycle separated by `:`, each above 0, e.g. `10:20:30`")]
-    Cycles(String),
-    #[error(
-        "-r {0:?}: expected executions per second per cycle separated by `:`, each above 0, \
-         e.g. `100:200`"
-    )]
-    Rates(String),
-    #[error("-D {0:?}: expected seconds (`300`) or a duration (`5m`)")]
-    Duration(String),
+    #[error(transparent)]
+    Flag(#[from] FlagError),
     #[error("{flag} must be at least 1")]
     Zero { flag: &'static str },
     #[error("--min-nodes {min} is more than the {count} nodes in use")]
     MinNodes { min: usize, count: usize },
     #[error("-n {0:?}: a run name may not be empty, `.`, `..` or hold `/`")]
     Name(String),
-}
-
-/// Parses `10:20:30`.
-pub fn parse_cycles(text: &str) -> Result<Vec<u32>, ConfigError> {
-    let cycles: Option<Vec<u32>> = text
-        .split(':')
-        .map(|c| c.trim().parse::<u32>().ok().filter(|&u| u > 0))
-        .collect();
-    cycles.ok_or_else(|| ConfigError::Cycles(text.to_string()))
-}
-
-/// Parses `300`, `2.5` (seconds) or `5m`.
-pub fn parse_duration(text: &str) -> Result<Duration, ConfigError> {
-    let bad = || ConfigError::Duration(text.to_string());
-    if let Ok(secs) = text.trim().parse::<f64>() {
-        return Duration::try_from_secs_f64(secs)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(bad);
-    }
-    humantime::parse_duration(text.trim()).map_err(|_| bad())
 }
 
 impl TryFrom<Args> for Config {
@@ -208,16 +167,7 @@ impl TryFrom<Args> for Config {
                 return Err(ConfigError::Name(name.clone()));
             }
         }
-        let overrides = Overrides {
-            cycles: a.cycles.as_deref().map(parse_cycles).transpose()?,
-            rates: a
-                .rates
-                .as_deref()
-                .map(|r| parse_cycles(r).map_err(|_| ConfigError::Rates(r.to_string())))
-                .transpose()?,
-            duration: a.duration.as_deref().map(parse_duration).transpose()?,
-            url: a.url.clone(),
-        };
+        let overrides = Overrides::try_from(a.run)?;
         Ok(Config {
             mode,
             nodes,
@@ -246,14 +196,26 @@ mod tests {
 
     #[test]
     fn cycles_and_durations() {
-        assert_eq!(parse_cycles("10:20:30").unwrap(), [10, 20, 30]);
-        assert!(parse_cycles("10::30").is_err());
-        assert!(parse_cycles("0").is_err());
-        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
-        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert!(parse_duration("-1").is_err());
-        assert!(parse_duration("soon").is_err());
+        let parse = |c: &str, d: &str| {
+            let a = Args::try_parse_from(["bench-master", "--check", "n", "-c", c, "-D", d])?;
+            Ok::<_, clap::Error>(Overrides::try_from(a.run))
+        };
+        let o = parse("10:20:30", "3").unwrap().unwrap();
+        assert_eq!(o.cycles, Some(vec![10, 20, 30]));
+        assert_eq!(o.duration, Some(Duration::from_secs(3)));
+        // `,` separates cycles as well as `:`, as for bench-node.
+        assert_eq!(
+            parse("5,10", "1.5").unwrap().unwrap().cycles,
+            Some(vec![5, 10])
+        );
+        assert_eq!(
+            parse("1", "2m").unwrap().unwrap().duration,
+            Some(Duration::from_secs(120))
+        );
+        assert!(parse("10::30", "1").unwrap().is_err());
+        assert!(parse("0", "1").unwrap().is_err());
+        assert!(parse("1", "-1").unwrap().is_err());
+        assert!(parse("1", "soon").unwrap().is_err());
     }
 
     #[test]
@@ -278,7 +240,7 @@ mod tests {
         assert!(args(&[n, "t", "-r", "1", "-c", "1"]).is_err());
         assert!(matches!(
             Config::try_from(args(&[n, "t", "-r", "10:0"]).unwrap()),
-            Err(ConfigError::Rates(_))
+            Err(ConfigError::Flag(FlagError { flag: "-r", .. }))
         ));
         assert!(Config::try_from(args(&[n, "t", "--min-nodes", "4"]).unwrap()).is_err());
         assert!(Config::try_from(args(&[n, "t", "-n", "a/b"]).unwrap()).is_err());

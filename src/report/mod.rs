@@ -9,7 +9,9 @@
 //!   `templates/`, charts from [`chart`]), [`json`], [`text`].
 //! - [`diff`], [`trend`]: comparisons of runs, read back through [`input`];
 //!   [`index`]: the page listing every run of a workspace.
+//! - [`args`] → [`job`]: bench-report's flags, checked into one job, and running it.
 
+pub mod args;
 pub mod chart;
 pub mod diff;
 mod error;

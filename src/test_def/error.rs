@@ -41,7 +41,7 @@ pub enum TestDefError {
         message: String,
     },
     /// A cycles list such as `-c 5:10:20` is invalid.
-    #[error("invalid cycles `{text}`: {message} (expected users per cycle separated by `:`, e.g. 5:10:20)")]
+    #[error("invalid cycles `{text}`: {message}")]
     Cycles {
         /// The text as given.
         text: String,

@@ -6,11 +6,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use toml::Spanned;
-use url::Url;
 
 use super::error::{from_toml, read_text, Source};
 use super::raw::{OneOrMany, RawBench, RawFile, RawService};
 use super::step::step;
+use super::values::{check_base_url, check_cycle_list, duration_secs, CycleUnit};
 use super::{
     Bench, LoadModel, Overrides, Service, Step, TestDefError, TestPlan, DEFAULT_MAX_USERS,
 };
@@ -19,45 +19,37 @@ use super::{
 pub const DEFAULT_OK_CODES: [u16; 5] = [200, 301, 302, 303, 307];
 
 /// Loads, validates and compiles the test file at `path`, then applies `overrides` (`-c`,
-/// `-D`, `-u`), which are validated too.
+/// `-r`, `-D`, `-u`), checked with the same parsers as the flags.
 pub fn load(path: &Path, overrides: &Overrides) -> Result<TestPlan, TestDefError> {
     let text = read_text(path)?;
     let src = Source { path, text: &text };
     let raw: RawFile = parse(&src)?;
     let mut plan = build(&src, raw)?;
+    apply(&mut plan, overrides).map_err(|(option, message)| TestDefError::Override {
+        option: option.into(),
+        message,
+    })?;
+    Ok(plan)
+}
 
-    if let Some(url) = &overrides.url {
-        plan.url = check_base_url(url).map_err(|message| TestDefError::Override {
-            option: "-u".into(),
-            message,
-        })?;
+/// Applies the command-line overrides; `Err` names the option and what is wrong.
+fn apply(plan: &mut TestPlan, o: &Overrides) -> Result<(), (&'static str, String)> {
+    if let Some(url) = &o.url {
+        plan.url = check_base_url(url.as_str()).map_err(|m| ("-u", m))?;
     }
-    if let Some(cycles) = &overrides.cycles {
-        if cycles.is_empty() || cycles.contains(&0) {
-            return Err(TestDefError::Override {
-                option: "-c".into(),
-                message: format!("{cycles:?}: needs at least one cycle, each of at least 1 user"),
-            });
-        }
-        if overrides.rates.is_some() {
-            return Err(TestDefError::Override {
-                option: "-c".into(),
-                message: "give either -c (users per cycle) or -r (executions per second), not both"
-                    .into(),
-            });
+    if let Some(cycles) = &o.cycles {
+        check_cycle_list(cycles, CycleUnit::Users).map_err(|m| ("-c", m))?;
+        if o.rates.is_some() {
+            return Err((
+                "-c",
+                "give either -c (users per cycle) or -r (executions per second), not both".into(),
+            ));
         }
         plan.bench.cycles = cycles.clone();
         plan.bench.model = LoadModel::Closed;
     }
-    if let Some(rates) = &overrides.rates {
-        if rates.is_empty() || rates.contains(&0) {
-            return Err(TestDefError::Override {
-                option: "-r".into(),
-                message: format!(
-                    "{rates:?}: needs at least one cycle, each of at least 1 execution per second"
-                ),
-            });
-        }
+    if let Some(rates) = &o.rates {
+        check_cycle_list(rates, CycleUnit::Rate).map_err(|m| ("-r", m))?;
         plan.bench.cycles = rates.clone();
         if plan.bench.model == LoadModel::Closed {
             plan.bench.model = LoadModel::Open {
@@ -65,41 +57,11 @@ pub fn load(path: &Path, overrides: &Overrides) -> Result<TestPlan, TestDefError
             };
         }
     }
-    if let Some(duration) = overrides.duration {
-        if duration.is_zero() {
-            return Err(TestDefError::Override {
-                option: "-D".into(),
-                message: "the duration of a cycle must be more than 0 seconds".into(),
-            });
-        }
+    if let Some(duration) = o.duration {
+        duration_secs(duration.as_secs_f64()).map_err(|m| ("-D", m))?;
         plan.bench.duration = duration;
     }
-    Ok(plan)
-}
-
-/// Checks a base URL: absolute, `http` or `https`, with a host.
-pub(crate) fn check_base_url(text: &str) -> Result<Url, String> {
-    let hint = |e: &dyn std::fmt::Display| {
-        if text.contains("://") {
-            format!("invalid URL `{text}`: {e}")
-        } else {
-            format!("invalid URL `{text}`: {e} (write it whole, e.g. `http://{text}`)")
-        }
-    };
-    let url = Url::parse(text.trim()).map_err(|e| hint(&e))?;
-    if !text.contains("://") {
-        return Err(hint(&"no scheme"));
-    }
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "invalid URL `{text}`: the scheme must be http or https, not `{}`",
-            url.scheme()
-        ));
-    }
-    if url.host_str().is_none_or(|h| h.is_empty()) {
-        return Err(format!("invalid URL `{text}`: no host"));
-    }
-    Ok(url)
+    Ok(())
 }
 
 /// Deserialises the file, turning serde errors into located ones.

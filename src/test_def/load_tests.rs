@@ -78,7 +78,7 @@ fn bench_values_and_overrides() {
     let overrides = Overrides {
         cycles: Some(vec![7]),
         duration: Some(Duration::from_secs(1)),
-        url: Some("https://example.test:8443/base".into()),
+        url: Some("https://example.test:8443/base".parse().unwrap()),
         ..Default::default()
     };
     let plan = load(&f.path, &overrides).unwrap();
@@ -88,7 +88,7 @@ fn bench_values_and_overrides() {
 
     let bad = |o: Overrides| load(&f.path, &o).unwrap_err().to_string();
     let e = bad(Overrides {
-        url: Some("ftp://x".into()),
+        url: Some("ftp://x".parse().unwrap()),
         ..Overrides::default()
     });
     assert!(e.starts_with("-u: invalid URL `ftp://x`"), "{e}");

@@ -2,16 +2,15 @@
 //! loaded, validated and compiled into a [`TestPlan`] the engine runs as is.
 //!
 //! The engine codes against the items below; [`load`] builds a plan from a file,
-//! [`parse_cycles`] reads `-c 5:10:20`, [`load_node_config`] / [`node_config_toml`] read and
-//! write the per-node file the master puts next to the test. Every error is a [`TestDefError`]
-//! naming the file, line and key.
+//! [`values`] parses each run value (`-c 5:10:20`, `-D 5m`, `-u URL`) wherever it is given,
+//! [`load_node_config`] / [`node_config_toml`] read and write the per-node file the master puts
+//! next to the test. Every error is a [`TestDefError`] naming the file, line and key.
 //!
 //! Layout: `raw` (the file as serde sees it) → `load` and `step` (validation, compilation) →
 //! the plan;
 //! `template` (values with `{{ ... }}`), `request` (target URL and body of a step), `response`
-//! (checks and captures), `cycles`, `node`, `describe`.
+//! (checks and captures), `values`, `node`, `describe`.
 
-mod cycles;
 mod describe;
 mod error;
 mod load;
@@ -23,13 +22,14 @@ mod request;
 mod response;
 mod step;
 mod template;
+pub mod values;
 
-pub use cycles::parse_cycles;
 pub use error::TestDefError;
 pub use load::load;
 pub use node::{load_node_config, node_config_toml};
 pub use request::JsonBody;
 pub use template::{Template, BUILTINS};
+pub use values::parse_cycles;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -203,8 +203,8 @@ pub struct Service {
     pub ready_timeout: Duration,
 }
 
-/// Command-line overrides applied on load.
-#[derive(Debug, Clone, Default)]
+/// Command-line overrides applied on load, as typed values (parsed by [`values`]).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Overrides {
     /// `-c`: users per cycle (see [`parse_cycles`]).
     pub cycles: Option<Vec<u32>>,
@@ -212,8 +212,25 @@ pub struct Overrides {
     pub rates: Option<Vec<u32>>,
     /// `-D`: measured time of each cycle.
     pub duration: Option<Duration>,
-    /// `-u`: base URL, validated like `[test] url`.
-    pub url: Option<String>,
+    /// `-u`: base URL, checked like `[test] url`.
+    pub url: Option<Url>,
+}
+
+impl Overrides {
+    /// These overrides over `base` (e.g. a node's own flags over its `node.toml`): each value
+    /// given here wins, and `-c` and `-r` replace each other, as they name one list.
+    pub fn over(self, base: Overrides) -> Overrides {
+        let (cycles, rates) = match (&self.cycles, &self.rates) {
+            (None, None) => (base.cycles, base.rates),
+            _ => (self.cycles, self.rates),
+        };
+        Overrides {
+            cycles,
+            rates,
+            duration: self.duration.or(base.duration),
+            url: self.url.or(base.url),
+        }
+    }
 }
 
 /// A node's own configuration, written by the master next to the test.

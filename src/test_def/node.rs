@@ -2,12 +2,12 @@
 //! command-line overrides of the run.
 
 use std::path::Path;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::error::{from_toml, read_text, Source};
+use super::values::{check_base_url, check_cycle_list, duration_secs, CycleUnit};
 use super::{NodeConfig, Overrides, TestDefError};
 
 /// The file: a single `[node]` table.
@@ -61,14 +61,15 @@ pub fn node_config_toml(config: &NodeConfig) -> String {
             cycles: o.cycles.as_deref(),
             rates: o.rates.as_deref(),
             duration: o.duration.map(|d| d.as_secs_f64()),
-            url: o.url.as_deref(),
+            url: o.url.as_ref().map(url::Url::as_str),
         },
     };
     // Serialising integers, floats and strings into a table cannot fail.
     toml::to_string(&file).unwrap_or_default()
 }
 
-/// Reads a node configuration written by [`node_config_toml`].
+/// Reads a node configuration written by [`node_config_toml`]; its values are checked by the
+/// same parsers as the flags they come from.
 pub fn load_node_config(path: &Path) -> Result<NodeConfig, TestDefError> {
     let text = read_text(path)?;
     let src = Source { path, text: &text };
@@ -98,62 +99,50 @@ pub fn load_node_config(path: &Path) -> Result<NodeConfig, TestDefError> {
             ),
         ));
     }
-    let cycles = match n.cycles {
-        Some(c) if c.get_ref().is_empty() || c.get_ref().contains(&0) => {
-            return Err(src.error(
-                c.span(),
-                "[node] cycles",
-                "needs at least one cycle, each of at least 1 user",
-            ))
-        }
-        c => c.map(Spanned::into_inner),
-    };
-    let rates = match n.rates {
-        Some(r) if r.get_ref().is_empty() || r.get_ref().contains(&0) => {
-            return Err(src.error(
-                r.span(),
-                "[node] rates",
-                "needs at least one cycle, each of at least 1 execution per second",
-            ))
-        }
-        r => r.map(Spanned::into_inner),
-    };
-    let duration = match n.duration {
-        Some(d) => Some(
-            Duration::try_from_secs_f64(*d.get_ref())
-                .ok()
-                .filter(|d| !d.is_zero())
-                .ok_or_else(|| {
-                    src.error(
-                        d.span(),
-                        "[node] duration",
-                        "must be a positive number of seconds",
-                    )
-                })?,
-        ),
-        None => None,
-    };
-    if let Some(url) = &n.url {
-        super::load::check_base_url(url.get_ref())
-            .map_err(|m| src.error(url.span(), "[node] url", m))?;
-    }
+    let overrides = overrides(&src, n.cycles, n.rates, n.duration, n.url)?;
     Ok(NodeConfig {
         number: n.number.into_inner(),
         count: n.count.into_inner(),
         run: n.run,
         host: n.host,
-        overrides: Overrides {
-            cycles,
-            rates,
-            duration,
-            url: n.url.map(Spanned::into_inner),
-        },
+        overrides,
+    })
+}
+
+/// The run's overrides in `[node]`, each checked where it is written.
+fn overrides(
+    src: &Source<'_>,
+    cycles: Option<Spanned<Vec<u32>>>,
+    rates: Option<Spanned<Vec<u32>>>,
+    duration: Option<Spanned<f64>>,
+    url: Option<Spanned<String>>,
+) -> Result<Overrides, TestDefError> {
+    let list = |value: Option<Spanned<Vec<u32>>>, key: &str, unit: CycleUnit| {
+        value
+            .map(|v| {
+                check_cycle_list(v.get_ref(), unit).map_err(|m| src.error(v.span(), key, m))?;
+                Ok(v.into_inner())
+            })
+            .transpose()
+    };
+    Ok(Overrides {
+        cycles: list(cycles, "[node] cycles", CycleUnit::Users)?,
+        rates: list(rates, "[node] rates", CycleUnit::Rate)?,
+        duration: duration
+            .map(|d| {
+                duration_secs(*d.get_ref()).map_err(|m| src.error(d.span(), "[node] duration", m))
+            })
+            .transpose()?,
+        url: url
+            .map(|u| check_base_url(u.get_ref()).map_err(|m| src.error(u.span(), "[node] url", m)))
+            .transpose()?,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn write(text: &str) -> tempfile::NamedTempFile {
         let f = tempfile::NamedTempFile::new().unwrap();
@@ -171,7 +160,7 @@ mod tests {
             overrides: Overrides {
                 cycles: Some(vec![5, 10]),
                 duration: Some(Duration::from_millis(2500)),
-                url: Some("https://example.test:8443/api".into()),
+                url: Some("https://example.test:8443/api".parse().unwrap()),
                 rates: Some(vec![50]),
             },
         };

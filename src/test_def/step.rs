@@ -10,9 +10,10 @@ use hyper::Method;
 use toml::Spanned;
 
 use super::error::Source;
-use super::load::{check_base_url, status_codes};
+use super::load::status_codes;
 use super::raw::{OneOrMany, RawCapture, RawStep};
 use super::request::{is_absolute, JsonBody};
+use super::values::check_base_url;
 use super::{Body, Capture, CaptureSource, Check, Step, Template, TestDefError, BUILTINS};
 
 /// Validates and compiles step number `i` (from 0); `captured` holds the names earlier steps

@@ -1,0 +1,277 @@
+//! `bench-node`'s command line and what each subcommand does: `run` (one node's load),
+//! `check` (a test's plan), `target` (the built-in HTTP server) and `mux` (the nodes of a host
+//! over one channel). The binary parses, builds the runtime and maps [`NodeError`] to its exit
+//! code: 0 done, 1 failed, 2 bad input, 130 interrupted (the result is still written).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use super::control::Control;
+use crate::args::{DocArgs, FlagError, RunArgs};
+use crate::engine::{self, target::Target, EngineError, ProgressMode, RunConfig};
+use crate::result::NodeInfo;
+use crate::test_def::{self, LoadModel, Overrides, TestDefError};
+
+/// bench-node's flags.
+#[derive(Debug, Parser)]
+#[command(
+    name = "bench-node",
+    version,
+    about = "One node of a Bench Master run",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub docs: DocArgs,
+}
+
+/// What bench-node is asked to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a bench and write its result XML.
+    Run(NodeRunArgs),
+    /// Validate a test definition and print its plan.
+    Check { test: PathBuf },
+    /// Run the nodes in DIRS with their stdio carried over this one (used by bench-master:
+    /// one SSH channel for all the nodes of a host).
+    #[command(hide = true)]
+    Mux { dirs: Vec<String> },
+    /// Serve the built-in HTTP target (`?delay_ms=N`, `?status=N`, `?bytes=N`, `?close=1`).
+    Target {
+        #[arg(long, default_value = "127.0.0.1:8099")]
+        listen: SocketAddr,
+        /// Close keep-alive connections idle for longer than this, e.g. `5s` or `300ms`
+        /// (default: keep them open).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        idle_timeout: Option<Duration>,
+    },
+}
+
+/// `bench-node run`'s flags.
+#[derive(Debug, clap::Args)]
+pub struct NodeRunArgs {
+    /// The test definition (TOML).
+    pub test: PathBuf,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Where the result XML goes.
+    #[arg(short = 'o', long, default_value = "result.xml")]
+    pub output: PathBuf,
+    /// This node's configuration, written by bench-master.
+    #[arg(long)]
+    pub node: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Progress::Human)]
+    pub progress: Progress,
+    /// Print `ready`, then wait for `start` on stdin; stop when stdin closes (unless `detach`).
+    #[arg(long)]
+    pub wait_start: bool,
+    /// Write this process's id here.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+/// How `run` reports its progress.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Progress {
+    Human,
+    Json,
+    None,
+}
+
+/// Why bench-node failed; [`NodeError::exit_code`] says how it exits.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The test or the node's configuration is invalid.
+    #[error(transparent)]
+    Test(#[from] TestDefError),
+    /// A run flag is invalid.
+    #[error(transparent)]
+    Flag(#[from] FlagError),
+    #[error("cannot listen on {addr}: {error}")]
+    Listen {
+        addr: SocketAddr,
+        error: std::io::Error,
+    },
+    #[error("cannot write {}: {error}", path.display())]
+    PidFile {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// This process could not set itself up (its own path, signal handlers).
+    #[error(transparent)]
+    Process(#[from] std::io::Error),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl NodeError {
+    /// 2 for bad input, 1 for anything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            NodeError::Test(_) | NodeError::Flag(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Does what `command` asks; returns the exit code of a run that ended (0, or 130 when it was
+/// interrupted).
+pub async fn run(command: Command) -> Result<u8, NodeError> {
+    match command {
+        Command::Check { test } => {
+            let plan = test_def::load(&test, &Overrides::default())?;
+            println!("{}", plan.describe());
+            Ok(0)
+        }
+        Command::Mux { dirs } => {
+            let exe = std::env::current_exe()?;
+            super::mux::serve(&exe, &dirs).await;
+            Ok(0)
+        }
+        Command::Target {
+            listen,
+            idle_timeout,
+        } => target(listen, idle_timeout).await,
+        Command::Run(args) => bench(args).await,
+    }
+}
+
+/// Serves the built-in target until Ctrl+C.
+async fn target(listen: SocketAddr, idle_timeout: Option<Duration>) -> Result<u8, NodeError> {
+    let (mut target, listener) = Target::bind(listen)
+        .await
+        .map_err(|error| NodeError::Listen {
+            addr: listen,
+            error,
+        })?;
+    target.idle_timeout = idle_timeout;
+    eprintln!("bench-node target listening on http://{}", target.addr);
+    target
+        .serve(listener, None, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
+    Ok(0)
+}
+
+/// Runs one node's bench and writes its result.
+async fn bench(args: NodeRunArgs) -> Result<u8, NodeError> {
+    let config = run_config(args.node.as_ref(), &args)?;
+    let most_users = match config.plan.bench.model {
+        LoadModel::Closed => config.plan.bench.cycles.iter().copied().max().unwrap_or(1),
+        LoadModel::Open { max_users } => max_users,
+    };
+    if let Some(note) = super::limits::raise_open_files(most_users.into()) {
+        eprintln!("bench-node: {note}");
+    }
+    if let Some(path) = &args.pid_file {
+        std::fs::write(path, format!("{}\n", std::process::id())).map_err(|error| {
+            NodeError::PidFile {
+                path: path.clone(),
+                error,
+            }
+        })?;
+    }
+    let control = Control::spawn(args.wait_start)?;
+    let outcome = engine::run(config, control.started(), control.stopped()).await?;
+    if outcome.interrupted {
+        eprintln!(
+            "bench-node: interrupted ({}); what was measured is in {}",
+            control.reason().unwrap_or_default(),
+            outcome.output.display()
+        );
+        return Ok(130);
+    }
+    Ok(0)
+}
+
+/// The engine's configuration: the node's file (`--node`), then the flags over it.
+fn run_config(node_file: Option<&PathBuf>, args: &NodeRunArgs) -> Result<RunConfig, NodeError> {
+    let (node, base) = match node_file {
+        Some(path) => {
+            let n = test_def::load_node_config(path)?;
+            let node = NodeInfo {
+                number: n.number,
+                count: n.count,
+                host: n.host,
+                run: n.run,
+                start_delay_ms: 0.0,
+            };
+            (node, n.overrides)
+        }
+        None => (
+            NodeInfo {
+                count: 1,
+                ..NodeInfo::default()
+            },
+            Overrides::default(),
+        ),
+    };
+    let overrides = Overrides::try_from(args.run.clone())?.over(base);
+    Ok(RunConfig {
+        plan: test_def::load(&args.test, &overrides)?,
+        node,
+        output: args.output.clone(),
+        progress: match args.progress {
+            Progress::Human => ProgressMode::Human,
+            Progress::Json => ProgressMode::Json,
+            Progress::None => ProgressMode::None,
+        },
+        workers: args
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(extra: &[&str]) -> NodeRunArgs {
+        let mut argv = vec!["bench-node", "run", "t.toml"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Some(Command::Run(args)) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn run_flags_are_the_masters() {
+        let o = Overrides::try_from(run_args(&["-c", "5:10", "-D", "5m"]).run).unwrap();
+        assert_eq!(o.cycles, Some(vec![5, 10]));
+        assert_eq!(o.duration, Some(Duration::from_secs(300)));
+        let o = Overrides::try_from(run_args(&["-r", "5,10", "-D", "90s"]).run).unwrap();
+        assert_eq!(o.rates, Some(vec![5, 10]));
+        assert_eq!(o.duration, Some(Duration::from_secs(90)));
+        assert!(Cli::try_parse_from(["bench-node", "run", "t", "-c", "1", "-r", "1"]).is_err());
+    }
+
+    #[test]
+    fn flags_win_over_the_node_file() {
+        let file = Overrides {
+            cycles: Some(vec![4]),
+            duration: Some(Duration::from_secs(9)),
+            url: Some("http://file.test".parse().unwrap()),
+            ..Overrides::default()
+        };
+        let flags = Overrides {
+            rates: Some(vec![50]),
+            ..Overrides::default()
+        };
+        let o = flags.over(file.clone());
+        assert_eq!(o.cycles, None);
+        assert_eq!(o.rates, Some(vec![50]));
+        assert_eq!(o.duration, file.duration);
+        assert_eq!(o.url, file.url);
+        assert_eq!(Overrides::default().over(file.clone()), file);
+    }
+}
