@@ -101,16 +101,34 @@ impl DocArgs {
         self.completions.is_some() || self.man
     }
 
-    /// Writes the completion script or the man page of `cmd` (the command's clap definition).
+    /// Writes the completion script or the man page of `cmd` (the command's clap definition);
+    /// the page of a command with subcommands is followed by one page for each (`bench-node-run`).
     pub fn write(&self, mut cmd: clap::Command, out: &mut dyn Write) -> std::io::Result<()> {
         if let Some(shell) = self.completions {
             let name = cmd.get_name().to_string();
             clap_complete::generate(shell, &mut cmd, name, out);
         } else if self.man {
-            clap_mangen::Man::new(cmd).render(out)?;
+            let mut cmd = cmd.disable_help_subcommand(true);
+            cmd.build();
+            man_pages(cmd, out)?;
         }
         out.flush()
     }
+}
+
+/// The man page of `cmd`, then those of its visible subcommands, as `clap_mangen::generate_to`
+/// would write them to files.
+fn man_pages(cmd: clap::Command, out: &mut dyn Write) -> std::io::Result<()> {
+    let subcommands: Vec<clap::Command> = cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .cloned()
+        .collect();
+    clap_mangen::Man::new(cmd).render(out)?;
+    for sub in subcommands {
+        man_pages(sub, out)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 mod util;
 
+mod cli;
 mod engine;
 mod faults;
 mod fuzz_corpora;
@@ -10,4 +11,5 @@ mod master_faults;
 mod report;
 mod security;
 mod sshd;
+mod templates;
 mod test_def;

@@ -197,7 +197,8 @@ mod tests {
     #[test]
     fn cycles_and_durations() {
         let parse = |c: &str, d: &str| {
-            let a = Args::try_parse_from(["bench-master", "--check", "n", "-c", c, "-D", d])?;
+            let (c, d) = (format!("--cycles={c}"), format!("--duration={d}"));
+            let a = Args::try_parse_from(["bench-master", "--check", "n", &c, &d])?;
             Ok::<_, clap::Error>(Overrides::try_from(a.run))
         };
         let o = parse("10:20:30", "3").unwrap().unwrap();

@@ -58,6 +58,26 @@ impl TestPlan {
     }
 
     fn write_to(&self, out: &mut String, b: &super::Bench) -> std::fmt::Result {
+        self.write_bench(out, b)?;
+        self.write_steps(out)?;
+        if let Some(service) = &self.service {
+            writeln!(
+                out,
+                "service   {} on {}, ready when {} answers (within {})",
+                join(&service.command, " "),
+                service.host.as_deref().unwrap_or("the master"),
+                service.ready_url,
+                secs(service.ready_timeout)
+            )?;
+        }
+        if !self.monitor_hosts.is_empty() {
+            writeln!(out, "monitor   {}", self.monitor_hosts.join(", "))?;
+        }
+        Ok(())
+    }
+
+    /// The test, its URL and the `[bench]` values.
+    fn write_bench(&self, out: &mut String, b: &super::Bench) -> std::fmt::Result {
         writeln!(out, "test      {}", self.name)?;
         if !self.description.is_empty() {
             writeln!(
@@ -101,7 +121,11 @@ impl TestPlan {
             out,
             "expected  about {} per node (ramp-ups and pauses included)",
             long(self.expected_duration())
-        )?;
+        )
+    }
+
+    /// The steps with their method, target, body, headers, checks and captures.
+    fn write_steps(&self, out: &mut String) -> std::fmt::Result {
         writeln!(out, "steps     {}", self.steps.len())?;
         let width = self.steps.iter().map(|s| s.name.len()).max().unwrap_or(0);
         for (i, step) in self.steps.iter().enumerate() {
@@ -139,19 +163,6 @@ impl TestPlan {
                     capture.name, capture.source
                 )?;
             }
-        }
-        if let Some(service) = &self.service {
-            writeln!(
-                out,
-                "service   {} on {}, ready when {} answers (within {})",
-                join(&service.command, " "),
-                service.host.as_deref().unwrap_or("the master"),
-                service.ready_url,
-                secs(service.ready_timeout)
-            )?;
-        }
-        if !self.monitor_hosts.is_empty() {
-            writeln!(out, "monitor   {}", self.monitor_hosts.join(", "))?;
         }
         Ok(())
     }

@@ -16,6 +16,9 @@ use super::request::{is_absolute, JsonBody};
 use super::values::check_base_url;
 use super::{Body, Capture, CaptureSource, Check, Step, Template, TestDefError, BUILTINS};
 
+/// Compiles a templated value, naming its key when it is wrong.
+type Compile<'a> = dyn Fn(&Spanned<String>, &str) -> Result<Template, TestDefError> + 'a;
+
 /// Validates and compiles step number `i` (from 0); `captured` holds the names earlier steps
 /// capture.
 pub(crate) fn step(
@@ -39,7 +42,6 @@ pub(crate) fn step(
     let template = |value: &Spanned<String>, k: &str| {
         Template::compile(value.get_ref(), &known).map_err(|m| src.error(value.span(), &key(k), m))
     };
-
     let method = match &raw.method {
         None => Method::GET,
         Some(m) => Method::from_bytes(m.get_ref().trim().to_ascii_uppercase().as_bytes()).map_err(
@@ -52,13 +54,49 @@ pub(crate) fn step(
             },
         )?,
     };
+    let (target, target_text) = target(src, &at, span, &raw, &template)?;
+    let headers = headers(src, &key, &raw, &template)?;
+    let body = body(src, &key, &raw, &known)?;
+    let expect_status = raw
+        .expect_status
+        .map(|codes| status_codes(src, &key("expect_status"), codes))
+        .transpose()?;
+    let checks = checks(src, &key, raw.contains, raw.not_contains, raw.regex)?;
+    let captures = raw
+        .capture
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(j, c)| capture(src, &format!("{at} capture #{}", j + 1), c))
+        .collect::<Result<Vec<Capture>, _>>()?;
+    Ok(Step {
+        name,
+        method,
+        target,
+        target_text,
+        headers,
+        body,
+        expect_status,
+        checks,
+        captures,
+    })
+}
 
+/// The step's `path` or `url`, compiled, and as written.
+fn target(
+    src: &Source<'_>,
+    at: &str,
+    span: Range<usize>,
+    raw: &RawStep,
+    template: &Compile<'_>,
+) -> Result<(Template, String), TestDefError> {
+    let key = |k: &str| format!("{at} {k}");
     let (target, k) = match (&raw.path, &raw.url) {
         (Some(_), Some(url)) => {
             return Err(src.error(url.span(), &key("url"), "give either path or url, not both"))
         }
         (None, None) => {
-            return Err(src.error(span, &at, "needs a path (joined to the base URL) or a url"))
+            return Err(src.error(span, at, "needs a path (joined to the base URL) or a url"))
         }
         (Some(path), None) => (path, "path"),
         (None, Some(url)) => (url, "url"),
@@ -77,7 +115,16 @@ pub(crate) fn step(
             check_base_url(text).map_err(|m| src.error(target.span(), &key(k), m))?;
         }
     }
+    Ok((compiled, target.get_ref().clone()))
+}
 
+/// The step's headers in the order written, names checked and values compiled.
+fn headers(
+    src: &Source<'_>,
+    key: &dyn Fn(&str) -> String,
+    raw: &RawStep,
+    template: &Compile<'_>,
+) -> Result<Vec<(HeaderName, Template)>, TestDefError> {
     let mut headers = Vec::new();
     for (name, value) in raw.headers.iter().flat_map(|h| &h.0) {
         let header = HeaderName::from_bytes(name.get_ref().as_bytes()).map_err(|_| {
@@ -98,41 +145,28 @@ pub(crate) fn step(
         }
         headers.push((header, t));
     }
+    Ok(headers)
+}
 
-    let body = body(src, &key, &raw, &known)?;
-    let expect_status = raw
-        .expect_status
-        .map(|codes| status_codes(src, &key("expect_status"), codes))
-        .transpose()?;
-
+/// Body checks in order: `contains`, `not_contains`, `regex`.
+fn checks(
+    src: &Source<'_>,
+    key: &dyn Fn(&str) -> String,
+    contains: Option<Spanned<OneOrMany<String>>>,
+    not_contains: Option<Spanned<OneOrMany<String>>>,
+    regexes: Option<Spanned<OneOrMany<String>>>,
+) -> Result<Vec<Check>, TestDefError> {
     let mut checks = Vec::new();
-    for s in list(raw.contains) {
+    for s in list(contains) {
         checks.push(Check::Contains(s.into_inner()));
     }
-    for s in list(raw.not_contains) {
+    for s in list(not_contains) {
         checks.push(Check::NotContains(s.into_inner()));
     }
-    for s in list(raw.regex) {
+    for s in list(regexes) {
         checks.push(Check::Regex(regex(src, &key("regex"), &s)?));
     }
-
-    let mut captures: Vec<Capture> = Vec::new();
-    for (j, c) in raw.capture.unwrap_or_default().into_iter().enumerate() {
-        let capture = capture(src, &format!("{at} capture #{}", j + 1), c)?;
-        captures.push(capture);
-    }
-
-    Ok(Step {
-        name,
-        method,
-        target: compiled,
-        target_text: target.get_ref().clone(),
-        headers,
-        body,
-        expect_status,
-        checks,
-        captures,
-    })
+    Ok(checks)
 }
 
 /// The items of a `OneOrMany`, each carrying the span of the whole value.

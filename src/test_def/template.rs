@@ -17,6 +17,19 @@ use super::Vars;
 /// Names every template may use, besides values captured by earlier steps.
 pub const BUILTINS: [&str; 4] = ["node", "nodes", "user", "iteration"];
 
+/// The filters tera 1.20 registers with the features this build enables (`urlencode`, not
+/// `builtins`): a template naming any other is refused at load, not rendered empty at run time.
+/// `urlencode` and `urlencode_strict` percent-encode a value for a URL (see the README).
+#[rustfmt::skip]
+pub const FILTERS: &[&str] = &[
+    "upper", "lower", "trim", "trim_start", "trim_end", "trim_start_matches",
+    "trim_end_matches", "truncate", "wordcount", "replace", "capitalize", "title",
+    "linebreaksbr", "indent", "striptags", "spaceless", "urlencode", "urlencode_strict",
+    "escape", "escape_xml", "addslashes", "split", "int", "float", "first", "last", "nth",
+    "join", "sort", "unique", "slice", "group_by", "filter", "map", "concat", "abs",
+    "pluralize", "round", "length", "reverse", "json_encode", "as_str", "get",
+];
+
 /// A compiled template string.
 #[derive(Clone)]
 pub struct Template {
@@ -112,8 +125,15 @@ impl Template {
             .map_err(|e| error_chain(&e))?
             .ast;
 
-        let mut names = BTreeSet::new();
-        collect_nodes(ast, &mut Vec::new(), &mut names)?;
+        let mut free = Free::default();
+        collect_nodes(ast, &mut Vec::new(), &mut free)?;
+        if let Some(filter) = free.filters.iter().find(|f| !FILTERS.contains(&f.as_str())) {
+            return Err(format!(
+                "unknown filter `{filter}` in template `{source}` (filters: {})",
+                FILTERS.join(", ")
+            ));
+        }
+        let names = free.names;
         for name in &names {
             if !BUILTINS.contains(&name.as_str()) && !known(name) {
                 return Err(format!(
@@ -295,12 +315,15 @@ fn simple_segments(ast: &[Node]) -> Option<Vec<Segment>> {
     Some(out)
 }
 
-/// Collects the free names of `nodes`; `locals` are names bound by `set` and `for`.
-fn collect_nodes(
-    nodes: &[Node],
-    locals: &mut Vec<String>,
-    out: &mut BTreeSet<String>,
-) -> Result<(), String> {
+/// What a template refers to: its free names and the filters it applies.
+#[derive(Default)]
+struct Free {
+    names: BTreeSet<String>,
+    filters: BTreeSet<String>,
+}
+
+/// Collects the free names and filters of `nodes`; `locals` are names bound by `set` and `for`.
+fn collect_nodes(nodes: &[Node], locals: &mut Vec<String>, out: &mut Free) -> Result<(), String> {
     for node in nodes {
         match node {
             Node::Text(_)
@@ -314,6 +337,7 @@ fn collect_nodes(
                 locals.push(set.key.clone());
             }
             Node::FilterSection(_, section, _) => {
+                out.filters.insert(section.filter.name.clone());
                 section
                     .filter
                     .args
@@ -358,9 +382,10 @@ fn collect_nodes(
     Ok(())
 }
 
-fn collect_expr(expr: &Expr, locals: &[String], out: &mut BTreeSet<String>) {
+fn collect_expr(expr: &Expr, locals: &[String], out: &mut Free) {
     collect_val(&expr.val, locals, out);
     for filter in &expr.filters {
+        out.filters.insert(filter.name.clone());
         filter
             .args
             .values()
@@ -368,7 +393,7 @@ fn collect_expr(expr: &Expr, locals: &[String], out: &mut BTreeSet<String>) {
     }
 }
 
-fn collect_val(val: &ExprVal, locals: &[String], out: &mut BTreeSet<String>) {
+fn collect_val(val: &ExprVal, locals: &[String], out: &mut Free) {
     match val {
         ExprVal::String(_) | ExprVal::Int(_) | ExprVal::Float(_) | ExprVal::Bool(_) => {}
         ExprVal::Ident(name) => add_ident(name, locals, out),
@@ -396,10 +421,10 @@ fn collect_val(val: &ExprVal, locals: &[String], out: &mut BTreeSet<String>) {
 }
 
 /// Adds the root of a dotted or indexed name (`a.b`, `a[0]`), unless it is a local.
-fn add_ident(name: &str, locals: &[String], out: &mut BTreeSet<String>) {
+fn add_ident(name: &str, locals: &[String], out: &mut Free) {
     let root = name.split(['.', '[']).next().unwrap_or(name).trim();
     if !root.is_empty() && !locals.iter().any(|l| l == root) {
-        out.insert(root.to_string());
+        out.names.insert(root.to_string());
     }
 }
 
@@ -482,6 +507,47 @@ mod tests {
             "{err}"
         );
         assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn urlencode_filters_encode_captured_values() {
+        let mut v = vars();
+        v.captured.insert("token".into(), "a&b=c d/é".into());
+        let t = compile("/x?t={{ token | urlencode }}").unwrap();
+        assert_eq!(t.render(&v), "/x?t=a%26b%3Dc%20d/%C3%A9");
+        let t = compile("/x?t={{ token | urlencode_strict }}").unwrap();
+        assert_eq!(t.render(&v), "/x?t=a%26b%3Dc%20d%2F%C3%A9");
+    }
+
+    #[test]
+    fn unknown_filters_are_rejected_at_load() {
+        let err = compile("/x?t={{ token | urlencod }}").unwrap_err();
+        assert!(
+            err.starts_with("unknown filter `urlencod` in template"),
+            "{err}"
+        );
+        let err = compile("{% filter shout %}x{% endfilter %}").unwrap_err();
+        assert!(err.contains("unknown filter `shout`"), "{err}");
+        // Filters of tera's `builtins` feature are not in this build.
+        assert!(compile("{{ token | slugify }}").is_err());
+    }
+
+    #[test]
+    fn every_listed_filter_exists_in_tera() {
+        let missing = |filter: &str| {
+            let mut tera = tera::Tera::default();
+            tera.add_raw_template("t", &format!("{{{{ x | {filter} }}}}"))
+                .unwrap();
+            let mut context = tera::Context::new();
+            context.insert("x", "a");
+            // Filters that need arguments fail too, but not for want of the filter.
+            tera.render("t", &context)
+                .is_err_and(|e| error_chain(&e).contains(&format!("Filter '{filter}' not found")))
+        };
+        for filter in FILTERS {
+            assert!(!missing(filter), "{filter}");
+        }
+        assert!(missing("slugify"));
     }
 
     #[test]
