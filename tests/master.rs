@@ -201,6 +201,48 @@ fn local_nodes_need_no_sshd() {
 }
 
 #[test]
+fn every_file_the_test_names_reaches_the_nodes() {
+    let server = Server::start();
+    let dir = tempdir();
+    let b = Bench::new(dir.path());
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let payload = b"\x00payload\xff\n";
+    std::fs::write(dir.path().join("data/payload.bin"), payload).unwrap();
+    let test = write(
+        dir.path(),
+        "test.toml",
+        &format!(
+            "[test]\nname = \"files\"\nurl = \"{}\"\n\n[bench]\ncycles = [1]\nduration = 1\n\n\
+             [[step]]\nname = \"upload\"\nmethod = \"post\"\npath = \"/\"\n\
+             body_file = \"data/payload.bin\"\n",
+            server.url()
+        ),
+    );
+    let nodes = write(dir.path(), "nodes", "local\nlocal\n");
+    let out = b
+        .command(None, &["-D", "1"])
+        .arg(&nodes)
+        .arg(&test)
+        .output()
+        .unwrap();
+    // Without the file beside their test, the nodes cannot load it and the run fails.
+    assert!(out.status.success(), "{}", text(&out));
+    let run_dir = b.run_dir();
+    let run_id = run_dir.strip_prefix(&b.workdir).unwrap();
+    for node in ["node0", "node1"] {
+        let copy = b
+            .node_workdir
+            .join(run_id)
+            .join(node)
+            .join("data/payload.bin");
+        assert_eq!(std::fs::read(&copy).unwrap(), payload, "{copy:?}");
+    }
+    let s = summary(&run_dir);
+    assert!(merged_requests(&s) > 0);
+    assert_eq!(merged_requests(&s), server.count());
+}
+
+#[test]
 fn rates_run_the_open_model_on_every_node() {
     let server = Server::start();
     let dir = tempdir();

@@ -41,22 +41,14 @@ pub struct ErrorReport<'a> {
     pub body: &'a [u8],
 }
 
-/// Per-second counters (the second is taken from the completion time).
-#[derive(Debug, Clone, Default)]
-struct Second {
-    tests_ok: u64,
-    pages_ok: u64,
-    requests: u64,
-    failures: u64,
-    errors: u64,
-}
-
 /// One worker's measurements.
 pub struct Recorder {
     t0: Instant,
     steps: usize,
     cycles: Vec<CycleResult>,
-    seconds: Vec<Second>,
+    /// Per-second counts, by second of the run (taken from the completion time); their
+    /// `second`, `cycle` and `users` are filled in by [`Recorder::finish`] and the controller.
+    seconds: Vec<SecondSample>,
     errors: Vec<ErrorGroup>,
     /// (step, kind, detail) → index in `errors`.
     error_index: HashMap<(String, String, String), usize>,
@@ -115,7 +107,7 @@ impl Recorder {
         }
         let second = t.saturating_duration_since(self.t0).as_secs() as usize;
         if self.seconds.len() <= second {
-            self.seconds.resize(second + 1, Second::default());
+            self.seconds.resize(second + 1, SecondSample::default());
         }
         let holds = w.holds(t);
         self.placed = Some(Placed {
@@ -246,14 +238,11 @@ impl Recorder {
             mine.dropped += c.dropped;
         }
         if self.seconds.len() < other.seconds.len() {
-            self.seconds.resize(other.seconds.len(), Second::default());
+            self.seconds
+                .resize(other.seconds.len(), SecondSample::default());
         }
         for (m, o) in self.seconds.iter_mut().zip(&other.seconds) {
-            m.tests_ok += o.tests_ok;
-            m.pages_ok += o.pages_ok;
-            m.requests += o.requests;
-            m.failures += o.failures;
-            m.errors += o.errors;
+            m.merge(o);
         }
         for g in other.errors {
             let key = (g.step.clone(), g.kind.clone(), g.detail.clone());
@@ -281,22 +270,10 @@ impl Recorder {
                 c.pages.merge(step);
             }
         }
-        let series = self
-            .seconds
-            .iter()
-            .enumerate()
-            .map(|(i, s)| SecondSample {
-                second: i as u32,
-                cycle: None,
-                users: 0,
-                tests_ok: s.tests_ok,
-                pages_ok: s.pages_ok,
-                requests: s.requests,
-                failures: s.failures,
-                errors: s.errors,
-            })
-            .collect();
-        (self.cycles, series, self.errors)
+        for (i, s) in self.seconds.iter_mut().enumerate() {
+            s.second = i as u32;
+        }
+        (self.cycles, self.seconds, self.errors)
     }
 }
 

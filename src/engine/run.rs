@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::pin::pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{oneshot, watch};
 
@@ -16,7 +16,9 @@ use super::user::CyclePhase;
 use super::worker::{CycleJob, Load, Shared, Worker};
 use super::EngineError;
 use crate::protocol::progress::ProgressEvent;
-use crate::result::{BenchConfig, HostResources, NodeInfo, NodeResult, StepInfo, TestInfo};
+use crate::result::{
+    unix_ms, BenchConfig, HostResources, NodeInfo, NodeResult, StepInfo, TestInfo,
+};
 use crate::test_def::{LoadModel, TestPlan};
 
 /// How progress is shown.
@@ -353,12 +355,6 @@ fn bench_config(plan: &TestPlan) -> BenchConfig {
             LoadModel::Open { .. } => "open".into(),
         },
     }
-}
-
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 /// Waits for every receiver (a dropped sender counts as done).

@@ -9,13 +9,13 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::collect;
 use super::config::Config;
-use super::local::LocalHost;
-use super::run::{finish, unix_ms};
-use super::ssh::{SshHost, SshOptions};
+use super::run::finish;
+use super::ssh::SshOptions;
 use super::state::RunState;
-use super::transport::{signal, Transport};
+use super::transport::{self, signal, Transport};
 use super::{join_all, Interrupt, MasterError, Outcome};
 use crate::nodes::NodeHost;
+use crate::result::unix_ms;
 
 /// Time nodes get to end after `--stop` before they are killed.
 const STOP_WAIT: Duration = Duration::from_secs(30);
@@ -46,10 +46,8 @@ pub async fn attach(
         let i = match hosts.iter().position(|(h, _)| *h == node.host) {
             Some(i) => i,
             None => {
-                let t: Arc<dyn Transport> = match node.node_host() {
-                    Some(NodeHost::Ssh(target)) => Arc::new(SshHost::new(target, ssh.clone())),
-                    _ => Arc::new(LocalHost),
-                };
+                let host = node.node_host().unwrap_or(NodeHost::Local);
+                let t = transport::for_host(&host, &ssh);
                 hosts.push((node.host.clone(), t));
                 hosts.len() - 1
             }

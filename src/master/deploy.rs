@@ -10,13 +10,13 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use super::local::LocalHost;
-use super::ssh::{SshHost, SshOptions};
+use super::ssh::SshOptions;
 use super::transport::{
-    batches, exec_ok, host_facts, parse_facts, put_file, HostFacts, Transport, TransportError,
-    FACTS_SCRIPT,
+    self, batches, exec_ok, host_facts, parse_facts, put_file, HostFacts, Transport,
+    TransportError, FACTS_SCRIPT,
 };
 use crate::nodes::{Node, NodeHost};
-use crate::test_def::{node_config_toml, NodeConfig, Overrides};
+use crate::test_def::{node_config_toml, NodeConfig, Overrides, TestPlan};
 
 /// What `bench-node --version` prints for this build.
 pub fn expected_version() -> String {
@@ -104,10 +104,7 @@ impl Cluster {
         let mut list = Vec::new();
         for node in nodes {
             let i = *index.entry(node.host.clone()).or_insert_with(|| {
-                hosts.push(match &node.host {
-                    NodeHost::Local => Arc::new(LocalHost),
-                    NodeHost::Ssh(target) => Arc::new(SshHost::new(target.clone(), ssh.clone())),
-                });
+                hosts.push(transport::for_host(&node.host, ssh));
                 hosts.len() - 1
             });
             list.push((node.clone(), i));
@@ -132,7 +129,7 @@ pub struct DeployPlan {
     pub bench_node: Option<String>,
     /// The test file's bytes.
     pub test: Vec<u8>,
-    /// Files the test needs (`body_file`), relative to the test, with their bytes.
+    /// Files the test names ([`test_files`]), relative to the test, with their bytes.
     pub files: Vec<(String, Vec<u8>)>,
     /// Run name written into each node's configuration.
     pub run_name: String,
@@ -259,7 +256,7 @@ async fn deploy_host(
         pairs.push(dir.clone());
         pairs.push(node_config_toml(&config));
     }
-    let probe = bench_node_probe(host, plan);
+    let probe = bench_node_path(host, &plan.node_workdir, plan.bench_node.as_deref());
     let mut facts = None;
     for chunk in batches(&pairs, 2) {
         let script = format!("{FACTS_SCRIPT}\n{NODES_SCRIPT}");
@@ -295,13 +292,19 @@ async fn deploy_host(
         .collect())
 }
 
-/// The bench-node whose version the deploy asks: `-s PATH`, the one beside bench-master for
-/// the local host, or the node workspace's.
-fn bench_node_probe(host: &dyn Transport, plan: &DeployPlan) -> String {
-    match (&plan.bench_node, host.is_local()) {
-        (Some(path), _) => path.clone(),
+/// Where bench-node lives on a host, the one place this is decided: `-s PATH` (`installed`)
+/// when given, the one beside bench-master on the master's own machine, otherwise
+/// `<node workdir>/bench-node`. Deploy asks it for its version and uploads to it; `--check`
+/// asks the same.
+pub fn bench_node_path(
+    host: &dyn Transport,
+    node_workdir: &str,
+    installed: Option<&str>,
+) -> String {
+    match (installed, host.is_local()) {
+        (Some(path), _) => path.to_string(),
         (None, true) => local_bench_node().to_string_lossy().into_owned(),
-        (None, false) => format!("{}/bench-node", plan.node_workdir.trim_end_matches('/')),
+        (None, false) => format!("{}/bench-node", node_workdir.trim_end_matches('/')),
     }
 }
 
@@ -350,12 +353,11 @@ async fn ensure_bench_node(
         return Ok(path.clone());
     }
     if host.is_local() {
-        let path = local_bench_node();
-        std::fs::metadata(&path).map_err(|source| DeployError::LocalBinary {
-            path: path.clone(),
+        std::fs::metadata(probe).map_err(|source| DeployError::LocalBinary {
+            path: probe.into(),
             source,
         })?;
-        return Ok(path.to_string_lossy().into_owned());
+        return Ok(probe.to_string());
     }
     if facts.version == expected {
         return Ok(probe.to_string());
@@ -419,11 +421,7 @@ pub async fn check(
         .enumerate()
         .map(|(h, host)| async move {
             let _permit = parallel.acquire().await.expect("semaphore never closed");
-            let path = match (bench_node, host.is_local()) {
-                (Some(p), _) => p.to_string(),
-                (None, true) => local_bench_node().to_string_lossy().into_owned(),
-                (None, false) => format!("{}/bench-node", node_workdir.trim_end_matches('/')),
-            };
+            let path = bench_node_path(host.as_ref(), node_workdir, bench_node);
             CheckReport {
                 host: host.label().to_string(),
                 nodes: cluster.nodes.iter().filter(|(_, i)| *i == h).count(),
@@ -462,26 +460,20 @@ pub fn check_line(r: &CheckReport) -> String {
     }
 }
 
-/// Files a test refers to (`body_file` of its steps), relative paths only, read from beside
-/// the test. Paths leaving the test's directory are refused.
-pub fn test_files(test_path: &Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
-    let text = std::fs::read_to_string(test_path)?;
-    let Ok(value) = text.parse::<toml::Table>() else {
-        return Ok(Vec::new());
-    };
-    let base = test_path.parent().unwrap_or(Path::new("."));
+/// The files `plan` names ([`TestPlan::files`]) with their bytes, read from beside the test,
+/// for [`DeployPlan::files`]. Only paths inside the test's directory can be placed beside the
+/// test on a node; others (absolute, `..`) are left out, and the node then names the missing
+/// file when it loads the test.
+pub fn test_files(plan: &TestPlan) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let base = plan.path.parent().unwrap_or(Path::new("."));
     let mut files = Vec::new();
-    let steps = value.get("step").and_then(|s| s.as_array());
-    for step in steps.into_iter().flatten() {
-        let Some(rel) = step.get("body_file").and_then(|f| f.as_str()) else {
-            continue;
-        };
-        let p = Path::new(rel);
-        let inside = p
+    for rel in plan.files() {
+        let inside = rel
             .components()
             .all(|c| matches!(c, std::path::Component::Normal(_)));
-        if inside && !files.iter().any(|(r, _)| r == rel) {
-            files.push((rel.to_string(), std::fs::read(base.join(p))?));
+        if inside {
+            let bytes = std::fs::read(base.join(rel))?;
+            files.push((rel.to_string_lossy().into_owned(), bytes));
         }
     }
     Ok(files)

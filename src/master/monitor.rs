@@ -2,7 +2,6 @@
 //! once a second during the run — one sampler per host however many nodes it carries — and
 //! the samples join the results, and so the report.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,11 +9,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::collect::Collected;
-use super::local::LocalHost;
-use super::ssh::{SshHost, SshOptions};
-use super::transport::{argv, exec_ok, Transport};
+use super::ssh::SshOptions;
+use super::transport::{self, argv, exec_ok, Transport};
 use crate::monitor::proc::{parse_concatenated, sample, ProcSnapshot, REMOTE_COMMAND};
-use crate::nodes::{self, NodeHost};
 use crate::result::{HostResources, ResourceSample};
 
 /// Samplers of the monitored hosts.
@@ -22,17 +19,6 @@ pub struct Sampler {
     /// Set to true to end every sampler.
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<HostResources>>,
-}
-
-/// The transport for a host named in a test (`local` or an ssh destination).
-pub fn transport_for(name: &str, ssh: &Arc<SshOptions>) -> Option<Arc<dyn Transport>> {
-    let node = nodes::parse(name, Path::new("[monitor] hosts"))
-        .ok()?
-        .pop()?;
-    Some(match node.host {
-        NodeHost::Local => Arc::new(LocalHost),
-        NodeHost::Ssh(target) => Arc::new(SshHost::new(target, ssh.clone())),
-    })
 }
 
 impl Sampler {
@@ -46,7 +32,7 @@ impl Sampler {
                 continue;
             }
             seen.push(name.clone());
-            let Some(host) = transport_for(name, ssh) else {
+            let Some(host) = transport::for_name(name, "[monitor] hosts", ssh) else {
                 eprintln!("bench-master: [monitor] host {name:?} is not a valid host name");
                 continue;
             };

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, Semaphore};
 
@@ -16,18 +16,13 @@ use super::follow::{follow, log_paths, NodeMsg};
 use super::state::{NodeState, RunState};
 use super::transport::{Process, Transport};
 use super::{join_all, monitor, mux, service, Interrupt, MasterError, Outcome};
+use crate::result::unix_ms;
 use crate::test_def::{self, LoadModel, TestPlan};
 
 /// Longest wait for the nodes to get ready once spawned.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time added to the planned length of a run before the master stops it.
 const RUN_GRACE: Duration = Duration::from_secs(30);
-
-/// Unix time in ms.
-pub fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// `20260102-130405` (UTC).
 fn stamp() -> String {
@@ -112,7 +107,7 @@ pub async fn bench(
         source,
     };
     let test = std::fs::read(test_path).map_err(read_err)?;
-    let files = test_files(test_path).map_err(read_err)?;
+    let files = test_files(&plan).map_err(read_err)?;
     let name = config.name.clone().unwrap_or_else(|| default_name(&plan));
     let (run_id, run_dir) = new_run_dir(&config.workdir, &name)?;
     eprintln!("run {name}: {}", run_dir.display());

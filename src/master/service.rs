@@ -12,9 +12,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::oneshot;
 
 use super::deploy::local_bench_node;
-use super::monitor::transport_for;
 use super::ssh::SshOptions;
-use super::transport::{signal, Transport, TransportError};
+use super::transport::{self, signal, Transport, TransportError};
 use crate::test_def;
 
 /// A service that could not be started.
@@ -66,7 +65,8 @@ impl Service {
         run_dir: &Path,
     ) -> Result<Service, ServiceError> {
         let name = spec.host.clone().unwrap_or_else(|| "local".into());
-        let host = transport_for(&name, ssh).ok_or_else(|| ServiceError::Host(name.clone()))?;
+        let host = transport::for_name(&name, "[service] host", ssh)
+            .ok_or_else(|| ServiceError::Host(name.clone()))?;
         let command = spec.command.join(" ");
         let mut words = vec!["sh".to_string(), "-c".into(), WRAPPER.into(), "sh".into()];
         words.extend(spec.command.iter().cloned());

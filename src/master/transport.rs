@@ -5,8 +5,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::local::LocalHost;
+use super::ssh::{SshHost, SshOptions};
+use crate::nodes::NodeHost;
 
 /// A boxed future, so that the trait stays object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -72,6 +77,24 @@ pub trait Transport: Send + Sync {
 
     /// Starts `argv` with piped stdin, stdout and stderr.
     fn spawn(&self, argv: Vec<String>) -> BoxFuture<'_, Result<Process, TransportError>>;
+}
+
+/// The transport that reaches `host`: the one place a [`NodeHost`] becomes a [`Transport`],
+/// for the nodes, `--attach`, `[service]` and `[monitor]` alike.
+pub fn for_host(host: &NodeHost, ssh: &Arc<SshOptions>) -> Arc<dyn Transport> {
+    match host {
+        NodeHost::Local => Arc::new(LocalHost),
+        NodeHost::Ssh(target) => Arc::new(SshHost::new(target.clone(), ssh.clone())),
+    }
+}
+
+/// The transport for a host named in a test (`local` or an ssh destination, as in a nodes
+/// file); `None` when `name` names no host. `what` says where it was written, for messages.
+pub fn for_name(name: &str, what: &str, ssh: &Arc<SshOptions>) -> Option<Arc<dyn Transport>> {
+    let node = crate::nodes::parse(name, std::path::Path::new(what))
+        .ok()?
+        .pop()?;
+    Some(for_host(&node.host, ssh))
 }
 
 /// The words of a command, for messages.

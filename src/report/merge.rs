@@ -240,14 +240,7 @@ impl Merger {
         let start_s = node.started_unix_ms / 1000;
         for s in &node.series {
             let abs = start_s + u64::from(s.second);
-            let e = self.series.entry(abs).or_default();
-            e.cycle = e.cycle.or(s.cycle);
-            e.users += s.users;
-            e.tests_ok += s.tests_ok;
-            e.pages_ok += s.pages_ok;
-            e.requests += s.requests;
-            e.failures += s.failures;
-            e.errors += s.errors;
+            self.series.entry(abs).or_default().merge(s);
         }
 
         for g in node.errors {

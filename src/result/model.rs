@@ -4,6 +4,8 @@
 //! Counts follow FunkLoad's vocabulary: a *test* is one execution of all steps by one user, a
 //! *page* is one step (all its requests, redirects included), a *request* is one HTTP exchange.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use hdrhistogram::Histogram;
 
 /// Version of the result XML format. Readers refuse any other version.
@@ -18,6 +20,12 @@ pub const HISTOGRAM_SIGFIG: u8 = 3;
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HISTOGRAM_MAX_US, HISTOGRAM_SIGFIG)
         .expect("fixed histogram bounds are valid")
+}
+
+/// `t` as Unix time in ms, the unit of every `*_unix_ms` field (0 for a time before 1970).
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Everything one node measured during one run.
@@ -213,6 +221,20 @@ pub struct SecondSample {
     /// Requests that failed (bad status or check) or erred in the second.
     pub failures: u64,
     pub errors: u64,
+}
+
+impl SecondSample {
+    /// Adds `other`, a sample of the same second (another worker's or another node's), into
+    /// `self`: counts and users add, the cycle is the first one known; `second` is kept.
+    pub fn merge(&mut self, other: &SecondSample) {
+        self.cycle = self.cycle.or(other.cycle);
+        self.users += other.users;
+        self.tests_ok += other.tests_ok;
+        self.pages_ok += other.pages_ok;
+        self.requests += other.requests;
+        self.failures += other.failures;
+        self.errors += other.errors;
+    }
 }
 
 /// Failures or errors of one kind at one step.

@@ -382,7 +382,7 @@ fn steps_compile_bodies_checks_and_captures() {
     let plan = load(&f.path, &Overrides::default()).unwrap();
     let a = &plan.steps[0];
     assert_eq!(a.method, hyper::Method::POST);
-    assert!(matches!(&a.body, Some(Body::File(b)) if &b[..] == b"\x00\x01"));
+    assert!(matches!(&a.body, Some(Body::File { bytes, .. }) if &bytes[..] == b"\x00\x01"));
     assert_eq!(a.checks.len(), 4);
     assert_eq!(a.expect_status.as_deref(), Some(&[201, 202][..]));
     assert!(matches!(&a.captures[0].source, CaptureSource::JsonPointer(p) if p == "/t"));
@@ -409,4 +409,29 @@ fn absurd_values_do_not_panic() {
     assert!(e.contains("is not a valid time"), "{e}");
     let e = error(&format!("{HEAD}[bench]\ntimeout = nan\n{STEP}"), 5, 11);
     assert!(e.contains("is not a valid time"), "{e}");
+}
+
+#[test]
+fn the_plan_lists_every_file_the_test_names_once() {
+    let step = |name: &str, file: &str| {
+        format!("[[step]]\nname = \"{name}\"\nmethod = \"post\"\npath = \"/\"\nbody_file = \"{file}\"\n")
+    };
+    let f = file(&format!(
+        "{HEAD}{}{STEP}{}{}",
+        step("a", "data/a.bin"),
+        step("b", "b.json"),
+        step("c", "data/a.bin")
+    ));
+    std::fs::create_dir(f.dir.path().join("data")).unwrap();
+    std::fs::write(f.dir.path().join("data/a.bin"), b"a").unwrap();
+    std::fs::write(f.dir.path().join("b.json"), b"{}").unwrap();
+    let plan = load(&f.path, &Overrides::default()).unwrap();
+    assert_eq!(
+        plan.files(),
+        [Path::new("data/a.bin"), Path::new("b.json")],
+        "relative to the test, in order, each once"
+    );
+    let f = file(&format!("{HEAD}{STEP}"));
+    let plan = load(&f.path, &Overrides::default()).unwrap();
+    assert!(plan.files().is_empty());
 }

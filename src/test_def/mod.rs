@@ -32,7 +32,7 @@ pub use template::{Template, BUILTINS};
 pub use values::parse_cycles;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hyper::header::HeaderName;
@@ -58,6 +58,25 @@ pub struct TestPlan {
     pub monitor_hosts: Vec<String>,
     /// Service the master starts before the bench (`[service]`).
     pub service: Option<Service>,
+}
+
+impl TestPlan {
+    /// Every file the test names (today the steps' `body_file`), as written: relative to the
+    /// test's directory, each once, in the order of the test. Deploy copies these beside the
+    /// test on every node, so a key that names a file must be listed here.
+    pub fn files(&self) -> Vec<&Path> {
+        let mut files: Vec<&Path> = Vec::new();
+        for step in &self.steps {
+            let named = match &step.body {
+                Some(Body::File { path, .. }) => Some(path.as_path()),
+                Some(Body::Text(_) | Body::Form(_) | Body::Json(_)) | None => None,
+            };
+            if let Some(path) = named.filter(|p| !files.contains(p)) {
+                files.push(path);
+            }
+        }
+        files
+    }
 }
 
 /// The `[bench]` section, with units.
@@ -140,8 +159,12 @@ pub enum Body {
     /// `json = {...}`: string values inside are templated (compiled once; the value as
     /// written is [`JsonBody::value`]).
     Json(JsonBody),
-    /// `body_file = "path"`, relative to the test file, read at load time.
-    File(bytes::Bytes),
+    /// `body_file = "path"`, read at load time.
+    File {
+        /// The path as written, relative to the test's directory.
+        path: PathBuf,
+        bytes: bytes::Bytes,
+    },
 }
 
 /// Values a template may use.

@@ -67,7 +67,7 @@ impl Body {
                 )
             }
             Body::Json(json) => (Some("application/json"), json.render(vars)),
-            Body::File(bytes) => (Some("application/octet-stream"), bytes.clone()),
+            Body::File { bytes, .. } => (Some("application/octet-stream"), bytes.clone()),
         }
     }
 
@@ -77,7 +77,7 @@ impl Body {
             Body::Text(_) => "text",
             Body::Form(_) => "form",
             Body::Json(_) => "json",
-            Body::File(_) => "file",
+            Body::File { .. } => "file",
         }
     }
 }

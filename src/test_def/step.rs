@@ -250,7 +250,10 @@ fn body(
                 format!("cannot read {:?} ({}): {e}", file.get_ref(), full.display()),
             )
         })?;
-        return Ok(Some(Body::File(bytes.into())));
+        return Ok(Some(Body::File {
+            path: file.get_ref().into(),
+            bytes: bytes.into(),
+        }));
     }
     Ok(None)
 }
