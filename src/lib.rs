@@ -12,7 +12,8 @@
 //! - [`node`]: what `bench-node` does as a process: hear the master, carry a host's nodes over
 //!   one channel, raise its limits.
 //! - [`engine`]: what `bench-node run` does on each node: virtual users in cycles, measured.
-//! - [`monitor`]: host resources read from /proc, sampled on the nodes and by the master.
+//! - [`monitor`]: host resources: /proc read and parsed, and the one sampling loop the nodes
+//!   run for their own host and the master for `[monitor] hosts`.
 //! - [`result`]: the shared result model, its XML writer and streaming reader.
 //! - [`report`]: merge node results exactly, compute statistics, write the HTML report,
 //!   `summary.json`, text tables, differential and trend reports and the workspace index.

@@ -112,7 +112,7 @@ pub async fn run(
     let mut windows: Vec<Window> = Vec::new();
     let mut users_per_second: Vec<u32> = Vec::new();
     let mut ticker = Ticker::new(t0, config.progress);
-    let resources = crate::monitor::local::LocalSampler::start(t0);
+    let resources = crate::monitor::sampler::Sampler::local(t0);
 
     for (index, &users) in plan.bench.cycles.iter().enumerate() {
         if interrupted {
@@ -260,7 +260,7 @@ pub async fn run(
             .copied()
             .unwrap_or(0);
     }
-    let host = crate::monitor::local::hostname();
+    let host = crate::monitor::proc::hostname();
     let result = NodeResult {
         format_version: crate::result::FORMAT_VERSION,
         tool_version: crate::VERSION.to_string(),

@@ -4,8 +4,9 @@
 //! reached: [`ssh`] or [`local`]), [`deploy`] (bench-node and the test onto each node;
 //! `--check`), [`coordinator`] (start together, follow with [`follow`], show with [`display`],
 //! stop or detach), [`collect`] (results → report), with [`run`] tying them together end to
-//! end, [`attach`] for detached runs, [`service`] and [`monitor`] for the test's `[service]` and
-//! `[monitor]`, and [`mux`], the master's half of one SSH channel per host.
+//! end, [`attach`] for detached runs, [`service`] for the test's `[service]`, [`monitor`] for
+//! its `[monitor] hosts` (the sampling loop of [`crate::monitor::sampler`] fed over each host's
+//! transport), and [`mux`], the master's half of one SSH channel per host.
 
 pub mod attach;
 pub mod collect;

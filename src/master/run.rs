@@ -233,7 +233,7 @@ impl Run<'_> {
             budget,
             stop_budget,
         );
-        let sampler = monitor::Sampler::start(&plan.monitor_hosts, &ssh);
+        let sampler = monitor::Monitors::start(&plan.monitor_hosts, &ssh);
         let ending = coordinator.run(interrupts).await;
         let resources = sampler.stop().await;
 

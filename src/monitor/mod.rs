@@ -1,5 +1,6 @@
 //! Host resources (CPU, load, memory, network): [`proc`] reads and parses /proc into snapshots
-//! and samples; [`local`] is the node's own sampler, once a second while it runs.
+//! and samples; [`sampler`] is the one loop taking them every second, used by the node for its
+//! own host and by the master (`master::monitor`) for `[monitor] hosts` over a transport.
 
-pub mod local;
 pub mod proc;
+pub mod sampler;

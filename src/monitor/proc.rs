@@ -1,14 +1,13 @@
-//! Host resource samples (CPU, load, memory, network) parsed from /proc.
+//! Reading and parsing /proc: a host's CPU, load, memory and network as a [`ProcSnapshot`].
 //!
-//! The same parsers serve both ends: a node samples its own host every second
-//! ([`sample_local_every`]), and the master samples monitored hosts by running
-//! [`REMOTE_COMMAND`] over SSH and handing its output to [`parse_concatenated`]. Two snapshots
-//! make one [`ResourceSample`] ([`sample`]): CPU and network are rates over the interval between
-//! them, load and memory are the values of the later one.
+//! The same parsers serve both ends: a node reads its own /proc ([`read_local`]), the master
+//! runs [`REMOTE_COMMAND`] on a monitored host and hands its output to [`parse_concatenated`].
+//! Two snapshots make one [`ResourceSample`] ([`sample`]): CPU and network are rates over the
+//! interval between them, load and memory are the values of the later one. The loop that takes
+//! them every second is [`super::sampler`].
 
-use std::future::Future;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::result::ResourceSample;
 
@@ -287,42 +286,17 @@ pub fn sample(prev: &ProcSnapshot, now: &ProcSnapshot, at_ms: u64) -> ResourceSa
     }
 }
 
-/// Samples this host every `interval` until `stop` completes; sample times are ms since
-/// `start` (the run's start). The first sample comes one interval after the call, since a rate
-/// needs two snapshots. Where /proc cannot be read (not Linux) the result is empty: resource
-/// samples are an aid, never a reason to fail a run.
-pub async fn sample_local_every<F: Future>(
-    interval: Duration,
-    start: Instant,
-    stop: F,
-) -> Vec<ResourceSample> {
-    let mut samples = Vec::new();
-    let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(10)));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(stop);
-    let mut prev = read_local().ok();
-    // The first tick of a tokio interval completes at once.
-    ticker.tick().await;
-    loop {
-        tokio::select! {
-            // The run is over: keep what was sampled.
-            _ = &mut stop => break,
-            // Reading /proc is a few in-memory reads; not worth a blocking thread.
-            _ = ticker.tick() => {
-                let Ok(now) = read_local() else { continue };
-                if let Some(p) = &prev {
-                    let at = now.taken_at.saturating_duration_since(start).as_millis();
-                    samples.push(sample(p, &now, u64::try_from(at).unwrap_or(u64::MAX)));
-                }
-                prev = Some(now);
-            }
-        }
-    }
-    samples
+/// This machine's host name.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     const STAT: &str = "cpu  1000 50 300 8000 100 10 20 30 5 0
@@ -449,15 +423,5 @@ wlan0:500 5 0 0 0 0 0 0 700 7 0 0 0 0 0 0
         assert_eq!(b.mem_total_kib, a.mem_total_kib);
         let s = sample(&a, &b, 7);
         assert!((0.0..=100.0).contains(&s.cpu_pct), "{s:?}");
-    }
-
-    #[tokio::test]
-    async fn samples_every_interval_until_stopped() {
-        let start = Instant::now();
-        let stop = tokio::time::sleep(Duration::from_millis(350));
-        let samples = sample_local_every(Duration::from_millis(100), start, stop).await;
-        assert!((1..=4).contains(&samples.len()), "{samples:?}");
-        assert!(samples.windows(2).all(|w| w[0].at_ms < w[1].at_ms));
-        assert!(samples.iter().all(|s| s.mem_total_kib > 0));
     }
 }
