@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -15,11 +15,13 @@ use super::record::{Recorder, Window};
 use super::user::CyclePhase;
 use super::worker::{CycleJob, Load, Shared, Worker};
 use super::EngineError;
+use crate::monitor::sampler::Sampler;
 use crate::protocol::progress::ProgressEvent;
 use crate::result::{
-    unix_ms, BenchConfig, HostResources, NodeInfo, NodeResult, StepInfo, TestInfo,
+    unix_ms, BenchConfig, CycleResult, ErrorGroup, HostResources, NodeInfo, NodeResult,
+    ResourceSample, SecondSample, StepInfo, TestInfo,
 };
-use crate::test_def::{LoadModel, TestPlan};
+use crate::test_def::{Bench, LoadModel, TestPlan};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +64,67 @@ pub async fn run(
 ) -> Result<RunEnd, EngineError> {
     check_output(&config.output)?;
     let plan = Arc::new(config.plan);
+    let workers = prepare(&plan, &config.node, config.workers).await?;
+    let mut shutdown = pin!(shutdown);
+    emit(
+        config.progress,
+        &ProgressEvent::Ready {
+            node: config.node.number,
+            pid: std::process::id(),
+        },
+    );
+    let interrupted = tokio::select! {
+        // The master's word (or at once when running alone).
+        _ = start => false,
+        // Stopped before it began.
+        _ = &mut shutdown => true,
+    };
+    let t0 = Instant::now();
+    let started_unix_ms = unix_ms(SystemTime::now());
+    let resources = Sampler::local(t0);
+    let walked = Cycles::new(&plan, &workers, t0, config.progress, shutdown, interrupted)
+        .run()
+        .await;
+    let requests = workers
+        .iter()
+        .map(|w| w.counters.requests.load(Ordering::Relaxed))
+        .sum();
+    let measured = Measured::place(&plan, &walked, merge_recorders(workers));
+    let result = node_result(
+        &plan,
+        config.node,
+        started_unix_ms,
+        walked.interrupted,
+        measured,
+        resources.stop().await,
+    );
+    crate::result::write::write_file(&result, &config.output).map_err(|source| {
+        EngineError::Write {
+            path: config.output.clone(),
+            source,
+        }
+    })?;
+    emit(
+        config.progress,
+        &ProgressEvent::Done {
+            result: config.output.display().to_string(),
+            interrupted: walked.interrupted,
+        },
+    );
+    Ok(RunEnd {
+        output: config.output,
+        interrupted: walked.interrupted,
+        requests,
+    })
+}
+
+/// Prepares everything before the start, so that nodes start together on the word: resolves
+/// the target and spawns the worker threads.
+async fn prepare(
+    plan: &Arc<TestPlan>,
+    node: &NodeInfo,
+    workers: usize,
+) -> Result<Vec<Worker>, EngineError> {
     let connector = Connector::new(plan.bench.insecure);
     connector
         .resolve(&plan.url)
@@ -70,12 +133,11 @@ pub async fn run(
             url: plan.url.to_string(),
             message: e.message,
         })?;
-    // Everything is prepared before the start, so that nodes start together on the word.
     let shared = Shared {
         plan: plan.clone(),
         connector,
-        node: config.node.number,
-        nodes: config.node.count.max(1),
+        node: node.number,
+        nodes: node.count.max(1),
         static_urls: plan
             .steps
             .iter()
@@ -87,114 +149,148 @@ pub async fn run(
             })
             .collect(),
     };
-    let workers = (0..config.workers.max(1))
+    (0..workers.max(1))
         .map(|i| Worker::spawn(i, shared.clone()))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(EngineError::Spawn)?;
-    let mut shutdown = pin!(shutdown);
-    emit(
-        config.progress,
-        &ProgressEvent::Ready {
-            node: config.node.number,
-            pid: std::process::id(),
-        },
-    );
-    let mut interrupted = tokio::select! {
-        // The master's word (or at once when running alone).
-        _ = start => false,
-        // Stopped before it began.
-        _ = &mut shutdown => true,
-    };
+        .map_err(EngineError::Spawn)
+}
 
-    let t0 = Instant::now();
-    let started_unix_ms = unix_ms(SystemTime::now());
+/// Walks the plan's cycles on the workers: for each, spread the load, hold the measured
+/// window, ramp down, pause; a progress line every second throughout.
+struct Cycles<'a, S> {
+    plan: &'a TestPlan,
+    workers: &'a [Worker],
+    /// The run's start; seconds of the series count from it.
+    t0: Instant,
+    ticker: Ticker,
+    /// Users running at the end of each second of the run.
+    users_per_second: Vec<u32>,
+    /// Completes on an interrupt (Ctrl+C, SIGTERM, the master's `stop`).
+    shutdown: Pin<&'a mut S>,
+    interrupted: bool,
+}
 
-    let mut windows: Vec<Window> = Vec::new();
-    let mut users_per_second: Vec<u32> = Vec::new();
-    let mut ticker = Ticker::new(t0, config.progress);
-    let resources = crate::monitor::sampler::Sampler::local(t0);
+/// The cycles as they ran.
+struct Walked {
+    t0: Instant,
+    /// Measured windows of the cycles that started (cut short by an interrupt).
+    windows: Vec<Window>,
+    /// Users running at the end of each second of the run.
+    users_per_second: Vec<u32>,
+    interrupted: bool,
+}
 
-    for (index, &users) in plan.bench.cycles.iter().enumerate() {
-        if interrupted {
-            break;
+impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
+    fn new(
+        plan: &'a TestPlan,
+        workers: &'a [Worker],
+        t0: Instant,
+        progress: ProgressMode,
+        shutdown: Pin<&'a mut S>,
+        interrupted: bool,
+    ) -> Self {
+        Cycles {
+            plan,
+            workers,
+            t0,
+            ticker: Ticker::new(t0, progress),
+            users_per_second: Vec::new(),
+            shutdown,
+            interrupted,
         }
-        let cycle = index as u32;
+    }
+
+    /// Every cycle in turn until the plan ends or an interrupt.
+    async fn run(mut self) -> Walked {
+        let cycles = &self.plan.bench.cycles;
+        let mut windows = Vec::new();
+        for (index, &users) in cycles.iter().enumerate() {
+            if self.interrupted {
+                break;
+            }
+            windows.push(self.cycle(index as u32, users).await);
+            if index + 1 < cycles.len() && !self.interrupted {
+                self.pause(index as u32).await;
+            }
+        }
+        Walked {
+            t0: self.t0,
+            windows,
+            users_per_second: self.users_per_second,
+            interrupted: self.interrupted,
+        }
+    }
+
+    /// One cycle of `users`: the load spread over the workers, the window, the ramp-down.
+    /// Returns the window as measured.
+    async fn cycle(&mut self, cycle: u32, users: u32) -> Window {
+        let bench = &self.plan.bench;
         let cycle_start = Instant::now();
-        let open = match plan.bench.model {
-            LoadModel::Open { max_users } => Some(max_users),
-            LoadModel::Closed => None,
-        };
-        // Closed model: the window opens once every user has started.
-        let ramp = match open {
-            Some(_) => Duration::ZERO,
-            None => plan.bench.startup_delay * users.saturating_sub(1),
-        };
+        let start = cycle_start + ramp_up(bench, users);
         let window = Window {
             cycle,
-            start: cycle_start + ramp,
-            end: cycle_start + ramp + plan.bench.duration,
+            start,
+            end: start + bench.duration,
         };
-        emit(config.progress, &ProgressEvent::Cycle { cycle, users });
-        let (phase_tx, phase_rx) = watch::channel(CyclePhase::Running);
+        emit(self.ticker.mode, &ProgressEvent::Cycle { cycle, users });
+        let (phase, phase_rx) = watch::channel(CyclePhase::Running);
+        let n = self.workers.len() as u32;
         let mut done = Vec::new();
-        for (w, worker) in workers.iter().enumerate() {
+        for (worker, w) in self.workers.iter().zip(0..) {
             let (tx, rx) = oneshot::channel();
             done.push(rx);
-            let n = workers.len() as u32;
-            let w = w as u32;
-            let load = match open {
-                // Worker w takes every n-th execution, offset by w, so the node's rate is exact.
-                Some(max_users) => Load::Rate {
-                    first: cycle_start + Duration::from_secs_f64(w as f64 / users as f64),
-                    period: Duration::from_secs_f64(n as f64 / users as f64),
-                    max_users: (max_users / n + u32::from(w < max_users % n)).max(1),
-                    number_base: w,
-                    number_step: n,
-                },
-                None => Load::Users(
-                    (0..users)
-                        .filter(|u| u % n == w)
-                        .map(|u| (u, cycle_start + plan.bench.startup_delay * u))
-                        .collect(),
-                ),
-            };
             worker.start(CycleJob {
-                t0,
+                t0: self.t0,
                 window,
-                load,
+                load: share(bench, cycle_start, users, w, n),
                 phase: phase_rx.clone(),
                 done: tx,
             });
         }
+        let measured = self.window(window).await;
+        self.ramp_down(cycle, &phase, done).await;
+        measured
+    }
 
-        // Measured window.
-        let mut window_end = window.end;
+    /// Holds the measured window; an interrupt ends it at once.
+    async fn window(&mut self, window: Window) -> Window {
+        let mut end = window.end;
         loop {
             tokio::select! {
                 // The window is over.
                 _ = tokio::time::sleep_until(window.end.into()) => break,
                 // Once a second: progress.
-                _ = ticker.tick() => ticker.report(cycle, &workers, &mut users_per_second),
+                _ = self.ticker.tick() => {
+                    self.ticker.report(window.cycle, self.workers, &mut self.users_per_second);
+                }
                 // Interrupted: the window ends now.
-                _ = &mut shutdown, if !interrupted => {
-                    interrupted = true;
-                    window_end = Instant::now().min(window.end);
+                _ = &mut self.shutdown, if !self.interrupted => {
+                    self.interrupted = true;
+                    end = Instant::now().min(window.end);
                     break;
                 }
             }
         }
-        windows.push(Window {
-            end: window_end.max(window.start),
+        Window {
+            end: end.max(window.start),
             ..window
-        });
+        }
+    }
 
-        // Ramp-down: users finish what they are doing, within the timeout.
-        let _ = phase_tx.send(if interrupted {
+    /// Ramp-down: users finish what they are doing, within the timeout; `done` completes when
+    /// every worker's users have ended.
+    async fn ramp_down(
+        &mut self,
+        cycle: u32,
+        phase: &watch::Sender<CyclePhase>,
+        done: Vec<oneshot::Receiver<()>>,
+    ) {
+        let _ = phase.send(if self.interrupted {
             CyclePhase::Abort
         } else {
             CyclePhase::Finish
         });
-        let deadline = Instant::now() + plan.bench.timeout + FINISH_GRACE;
+        let deadline = Instant::now() + self.plan.bench.timeout + FINISH_GRACE;
         let mut all_done = pin!(futures_all(done));
         loop {
             tokio::select! {
@@ -202,85 +298,152 @@ pub async fn run(
                 _ = &mut all_done => break,
                 // Someone hangs beyond the timeout: abandon them.
                 _ = tokio::time::sleep_until(deadline.into()) => {
-                    let _ = phase_tx.send(CyclePhase::Abort);
+                    let _ = phase.send(CyclePhase::Abort);
                 }
-                _ = ticker.tick() => ticker.report(cycle, &workers, &mut users_per_second),
+                // Once a second: progress.
+                _ = self.ticker.tick() => {
+                    self.ticker.report(cycle, self.workers, &mut self.users_per_second);
+                }
                 // Interrupted during ramp-down: abandon requests in flight.
-                _ = &mut shutdown, if !interrupted => {
-                    interrupted = true;
-                    let _ = phase_tx.send(CyclePhase::Abort);
-                }
-            }
-        }
-
-        // Pause between cycles.
-        if index + 1 < plan.bench.cycles.len() && !interrupted {
-            let until = Instant::now() + plan.bench.cycle_time;
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep_until(until.into()) => break,
-                    _ = ticker.tick() => ticker.report(cycle, &workers, &mut users_per_second),
-                    _ = &mut shutdown => { interrupted = true; break; }
+                _ = &mut self.shutdown, if !self.interrupted => {
+                    self.interrupted = true;
+                    let _ = phase.send(CyclePhase::Abort);
                 }
             }
         }
     }
 
-    let requests = workers
-        .iter()
-        .map(|w| w.counters.requests.load(Ordering::Relaxed))
-        .sum();
-    let mut recorder: Option<Recorder> = None;
-    for worker in workers {
-        let r = worker.finish();
-        match &mut recorder {
-            Some(all) => all.merge(r),
-            None => recorder = Some(r),
+    /// The pause after cycle `cycle`, before the next one.
+    async fn pause(&mut self, cycle: u32) {
+        let until = Instant::now() + self.plan.bench.cycle_time;
+        loop {
+            tokio::select! {
+                // The pause is over.
+                _ = tokio::time::sleep_until(until.into()) => break,
+                // Once a second: progress.
+                _ = self.ticker.tick() => {
+                    self.ticker.report(cycle, self.workers, &mut self.users_per_second);
+                }
+                // Interrupted: no next cycle.
+                _ = &mut self.shutdown, if !self.interrupted => {
+                    self.interrupted = true;
+                    break;
+                }
+            }
         }
     }
-    let recorder = recorder.expect("at least one worker");
-    let (mut cycles, mut series, errors) = recorder.finish(windows.len());
-    cycles.truncate(windows.len());
-    for (c, w) in cycles.iter_mut().zip(&windows) {
-        c.users = plan.bench.cycles[c.index as usize];
-        c.window_start_ms = (w.start - t0).as_millis() as u64;
-        c.window_s = (w.end - w.start).as_secs_f64();
+}
+
+/// Time from a cycle's start to its measured window: the closed model's window opens once
+/// every user has started; the open model starts at full rate.
+fn ramp_up(bench: &Bench, users: u32) -> Duration {
+    match bench.model {
+        LoadModel::Open { .. } => Duration::ZERO,
+        LoadModel::Closed => bench.startup_delay * users.saturating_sub(1),
     }
-    for s in &mut series {
-        let from = t0 + Duration::from_secs(s.second as u64);
-        let to = from + Duration::from_secs(1);
-        s.cycle = windows
-            .iter()
-            .find(|w| {
-                from + Duration::from_millis(1) >= w.start && to <= w.end + Duration::from_millis(1)
-            })
-            .map(|w| w.cycle);
-        s.users = users_per_second
-            .get(s.second as usize)
-            .copied()
-            .unwrap_or(0);
+}
+
+/// Worker `w` of `n`'s share of a cycle of `users` begun at `cycle_start`, by load model.
+fn share(bench: &Bench, cycle_start: Instant, users: u32, w: u32, n: u32) -> Load {
+    match bench.model {
+        // Worker w takes every n-th execution, offset by w, so the node's rate is exact.
+        LoadModel::Open { max_users } => Load::Rate {
+            first: cycle_start + Duration::from_secs_f64(w as f64 / users as f64),
+            period: Duration::from_secs_f64(n as f64 / users as f64),
+            max_users: (max_users / n + u32::from(w < max_users % n)).max(1),
+            number_base: w,
+            number_step: n,
+        },
+        // Worker w runs every n-th user, each starting `startup_delay` after the one before.
+        LoadModel::Closed => Load::Users(
+            (0..users)
+                .filter(|u| u % n == w)
+                .map(|u| (u, cycle_start + bench.startup_delay * u))
+                .collect(),
+        ),
     }
+}
+
+/// Ends the workers and merges their measurements into one recorder.
+fn merge_recorders(workers: Vec<Worker>) -> Recorder {
+    workers
+        .into_iter()
+        .map(Worker::finish)
+        .reduce(|mut all, r| {
+            all.merge(r);
+            all
+        })
+        .expect("at least one worker")
+}
+
+/// What the workers measured, placed on the cycles as they ran.
+struct Measured {
+    cycles: Vec<CycleResult>,
+    series: Vec<SecondSample>,
+    errors: Vec<ErrorGroup>,
+}
+
+impl Measured {
+    /// The recorder's figures with each cycle's users and window, and each second's cycle (the
+    /// one whose window holds it) and users.
+    fn place(plan: &TestPlan, walked: &Walked, recorder: Recorder) -> Measured {
+        let windows = &walked.windows;
+        let (mut cycles, mut series, errors) = recorder.finish(windows.len());
+        cycles.truncate(windows.len());
+        for (c, w) in cycles.iter_mut().zip(windows) {
+            c.users = plan.bench.cycles[c.index as usize];
+            c.window_start_ms = (w.start - walked.t0).as_millis() as u64;
+            c.window_s = (w.end - w.start).as_secs_f64();
+        }
+        let ms = Duration::from_millis(1);
+        for s in &mut series {
+            let from = walked.t0 + Duration::from_secs(s.second as u64);
+            let to = from + Duration::from_secs(1);
+            s.cycle = windows
+                .iter()
+                .find(|w| from + ms >= w.start && to <= w.end + ms)
+                .map(|w| w.cycle);
+            let users = walked.users_per_second.get(s.second as usize);
+            s.users = users.copied().unwrap_or(0);
+        }
+        Measured {
+            cycles,
+            series,
+            errors,
+        }
+    }
+}
+
+/// The node's result: who measured, what was tested and how, and what was measured.
+fn node_result(
+    plan: &TestPlan,
+    node: NodeInfo,
+    started_unix_ms: u64,
+    interrupted: bool,
+    measured: Measured,
+    samples: Vec<ResourceSample>,
+) -> NodeResult {
     let host = crate::monitor::proc::hostname();
-    let result = NodeResult {
+    NodeResult {
         format_version: crate::result::FORMAT_VERSION,
         tool_version: crate::VERSION.to_string(),
         started_unix_ms,
         finished_unix_ms: unix_ms(SystemTime::now()),
         interrupted,
         node: NodeInfo {
-            host: if config.node.host.is_empty() {
+            host: if node.host.is_empty() {
                 host.clone()
             } else {
-                config.node.host.clone()
+                node.host.clone()
             },
-            ..config.node
+            ..node
         },
         test: TestInfo {
             name: plan.name.clone(),
             description: plan.description.clone(),
             url: plan.url.to_string(),
         },
-        config: bench_config(&plan),
+        config: bench_config(plan),
         steps: plan
             .steps
             .iter()
@@ -290,33 +453,15 @@ pub async fn run(
                 target: s.target_text.clone(),
             })
             .collect(),
-        cycles,
-        series,
-        errors,
+        cycles: measured.cycles,
+        series: measured.series,
+        errors: measured.errors,
         resources: vec![HostResources {
             host,
             role: "node".into(),
-            samples: resources.stop().await,
+            samples,
         }],
-    };
-    crate::result::write::write_file(&result, &config.output).map_err(|source| {
-        EngineError::Write {
-            path: config.output.clone(),
-            source,
-        }
-    })?;
-    emit(
-        config.progress,
-        &ProgressEvent::Done {
-            result: config.output.display().to_string(),
-            interrupted,
-        },
-    );
-    Ok(RunEnd {
-        output: config.output,
-        interrupted,
-        requests,
-    })
+    }
 }
 
 /// Fails before any load is made when the result cannot be written where asked (a missing or
