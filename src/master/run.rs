@@ -10,19 +10,24 @@ use tokio::sync::{mpsc, Semaphore};
 use super::collect::{self, Collected};
 use super::config::Config;
 use super::coordinator::{Coordinator, Ending, Slot, State};
-use super::deploy::{deploy, test_files, Cluster, DeployPlan, DeployedNode};
+use super::deploy::{deploy, test_files, Cluster, DeployError, DeployPlan, DeployedNode};
 use super::display::Display;
 use super::follow::{follow, log_paths, NodeMsg};
+use super::service::Service;
+use super::ssh::SshOptions;
 use super::state::{NodeState, RunState};
 use super::transport::{Process, Transport};
-use super::{join_all, monitor, mux, service, Interrupt, MasterError, Outcome};
+use super::{join_all, monitor, mux, Interrupt, MasterError, Outcome};
 use crate::result::unix_ms;
+use crate::result::HostResources;
 use crate::test_def::{self, LoadModel, TestPlan};
 
 /// Longest wait for the nodes to get ready once spawned.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time added to the planned length of a run before the master stops it.
 const RUN_GRACE: Duration = Duration::from_secs(30);
+/// Time nodes get to stop once asked, beyond the request timeout.
+const STOP_GRACE: Duration = Duration::from_secs(15);
 
 /// `20260102-130405` (UTC).
 fn stamp() -> String {
@@ -47,36 +52,86 @@ pub fn run_budget(plan: &TestPlan) -> Duration {
     b.cycles.iter().map(|&u| per_cycle(u)).sum::<Duration>() + RUN_GRACE
 }
 
-/// Creates a new run directory `<workdir>/<name>/<stamp>[-k]` (never an existing one);
-/// returns it with its id `<name>/<stamp>[-k]`.
-fn new_run_dir(workdir: &Path, name: &str) -> Result<(String, PathBuf), MasterError> {
-    let stamp = stamp();
-    let parent = workdir.join(name);
-    std::fs::create_dir_all(&parent).map_err(|source| MasterError::Io {
-        path: parent.clone(),
-        source,
-    })?;
-    for k in 1.. {
-        let leaf = if k == 1 {
-            stamp.clone()
-        } else {
-            format!("{stamp}-{k}")
+/// The test as loaded for a run: its validated plan and what deploy copies to the nodes.
+struct LoadedTest {
+    plan: TestPlan,
+    /// The test file's bytes.
+    bytes: Vec<u8>,
+    /// The files it names ([`test_files`]) with their bytes.
+    files: Vec<(String, Vec<u8>)>,
+}
+
+impl LoadedTest {
+    /// Loads and validates the test of `config`, and reads it and its files for the nodes.
+    fn load(config: &Config) -> Result<LoadedTest, MasterError> {
+        let path = config.test.as_deref().expect("validated: a run has a test");
+        let plan = test_def::load(path, &config.overrides)?;
+        let read_err = |source| MasterError::Io {
+            path: path.to_owned(),
+            source,
         };
-        let dir = parent.join(&leaf);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => {
-                for sub in ["out", "err", "results"] {
-                    let d = dir.join(sub);
-                    std::fs::create_dir_all(&d)
-                        .map_err(|source| MasterError::Io { path: d, source })?;
-                }
-                return Ok((format!("{name}/{leaf}"), dir));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(source) => return Err(MasterError::Io { path: dir, source }),
-        }
+        let bytes = std::fs::read(path).map_err(read_err)?;
+        let files = test_files(&plan).map_err(read_err)?;
+        Ok(LoadedTest { plan, bytes, files })
     }
-    unreachable!("some suffix is free")
+
+    /// The plan, and what deploy copies into `run` on every node.
+    fn into_deploy(self, config: &Config, run: &RunDir) -> (TestPlan, DeployPlan) {
+        let deploy = DeployPlan {
+            run_id: run.id.clone(),
+            node_workdir: config.node_workdir.clone(),
+            bench_node: config.bench_node.clone(),
+            test: self.bytes,
+            files: self.files,
+            run_name: run.name.clone(),
+            overrides: config.overrides.clone(),
+        };
+        (self.plan, deploy)
+    }
+}
+
+/// A run's directory on the master.
+struct RunDir {
+    /// The run name (`-n`, or made from the date and the test).
+    name: String,
+    /// `<name>/<stamp>[-k]`, the same below the node workspace.
+    id: String,
+    /// `<workdir>/<id>`, with its `out/`, `err/` and `results/`.
+    dir: PathBuf,
+}
+
+impl RunDir {
+    /// Creates a new run directory `<workdir>/<name>/<stamp>[-k]` (never an existing one).
+    fn create(workdir: &Path, name: String) -> Result<RunDir, MasterError> {
+        let stamp = stamp();
+        let parent = workdir.join(&name);
+        std::fs::create_dir_all(&parent).map_err(|source| MasterError::Io {
+            path: parent.clone(),
+            source,
+        })?;
+        for k in 1.. {
+            let leaf = if k == 1 {
+                stamp.clone()
+            } else {
+                format!("{stamp}-{k}")
+            };
+            let dir = parent.join(&leaf);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {
+                    for sub in ["out", "err", "results"] {
+                        let d = dir.join(sub);
+                        std::fs::create_dir_all(&d)
+                            .map_err(|source| MasterError::Io { path: d, source })?;
+                    }
+                    let id = format!("{name}/{leaf}");
+                    return Ok(RunDir { name, id, dir });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(source) => return Err(MasterError::Io { path: dir, source }),
+            }
+        }
+        unreachable!("some suffix is free")
+    }
 }
 
 /// A default run name: date-time and test name, with only safe characters.
@@ -95,51 +150,22 @@ fn default_name(plan: &TestPlan) -> String {
     format!("{}-{test}", stamp())
 }
 
-/// Runs a distributed bench.
+/// Runs a distributed bench: test → run directory → service → [`go`].
 pub async fn bench(
     config: &Config,
     interrupts: &mut mpsc::Receiver<Interrupt>,
 ) -> Result<Outcome, MasterError> {
-    let test_path = config.test.as_deref().expect("validated: a run has a test");
-    let plan = test_def::load(test_path, &config.overrides)?;
-    let read_err = |source| MasterError::Io {
-        path: test_path.to_owned(),
-        source,
-    };
-    let test = std::fs::read(test_path).map_err(read_err)?;
-    let files = test_files(&plan).map_err(read_err)?;
-    let name = config.name.clone().unwrap_or_else(|| default_name(&plan));
-    let (run_id, run_dir) = new_run_dir(&config.workdir, &name)?;
-    eprintln!("run {name}: {}", run_dir.display());
-
+    let test = LoadedTest::load(config)?;
+    let name = config
+        .name
+        .clone()
+        .unwrap_or_else(|| default_name(&test.plan));
+    let run = RunDir::create(&config.workdir, name)?;
+    eprintln!("run {}: {}", run.name, run.dir.display());
+    let (plan, deploy_plan) = test.into_deploy(config, &run);
     let ssh = Arc::new(config.ssh.clone());
-    let service = match &plan.service {
-        Some(spec) => {
-            let mut service = service::Service::start(spec, &ssh, &run_dir).await?;
-            let ready = tokio::select! {
-                r = service.ready(spec) => r.map_err(MasterError::from),
-                // Ctrl+C while waiting: nothing ran yet.
-                Some(_) = interrupts.recv() => Err(MasterError::Interrupted),
-            };
-            if let Err(e) = ready {
-                service.stop().await;
-                return Err(e);
-            }
-            Some(service)
-        }
-        None => None,
-    };
-    let run = Run {
-        config,
-        plan: &plan,
-        name,
-        run_id,
-        run_dir,
-        ssh,
-        test,
-        files,
-    };
-    let outcome = run.go(interrupts).await;
+    let service = start_service(&plan, &ssh, &run.dir, interrupts).await?;
+    let outcome = go(config, &plan, &run, deploy_plan, &ssh, interrupts).await;
     // Whatever the outcome (a deploy that failed, too few nodes, an interrupt, an error while
     // collecting), the service is stopped; only a detached run still needs it.
     let detached = outcome.as_ref().is_ok_and(|o| o.detached);
@@ -149,152 +175,235 @@ pub async fn bench(
     outcome
 }
 
-/// A run once its directory exists and its service answers.
-struct Run<'a> {
-    config: &'a Config,
-    plan: &'a TestPlan,
-    name: String,
-    run_id: String,
-    run_dir: PathBuf,
-    ssh: Arc<super::ssh::SshOptions>,
-    test: Vec<u8>,
-    files: Vec<(String, Vec<u8>)>,
+/// Starts the test's `[service]`, if any, and waits until it answers.
+async fn start_service(
+    plan: &TestPlan,
+    ssh: &Arc<SshOptions>,
+    run_dir: &Path,
+    interrupts: &mut mpsc::Receiver<Interrupt>,
+) -> Result<Option<Service>, MasterError> {
+    let Some(spec) = &plan.service else {
+        return Ok(None);
+    };
+    let mut service = Service::start(spec, ssh, run_dir).await?;
+    let ready = tokio::select! {
+        // It answers, or it failed to.
+        r = service.ready(spec) => r.map_err(MasterError::from),
+        // Ctrl+C while waiting: nothing ran yet.
+        Some(_) = interrupts.recv() => Err(MasterError::Interrupted),
+    };
+    match ready {
+        Ok(()) => Ok(Some(service)),
+        Err(e) => {
+            service.stop().await;
+            Err(e)
+        }
+    }
 }
 
-impl Run<'_> {
-    /// Deploys, starts, follows, collects and reports.
-    async fn go(self, interrupts: &mut mpsc::Receiver<Interrupt>) -> Result<Outcome, MasterError> {
-        let Run {
-            config,
-            plan,
-            name,
-            run_id,
-            run_dir,
-            ssh,
-            test,
-            files,
-        } = self;
-        let parallel = Arc::new(Semaphore::new(config.parallel));
-        let cluster = Cluster::new(&config.nodes, &ssh);
-        eprintln!(
-            "deploying to {} nodes on {} hosts...",
-            cluster.nodes.len(),
-            cluster.hosts.len()
-        );
-        let deploy_plan = DeployPlan {
-            run_id: run_id.clone(),
-            node_workdir: config.node_workdir.clone(),
-            bench_node: config.bench_node.clone(),
-            test,
-            files,
-            run_name: name.clone(),
-            overrides: config.overrides.clone(),
-        };
-        let deploy_started = std::time::Instant::now();
-        let deployed = tokio::select! {
-            d = deploy(&cluster, &deploy_plan, &parallel) => d,
-            Some(_) = interrupts.recv() => return Err(MasterError::Interrupted),
-        };
-
-        let (slots, rx) = spawn_all(&cluster, deployed, &run_dir).await;
-        eprintln!(
-            "deployed and spawned in {:.1}s",
-            deploy_started.elapsed().as_secs_f64()
-        );
-        for slot in slots.iter().filter(|s| s.state == State::Failed) {
-            eprintln!(
-                "node{} ({}): {}",
-                slot.number,
-                slot.host.label(),
-                slot.reason.as_deref().unwrap_or("failed")
-            );
+/// A run once its directory exists and its service answers: deploy → spawn → coordinate →
+/// collect → report.
+async fn go(
+    config: &Config,
+    plan: &TestPlan,
+    run: &RunDir,
+    deploy_plan: DeployPlan,
+    ssh: &Arc<SshOptions>,
+    interrupts: &mut mpsc::Receiver<Interrupt>,
+) -> Result<Outcome, MasterError> {
+    let parallel = Arc::new(Semaphore::new(config.parallel));
+    let cluster = Cluster::new(&config.nodes, ssh);
+    let deploy_started = std::time::Instant::now();
+    let deployed = deploy_all(&cluster, &deploy_plan, &parallel, interrupts).await?;
+    let (slots, rx) = spawn_all(&cluster, deployed, &run.dir).await;
+    eprintln!(
+        "deployed and spawned in {:.1}s",
+        deploy_started.elapsed().as_secs_f64()
+    );
+    enough_started(&slots, config.min_nodes, &run.dir)?;
+    let coordinated = coordinate(config, plan, slots, rx, ssh, interrupts).await;
+    let state = coordinated.state(config, plan, run);
+    state.save(&run.dir)?;
+    match coordinated.ending {
+        Ending::Finished => {}
+        Ending::Detached => return Ok(detached(coordinated, &run.dir)),
+        Ending::Aborted(why) => {
+            return Err(MasterError::Aborted {
+                why,
+                run_dir: run.dir.clone(),
+            })
         }
-        let started = slots.iter().filter(|s| s.state != State::Failed).count();
-        if started < config.min_nodes {
-            return Err(MasterError::NotEnoughNodes {
-                ready: started,
-                needed: config.min_nodes,
-                run_dir,
-            });
-        }
+    }
+    let collected = collect_all(coordinated, &run.dir, &parallel).await;
+    report(&config.workdir, &run.dir, state, collected)
+}
 
-        let names = slots
-            .iter()
-            .map(|s| format!("node{} {}", s.number, s.host.label()))
-            .collect();
-        let budget = run_budget(plan);
-        let stop_budget = plan.bench.timeout + Duration::from_secs(15);
-        let mut coordinator = Coordinator::new(
-            slots,
-            rx,
-            Display::new(names, config.verbose),
-            config.min_nodes,
-            READY_TIMEOUT,
-            budget,
-            stop_budget,
+/// Deploys to every node of `cluster`; a Ctrl+C ends the run before anything started.
+async fn deploy_all(
+    cluster: &Cluster,
+    plan: &DeployPlan,
+    parallel: &Arc<Semaphore>,
+    interrupts: &mut mpsc::Receiver<Interrupt>,
+) -> Result<Vec<Result<DeployedNode, DeployError>>, MasterError> {
+    eprintln!(
+        "deploying to {} nodes on {} hosts...",
+        cluster.nodes.len(),
+        cluster.hosts.len()
+    );
+    tokio::select! {
+        // One result per node, in order.
+        d = deploy(cluster, plan, parallel) => Ok(d),
+        // Ctrl+C while deploying: nothing runs yet.
+        Some(_) = interrupts.recv() => Err(MasterError::Interrupted),
+    }
+}
+
+/// Names the nodes that failed to deploy or start, and refuses to go on with fewer than
+/// `min_nodes` started.
+fn enough_started(slots: &[Slot], min_nodes: usize, run_dir: &Path) -> Result<(), MasterError> {
+    for slot in slots.iter().filter(|s| s.state == State::Failed) {
+        eprintln!(
+            "node{} ({}): {}",
+            slot.number,
+            slot.host.label(),
+            slot.reason.as_deref().unwrap_or("failed")
         );
-        let sampler = monitor::Monitors::start(&plan.monitor_hosts, &ssh);
-        let ending = coordinator.run(interrupts).await;
-        let resources = sampler.stop().await;
+    }
+    let started = slots.iter().filter(|s| s.state != State::Failed).count();
+    if started < min_nodes {
+        return Err(MasterError::NotEnoughNodes {
+            ready: started,
+            needed: min_nodes,
+            run_dir: run_dir.to_owned(),
+        });
+    }
+    Ok(())
+}
 
-        let mut state = RunState {
-            name,
-            run_id,
+/// A run as the coordinator ended it.
+struct Coordinated {
+    /// Holds the nodes' slots (and their stdin: dropping it ends a node's input).
+    coordinator: Coordinator,
+    ending: Ending,
+    /// Samples of the test's `[monitor] hosts`, taken while the coordinator ran.
+    resources: Vec<HostResources>,
+    /// The longest the run may last once started ([`run_budget`]).
+    budget: Duration,
+    /// Time the nodes get to stop once asked.
+    stop_budget: Duration,
+}
+
+/// Starts the spawned nodes together and follows them until they end, the run is detached or
+/// aborted; `[monitor] hosts` are sampled meanwhile.
+async fn coordinate(
+    config: &Config,
+    plan: &TestPlan,
+    slots: Vec<Slot>,
+    rx: mpsc::Receiver<NodeMsg>,
+    ssh: &Arc<SshOptions>,
+    interrupts: &mut mpsc::Receiver<Interrupt>,
+) -> Coordinated {
+    let names = slots
+        .iter()
+        .map(|s| format!("node{} {}", s.number, s.host.label()))
+        .collect();
+    let budget = run_budget(plan);
+    let stop_budget = plan.bench.timeout + STOP_GRACE;
+    let mut coordinator = Coordinator::new(
+        slots,
+        rx,
+        Display::new(names, config.verbose),
+        config.min_nodes,
+        READY_TIMEOUT,
+        budget,
+        stop_budget,
+    );
+    let monitors = monitor::Monitors::start(&plan.monitor_hosts, ssh);
+    let ending = coordinator.run(interrupts).await;
+    let resources = monitors.stop().await;
+    Coordinated {
+        coordinator,
+        ending,
+        resources,
+        budget,
+        stop_budget,
+    }
+}
+
+impl Coordinated {
+    /// The run's state file (`run.json`) as the coordinator left it.
+    fn state(&self, config: &Config, plan: &TestPlan, run: &RunDir) -> RunState {
+        let started = self.coordinator.started;
+        RunState {
+            name: run.name.clone(),
+            run_id: run.id.clone(),
             test: plan.name.clone(),
             ssh_config: config.ssh.config_file.clone(),
             accept_new_host_keys: config.ssh.accept_new_host_keys,
-            started_unix_ms: coordinator.started.map_or(0, unix_ms),
-            deadline_unix_ms: coordinator
-                .started
-                .map_or(0, |s| unix_ms(s + budget + stop_budget)),
-            detached: ending == Ending::Detached,
+            started_unix_ms: started.map_or(0, unix_ms),
+            deadline_unix_ms: started.map_or(0, |s| unix_ms(s + self.budget + self.stop_budget)),
+            detached: self.ending == Ending::Detached,
             start_skew_ms: None,
-            observed_skew_ms: coordinator.observed_skew_ms(),
-            nodes: coordinator.slots.iter().map(node_state).collect(),
-        };
-        state.save(&run_dir)?;
-        match ending {
-            Ending::Detached => {
-                // Dropping the nodes' stdin now: a detached node ignores the end of its input.
-                drop(coordinator);
-                eprintln!(
-                    "detached; follow the run again with: bench-master --attach {0}\n\
-                 or stop it with: bench-master --stop {0}",
-                    run_dir.display()
-                );
-                return Ok(Outcome {
-                    run_dir,
-                    report: None,
-                    detached: true,
-                    failed: Vec::new(),
-                });
-            }
-            Ending::Aborted(why) => return Err(MasterError::Aborted { why, run_dir }),
-            Ending::Finished => {}
+            observed_skew_ms: self.coordinator.observed_skew_ms(),
+            nodes: self.coordinator.slots.iter().map(node_state).collect(),
         }
-        let hosts: Vec<_> = coordinator
-            .slots
-            .iter()
-            .map(|s| (node_state(s), s.host.clone()))
-            .collect();
-        drop(coordinator);
-        let collecting = std::time::Instant::now();
-        let collected = collect::collect(&hosts, &run_dir, &parallel).await;
-        eprintln!(
-            "collected {} results in {:.1}s",
-            collected.results.len(),
-            collecting.elapsed().as_secs_f64()
-        );
-        monitor::attach_resources(&collected, resources);
-        state.start_skew_ms = start_skew_ms(&collected.started_unix_ms);
-        if let (Some(skew), Some(seen)) = (state.start_skew_ms, state.observed_skew_ms) {
-            eprintln!(
-                "start skew between nodes: {skew:.1} ms ({seen:.1} ms as seen by the master)"
-            );
-        }
-        state.save(&run_dir)?;
-        finish(&config.workdir, &run_dir, collected)
     }
+}
+
+/// Leaves a detached run to its nodes and says how to find it again.
+fn detached(coordinated: Coordinated, run_dir: &Path) -> Outcome {
+    // Dropping the nodes' stdin now: a detached node ignores the end of its input.
+    drop(coordinated);
+    eprintln!(
+        "detached; follow the run again with: bench-master --attach {0}\n\
+         or stop it with: bench-master --stop {0}",
+        run_dir.display()
+    );
+    Outcome {
+        run_dir: run_dir.to_owned(),
+        report: None,
+        detached: true,
+        failed: Vec::new(),
+    }
+}
+
+/// Collects the results of a finished run into `run_dir`; the monitored hosts' samples join
+/// the first one.
+async fn collect_all(
+    coordinated: Coordinated,
+    run_dir: &Path,
+    parallel: &Arc<Semaphore>,
+) -> Collected {
+    let slots = &coordinated.coordinator.slots;
+    let hosts: Vec<_> = slots
+        .iter()
+        .map(|s| (node_state(s), s.host.clone()))
+        .collect();
+    drop(coordinated.coordinator);
+    let collecting = std::time::Instant::now();
+    let collected = collect::collect(&hosts, run_dir, parallel).await;
+    eprintln!(
+        "collected {} results in {:.1}s",
+        collected.results.len(),
+        collecting.elapsed().as_secs_f64()
+    );
+    monitor::attach_resources(&collected, coordinated.resources);
+    collected
+}
+
+/// Records the nodes' start skew in the state file, then builds the report ([`finish`]).
+fn report(
+    workdir: &Path,
+    run_dir: &Path,
+    mut state: RunState,
+    collected: Collected,
+) -> Result<Outcome, MasterError> {
+    state.start_skew_ms = start_skew_ms(&collected.started_unix_ms);
+    if let (Some(skew), Some(seen)) = (state.start_skew_ms, state.observed_skew_ms) {
+        eprintln!("start skew between nodes: {skew:.1} ms ({seen:.1} ms as seen by the master)");
+    }
+    state.save(run_dir)?;
+    finish(workdir, run_dir, collected)
 }
 
 /// Spawns every deployed node, one channel per SSH host, and follows it; the nodes that
@@ -302,7 +411,7 @@ impl Run<'_> {
 /// channel of their messages.
 async fn spawn_all(
     cluster: &Cluster,
-    deployed: Vec<Result<DeployedNode, super::deploy::DeployError>>,
+    deployed: Vec<Result<DeployedNode, DeployError>>,
     run_dir: &Path,
 ) -> (Vec<Slot>, mpsc::Receiver<NodeMsg>) {
     let (tx, rx) = mpsc::channel(1024);
