@@ -1,10 +1,13 @@
 //! SVG line charts drawn with plotters (no system fonts: the SVG keeps text as `<text>` and
 //! the browser lays it out), and the charts of a report.
 
+use plotters::chart::DualCoordChartContext;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::view::Report;
 use super::ReportError;
+use crate::result::{HostResources, ResourceSample};
 
 /// Series colours, in order.
 const COLORS: [RGBColor; 8] = [
@@ -134,38 +137,10 @@ impl LineChart {
 
     fn draw(&self, svg: &mut String) -> Result<(), String> {
         let err = |e: &dyn std::fmt::Display| e.to_string();
-        let all = || self.lines.iter().flat_map(|l| l.points.iter());
-        let (mut x0, mut x1) =
-            all().fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
-        if !self.x_labels.is_empty() {
-            (x0, x1) = (0.0, (self.x_labels.len() - 1) as f64);
-        }
-        if x0 > x1 {
-            (x0, x1) = (0.0, 1.0);
-        }
-        let pad = if x1 > x0 { (x1 - x0) * 0.04 } else { 1.0 };
-        let (x0, x1) = (
-            if x0 >= 0.0 {
-                (x0 - pad).max(0.0)
-            } else {
-                x0 - pad
-            },
-            x1 + pad,
-        );
-        let y1 = self.y_max.unwrap_or_else(|| {
-            top(self
-                .lines
-                .iter()
-                .filter(|l| !l.secondary)
-                .flat_map(|l| l.points.iter().map(|p| p.1)))
-        });
+        let (x0, x1) = self.x_range();
+        let y1 = self.y_max.unwrap_or_else(|| self.top_of(false));
         let has_y2 = self.lines.iter().any(|l| l.secondary);
-        let y2 = top(self
-            .lines
-            .iter()
-            .filter(|l| l.secondary)
-            .flat_map(|l| l.points.iter().map(|p| p.1)));
-
+        let y2 = self.top_of(true);
         let root = SVGBackend::with_string(svg, (self.width, self.height)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(&e))?;
         let mut builder = ChartBuilder::on(&root);
@@ -184,7 +159,53 @@ impl LineChart {
             .build_cartesian_2d(x0..x1, 0.0..y1)
             .map_err(|e| err(&e))?
             .set_secondary_coord(x0..x1, 0.0..y2);
+        self.draw_axes(&mut chart, has_y2).map_err(|e| err(&e))?;
+        for (i, line) in self.lines.iter().enumerate() {
+            let color = COLORS[i % COLORS.len()];
+            let style = ShapeStyle::from(&color).stroke_width(2);
+            let dots = if line.dots { 3 } else { 0 };
+            let series = LineSeries::new(line.points.iter().copied(), style).point_size(dots);
+            if line.secondary {
+                chart.draw_secondary_series(series).map_err(|e| err(&e))?;
+            } else {
+                chart.draw_series(series).map_err(|e| err(&e))?;
+            }
+        }
+        root.present().map_err(|e| err(&e))?;
+        Ok(())
+    }
 
+    /// The x axis: the points' span padded by 4 % (never below 0 for positive data), or one
+    /// place per label.
+    fn x_range(&self) -> (f64, f64) {
+        let all = self.lines.iter().flat_map(|l| l.points.iter());
+        let (mut x0, mut x1) = all.fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+        if !self.x_labels.is_empty() {
+            (x0, x1) = (0.0, (self.x_labels.len() - 1) as f64);
+        }
+        if x0 > x1 {
+            (x0, x1) = (0.0, 1.0);
+        }
+        let pad = if x1 > x0 { (x1 - x0) * 0.04 } else { 1.0 };
+        let low = if x0 >= 0.0 {
+            (x0 - pad).max(0.0)
+        } else {
+            x0 - pad
+        };
+        (low, x1 + pad)
+    }
+
+    /// The top of the right-hand (`secondary`) or the left-hand axis, fitted to its lines.
+    fn top_of(&self, secondary: bool) -> f64 {
+        top(self
+            .lines
+            .iter()
+            .filter(|l| l.secondary == secondary)
+            .flat_map(|l| l.points.iter().map(|p| p.1)))
+    }
+
+    /// The grid, the axes and their labels (the right-hand axis when `has_y2`).
+    fn draw_axes(&self, chart: &mut Chart<'_, '_>, has_y2: bool) -> Result<(), DrawError> {
         let labels = &self.x_labels;
         let x_fmt = |x: &f64| {
             if labels.is_empty() {
@@ -217,7 +238,7 @@ impl LineChart {
         } else {
             mesh.x_labels(8);
         }
-        mesh.draw().map_err(|e| err(&e))?;
+        mesh.draw()?;
         if has_y2 {
             chart
                 .configure_secondary_axes()
@@ -226,25 +247,22 @@ impl LineChart {
                 .axis_desc_style(text)
                 .y_label_formatter(&y_fmt)
                 .axis_style(RGBColor(156, 163, 175))
-                .draw()
-                .map_err(|e| err(&e))?;
+                .draw()?;
         }
-
-        for (i, line) in self.lines.iter().enumerate() {
-            let color = COLORS[i % COLORS.len()];
-            let style = ShapeStyle::from(&color).stroke_width(2);
-            let dots = if line.dots { 3 } else { 0 };
-            let series = LineSeries::new(line.points.iter().copied(), style).point_size(dots);
-            if line.secondary {
-                chart.draw_secondary_series(series).map_err(|e| err(&e))?;
-            } else {
-                chart.draw_series(series).map_err(|e| err(&e))?;
-            }
-        }
-        root.present().map_err(|e| err(&e))?;
         Ok(())
     }
 }
+
+/// A chart being drawn: two y axes over one x axis, into an SVG string.
+type Chart<'a, 'b> = DualCoordChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<RangedCoordf64, RangedCoordf64>,
+    Cartesian2d<RangedCoordf64, RangedCoordf64>,
+>;
+
+/// A drawing error of the SVG backend.
+type DrawError = DrawingAreaErrorKind<<SVGBackend<'static> as DrawingBackend>::ErrorType>;
 
 /// One entry of a chart's legend.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -369,99 +387,86 @@ pub fn steps(report: &Report) -> Result<Vec<Figure>, ReportError> {
         .collect()
 }
 
+/// A resource metric: anchor id, axis description, value of a sample.
+type Metric = (&'static str, &'static str, fn(&ResourceSample) -> f64);
+
+/// The metrics of the monitoring charts.
+const METRICS: [Metric; 4] = [
+    ("cpu", "CPU busy (%)", |s| s.cpu_pct),
+    ("load", "load average (1 min)", |s| s.load1),
+    ("mem", "memory used (%)", |s| {
+        if s.mem_total_kib == 0 {
+            0.0
+        } else {
+            s.mem_used_kib as f64 * 100.0 / s.mem_total_kib as f64
+        }
+    }),
+    ("net", "network (MB/s)", |s| {
+        (s.net_rx_bps + s.net_tx_bps) / 1e6
+    }),
+];
+
 /// Monitoring charts: one per metric overlaying every node, then four per monitored host.
 pub fn monitoring(report: &Report) -> Result<Vec<Figure>, ReportError> {
-    use crate::result::ResourceSample as R;
-    type Metric = (&'static str, &'static str, fn(&R) -> f64);
-    let metrics: [Metric; 4] = [
-        ("cpu", "CPU busy (%)", |s| s.cpu_pct),
-        ("load", "load average (1 min)", |s| s.load1),
-        ("mem", "memory used (%)", |s| {
-            if s.mem_total_kib == 0 {
-                0.0
-            } else {
-                s.mem_used_kib as f64 * 100.0 / s.mem_total_kib as f64
-            }
-        }),
-        ("net", "network (MB/s)", |s| {
-            (s.net_rx_bps + s.net_tx_bps) / 1e6
-        }),
-    ];
+    let (nodes, hosts): (Vec<&HostResources>, Vec<&HostResources>) =
+        report.resources.iter().partition(|h| h.role == "node");
     let mut out = Vec::new();
-    let nodes: Vec<_> = report
-        .resources
-        .iter()
-        .filter(|h| h.role == "node")
-        .collect();
     if !nodes.is_empty() {
-        for (id, desc, f) in metrics {
-            let mut chart = LineChart {
-                width: 560,
-                height: 260,
-                y_max: (id == "cpu" || id == "mem").then_some(100.0),
-                ..LineChart::new("", "seconds since start", desc)
-            };
+        for (id, desc, f) in METRICS {
+            let mut chart = metric_chart(id, desc);
             for h in &nodes {
-                let pts = h
-                    .samples
-                    .iter()
-                    .map(|s| (s.at_ms as f64 / 1000.0, f(s)))
-                    .collect();
-                chart = chart.line(&h.host, pts, false);
-            }
-            for l in &mut chart.lines {
-                l.dots = false;
+                chart = chart.line(&h.host, points(h, f), false);
             }
             out.push(figure(
                 &format!("nodes-{id}"),
                 &format!("Nodes: {desc}"),
-                chart,
+                undotted(chart),
             )?);
         }
     }
-    for (n, h) in report
-        .resources
-        .iter()
-        .filter(|h| h.role != "node")
-        .enumerate()
-    {
-        for (id, desc, f) in metrics {
-            let pts = h
-                .samples
-                .iter()
-                .map(|s| (s.at_ms as f64 / 1000.0, f(s)))
-                .collect();
-            let mut chart = LineChart {
-                width: 560,
-                height: 260,
-                y_max: (id == "cpu" || id == "mem").then_some(100.0),
-                ..LineChart::new("", "seconds since start", desc).line(&h.host, pts, false)
+    for (n, h) in hosts.into_iter().enumerate() {
+        for (id, desc, f) in METRICS {
+            let chart = if id == "net" {
+                metric_chart(id, desc)
+                    .line("received", points(h, |s| s.net_rx_bps / 1e6), false)
+                    .line("sent", points(h, |s| s.net_tx_bps / 1e6), false)
+            } else {
+                metric_chart(id, desc).line(&h.host, points(h, f), false)
             };
-            chart.lines[0].dots = false;
-            if id == "net" {
-                let rx = h
-                    .samples
-                    .iter()
-                    .map(|s| (s.at_ms as f64 / 1000.0, s.net_rx_bps / 1e6));
-                let tx = h
-                    .samples
-                    .iter()
-                    .map(|s| (s.at_ms as f64 / 1000.0, s.net_tx_bps / 1e6));
-                chart.lines.clear();
-                chart =
-                    chart
-                        .line("received", rx.collect(), false)
-                        .line("sent", tx.collect(), false);
-                chart.lines.iter_mut().for_each(|l| l.dots = false);
-            }
             out.push(figure(
                 &format!("host{n}-{id}"),
                 &format!("{}: {desc}", h.host),
-                chart,
+                undotted(chart),
             )?);
         }
     }
     Ok(out)
+}
+
+/// An empty monitoring chart of metric `id` over the run; percentages top at 100.
+fn metric_chart(id: &str, desc: &str) -> LineChart {
+    LineChart {
+        width: 560,
+        height: 260,
+        y_max: (id == "cpu" || id == "mem").then_some(100.0),
+        ..LineChart::new("", "seconds since start", desc)
+    }
+}
+
+/// `f` of every sample of `h`, against seconds since the start.
+fn points(h: &HostResources, f: fn(&ResourceSample) -> f64) -> Vec<(f64, f64)> {
+    h.samples
+        .iter()
+        .map(|s| (s.at_ms as f64 / 1000.0, f(s)))
+        .collect()
+}
+
+/// `chart` without dots: samples come every second, too many to mark.
+fn undotted(mut chart: LineChart) -> LineChart {
+    for l in &mut chart.lines {
+        l.dots = false;
+    }
+    chart
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use hdrhistogram::Histogram;
 
 use super::ReportError;
 use crate::result::{
-    new_histogram, BenchConfig, Counts, ErrorGroup, HostResources, NodeResult, Outside,
-    SecondSample, StepInfo, TestInfo,
+    new_histogram, BenchConfig, Counts, CycleResult, ErrorGroup, HostResources, NodeResult,
+    Outside, SecondSample, StepInfo, TestInfo,
 };
 
 /// A node's CPU above this share of all its cores, %, flags it as possibly saturated.
@@ -108,6 +108,71 @@ pub struct MergedRun {
     pub nodes: Vec<NodeFigures>,
 }
 
+impl MergedRun {
+    /// A run of no node yet, described by its first node.
+    fn first(node: &NodeResult) -> MergedRun {
+        MergedRun {
+            tool_version: node.tool_version.clone(),
+            run: node.node.run.clone(),
+            test: node.test.clone(),
+            config: node.config.clone(),
+            steps: node.steps.clone(),
+            started_unix_ms: node.started_unix_ms,
+            finished_unix_ms: node.finished_unix_ms,
+            start_skew_ms: 0,
+            interrupted: false,
+            cycles: Vec::new(),
+            series: Vec::new(),
+            errors: Vec::new(),
+            resources: Vec::new(),
+            nodes: Vec::new(),
+        }
+    }
+
+    /// The cycle at `pos`, with the cycles before it, made when missing.
+    fn cycle(&mut self, pos: usize) -> &mut MergedCycle {
+        while self.cycles.len() <= pos {
+            let index = self.cycles.len() as u32;
+            self.cycles.push(MergedCycle {
+                index,
+                steps: vec![Counts::default(); self.steps.len()],
+                steps_ok_per_s: vec![0.0; self.steps.len()],
+                ..MergedCycle::default()
+            });
+        }
+        &mut self.cycles[pos]
+    }
+}
+
+impl MergedCycle {
+    /// Adds one node's cycle: counts and histograms add, rates add as each node's count over
+    /// its own window.
+    fn add(&mut self, cycle: &CycleResult) {
+        self.users += cycle.users;
+        self.window_s = self.window_s.max(cycle.window_s);
+        self.tests.merge(&cycle.tests);
+        self.pages.merge(&cycle.pages);
+        self.requests.merge(&cycle.requests);
+        let rate = |n: u64| {
+            if cycle.window_s > 0.0 {
+                n as f64 / cycle.window_s
+            } else {
+                0.0
+            }
+        };
+        for (i, step) in cycle.steps.iter().enumerate().take(self.steps.len()) {
+            self.steps[i].merge(step);
+            self.steps_ok_per_s[i] += rate(step.success);
+        }
+        self.outside.add(&cycle.outside);
+        self.dropped += cycle.dropped;
+        self.tests_ok_per_s += rate(cycle.tests.success);
+        self.pages_ok_per_s += rate(cycle.pages.success);
+        self.requests_per_s += rate(cycle.requests.total());
+        self.nodes += 1;
+    }
+}
+
 /// Merges node results one at a time.
 #[derive(Debug, Default)]
 pub struct Merger {
@@ -179,70 +244,21 @@ impl Merger {
         let figures = node_figures(source, &node);
         let run = self.run.get_or_insert_with(|| {
             self.first_source = source.to_path_buf();
-            MergedRun {
-                tool_version: node.tool_version.clone(),
-                run: node.node.run.clone(),
-                test: node.test.clone(),
-                config: node.config.clone(),
-                steps: node.steps.clone(),
-                started_unix_ms: node.started_unix_ms,
-                finished_unix_ms: node.finished_unix_ms,
-                start_skew_ms: 0,
-                interrupted: false,
-                cycles: Vec::new(),
-                series: Vec::new(),
-                errors: Vec::new(),
-                resources: Vec::new(),
-                nodes: Vec::new(),
-            }
+            MergedRun::first(&node)
         });
         run.started_unix_ms = run.started_unix_ms.min(node.started_unix_ms);
         run.finished_unix_ms = run.finished_unix_ms.max(node.finished_unix_ms);
         run.interrupted |= node.interrupted;
         run.nodes.push(figures);
-
         // Cycles match by position (an index read from a file is not trusted with memory).
         for (pos, cycle) in node.cycles.iter().enumerate() {
-            while run.cycles.len() <= pos {
-                let index = run.cycles.len() as u32;
-                run.cycles.push(MergedCycle {
-                    index,
-                    steps: vec![Counts::default(); run.steps.len()],
-                    steps_ok_per_s: vec![0.0; run.steps.len()],
-                    ..MergedCycle::default()
-                });
-            }
-            let m = &mut run.cycles[pos];
-            m.users += cycle.users;
-            m.window_s = m.window_s.max(cycle.window_s);
-            m.tests.merge(&cycle.tests);
-            m.pages.merge(&cycle.pages);
-            m.requests.merge(&cycle.requests);
-            let rate = |n: u64| {
-                if cycle.window_s > 0.0 {
-                    n as f64 / cycle.window_s
-                } else {
-                    0.0
-                }
-            };
-            for (i, step) in cycle.steps.iter().enumerate().take(m.steps.len()) {
-                m.steps[i].merge(step);
-                m.steps_ok_per_s[i] += rate(step.success);
-            }
-            m.outside.add(&cycle.outside);
-            m.dropped += cycle.dropped;
-            m.tests_ok_per_s += rate(cycle.tests.success);
-            m.pages_ok_per_s += rate(cycle.pages.success);
-            m.requests_per_s += rate(cycle.requests.total());
-            m.nodes += 1;
+            run.cycle(pos).add(cycle);
         }
-
         let start_s = node.started_unix_ms / 1000;
         for s in &node.series {
             let abs = start_s + u64::from(s.second);
             self.series.entry(abs).or_default().merge(s);
         }
-
         for g in node.errors {
             let key = (g.step.clone(), g.kind.clone(), g.detail.clone());
             match self.errors.get_mut(&key) {
@@ -252,7 +268,6 @@ impl Merger {
                 }
             }
         }
-
         for mut h in node.resources {
             for s in &mut h.samples {
                 s.at_ms += node.started_unix_ms;

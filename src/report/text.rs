@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use super::stats::Summary;
 use super::templates::format_num;
 use super::{Output, Report, ReportError};
 
@@ -85,77 +86,98 @@ impl Output for TextOutput {
             "target {}, cycles {} users ({} per node) of {} s, Apdex T {} s\n",
             c.url, c.cycles_total, c.cycles_per_node, c.duration_s, c.apdex_t_s
         );
-        let tests = Table {
-            header: vec!["TESTS users", "STPS", "total", "success", "error %"],
-            rows: s
-                .cycles
-                .iter()
-                .map(|c| {
-                    vec![
-                        c.users.to_string(),
-                        n(c.tests.per_s, 2),
-                        n(c.tests.total as f64, 0),
-                        n(c.tests.success as f64, 0),
-                        n(c.tests.error_pct, 2),
-                    ]
-                })
-                .collect(),
-        };
-        tests.render(&mut out);
-        for (title, rate, pick) in [("PAGES users", "SPPS", 0), ("REQUESTS users", "RPS", 1)] {
-            let mut header = vec![title, "Apdex", "rating", rate, "peak", "total", "success"];
-            header.extend(["error %", "min", "mean", "max", "p50", "p90", "p95", "p99"]);
-            let rows = s
-                .cycles
-                .iter()
-                .map(|c| {
-                    let (r, lat) = if pick == 0 {
-                        (&c.pages, None)
-                    } else {
-                        (&c.requests, Some(&c.latency_ms))
-                    };
-                    let mut row = vec![
-                        c.users.to_string(),
-                        r.apdex.map_or("-".into(), |a| n(a, 3)),
-                        r.rating.clone(),
-                        n(r.rates.per_s, 2),
-                        n(r.peak_per_s, 0),
-                        n(r.rates.total as f64, 0),
-                        n(r.rates.success as f64, 0),
-                        n(r.rates.error_pct, 2),
-                    ];
-                    let lat = lat
-                        .copied()
-                        .unwrap_or_else(|| page_latency(report, c.index));
-                    for v in [
-                        lat.min, lat.mean, lat.max, lat.p50, lat.p90, lat.p95, lat.p99,
-                    ] {
-                        row.push(n(v, 1));
-                    }
-                    row
-                })
-                .collect();
-            Table { header, rows }.render(&mut out);
-        }
+        tests_table(s).render(&mut out);
+        pages_table(report, Kind::Pages).render(&mut out);
+        pages_table(report, Kind::Requests).render(&mut out);
         let _ = writeln!(out, "latency in ms; error % counts failures and errors");
-        if !s.errors.is_empty() {
-            let _ = writeln!(out, "\nERRORS");
-            for e in &s.errors {
-                let _ = writeln!(
-                    out,
-                    "{:>8}  {} {} {}: {}",
-                    e.count,
-                    clean(&e.step, 60),
-                    e.kind,
-                    clean(&e.detail, 80),
-                    clean(&e.sample, 120)
-                );
-            }
-        }
-        for f in &s.skipped {
-            let _ = writeln!(out, "skipped {}: {}", f.path, clean(&f.reason, 300));
-        }
+        errors(&mut out, s);
         Ok(out.into_bytes())
+    }
+}
+
+/// Tests per cycle: executions of the whole test.
+fn tests_table(s: &Summary) -> Table {
+    Table {
+        header: vec!["TESTS users", "STPS", "total", "success", "error %"],
+        rows: s
+            .cycles
+            .iter()
+            .map(|c| {
+                vec![
+                    c.users.to_string(),
+                    n(c.tests.per_s, 2),
+                    n(c.tests.total as f64, 0),
+                    n(c.tests.success as f64, 0),
+                    n(c.tests.error_pct, 2),
+                ]
+            })
+            .collect(),
+    }
+}
+
+/// Which of the two latency tables.
+#[derive(Clone, Copy)]
+enum Kind {
+    Pages,
+    Requests,
+}
+
+/// Pages or requests per cycle: Apdex, rates, counts and latency.
+fn pages_table(report: &Report, kind: Kind) -> Table {
+    let (title, rate) = match kind {
+        Kind::Pages => ("PAGES users", "SPPS"),
+        Kind::Requests => ("REQUESTS users", "RPS"),
+    };
+    let mut header = vec![title, "Apdex", "rating", rate, "peak", "total", "success"];
+    header.extend(["error %", "min", "mean", "max", "p50", "p90", "p95", "p99"]);
+    let rows = report
+        .summary
+        .cycles
+        .iter()
+        .map(|c| {
+            let (r, lat) = match kind {
+                Kind::Pages => (&c.pages, page_latency(report, c.index)),
+                Kind::Requests => (&c.requests, c.latency_ms),
+            };
+            let mut row = vec![
+                c.users.to_string(),
+                r.apdex.map_or("-".into(), |a| n(a, 3)),
+                r.rating.clone(),
+                n(r.rates.per_s, 2),
+                n(r.peak_per_s, 0),
+                n(r.rates.total as f64, 0),
+                n(r.rates.success as f64, 0),
+                n(r.rates.error_pct, 2),
+            ];
+            for v in [
+                lat.min, lat.mean, lat.max, lat.p50, lat.p90, lat.p95, lat.p99,
+            ] {
+                row.push(n(v, 1));
+            }
+            row
+        })
+        .collect();
+    Table { header, rows }
+}
+
+/// The error groups and the skipped result files, if any.
+fn errors(out: &mut String, s: &Summary) {
+    if !s.errors.is_empty() {
+        let _ = writeln!(out, "\nERRORS");
+        for e in &s.errors {
+            let _ = writeln!(
+                out,
+                "{:>8}  {} {} {}: {}",
+                e.count,
+                clean(&e.step, 60),
+                e.kind,
+                clean(&e.detail, 80),
+                clean(&e.sample, 120)
+            );
+        }
+    }
+    for f in &s.skipped {
+        let _ = writeln!(out, "skipped {}: {}", f.path, clean(&f.reason, 300));
     }
 }
 

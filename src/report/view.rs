@@ -170,144 +170,23 @@ fn rfc3339(unix_ms: u64) -> String {
 impl Report {
     /// Computes the report of a merged run.
     pub fn new(run: MergedRun, summary: Summary) -> Report {
-        let c = &run.config;
-        let config = ConfigView {
-            launched: summary.started.clone(),
-            finished: rfc3339(run.finished_unix_ms),
-            test: run.test.name.clone(),
-            description: run.test.description.clone(),
-            url: run.test.url.clone(),
-            run: run.run.clone(),
-            nodes: run.nodes.len(),
-            hosts: run
-                .nodes
-                .iter()
-                .map(|n| format!("node {} on {}", n.number, n.host))
-                .collect(),
-            host_count: run
-                .nodes
-                .iter()
-                .map(|n| n.host.as_str())
-                .collect::<std::collections::BTreeSet<_>>()
-                .len(),
-            cycles_per_node: joined(c.cycles.iter().copied()),
-            cycles_total: joined(run.cycles.iter().map(|c| c.users)),
-            duration_s: c.duration_s,
-            startup_delay_s: c.startup_delay_s,
-            sleep_time_min_s: c.sleep_time_min_s,
-            sleep_time_max_s: c.sleep_time_max_s,
-            sleep_time_s: c.sleep_time_s,
-            cycle_time_s: c.cycle_time_s,
-            apdex_t_s: c.apdex_t_s,
-            timeout_s: c.timeout_s,
-            ok_codes: c
-                .ok_codes
-                .iter()
-                .map(u16::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-            model: c.model.clone(),
-            start_skew_ms: run.start_skew_ms,
-            interrupted: run.interrupted,
-            node_version: run.tool_version.clone(),
-            report_version: crate::VERSION.to_string(),
-        };
-
-        let content = run
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let (mut ok, mut fail, mut err) = (0, 0, 0);
-                for cy in &run.cycles {
-                    if let Some(c) = cy.steps.get(i) {
-                        ok += c.success;
-                        fail += c.failure;
-                        err += c.error;
-                    }
-                }
-                StepTotals {
-                    number: i + 1,
-                    name: s.name.clone(),
-                    method: s.method.clone(),
-                    target: s.target.clone(),
-                    total: ok + fail + err,
-                    success: ok,
-                    failure: fail,
-                    error: err,
-                    error_pct: stats::pct(fail + err, ok + fail + err),
-                }
-            })
-            .collect();
-
-        let apdex_t = run.config.apdex_t_s;
-        let steps: Vec<StepDetail> = run
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| StepDetail {
-                number: i + 1,
-                name: s.name.clone(),
-                method: s.method.clone(),
-                target: s.target.clone(),
-                cycles: run
-                    .cycles
-                    .iter()
-                    .filter_map(|cy| {
-                        let c = cy.steps.get(i)?;
-                        let apdex =
-                            stats::apdex(&c.latency, c.success, c.failure, c.error, apdex_t);
-                        Some(StepCycle {
-                            users: cy.users,
-                            spps: cy.steps_ok_per_s.get(i).copied().unwrap_or(0.0),
-                            total: c.total(),
-                            success: c.success,
-                            error_pct: stats::pct(c.failure + c.error, c.total()),
-                            apdex,
-                            rating: stats::rating(apdex).to_string(),
-                            latency_ms: stats::latency(&c.latency),
-                        })
-                    })
-                    .collect(),
-            })
-            .collect();
-
+        let config = config_view(&run, &summary);
+        let content = step_totals(&run);
+        let steps = step_details(&run);
         let slowest = slowest_steps(&summary, &steps);
-        let nodes = node_views(&run.nodes);
-        let errors = run
-            .errors
-            .iter()
-            .map(|g| ErrorView {
-                step: g.step.clone(),
-                kind: g.kind.clone(),
-                detail: g.detail.clone(),
-                count: g.count,
-                samples: g
-                    .samples
-                    .iter()
-                    .map(|s| SampleView {
-                        url: s.url.clone(),
-                        status: s.status,
-                        at_s: s.at_ms as f64 / 1000.0,
-                        body: s.body.clone(),
-                    })
-                    .collect(),
-            })
-            .collect();
-
         Report {
             page_latency: run
                 .cycles
                 .iter()
                 .map(|c| stats::latency(&c.pages.latency))
                 .collect(),
+            nodes: node_views(&run.nodes),
+            errors: error_views(&run),
             summary,
             config,
             content,
             steps,
             slowest,
-            nodes,
-            errors,
             series: run.series,
             resources: run.resources,
         }
@@ -317,6 +196,137 @@ impl Report {
     pub fn cycles(&self) -> &[CycleSummary] {
         &self.summary.cycles
     }
+}
+
+/// The bench configuration as the report shows it.
+fn config_view(run: &MergedRun, summary: &Summary) -> ConfigView {
+    let c = &run.config;
+    ConfigView {
+        launched: summary.started.clone(),
+        finished: rfc3339(run.finished_unix_ms),
+        test: run.test.name.clone(),
+        description: run.test.description.clone(),
+        url: run.test.url.clone(),
+        run: run.run.clone(),
+        nodes: run.nodes.len(),
+        hosts: run
+            .nodes
+            .iter()
+            .map(|n| format!("node {} on {}", n.number, n.host))
+            .collect(),
+        host_count: run
+            .nodes
+            .iter()
+            .map(|n| n.host.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        cycles_per_node: joined(c.cycles.iter().copied()),
+        cycles_total: joined(run.cycles.iter().map(|c| c.users)),
+        duration_s: c.duration_s,
+        startup_delay_s: c.startup_delay_s,
+        sleep_time_min_s: c.sleep_time_min_s,
+        sleep_time_max_s: c.sleep_time_max_s,
+        sleep_time_s: c.sleep_time_s,
+        cycle_time_s: c.cycle_time_s,
+        apdex_t_s: c.apdex_t_s,
+        timeout_s: c.timeout_s,
+        ok_codes: c
+            .ok_codes
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        model: c.model.clone(),
+        start_skew_ms: run.start_skew_ms,
+        interrupted: run.interrupted,
+        node_version: run.tool_version.clone(),
+        report_version: crate::VERSION.to_string(),
+    }
+}
+
+/// Each step with its totals over all cycles.
+fn step_totals(run: &MergedRun) -> Vec<StepTotals> {
+    run.steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let (mut ok, mut fail, mut err) = (0, 0, 0);
+            for cy in &run.cycles {
+                if let Some(c) = cy.steps.get(i) {
+                    ok += c.success;
+                    fail += c.failure;
+                    err += c.error;
+                }
+            }
+            StepTotals {
+                number: i + 1,
+                name: s.name.clone(),
+                method: s.method.clone(),
+                target: s.target.clone(),
+                total: ok + fail + err,
+                success: ok,
+                failure: fail,
+                error: err,
+                error_pct: stats::pct(fail + err, ok + fail + err),
+            }
+        })
+        .collect()
+}
+
+/// Each step with its figures per cycle.
+fn step_details(run: &MergedRun) -> Vec<StepDetail> {
+    let apdex_t = run.config.apdex_t_s;
+    run.steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| StepDetail {
+            number: i + 1,
+            name: s.name.clone(),
+            method: s.method.clone(),
+            target: s.target.clone(),
+            cycles: run
+                .cycles
+                .iter()
+                .filter_map(|cy| {
+                    let c = cy.steps.get(i)?;
+                    let apdex = stats::apdex(&c.latency, c.success, c.failure, c.error, apdex_t);
+                    Some(StepCycle {
+                        users: cy.users,
+                        spps: cy.steps_ok_per_s.get(i).copied().unwrap_or(0.0),
+                        total: c.total(),
+                        success: c.success,
+                        error_pct: stats::pct(c.failure + c.error, c.total()),
+                        apdex,
+                        rating: stats::rating(apdex).to_string(),
+                        latency_ms: stats::latency(&c.latency),
+                    })
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// The error groups with every kept sample.
+fn error_views(run: &MergedRun) -> Vec<ErrorView> {
+    run.errors
+        .iter()
+        .map(|g| ErrorView {
+            step: g.step.clone(),
+            kind: g.kind.clone(),
+            detail: g.detail.clone(),
+            count: g.count,
+            samples: g
+                .samples
+                .iter()
+                .map(|s| SampleView {
+                    url: s.url.clone(),
+                    status: s.status,
+                    at_s: s.at_ms as f64 / 1000.0,
+                    body: s.body.clone(),
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 fn slowest_steps(summary: &Summary, steps: &[StepDetail]) -> Vec<SlowStep> {
