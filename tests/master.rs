@@ -59,6 +59,19 @@ impl Bench {
         cmd
     }
 
+    /// Runs `bench-master NODES TEST` with local nodes only, requires it to succeed and
+    /// returns the run directory.
+    pub fn run_ok(&self, nodes: &Path, test: &Path) -> PathBuf {
+        let out = self
+            .command(None, &[])
+            .arg(nodes)
+            .arg(test)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        self.run_dir()
+    }
+
     /// The only run directory of the workspace.
     pub fn run_dir(&self) -> PathBuf {
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(&self.workdir)
@@ -219,15 +232,8 @@ fn every_file_the_test_names_reaches_the_nodes() {
         ),
     );
     let nodes = write(dir.path(), "nodes", "local\nlocal\n");
-    let out = b
-        .command(None, &["-D", "1"])
-        .arg(&nodes)
-        .arg(&test)
-        .output()
-        .unwrap();
     // Without the file beside their test, the nodes cannot load it and the run fails.
-    assert!(out.status.success(), "{}", text(&out));
-    let run_dir = b.run_dir();
+    let run_dir = b.run_ok(&nodes, &test);
     let run_id = run_dir.strip_prefix(&b.workdir).unwrap();
     for node in ["node0", "node1"] {
         let copy = b
