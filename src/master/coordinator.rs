@@ -439,11 +439,7 @@ impl Coordinator {
         // Every node gets the same start time a little ahead, so that the order and delay in
         // which the words arrive (one channel per host, busy machines) do not skew the start.
         let at = SystemTime::now() + START_LEAD;
-        let at_ms = at
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis();
-        let word = format!("start {at_ms}");
+        let word = format!("start {}", crate::result::unix_ms(at));
         let writes = self
             .slots
             .iter_mut()

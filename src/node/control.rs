@@ -4,11 +4,13 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use tokio::io::AsyncBufReadExt;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
+
+use crate::result::unix_ms;
 
 /// Longest wait for a `start AT` time: beyond it the clocks of master and node disagree, and
 /// the node starts then rather than wait on a wrong clock.
@@ -19,9 +21,7 @@ fn start_delay(at: &str) -> Duration {
     let Ok(at_ms) = at.trim().parse::<u64>() else {
         return Duration::ZERO;
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = Duration::from_millis(unix_ms(SystemTime::now()));
     Duration::from_millis(at_ms)
         .saturating_sub(now)
         .min(MAX_START_WAIT)
@@ -124,10 +124,7 @@ mod tests {
 
     #[test]
     fn start_times_wait_until_then_but_never_long() {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
+        let now = unix_ms(SystemTime::now());
         let wait = start_delay(&(now + 300).to_string());
         assert!(
             wait > Duration::from_millis(200) && wait <= Duration::from_millis(300),
