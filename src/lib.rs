@@ -31,6 +31,7 @@ pub mod protocol;
 pub mod report;
 pub mod result;
 pub mod test_def;
+mod words;
 
 /// Version of this build, written into results and compared by the master when deploying.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

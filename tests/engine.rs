@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use benchmaster::result::read::read_file;
-use benchmaster::result::NodeResult;
+use benchmaster::result::{ErrorKind, ModelKind, NodeResult};
 
 use crate::util::{bench_node, closed_port, run, tempdir, write, Server};
 
@@ -165,7 +165,7 @@ fn bad_status_is_a_failure_and_a_closed_port_an_error() {
     let group = r
         .errors
         .iter()
-        .find(|g| g.kind == "status")
+        .find(|g| g.kind == ErrorKind::Status)
         .expect("a status group");
     assert_eq!(group.detail, "HTTP 500");
     assert_eq!(group.samples[0].status, Some(500));
@@ -184,7 +184,7 @@ fn bad_status_is_a_failure_and_a_closed_port_an_error() {
     assert!(r.cycles[0].requests.error > 0);
     assert_eq!(r.cycles[0].requests.success, 0);
     assert!(
-        r.errors.iter().any(|g| g.kind == "connect"),
+        r.errors.iter().any(|g| g.kind == ErrorKind::Connect),
         "{:?}",
         r.errors
     );
@@ -341,7 +341,11 @@ fn https_with_a_self_signed_certificate_needs_insecure() {
     let test = write(dir.path(), "strict.toml", &strict);
     let r = run_node(&test, &out);
     assert_eq!(r.cycles[0].requests.success, 0);
-    assert!(r.errors.iter().any(|g| g.kind == "tls"), "{:?}", r.errors);
+    assert!(
+        r.errors.iter().any(|g| g.kind == ErrorKind::Tls),
+        "{:?}",
+        r.errors
+    );
 
     let test = write(dir.path(), "insecure.toml", &insecure);
     let r = run_node(&test, &out);
@@ -507,7 +511,7 @@ fn open_model_starts_executions_on_schedule() {
     let (r, received, _) = open_model_run(50, 4.0, 100, 100);
     let expected = 50.0 * 4.0;
     println!("open model: {received} executions started for {expected} due");
-    assert_eq!(r.config.model, "open");
+    assert_eq!(r.config.model, ModelKind::Open);
     assert!(
         (received as f64 - expected).abs() <= expected * 0.02,
         "{received} started"

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use benchmaster::result::read::read_file;
-use benchmaster::result::NodeResult;
+use benchmaster::result::{ErrorKind, NodeResult};
 
 use crate::util::{bench_node, peak_rss_kib, run, tempdir, write, Server, TargetProcess};
 
@@ -125,7 +125,7 @@ fn node_run(test: &Path, out: &Path) -> Command {
 fn error_kinds(r: &NodeResult) -> Vec<(String, String, u64)> {
     r.errors
         .iter()
-        .map(|g| (g.kind.clone(), g.detail.clone(), g.count))
+        .map(|g| (g.kind.to_string(), g.detail.clone(), g.count))
         .collect()
 }
 
@@ -162,7 +162,7 @@ fn target_stopping_mid_run_ends_on_time_with_errors_counted() {
     assert!(c.success > 0, "successes before the stop are kept");
     assert!(c.error > 0, "requests after the stop are errors");
     assert!(
-        r.errors.iter().any(|g| g.kind == "connect"),
+        r.errors.iter().any(|g| g.kind == ErrorKind::Connect),
         "refused connections are named: {:?}",
         error_kinds(&r)
     );
@@ -240,7 +240,7 @@ fn hanging_target_times_out_and_the_run_ends_within_duration_timeout_and_grace()
     let timeouts: u64 = r
         .errors
         .iter()
-        .filter(|g| g.kind == "timeout")
+        .filter(|g| g.kind == ErrorKind::Timeout)
         .map(|g| g.count)
         .sum();
     println!(
@@ -282,7 +282,7 @@ fn each_request_times_out_on_its_own_deadline_not_an_earlier_one() {
     let timeouts: Vec<u64> = r
         .errors
         .iter()
-        .filter(|g| g.kind == "timeout")
+        .filter(|g| g.kind == ErrorKind::Timeout)
         .flat_map(|g| g.samples.iter().map(|s| s.at_ms))
         .collect();
     println!(
@@ -333,7 +333,11 @@ fn server_errors_are_failures_with_their_body_and_the_run_ends_on_time() {
     assert!(f.elapsed < bound, "took {:?}", f.elapsed);
     assert_eq!(c.success, 0);
     assert!(c.failure > 100, "{} failures", c.failure);
-    let group = r.errors.iter().find(|g| g.kind == "status").unwrap();
+    let group = r
+        .errors
+        .iter()
+        .find(|g| g.kind == ErrorKind::Status)
+        .unwrap();
     assert_eq!(group.detail, "HTTP 500");
     assert_eq!(group.count, c.failure + r.cycles[0].outside.requests);
     assert_eq!(group.samples[0].status, Some(500));

@@ -181,7 +181,7 @@ fn names_urls_and_bodies_from_tests_and_servers_are_escaped() {
     node.steps[0].target = evil.into();
     node.errors.push(ErrorGroup {
         step: format!("step{evil}"),
-        kind: "status".into(),
+        kind: ErrorKind::Status,
         detail: format!("HTTP 500 {evil}"),
         count: 2,
         samples: vec![ErrorSample {
@@ -429,7 +429,7 @@ fn showcase(dir: &Path) -> PathBuf {
             );
             n.errors.push(ErrorGroup {
                 step: "step 2".into(),
-                kind: "status".into(),
+                kind: ErrorKind::Status,
                 detail: "HTTP 503".into(),
                 count: 34,
                 samples: vec![ErrorSample {
@@ -601,7 +601,7 @@ fn write_benchmark_fixtures() {
         node.errors = (0..8)
             .map(|k| ErrorGroup {
                 step: format!("step {:02}", k + 1),
-                kind: "status".into(),
+                kind: ErrorKind::Status,
                 detail: format!("HTTP 50{}", k % 4),
                 count: 10 + k,
                 samples: vec![

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use benchmaster::result::read::read_file;
+use benchmaster::result::ErrorKind;
 
 use crate::util::{
     bench_node, listening_sockets, run, socket_inodes, tempdir, write, Server, TargetProcess,
@@ -177,10 +178,14 @@ fn shell_metacharacters_in_names_and_urls_read_back_equal_and_reach_no_shell() {
     let check = r
         .errors
         .iter()
-        .find(|g| g.kind == "check")
+        .find(|g| g.kind == ErrorKind::Check)
         .expect("a check failure");
     assert!(check.detail.contains(SCRIPT), "{}", check.detail);
-    let status = r.errors.iter().find(|g| g.kind == "status").expect("a 500");
+    let status = r
+        .errors
+        .iter()
+        .find(|g| g.kind == ErrorKind::Status)
+        .expect("a 500");
     assert!(
         status.samples[0].body.contains(&markup()),
         "the body comes back whole: {:?}",

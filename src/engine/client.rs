@@ -22,6 +22,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use url::Url;
 
+use crate::result::ErrorKind;
+
 /// Body bytes kept per response for checks, captures and error samples; the rest is counted and
 /// dropped, so a huge body cannot exhaust memory.
 pub const MAX_KEPT_BODY: usize = 4 << 20;
@@ -29,8 +31,8 @@ pub const MAX_KEPT_BODY: usize = 4 << 20;
 /// Why a request got no response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestError {
-    /// `connect`, `reset`, `timeout`, `tls`, `protocol`, `dns` or `other` (the result kinds).
-    pub kind: &'static str,
+    /// What went wrong: one of the result's error kinds.
+    pub kind: ErrorKind,
     pub message: String,
 }
 
@@ -102,7 +104,7 @@ impl Connector {
             .ok()
             .and_then(|mut addrs| addrs.next())
             .ok_or_else(|| RequestError {
-                kind: "dns",
+                kind: ErrorKind::Dns,
                 message: format!("cannot resolve host {host}"),
             })?;
         self.resolved.lock().unwrap().insert((host, port), addr);
@@ -285,7 +287,7 @@ impl Client {
                 while timer.as_mut().poll(cx).is_ready() {
                     if timer.deadline() >= due {
                         return Poll::Ready(Err(RequestError {
-                            kind: "timeout",
+                            kind: ErrorKind::Timeout,
                             message: format!("no complete answer within {timeout:?}"),
                         }));
                     }
@@ -452,7 +454,7 @@ fn request(
                 None => req.url.path().to_string(),
             };
             let uri = Uri::try_from(target).map_err(|e| RequestError {
-                kind: "other",
+                kind: ErrorKind::Other,
                 message: format!("bad request target in {}: {e}", req.url),
             })?;
             *last_uri = Some((req.url.as_str().to_string(), uri.clone()));
@@ -493,7 +495,7 @@ impl Client {
     async fn connect(&self, url: &Url) -> Result<Socket, RequestError> {
         let addr = self.connector.resolve(url).await?;
         let tcp = TcpStream::connect(addr).await.map_err(|e| RequestError {
-            kind: "connect",
+            kind: ErrorKind::Connect,
             message: format!("cannot connect to {addr}: {e}"),
         })?;
         let _ = tcp.set_nodelay(true);
@@ -505,7 +507,7 @@ impl Client {
                     .to_string(),
             )
             .map_err(|e| RequestError {
-                kind: "tls",
+                kind: ErrorKind::Tls,
                 message: format!("bad TLS server name {host}: {e}"),
             })?;
             let tls = self
@@ -514,7 +516,7 @@ impl Client {
                 .connect(name, tcp)
                 .await
                 .map_err(|e| RequestError {
-                    kind: "tls",
+                    kind: ErrorKind::Tls,
                     message: format!("TLS handshake with {addr} failed: {e}"),
                 })?;
             Ok(Box::new(tls))
@@ -556,9 +558,9 @@ fn hyper_error(e: hyper::Error) -> RequestError {
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             let kind = match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => "connect",
-                std::io::ErrorKind::TimedOut => "timeout",
-                _ => "reset",
+                std::io::ErrorKind::ConnectionRefused => ErrorKind::Connect,
+                std::io::ErrorKind::TimedOut => ErrorKind::Timeout,
+                _ => ErrorKind::Reset,
             };
             return RequestError {
                 kind,
@@ -568,11 +570,11 @@ fn hyper_error(e: hyper::Error) -> RequestError {
         source = s.source();
     }
     let kind = if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
-        "reset"
+        ErrorKind::Reset
     } else if e.is_parse() {
-        "protocol"
+        ErrorKind::Protocol
     } else {
-        "other"
+        ErrorKind::Other
     };
     RequestError {
         kind,

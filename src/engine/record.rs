@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::result::{
-    Counts, CycleResult, ErrorGroup, ErrorSample, SecondSample, MAX_ERROR_GROUPS,
+    Counts, CycleResult, ErrorGroup, ErrorKind, ErrorSample, SecondSample, MAX_ERROR_GROUPS,
     MAX_ERROR_SAMPLES, MAX_SAMPLE_BODY,
 };
 
@@ -34,7 +34,7 @@ impl Window {
 /// What a failure or error looked like, for the error groups.
 pub struct ErrorReport<'a> {
     pub step: usize,
-    pub kind: &'a str,
+    pub kind: ErrorKind,
     pub detail: String,
     pub url: &'a str,
     pub status: Option<u16>,
@@ -51,7 +51,7 @@ pub struct Recorder {
     seconds: Vec<SecondSample>,
     errors: Vec<ErrorGroup>,
     /// (step, kind, detail) → index in `errors`.
-    error_index: HashMap<(String, String, String), usize>,
+    error_index: HashMap<(String, ErrorKind, String), usize>,
     step_names: Vec<String>,
     /// The last instant placed by [`Recorder::place`].
     placed: Option<Placed>,
@@ -189,11 +189,11 @@ impl Recorder {
     /// A failure or an error, grouped by step, kind and detail.
     pub fn error(&mut self, at: Instant, e: ErrorReport<'_>) {
         let step = self.step_names.get(e.step).cloned().unwrap_or_default();
-        let mut key = (step, e.kind.to_string(), e.detail);
+        let mut key = (step, e.kind, e.detail);
         if !self.error_index.contains_key(&key) && self.errors.len() >= MAX_ERROR_GROUPS - 1 {
             key = (
                 String::new(),
-                "other".into(),
+                ErrorKind::Other,
                 "further kinds of errors".into(),
             );
         }
@@ -203,7 +203,7 @@ impl Recorder {
             None => {
                 self.errors.push(ErrorGroup {
                     step: key.0.clone(),
-                    kind: key.1.clone(),
+                    kind: key.1,
                     detail: key.2.clone(),
                     count: 0,
                     samples: Vec::new(),
@@ -245,7 +245,7 @@ impl Recorder {
             m.merge(o);
         }
         for g in other.errors {
-            let key = (g.step.clone(), g.kind.clone(), g.detail.clone());
+            let key = (g.step.clone(), g.kind, g.detail.clone());
             match self.error_index.get(&key) {
                 Some(&i) => self.errors[i].absorb(g),
                 None => {
@@ -345,7 +345,7 @@ mod tests {
                 t0,
                 ErrorReport {
                     step: 0,
-                    kind: "status",
+                    kind: ErrorKind::Status,
                     detail: "HTTP 500".into(),
                     url: "http://x/",
                     status: Some(500),

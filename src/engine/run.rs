@@ -18,7 +18,7 @@ use super::EngineError;
 use crate::monitor::sampler::Sampler;
 use crate::protocol::progress::ProgressEvent;
 use crate::result::{
-    unix_ms, BenchConfig, CycleResult, ErrorGroup, HostResources, NodeInfo, NodeResult,
+    unix_ms, BenchConfig, CycleResult, ErrorGroup, HostResources, ModelKind, NodeInfo, NodeResult,
     ResourceSample, SecondSample, StepInfo, TestInfo,
 };
 use crate::test_def::{Bench, LoadModel, TestPlan};
@@ -496,8 +496,8 @@ fn bench_config(plan: &TestPlan) -> BenchConfig {
         ok_codes: b.ok_codes.clone(),
         timeout_s: b.timeout.as_secs_f64(),
         model: match b.model {
-            LoadModel::Closed => "closed".into(),
-            LoadModel::Open { .. } => "open".into(),
+            LoadModel::Closed => ModelKind::Closed,
+            LoadModel::Open { .. } => ModelKind::Open,
         },
     }
 }

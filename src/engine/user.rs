@@ -9,17 +9,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hyper::header::{HeaderValue, LOCATION};
+use hyper::header::{
+    HeaderName, HeaderValue, AUTHORIZATION, COOKIE, LOCATION, PROXY_AUTHORIZATION,
+};
 use hyper::{Method, StatusCode};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
 use url::Url;
 
-use super::client::{Client, Connector, Outgoing, MAX_KEPT_BODY};
+use super::client::{Client, Connector, Incoming, Outgoing, RequestError, MAX_KEPT_BODY};
 use super::record::{ErrorReport, Recorder, Verdict, Window};
 use super::Counters;
-use crate::result::MAX_SAMPLE_BODY;
+use crate::result::{ErrorKind, MAX_SAMPLE_BODY};
 use crate::test_def::{Step, TestPlan, Vars};
 
 /// Redirects followed per page before the page is a failure.
@@ -214,136 +216,238 @@ impl User {
         vars: &mut Vars,
         started: Instant,
     ) -> PageEnd {
-        let plan = &*self.plan;
-        let step = &plan.steps[index];
-        // A static URL is borrowed, not copied, for every page.
-        let resolved = match &self.static_urls[index] {
-            Some(url) => Ok(Cow::Borrowed(url)),
-            None => step.url(&plan.url, vars).map(Cow::Owned),
+        let step = &self.plan.steps[index];
+        let mut hop = match self.first_hop(index, vars) {
+            Ok(hop) => hop,
+            Err(fault) => return PageEnd::new(Verdict::Failure, 0, Some(fault)),
         };
-        let mut url = match resolved {
-            Ok(url) => url,
-            Err(message) => {
-                let fault = Fault::new("other", message, "", None, b"");
-                return PageEnd::new(Verdict::Failure, 0, Some(fault));
-            }
-        };
-        let headers = render_headers(step, vars);
-        let (mut content_type, mut body) = match &step.body {
-            Some(b) => b.render(vars),
-            None => (None, Bytes::new()),
-        };
-        let mut method = step.method.clone();
         let keep = if step.checks.is_empty() && step.captures.is_empty() {
             MAX_SAMPLE_BODY
         } else {
             MAX_KEPT_BODY
         };
         let mut bytes = 0u64;
-        for hop in 0..=MAX_REDIRECTS {
+        for n in 0..=MAX_REDIRECTS {
             // The first request of a page counts from the page's start (its schedule).
-            let sent = if hop == 0 { started } else { Instant::now() };
-            let request = Outgoing {
-                method: method.clone(),
-                url: &url,
-                headers: &headers,
-                content_type,
-                body: body.clone(),
-            };
+            let sent = if n == 0 { started } else { Instant::now() };
             // An abort drops the whole task (see the worker), so no per-request watch here.
-            let result = client.send(request, keep, sent).await;
+            let result = client.send(hop.outgoing(), keep, sent).await;
             let done = Instant::now();
             let latency = done - sent;
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             let response = match result {
                 Ok(r) => r,
-                Err(e) => {
-                    self.counters.errors.fetch_add(1, Ordering::Relaxed);
-                    self.recorder.borrow_mut().request(
-                        &self.window,
-                        done,
-                        latency,
-                        Verdict::Error,
-                        0,
-                    );
-                    let body = e.message.as_bytes();
-                    let fault = Fault::new(e.kind, e.message.clone(), url.as_str(), None, body);
-                    return PageEnd::new(Verdict::Error, bytes, Some(fault));
-                }
+                Err(e) => return self.request_error(e, &hop.url, done, latency, bytes),
             };
             bytes += response.body_len;
-            let status = response.status;
-            let code = status.as_u16();
-            let accepted = match &step.expect_status {
-                Some(codes) => codes.contains(&code),
-                None => plan.bench.ok_codes.contains(&code),
-            };
-            let outcome = if accepted {
-                Verdict::Success
-            } else {
-                self.counters.failures.fetch_add(1, Ordering::Relaxed);
-                Verdict::Failure
-            };
-            self.recorder.borrow_mut().request(
-                &self.window,
-                done,
-                latency,
-                outcome,
-                response.body_len,
-            );
-
-            // Follow a redirect unless the step expects that very status.
-            let expected = step
-                .expect_status
-                .as_ref()
-                .is_some_and(|c| c.contains(&code));
-            if let Some(next) =
-                redirect_target(&url, status, &response.headers).filter(|_| !expected)
-            {
-                if status == StatusCode::SEE_OTHER
-                    || (method == Method::POST
-                        && matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND))
-                {
-                    method = Method::GET;
-                    body = Bytes::new();
-                    content_type = None;
-                }
-                url = Cow::Owned(next);
+            let outcome = self.answered(step, &response, done, latency);
+            if let Some(next) = follow_redirect(step, &hop.url, &response) {
+                hop.redirect(next, response.status);
                 continue;
             }
+            // The page's first request was sent when the page started.
+            let latency = if n == 0 { latency } else { done - started };
+            let end = Ending {
+                outcome,
+                bytes,
+                done,
+                latency,
+            };
+            return page_end(step, &response, &hop.url, vars, end);
+        }
+        let detail = format!("more than {MAX_REDIRECTS} redirects");
+        let fault = Fault::new(ErrorKind::Status, detail, hop.url.as_str(), None, b"");
+        PageEnd::new(Verdict::Failure, bytes, Some(fault))
+    }
 
-            let fault = if !accepted {
-                let detail = format!("HTTP {code}");
-                Some(Fault::new(
-                    "status",
-                    detail,
+    /// The first request of step `index`, or why its URL cannot be built.
+    fn first_hop(&self, index: usize, vars: &Vars) -> Result<Hop<'_>, Fault> {
+        let plan = &*self.plan;
+        let step = &plan.steps[index];
+        // A static URL is borrowed, not copied, for every page.
+        let url = match &self.static_urls[index] {
+            Some(url) => Cow::Borrowed(url),
+            None => match step.url(&plan.url, vars) {
+                Ok(url) => Cow::Owned(url),
+                Err(message) => return Err(Fault::new(ErrorKind::Other, message, "", None, b"")),
+            },
+        };
+        let (content_type, body) = match &step.body {
+            Some(b) => b.render(vars),
+            None => (None, Bytes::new()),
+        };
+        Ok(Hop {
+            method: step.method.clone(),
+            url,
+            headers: render_headers(step, vars),
+            content_type,
+            body,
+        })
+    }
+
+    /// Records an answer; a success when the step (or the bench) accepts its status.
+    #[inline]
+    fn answered(
+        &self,
+        step: &Step,
+        response: &Incoming,
+        done: Instant,
+        latency: Duration,
+    ) -> Verdict {
+        let code = response.status.as_u16();
+        let accepted = match &step.expect_status {
+            Some(codes) => codes.contains(&code),
+            None => self.plan.bench.ok_codes.contains(&code),
+        };
+        let outcome = if accepted {
+            Verdict::Success
+        } else {
+            self.counters.failures.fetch_add(1, Ordering::Relaxed);
+            Verdict::Failure
+        };
+        self.recorder
+            .borrow_mut()
+            .request(&self.window, done, latency, outcome, response.body_len);
+        outcome
+    }
+
+    /// Records a request that got no answer; the page ends with its error.
+    fn request_error(
+        &self,
+        e: RequestError,
+        url: &Url,
+        done: Instant,
+        latency: Duration,
+        bytes: u64,
+    ) -> PageEnd {
+        self.counters.errors.fetch_add(1, Ordering::Relaxed);
+        self.recorder
+            .borrow_mut()
+            .request(&self.window, done, latency, Verdict::Error, 0);
+        let fault = Fault::new(
+            e.kind,
+            e.message.clone(),
+            url.as_str(),
+            None,
+            e.message.as_bytes(),
+        );
+        PageEnd::new(Verdict::Error, bytes, Some(fault))
+    }
+}
+
+/// What a page's next request sends; a redirect changes it.
+struct Hop<'a> {
+    method: Method,
+    url: Cow<'a, Url>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    content_type: Option<&'static str>,
+    body: Bytes,
+}
+
+impl Hop<'_> {
+    #[inline]
+    fn outgoing(&self) -> Outgoing<'_> {
+        Outgoing {
+            method: self.method.clone(),
+            url: &self.url,
+            headers: &self.headers,
+            content_type: self.content_type,
+            body: self.body.clone(),
+        }
+    }
+
+    /// Follows a redirect (`status`) to `next`: a 303, or a 301 or 302 after a POST, becomes a
+    /// GET without a body; a redirect to another origin drops the step's credentials.
+    fn redirect(&mut self, next: Url, status: StatusCode) {
+        if status == StatusCode::SEE_OTHER
+            || (self.method == Method::POST
+                && matches!(status, StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND))
+        {
+            self.method = Method::GET;
+            self.body = Bytes::new();
+            self.content_type = None;
+        }
+        // As browsers and reqwest do: credentials set for one origin never reach another
+        // (nor come back on a later hop); the user's cookie jar still applies per domain.
+        if !same_origin(&self.url, &next) {
+            self.headers.retain(|(name, _)| !is_credential(name));
+        }
+        self.url = Cow::Owned(next);
+    }
+}
+
+/// True when `a` and `b` have the same scheme, host and port.
+fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host() == b.host()
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// Headers that carry credentials.
+fn is_credential(name: &HeaderName) -> bool {
+    [AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION].contains(name)
+}
+
+/// How the page's last request went.
+struct Ending {
+    outcome: Verdict,
+    /// Body bytes of all the page's requests.
+    bytes: u64,
+    done: Instant,
+    /// The page's latency.
+    latency: Duration,
+}
+
+/// The end of a page whose last request was answered: a failure for a status not accepted,
+/// else the step's checks and captures decide.
+#[inline]
+fn page_end(step: &Step, response: &Incoming, url: &Url, vars: &mut Vars, end: Ending) -> PageEnd {
+    let code = response.status.as_u16();
+    let fault = if end.outcome != Verdict::Success {
+        let detail = format!("HTTP {code}");
+        Some(Fault::new(
+            ErrorKind::Status,
+            detail,
+            url.as_str(),
+            Some(code),
+            &response.body,
+        ))
+    } else {
+        check_and_capture(step, &response.headers, &response.body, vars)
+            .err()
+            .map(|why| {
+                Fault::new(
+                    ErrorKind::Check,
+                    why,
                     url.as_str(),
                     Some(code),
                     &response.body,
-                ))
-            } else {
-                check_and_capture(step, &response.headers, &response.body, vars)
-                    .err()
-                    .map(|why| Fault::new("check", why, url.as_str(), Some(code), &response.body))
-            };
-            let outcome = if fault.is_some() {
-                Verdict::Failure
-            } else {
-                outcome
-            };
-            return PageEnd {
-                outcome,
-                bytes,
-                fault,
-                done,
-                // The page's first request was sent when the page started.
-                latency: Some(if hop == 0 { latency } else { done - started }),
-            };
-        }
-        let detail = format!("more than {MAX_REDIRECTS} redirects");
-        let fault = Fault::new("status", detail, url.as_str(), None, b"");
-        PageEnd::new(Verdict::Failure, bytes, Some(fault))
+                )
+            })
+    };
+    PageEnd {
+        outcome: if fault.is_some() {
+            Verdict::Failure
+        } else {
+            end.outcome
+        },
+        bytes: end.bytes,
+        fault,
+        done: end.done,
+        latency: Some(end.latency),
     }
+}
+
+/// The URL to follow when the answer is a redirect, unless the step expects that very status.
+#[inline]
+fn follow_redirect(step: &Step, url: &Url, response: &Incoming) -> Option<Url> {
+    let code = response.status.as_u16();
+    redirect_target(url, response.status, &response.headers).filter(|_| {
+        !step
+            .expect_status
+            .as_ref()
+            .is_some_and(|c| c.contains(&code))
+    })
 }
 
 /// How a page ended.
@@ -373,7 +477,7 @@ impl PageEnd {
 
 /// A failure or error as the error groups record it.
 struct Fault {
-    kind: &'static str,
+    kind: ErrorKind,
     detail: String,
     url: String,
     status: Option<u16>,
@@ -382,13 +486,7 @@ struct Fault {
 }
 
 impl Fault {
-    fn new(
-        kind: &'static str,
-        detail: String,
-        url: &str,
-        status: Option<u16>,
-        body: &[u8],
-    ) -> Fault {
+    fn new(kind: ErrorKind, detail: String, url: &str, status: Option<u16>, body: &[u8]) -> Fault {
         Fault {
             kind,
             detail,
@@ -399,7 +497,7 @@ impl Fault {
     }
 }
 
-fn render_headers(step: &Step, vars: &Vars) -> Vec<(hyper::header::HeaderName, HeaderValue)> {
+fn render_headers(step: &Step, vars: &Vars) -> Vec<(HeaderName, HeaderValue)> {
     step.headers
         .iter()
         .filter_map(|(name, value)| {

@@ -110,30 +110,25 @@ impl Worker {
     }
 }
 
+/// Runs one cycle job: its users, until they end or the cycle aborts; then says so.
 async fn run_job(
     shared: &Shared,
     recorder: &Rc<RefCell<Recorder>>,
     counters: &Arc<Counters>,
     job: CycleJob,
 ) {
-    let user = |number: u32, start_at: Instant| User {
-        plan: shared.plan.clone(),
-        connector: shared.connector.clone(),
-        static_urls: shared.static_urls.clone(),
-        recorder: recorder.clone(),
-        counters: counters.clone(),
+    let cast = Cast {
+        shared,
+        recorder,
+        counters,
         window: job.window,
-        phase: job.phase.clone(),
-        node: shared.node,
-        nodes: shared.nodes,
-        number,
-        start_at,
+        phase: &job.phase,
     };
     let mut users = tokio::task::JoinSet::new();
     match job.load {
         Load::Users(list) => {
             for (number, start_at) in list {
-                users.spawn_local(user(number, start_at).run());
+                users.spawn_local(cast.user(number, start_at).run());
             }
         }
         Load::Rate {
@@ -143,55 +138,109 @@ async fn run_job(
             number_base,
             number_step,
         } => {
-            // Idle users (number, client, next iteration, rng); a std RefCell as everything
-            // here runs on this worker's thread.
-            let idle = Rc::new(RefCell::new(Vec::<(u32, Client, u64, SmallRng)>::new()));
-            let mut created = 0u32;
-            let mut phase = job.phase.clone();
-            let mut due = first;
-            loop {
-                tokio::select! {
-                    // The next execution is due.
-                    _ = tokio::time::sleep_until(due.into()) => {}
-                    // The cycle's window is over: schedule nothing more.
-                    _ = phase.wait_for(|p| *p != CyclePhase::Running) => break,
-                }
-                let free = idle.borrow_mut().pop();
-                let picked = match free {
-                    Some(u) => Some(u),
-                    None if created < max_users => {
-                        created += 1;
-                        let number = number_base + (created - 1) * number_step;
-                        let client =
-                            Client::new(shared.connector.clone(), shared.plan.bench.timeout);
-                        Some((number, client, 0, SmallRng::from_entropy()))
-                    }
-                    None => None,
-                };
-                match picked {
-                    Some((number, mut client, iteration, mut rng)) => {
-                        let mut u = user(number, due);
-                        let idle = idle.clone();
-                        let scheduled = due;
-                        users.spawn_local(async move {
-                            let running = u.counters.user_running();
-                            u.execute(&mut client, &mut rng, iteration, scheduled).await;
-                            // Idle until its next execution is due.
-                            client.park().await;
-                            drop(running);
-                            idle.borrow_mut().push((number, client, iteration + 1, rng));
-                        });
-                    }
-                    // Every user is busy: the execution is dropped, and counted.
-                    None => recorder.borrow_mut().dropped(&job.window),
-                }
-                // Reap finished executions so the set stays small.
-                while users.try_join_next().is_some() {}
-                due += period;
-            }
+            let rate = Rate {
+                first,
+                period,
+                max_users,
+                number_base,
+                number_step,
+            };
+            run_rate(&cast, &mut users, rate).await;
         }
     }
-    let mut phase = job.phase.clone();
+    wait_users(&mut users, job.phase.clone()).await;
+    let _ = job.done.send(());
+}
+
+/// What every user of a job shares, to make its users from.
+struct Cast<'a> {
+    shared: &'a Shared,
+    recorder: &'a Rc<RefCell<Recorder>>,
+    counters: &'a Arc<Counters>,
+    window: Window,
+    phase: &'a watch::Receiver<CyclePhase>,
+}
+
+impl Cast<'_> {
+    fn user(&self, number: u32, start_at: Instant) -> User {
+        User {
+            plan: self.shared.plan.clone(),
+            connector: self.shared.connector.clone(),
+            static_urls: self.shared.static_urls.clone(),
+            recorder: self.recorder.clone(),
+            counters: self.counters.clone(),
+            window: self.window,
+            phase: self.phase.clone(),
+            node: self.shared.node,
+            nodes: self.shared.nodes,
+            number,
+            start_at,
+        }
+    }
+}
+
+/// The open model's schedule for one worker (see [`Load::Rate`]).
+struct Rate {
+    first: Instant,
+    period: Duration,
+    max_users: u32,
+    number_base: u32,
+    number_step: u32,
+}
+
+/// An idle open-model user: its number, client, next iteration and random numbers.
+type Idle = (u32, Client, u64, SmallRng);
+
+/// Open model: starts an execution every period while the cycle runs, on an idle user or a
+/// new one (at most `max_users`); an execution due while all are busy is dropped, and counted.
+async fn run_rate(cast: &Cast<'_>, users: &mut tokio::task::JoinSet<()>, rate: Rate) {
+    // A std RefCell, as everything here runs on this worker's thread.
+    let idle = Rc::new(RefCell::new(Vec::<Idle>::new()));
+    let mut created = 0u32;
+    let mut phase = cast.phase.clone();
+    let mut due = rate.first;
+    loop {
+        tokio::select! {
+            // The next execution is due.
+            _ = tokio::time::sleep_until(due.into()) => {}
+            // The cycle's window is over: schedule nothing more.
+            _ = phase.wait_for(|p| *p != CyclePhase::Running) => break,
+        }
+        let free = idle.borrow_mut().pop();
+        let picked = free.or_else(|| {
+            (created < rate.max_users).then(|| {
+                created += 1;
+                let number = rate.number_base + (created - 1) * rate.number_step;
+                let shared = cast.shared;
+                let client = Client::new(shared.connector.clone(), shared.plan.bench.timeout);
+                (number, client, 0, SmallRng::from_entropy())
+            })
+        });
+        match picked {
+            Some((number, mut client, iteration, mut rng)) => {
+                let mut u = cast.user(number, due);
+                let idle = idle.clone();
+                let scheduled = due;
+                users.spawn_local(async move {
+                    let running = u.counters.user_running();
+                    u.execute(&mut client, &mut rng, iteration, scheduled).await;
+                    // Idle until its next execution is due.
+                    client.park().await;
+                    drop(running);
+                    idle.borrow_mut().push((number, client, iteration + 1, rng));
+                });
+            }
+            // Every user is busy: the execution is dropped, and counted.
+            None => cast.recorder.borrow_mut().dropped(&cast.window),
+        }
+        // Reap finished executions so the set stays small.
+        while users.try_join_next().is_some() {}
+        due += rate.period;
+    }
+}
+
+/// Waits until every user ended, or drops them all when the cycle aborts.
+async fn wait_users(users: &mut tokio::task::JoinSet<()>, mut phase: watch::Receiver<CyclePhase>) {
     loop {
         tokio::select! {
             // Every user has ended.
@@ -204,5 +253,4 @@ async fn run_job(
             }
         }
     }
-    let _ = job.done.send(());
 }

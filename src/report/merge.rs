@@ -10,8 +10,8 @@ use hdrhistogram::Histogram;
 
 use super::ReportError;
 use crate::result::{
-    new_histogram, BenchConfig, Counts, CycleResult, ErrorGroup, HostResources, NodeResult,
-    Outside, SecondSample, StepInfo, TestInfo,
+    new_histogram, BenchConfig, Counts, CycleResult, ErrorGroup, ErrorKind, HostResources,
+    NodeResult, Outside, SecondSample, StepInfo, TestInfo,
 };
 
 /// A node's CPU above this share of all its cores, %, flags it as possibly saturated.
@@ -182,7 +182,7 @@ pub struct Merger {
     /// Per-second series keyed by absolute Unix second.
     series: HashMap<u64, SecondSample>,
     /// Error groups keyed by (step, kind, detail).
-    errors: HashMap<(String, String, String), ErrorGroup>,
+    errors: HashMap<(String, ErrorKind, String), ErrorGroup>,
     /// Resource samples with absolute times (Unix ms in `at_ms`).
     resources: Vec<HostResources>,
 }
@@ -260,7 +260,7 @@ impl Merger {
             self.series.entry(abs).or_default().merge(s);
         }
         for g in node.errors {
-            let key = (g.step.clone(), g.kind.clone(), g.detail.clone());
+            let key = (g.step.clone(), g.kind, g.detail.clone());
             match self.errors.get_mut(&key) {
                 Some(e) => e.absorb(g),
                 None => {
@@ -306,9 +306,9 @@ impl Merger {
 
         let mut errors: Vec<ErrorGroup> = self.errors.into_values().collect();
         errors.sort_by(|a, b| {
-            b.count
-                .cmp(&a.count)
-                .then_with(|| (&a.step, &a.kind, &a.detail).cmp(&(&b.step, &b.kind, &b.detail)))
+            b.count.cmp(&a.count).then_with(|| {
+                (&a.step, a.kind.as_str(), &a.detail).cmp(&(&b.step, b.kind.as_str(), &b.detail))
+            })
         });
         run.errors = errors;
 

@@ -7,7 +7,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::merge::{MergedCycle, MergedRun};
-use crate::result::Counts;
+use crate::result::{Counts, ErrorKind};
 
 /// Version of the `summary.json` layout (see docs/SUMMARY-JSON.md).
 pub const SUMMARY_FORMAT: u32 = 1;
@@ -148,7 +148,7 @@ pub struct NodeSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorSummary {
     pub step: String,
-    pub kind: String,
+    pub kind: ErrorKind,
     pub detail: String,
     pub count: u64,
     /// One occurrence: URL, status, body start (empty when none was kept).
@@ -308,7 +308,7 @@ pub fn summarize(run: &MergedRun, failed_nodes: &[FailedNode], skipped: &[Skippe
             .iter()
             .map(|g| ErrorSummary {
                 step: g.step.clone(),
-                kind: g.kind.clone(),
+                kind: g.kind,
                 detail: g.detail.clone(),
                 count: g.count,
                 sample: g

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::merge::{MergedRun, NodeFigures};
 use super::stats::{self, CycleSummary, Latency, Summary};
-use crate::result::{HostResources, SecondSample};
+use crate::result::{ErrorKind, HostResources, ModelKind, SecondSample};
 
 /// Steps listed as the slowest at the best cycle.
 pub const SLOWEST_STEPS: usize = 5;
@@ -59,7 +59,8 @@ pub struct ConfigView {
     pub apdex_t_s: f64,
     pub timeout_s: f64,
     pub ok_codes: String,
-    pub model: String,
+    /// The load model, spelled as the result XML spells it (`closed`, `open`).
+    pub model: ModelKind,
     pub start_skew_ms: u64,
     pub interrupted: bool,
     /// Version of `bench-node` that measured.
@@ -139,7 +140,7 @@ pub struct NodeView {
 #[derive(Debug, Clone, Serialize)]
 pub struct ErrorView {
     pub step: String,
-    pub kind: String,
+    pub kind: ErrorKind,
     pub detail: String,
     pub count: u64,
     pub samples: Vec<SampleView>,
@@ -236,7 +237,7 @@ fn config_view(run: &MergedRun, summary: &Summary) -> ConfigView {
             .map(u16::to_string)
             .collect::<Vec<_>>()
             .join(", "),
-        model: c.model.clone(),
+        model: c.model,
         start_skew_ms: run.start_skew_ms,
         interrupted: run.interrupted,
         node_version: run.tool_version.clone(),
@@ -312,7 +313,7 @@ fn error_views(run: &MergedRun) -> Vec<ErrorView> {
         .iter()
         .map(|g| ErrorView {
             step: g.step.clone(),
-            kind: g.kind.clone(),
+            kind: g.kind,
             detail: g.detail.clone(),
             count: g.count,
             samples: g

@@ -8,6 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 
+use crate::words::{serde_words, words};
+
 /// Version of the result XML format. Readers refuse any other version.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -104,9 +106,23 @@ pub struct BenchConfig {
     pub ok_codes: Vec<u16>,
     /// Request timeout, s.
     pub timeout_s: f64,
-    /// Load model: `closed` (users loop) or `open` (executions started at a rate).
-    pub model: String,
+    /// Load model the cycles ran.
+    pub model: ModelKind,
 }
+
+words! {
+    /// The load model a run used, as its result records it (the test definition's
+    /// [`crate::test_def::LoadModel`] without its parameters).
+    #[derive(Default)]
+    pub enum ModelKind {
+        /// Each user loops over the test, waiting for every answer before its next request.
+        #[default]
+        Closed => "closed",
+        /// Test executions start on schedule at a rate, whether earlier ones answered or not.
+        Open => "open",
+    }
+}
+serde_words!(ModelKind);
 
 /// One step (page) of the test.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -242,8 +258,8 @@ impl SecondSample {
 pub struct ErrorGroup {
     /// Step name.
     pub step: String,
-    /// `status`, `check`, `connect`, `reset`, `timeout`, `tls`, `protocol`, `other`.
-    pub kind: String,
+    /// What went wrong.
+    pub kind: ErrorKind,
     /// What distinguishes the group: `HTTP 500`, `connection refused`, the failed check.
     pub detail: String,
     pub count: u64,
@@ -259,6 +275,34 @@ impl ErrorGroup {
         self.samples.extend(other.samples.into_iter().take(room));
     }
 }
+
+words! {
+    /// What went wrong with a page: a failure (an answer that is not the expected one) or an
+    /// error (no answer). Spelled in the result XML's `kind` attribute and in `summary.json`.
+    #[derive(Default)]
+    pub enum ErrorKind {
+        /// Failure: the answer's status is not accepted (or too many redirects).
+        Status => "status",
+        /// Failure: a check on the answer failed, or a capture found nothing.
+        Check => "check",
+        /// Error: the host's name could not be resolved.
+        Dns => "dns",
+        /// Error: no connection could be made (refused, unreachable).
+        Connect => "connect",
+        /// Error: the connection was closed or reset before a complete answer.
+        Reset => "reset",
+        /// Error: no complete answer within the request timeout.
+        Timeout => "timeout",
+        /// Error: the TLS handshake failed (certificate, server name, protocol).
+        Tls => "tls",
+        /// Error: the answer is not valid HTTP.
+        Protocol => "protocol",
+        /// Anything else (a URL that cannot be built, the error groups past the limit).
+        #[default]
+        Other => "other",
+    }
+}
+serde_words!(ErrorKind);
 
 /// Error samples kept per group.
 pub const MAX_ERROR_SAMPLES: usize = 3;
@@ -305,4 +349,15 @@ pub struct ResourceSample {
     /// Network received / sent over the last interval, all interfaces but `lo`, bytes/s.
     pub net_rx_bps: f64,
     pub net_tx_bps: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_kinds_and_models_round_trip() {
+        crate::words::assert_round_trip(ErrorKind::ALL);
+        crate::words::assert_round_trip(ModelKind::ALL);
+    }
 }

@@ -174,19 +174,33 @@ impl<R: BufRead> Parser<R> {
         }
     }
 
+    /// The root element: its attributes, its children, then the checks across them.
     fn root(&mut self, root: Elem) -> Result<NodeResult, ReadError> {
-        // The version first: a newer format may differ in every other respect.
-        let format: String = self.attr(&root, "format")?;
+        let mut r = self.root_attrs(&root)?;
+        let mut seen: Vec<&'static str> = Vec::new();
+        let mut cycle_pos = Vec::new();
+        self.children(|p, e| {
+            p.at_most_once(&e, &mut seen)?;
+            p.root_child(e, &mut r, &mut cycle_pos)
+        })?;
+        self.check_root(&root, &r, &seen, &cycle_pos)?;
+        Ok(r)
+    }
+
+    /// The result as the root's attributes start it; the version first, as a newer format
+    /// may differ in every other respect.
+    fn root_attrs(&self, root: &Elem) -> Result<NodeResult, ReadError> {
+        let format: String = self.attr(root, "format")?;
         if format != FORMAT_VERSION.to_string() {
             return Err(ReadError::UnsupportedFormat {
                 at: self.at(root.pos),
                 found: shorten(&format),
             });
         }
-        let mut r = NodeResult {
+        Ok(NodeResult {
             format_version: FORMAT_VERSION,
-            tool_version: self.attr(&root, "tool-version")?,
-            started_unix_ms: self.attr(&root, "started-unix-ms")?,
+            tool_version: self.attr(root, "tool-version")?,
+            started_unix_ms: self.attr(root, "started-unix-ms")?,
             finished_unix_ms: 0,
             interrupted: false,
             node: NodeInfo::default(),
@@ -197,86 +211,112 @@ impl<R: BufRead> Parser<R> {
             series: Vec::new(),
             errors: Vec::new(),
             resources: Vec::new(),
-        };
-        let mut seen: Vec<&'static str> = Vec::new();
-        let mut cycle_pos = Vec::new();
+        })
+    }
+
+    /// Refuses a second one of the root's children that appear once.
+    fn at_most_once(&self, e: &Elem, seen: &mut Vec<&'static str>) -> Result<(), ReadError> {
+        const ONCE: [&str; 8] = [
+            "node", "test", "config", "steps", "cycles", "series", "errors", "end",
+        ];
+        if let Some(name) = ONCE.iter().find(|n| **n == e.name) {
+            if seen.contains(name) {
+                return Err(self.invalid(e.pos, format!("<{name}> appears twice")));
+            }
+            seen.push(name);
+        }
+        Ok(())
+    }
+
+    /// One child of the root, read into `r` (`cycle_pos`: where each cycle starts).
+    fn root_child(
+        &mut self,
+        e: Elem,
+        r: &mut NodeResult,
+        cycle_pos: &mut Vec<u64>,
+    ) -> Result<(), ReadError> {
+        match e.name.as_str() {
+            "node" => {
+                r.node = NodeInfo {
+                    number: self.attr(&e, "number")?,
+                    count: self.attr(&e, "count")?,
+                    host: self.attr(&e, "host")?,
+                    run: self.attr(&e, "run")?,
+                    start_delay_ms: self.attr(&e, "start-delay-ms")?,
+                };
+                self.skip()
+            }
+            "test" => {
+                r.test.name = self.attr(&e, "name")?;
+                r.test.url = self.attr(&e, "url")?;
+                r.test.description = self.text()?;
+                Ok(())
+            }
+            "config" => {
+                r.config = self.config(&e)?;
+                self.skip()
+            }
+            "steps" => self.steps(&mut r.steps),
+            "cycles" => self.children(|p, e| {
+                if e.name != "cycle" {
+                    return p.skip();
+                }
+                cycle_pos.push(e.pos);
+                r.cycles.push(p.cycle(e)?);
+                Ok(())
+            }),
+            "series" => self.children(|p, e| {
+                if e.name == "s" {
+                    r.series.push(p.second(&e)?);
+                }
+                p.skip()
+            }),
+            "errors" => self.children(|p, e| {
+                if e.name != "group" {
+                    return p.skip();
+                }
+                r.errors.push(p.error_group(e)?);
+                Ok(())
+            }),
+            "resources" => {
+                let h = self.resources(e)?;
+                r.resources.push(h);
+                Ok(())
+            }
+            "end" => {
+                r.interrupted = self.attr(&e, "interrupted")?;
+                r.finished_unix_ms = self.attr(&e, "finished-unix-ms")?;
+                self.skip()
+            }
+            _ => self.skip(),
+        }
+    }
+
+    /// The `<step>` list, each in its place.
+    fn steps(&mut self, steps: &mut Vec<StepInfo>) -> Result<(), ReadError> {
         self.children(|p, e| {
-            let once = [
-                "node", "test", "config", "steps", "cycles", "series", "errors", "end",
-            ];
-            if let Some(name) = once.iter().find(|n| **n == e.name) {
-                if seen.contains(name) {
-                    return Err(p.invalid(e.pos, format!("<{name}> appears twice")));
-                }
-                seen.push(name);
+            if e.name != "step" {
+                return p.skip();
             }
-            match e.name.as_str() {
-                "node" => {
-                    r.node = NodeInfo {
-                        number: p.attr(&e, "number")?,
-                        count: p.attr(&e, "count")?,
-                        host: p.attr(&e, "host")?,
-                        run: p.attr(&e, "run")?,
-                        start_delay_ms: p.attr(&e, "start-delay-ms")?,
-                    };
-                    p.skip()
-                }
-                "test" => {
-                    r.test.name = p.attr(&e, "name")?;
-                    r.test.url = p.attr(&e, "url")?;
-                    r.test.description = p.text()?;
-                    Ok(())
-                }
-                "config" => {
-                    r.config = p.config(&e)?;
-                    p.skip()
-                }
-                "steps" => p.children(|p, e| {
-                    if e.name != "step" {
-                        return p.skip();
-                    }
-                    p.expect_index(&e, r.steps.len())?;
-                    r.steps.push(StepInfo {
-                        name: p.attr(&e, "name")?,
-                        method: p.attr(&e, "method")?,
-                        target: p.attr(&e, "target")?,
-                    });
-                    p.skip()
-                }),
-                "cycles" => p.children(|p, e| {
-                    if e.name != "cycle" {
-                        return p.skip();
-                    }
-                    cycle_pos.push(e.pos);
-                    r.cycles.push(p.cycle(e)?);
-                    Ok(())
-                }),
-                "series" => p.children(|p, e| {
-                    if e.name == "s" {
-                        r.series.push(p.second(&e)?);
-                    }
-                    p.skip()
-                }),
-                "errors" => p.children(|p, e| {
-                    if e.name != "group" {
-                        return p.skip();
-                    }
-                    r.errors.push(p.error_group(e)?);
-                    Ok(())
-                }),
-                "resources" => {
-                    let h = p.resources(e)?;
-                    r.resources.push(h);
-                    Ok(())
-                }
-                "end" => {
-                    r.interrupted = p.attr(&e, "interrupted")?;
-                    r.finished_unix_ms = p.attr(&e, "finished-unix-ms")?;
-                    p.skip()
-                }
-                _ => p.skip(),
-            }
-        })?;
+            p.expect_index(&e, steps.len())?;
+            steps.push(StepInfo {
+                name: p.attr(&e, "name")?,
+                method: p.attr(&e, "method")?,
+                target: p.attr(&e, "target")?,
+            });
+            p.skip()
+        })
+    }
+
+    /// The checks across the root's children: every required one there, every cycle with
+    /// figures for every step.
+    fn check_root(
+        &self,
+        root: &Elem,
+        r: &NodeResult,
+        seen: &[&'static str],
+        cycle_pos: &[u64],
+    ) -> Result<(), ReadError> {
         for required in ["node", "test", "config", "steps", "cycles", "end"] {
             if !seen.contains(&required) {
                 return Err(self.invalid(root.pos, format!("<{ROOT}> lacks <{required}>")));
@@ -285,7 +325,7 @@ impl<R: BufRead> Parser<R> {
         for (c, pos) in r.cycles.iter().zip(cycle_pos) {
             if c.steps.len() != r.steps.len() {
                 return Err(self.invalid(
-                    pos,
+                    *pos,
                     format!(
                         "<cycle index=\"{}\"> has figures for {} steps, but the test has {}",
                         c.index,
@@ -295,7 +335,7 @@ impl<R: BufRead> Parser<R> {
                 ));
             }
         }
-        Ok(r)
+        Ok(())
     }
 
     /// Checks that the `index` attribute of a list item is its position.

@@ -199,7 +199,7 @@ fn write_head<W: Write>(x: &mut Writer<W>, r: &NodeResult) -> io::Result<()> {
         .add("apdex-t-s", c.apdex_t_s)
         .add("ok-codes", c.ok_codes.as_slice())
         .add("timeout-s", c.timeout_s)
-        .add("model", &c.model)
+        .add("model", c.model.as_str())
         .element(x, "config")
         .write_empty()?;
     x.create_element("steps").write_inner_content(|x| {
@@ -329,7 +329,7 @@ fn write_errors<W: Write>(x: &mut Writer<W>, errors: &[ErrorGroup]) -> io::Resul
         for g in errors {
             let a = Attrs::new()
                 .add("step", &g.step)
-                .add("kind", &g.kind)
+                .add("kind", g.kind.as_str())
                 .add("detail", &g.detail)
                 .add("count", g.count);
             a.element(x, "group").write_inner_content(|x| {

@@ -165,7 +165,7 @@ impl Fixture {
                 apdex_t_s: self.apdex_t_s,
                 ok_codes: vec![200, 301, 302],
                 timeout_s: 10.0,
-                model: "closed".into(),
+                model: ModelKind::Closed,
             },
             steps: self
                 .steps

@@ -354,6 +354,18 @@ impl FromAttr for String {
     }
 }
 
+/// A word of a closed vocabulary ([`crate::words`]): the error lists the words allowed.
+macro_rules! word_attr {
+    ($($t:ty),*) => {$(
+        impl FromAttr for $t {
+            fn from_attr(s: &str) -> Result<Self, &'static str> {
+                s.parse::<$t>().map_err(|_| <$t>::EXPECTED)
+            }
+        }
+    )*};
+}
+word_attr!(crate::result::ErrorKind, crate::result::ModelKind);
+
 /// A count, at most [`MAX_COUNT`].
 struct Count(u64);
 

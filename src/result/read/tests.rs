@@ -88,7 +88,7 @@ fn rich() -> NodeResult {
             apdex_t_s: 1.5,
             ok_codes: vec![200, 301, 302],
             timeout_s: 30.0,
-            model: "closed".into(),
+            model: ModelKind::Closed,
         },
         steps,
         cycles,
@@ -107,7 +107,7 @@ fn rich() -> NodeResult {
         errors: vec![
             ErrorGroup {
                 step: "home <&>".into(),
-                kind: "status".into(),
+                kind: ErrorKind::Status,
                 detail: "HTTP 500".into(),
                 count: 42,
                 samples: vec![
@@ -127,7 +127,7 @@ fn rich() -> NodeResult {
             },
             ErrorGroup {
                 step: "login".into(),
-                kind: "connect".into(),
+                kind: ErrorKind::Connect,
                 detail: "connection refused".into(),
                 count: 1,
                 samples: vec![],
@@ -361,6 +361,39 @@ fn bad_attributes_name_element_attribute_and_line() {
     assert!(e.to_string().contains("finite"), "{e}");
     let e = read_str(&text.replacen("<step index=\"1\"", "<step index=\"5\"", 1)).unwrap_err();
     assert!(e.to_string().contains("out of order"), "{e}");
+}
+
+/// Error kinds and load models are closed sets: a word outside them is a read error at its
+/// place, naming the words allowed; every word the writer spells reads back.
+#[test]
+fn unknown_error_kinds_and_models_are_named_with_their_place() {
+    let mut r = rich();
+    for &kind in ErrorKind::ALL {
+        r.errors[0].kind = kind;
+        for &model in ModelKind::ALL {
+            r.config.model = model;
+            assert_eq!(read(&to_bytes(&r)).unwrap(), r);
+        }
+    }
+    let text = String::from_utf8(to_bytes(&rich())).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.contains("kind=\"status\""))
+        .unwrap()
+        + 1;
+    let e = read_str(&text.replacen("kind=\"status\"", "kind=\"statuss\"", 1)).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.starts_with(&format!("t.xml: line {line} ")), "{msg}");
+    assert!(
+        msg.contains("<group> attribute `kind` = \"statuss\": one of: status check dns"),
+        "{msg}"
+    );
+    let e = read_str(&text.replacen("model=\"closed\"", "model=\"open rate\"", 1)).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("<config> attribute `model` = \"open rate\": one of: closed open"),
+        "{e}"
+    );
 }
 
 #[test]
