@@ -38,7 +38,8 @@ macro_rules! words {
 
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
+                // `pad`: a width or alignment in the format applies.
+                f.pad(self.as_str())
             }
         }
 

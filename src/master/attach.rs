@@ -11,7 +11,7 @@ use super::collect;
 use super::config::Config;
 use super::run::finish;
 use super::ssh::SshOptions;
-use super::state::RunState;
+use super::state::{NodeStatus, RunState};
 use super::transport::{self, signal, Transport};
 use super::{join_all, Interrupt, MasterError, Outcome};
 use crate::nodes::NodeHost;
@@ -30,6 +30,31 @@ pub async fn attach(
     interrupts: &mut mpsc::Receiver<Interrupt>,
 ) -> Result<Outcome, MasterError> {
     let mut state = RunState::load(run_dir)?;
+    let node_hosts = node_transports(config, &state);
+    if !follow_nodes(&mut state, &node_hosts, run_dir, stop, interrupts).await {
+        eprintln!("detached again");
+        return Ok(Outcome {
+            run_dir: run_dir.to_owned(),
+            report: None,
+            detached: true,
+            failed: Vec::new(),
+        });
+    }
+    state.detached = false;
+    state.save(run_dir)?;
+    let pairs: Vec<_> = state.nodes.iter().cloned().zip(node_hosts).collect();
+    let parallel = Arc::new(Semaphore::new(config.parallel));
+    let collected = collect::collect(&pairs, run_dir, &parallel).await;
+    let workdir = run_dir
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."));
+    finish(workdir, run_dir, collected)
+}
+
+/// The transport of each node of `state`: one per distinct host, as during the run, with the
+/// run's SSH settings unless the command line gives others.
+fn node_transports(config: &Config, state: &RunState) -> Vec<Arc<dyn Transport>> {
     let ssh = Arc::new(SshOptions {
         config_file: config
             .ssh
@@ -39,7 +64,6 @@ pub async fn attach(
         accept_new_host_keys: config.ssh.accept_new_host_keys || state.accept_new_host_keys,
         ..config.ssh.clone()
     });
-    // One transport per distinct host, as during the run.
     let mut hosts: Vec<(String, Arc<dyn Transport>)> = Vec::new();
     let mut node_hosts = Vec::new();
     for node in &state.nodes {
@@ -54,6 +78,19 @@ pub async fn attach(
         };
         node_hosts.push(hosts[i].1.clone());
     }
+    node_hosts
+}
+
+/// Watches the running nodes of `state` (stopping them first with `stop`) until none runs,
+/// marking those that ended `done` and those killed past the deadline `failed`; false when
+/// the user detached again.
+async fn follow_nodes(
+    state: &mut RunState,
+    node_hosts: &[Arc<dyn Transport>],
+    run_dir: &Path,
+    stop: bool,
+    interrupts: &mut mpsc::Receiver<Interrupt>,
+) -> bool {
     let mut deadline = Instant::now()
         + Duration::from_millis(
             state
@@ -63,7 +100,7 @@ pub async fn attach(
         + LATE;
     if stop {
         eprintln!("stopping the nodes of {}", run_dir.display());
-        send_all(&state, &node_hosts, "TERM").await;
+        send_all(state, node_hosts, "TERM").await;
         deadline = Instant::now() + STOP_WAIT;
     }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -73,66 +110,59 @@ pub async fn attach(
             _ = tick.tick() => {}
             // Ctrl+C: stop the nodes, or leave them running.
             Some(i) = interrupts.recv() => match i {
-                Interrupt::Detach => {
-                    eprintln!("detached again");
-                    return Ok(Outcome { run_dir: run_dir.to_owned(), report: None, detached: true, failed: Vec::new() });
-                }
+                Interrupt::Detach => return false,
                 Interrupt::Stop => {
-                    send_all(&state, &node_hosts, "TERM").await;
+                    send_all(state, node_hosts, "TERM").await;
                     deadline = deadline.min(Instant::now() + STOP_WAIT);
                 }
             },
         }
-        let checks = state
-            .nodes
-            .iter()
-            .zip(&node_hosts)
-            .map(|(n, h)| async move {
-                match (n.status.as_str(), n.pid) {
-                    ("running", Some(pid)) => {
-                        tokio::time::timeout(Duration::from_secs(10), signal(h.as_ref(), pid, "0"))
-                            .await
-                            .map_or(true, |r| r.unwrap_or(true))
-                    }
-                    _ => false,
-                }
-            });
-        let alive = join_all(checks).await;
-        for (node, alive) in state.nodes.iter_mut().zip(&alive) {
-            if node.status == "running" && !alive {
-                node.status = "done".into();
-            }
-        }
-        let running = alive.iter().filter(|a| **a).count();
+        let running = mark_ended(state, node_hosts).await;
         if running == 0 {
-            break;
+            return true;
         }
         eprintln!("{running} of {} nodes running", state.nodes.len());
         if Instant::now() >= deadline {
-            send_all(&state, &node_hosts, "KILL").await;
-            for node in state.nodes.iter_mut().filter(|n| n.status == "running") {
-                node.status = "failed".into();
+            send_all(state, node_hosts, "KILL").await;
+            for node in state
+                .nodes
+                .iter_mut()
+                .filter(|n| n.status == NodeStatus::Running)
+            {
+                node.status = NodeStatus::Failed;
                 node.reason = Some("still running past the run's deadline: killed".into());
             }
-            break;
+            return true;
         }
     }
-    state.detached = false;
-    state.save(run_dir)?;
-    let pairs: Vec<_> = state.nodes.iter().cloned().zip(node_hosts).collect();
-    let parallel = Arc::new(Semaphore::new(config.parallel));
-    let collected = collect::collect(&pairs, run_dir, &parallel).await;
-    let workdir = run_dir
-        .parent()
-        .and_then(Path::parent)
-        .unwrap_or(Path::new("."));
-    finish(workdir, run_dir, collected)
+}
+
+/// Asks every running node's host whether its process is alive (bounded in time; a host that
+/// does not answer counts as alive); marks the others `done`. Returns how many run.
+async fn mark_ended(state: &mut RunState, node_hosts: &[Arc<dyn Transport>]) -> usize {
+    let checks = state.nodes.iter().zip(node_hosts).map(|(n, h)| async move {
+        match (n.status, n.pid) {
+            (NodeStatus::Running, Some(pid)) => {
+                tokio::time::timeout(Duration::from_secs(10), signal(h.as_ref(), pid, "0"))
+                    .await
+                    .map_or(true, |r| r.unwrap_or(true))
+            }
+            _ => false,
+        }
+    });
+    let alive = join_all(checks).await;
+    for (node, alive) in state.nodes.iter_mut().zip(&alive) {
+        if node.status == NodeStatus::Running && !alive {
+            node.status = NodeStatus::Done;
+        }
+    }
+    alive.iter().filter(|a| **a).count()
 }
 
 /// Sends `sig` to every running node (bounded in time).
 async fn send_all(state: &RunState, hosts: &[Arc<dyn Transport>], sig: &str) {
     let sends = state.nodes.iter().zip(hosts).map(|(n, h)| async move {
-        if let (Some(pid), "running") = (n.pid, n.status.as_str()) {
+        if let (Some(pid), NodeStatus::Running) = (n.pid, n.status) {
             let _ =
                 tokio::time::timeout(Duration::from_secs(10), signal(h.as_ref(), pid, sig)).await;
         }

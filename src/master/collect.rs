@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use super::follow::{log_paths, tail};
-use super::state::NodeState;
+use super::state::{NodeState, NodeStatus};
 use super::transport::{read_files, Transport};
 use crate::report::{self, FailedNode, ReportOptions};
 
@@ -43,7 +43,7 @@ pub async fn collect(
     // The done nodes, grouped by host (one transport per host).
     let mut hosts: Vec<(&Arc<dyn Transport>, Vec<usize>)> = Vec::new();
     for (i, (node, host)) in nodes.iter().enumerate() {
-        if node.status != "done" {
+        if node.status != NodeStatus::Done {
             continue;
         }
         match hosts.iter_mut().find(|(h, _)| Arc::ptr_eq(h, host)) {
@@ -76,7 +76,10 @@ pub async fn collect(
     for ((node, host), file) in nodes.iter().zip(fetched) {
         let local = results_dir.join(format!("node{}.xml", node.number));
         let saved = match file {
-            None => Err(node.reason.clone().unwrap_or_else(|| node.status.clone())),
+            None => Err(node
+                .reason
+                .clone()
+                .unwrap_or_else(|| node.status.to_string())),
             Some(Err(e)) => Err(format!("no result: {e}")),
             Some(Ok(bytes)) => match std::fs::write(&local, bytes) {
                 Ok(()) => check_result(&local),

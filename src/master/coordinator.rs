@@ -10,9 +10,13 @@ use tokio::sync::mpsc;
 
 use super::display::{Display, NodeLine};
 use super::follow::NodeMsg;
+use super::state::NodeStatus;
 use super::transport::{signal, Transport};
 use super::Interrupt;
+use crate::protocol::control::Command;
+use crate::protocol::lines::MAX_LINE;
 use crate::protocol::progress::ProgressEvent;
+use crate::words::words;
 
 /// How far ahead of the word nodes are told to start.
 const START_LEAD: Duration = Duration::from_millis(200);
@@ -25,43 +29,47 @@ pub const EXIT_WAIT: Duration = Duration::from_secs(5);
 /// Time a node has, once the first nodes are ready and enough of them are, to get ready too.
 pub const READY_GRACE: Duration = Duration::from_secs(10);
 
-/// Where a node is in the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
-    /// Started, preparing.
-    Waiting,
-    /// Prepared, waiting for `start`.
-    Ready,
-    Running,
-    /// Told to stop.
-    Stopping,
-    /// Ended with its result written.
-    Done,
-    /// Died, went silent, or failed to deploy or start.
-    Failed,
-    /// Not ready in time: left out of the run.
-    Missing,
+words! {
+    /// Where a node is in the run, spelled as the progress lines show it.
+    #[derive(Default)]
+    pub enum State {
+        /// Started, preparing.
+        #[default]
+        Waiting => "starting",
+        /// Prepared, waiting for `start`.
+        Ready => "ready",
+        /// Running its cycles.
+        Running => "running",
+        /// Told to stop.
+        Stopping => "stopping",
+        /// Ended with its result written.
+        Done => "done",
+        /// Died, went silent, or failed to deploy or start.
+        Failed => "failed",
+        /// Not ready in time: left out of the run.
+        Missing => "missing",
+    }
 }
 
 impl State {
-    /// The word shown in progress lines and the state file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Waiting => "starting",
-            State::Ready => "ready",
-            State::Running => "running",
-            State::Stopping => "stopping",
-            State::Done => "done",
-            State::Failed => "failed",
-            State::Missing => "missing",
-        }
-    }
-
     fn active(self) -> bool {
         matches!(
             self,
             State::Waiting | State::Ready | State::Running | State::Stopping
         )
+    }
+}
+
+/// How the state file records a node: every node still in the run is `running` there (a
+/// detached run's nodes are followed by their process ids, whatever their phase).
+impl From<State> for NodeStatus {
+    fn from(state: State) -> NodeStatus {
+        match state {
+            State::Waiting | State::Ready | State::Running | State::Stopping => NodeStatus::Running,
+            State::Done => NodeStatus::Done,
+            State::Failed => NodeStatus::Failed,
+            State::Missing => NodeStatus::Missing,
+        }
     }
 }
 
@@ -113,11 +121,10 @@ impl Slot {
         self.stdin = None;
     }
 
-    async fn say(&mut self, word: &str) {
+    async fn say(&mut self, command: Command) {
         if let Some(stdin) = self.stdin.as_mut() {
-            let line = format!("{word}\n");
             // A closed channel shows up as the node's end; nothing to do here.
-            if stdin.write_all(line.as_bytes()).await.is_ok() {
+            if stdin.write_all(command.line().as_bytes()).await.is_ok() {
                 let _ = stdin.flush().await;
             }
         }
@@ -241,6 +248,14 @@ impl Coordinator {
     fn handle(&mut self, msg: NodeMsg) {
         let (i, event) = match msg {
             NodeMsg::Event(i, event) => (i, event),
+            NodeMsg::Overlong(i, stream) => {
+                let why = format!(
+                    "sent a line longer than {MAX_LINE} bytes on its {stream} (a broken or \
+                     hostile bench-node): no longer heard, killed"
+                );
+                self.fail(i, why);
+                return;
+            }
             NodeMsg::Exited(i, code) => {
                 let slot = &mut self.slots[i];
                 slot.exited = true;
@@ -313,6 +328,20 @@ impl Coordinator {
         }
     }
 
+    /// Fails the active node at `i` for `why`, said on the display; kills its process.
+    fn fail(&mut self, i: usize, why: String) {
+        let slot = &mut self.slots[i];
+        if slot.state.active() {
+            self.display.message(&format!(
+                "node{} ({}) failed: {why}",
+                slot.number,
+                slot.host.label()
+            ));
+            slot.kill();
+        }
+        slot.give_up(State::Failed, why);
+    }
+
     fn on_tick(&mut self) {
         if self.phase != RunPhase::Waiting {
             for slot in &mut self.slots {
@@ -342,7 +371,7 @@ impl Coordinator {
             .slots
             .iter()
             .map(|s| NodeLine {
-                state: s.state.as_str(),
+                state: s.state,
                 ..s.line.clone()
             })
             .collect();
@@ -439,12 +468,12 @@ impl Coordinator {
         // Every node gets the same start time a little ahead, so that the order and delay in
         // which the words arrive (one channel per host, busy machines) do not skew the start.
         let at = SystemTime::now() + START_LEAD;
-        let word = format!("start {}", crate::result::unix_ms(at));
+        let at_ms = crate::result::unix_ms(at);
         let writes = self
             .slots
             .iter_mut()
             .filter(|s| s.state == State::Ready)
-            .map(|s| s.say(&word));
+            .map(|s| s.say(Command::Start(Some(at_ms))));
         super::join_all(writes).await;
         let now = Instant::now();
         for slot in &mut self.slots {
@@ -468,7 +497,7 @@ impl Coordinator {
     async fn stop_all(&mut self) {
         let stops = self.slots.iter_mut().filter(|s| s.state.active()).map(|s| {
             s.state = State::Stopping;
-            s.say("stop")
+            s.say(Command::Stop)
         });
         super::join_all(stops).await;
         self.phase = RunPhase::Stopping;
@@ -482,7 +511,7 @@ impl Coordinator {
                     .slots
                     .iter_mut()
                     .filter(|s| s.state.active())
-                    .map(|s| s.say("detach"));
+                    .map(|s| s.say(Command::Detach));
                 super::join_all(detach).await;
                 self.display.message("detached: the nodes keep running");
                 Some(Ending::Detached)

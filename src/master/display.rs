@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::coordinator::State;
+
 /// What one node's line shows.
 #[derive(Debug, Clone, Default)]
 pub struct NodeLine {
-    /// `deploying`, `ready`, `running`, `stopping`, `done`, `failed`, `missing`.
-    pub state: &'static str,
+    pub state: State,
     /// Current cycle, from 0.
     pub cycle: Option<u32>,
     pub users: u32,
@@ -117,8 +118,8 @@ fn format_line(l: &NodeLine) -> String {
 }
 
 fn total_line(lines: &[NodeLine]) -> String {
-    let running = lines.iter().filter(|l| l.state == "running").count();
-    let failed = lines.iter().filter(|l| l.state == "failed").count();
+    let running = lines.iter().filter(|l| l.state == State::Running).count();
+    let failed = lines.iter().filter(|l| l.state == State::Failed).count();
     let users: u32 = lines.iter().map(|l| l.users).sum();
     let rps: f64 = lines.iter().map(|l| l.rps).sum();
     let requests: u64 = lines.iter().map(|l| l.requests).sum();

@@ -1,13 +1,15 @@
 //! Follows one running node: its stdout and stderr are appended to `out/node<N>.log` and
 //! `err/node<N>.log` as they arrive, its JSON progress lines are parsed and sent to the run's
-//! coordinator, and its end is reported.
+//! coordinator, and its end is reported. Every line is bounded ([`MAX_LINE`]): a node that
+//! sends a longer one is reported, and that output is no longer read.
 
 use std::path::{Path, PathBuf};
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 use super::transport::Process;
+use crate::protocol::lines::{read_line, Line, MAX_LINE};
 use crate::protocol::progress::ProgressEvent;
 
 /// What a node tells the coordinator.
@@ -15,6 +17,9 @@ use crate::protocol::progress::ProgressEvent;
 pub enum NodeMsg {
     /// A progress event of the node at this position.
     Event(usize, ProgressEvent),
+    /// The node at this position sent a line longer than [`MAX_LINE`] on this stream
+    /// (`stdout`, `stderr`): a broken or hostile node, no longer heard on it.
+    Overlong(usize, &'static str),
     /// The node's process ended (exit code; `None` when killed or cut off).
     Exited(usize, Option<i32>),
 }
@@ -53,16 +58,35 @@ pub fn follow(
             }
         });
         let err = copy_lines(stderr, err_path, |_| async {});
-        tokio::join!(out, err);
+        tokio::join!(
+            overlong(out, &tx, NodeMsg::Overlong(position, "stdout")),
+            overlong(err, &tx, NodeMsg::Overlong(position, "stderr"))
+        );
         let code = exit.await;
         let _ = tx.send(NodeMsg::Exited(position, code)).await;
     });
     stdin
 }
 
+/// Runs `copy` (a [`copy_lines`]); sends `msg` when it stopped at an overlong line.
+async fn overlong(
+    copy: impl std::future::Future<Output = bool>,
+    tx: &mpsc::Sender<NodeMsg>,
+    msg: NodeMsg,
+) {
+    if copy.await {
+        let _ = tx.send(msg).await;
+    }
+}
+
 /// Appends every line of `input` to `path` (flushed per line, so that `tail -f` shows it) and
-/// hands it to `on_line`.
-async fn copy_lines<F, Fut>(input: Box<dyn AsyncRead + Send + Unpin>, path: PathBuf, on_line: F)
+/// hands it to `on_line`; true when it stopped at a line longer than [`MAX_LINE`] (its input
+/// then dropped, a note in place of the line).
+async fn copy_lines<F, Fut>(
+    input: Box<dyn AsyncRead + Send + Unpin>,
+    path: PathBuf,
+    on_line: F,
+) -> bool
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -82,10 +106,20 @@ where
     let mut lines = BufReader::new(input);
     let mut buf = Vec::new();
     loop {
-        buf.clear();
-        match lines.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
+        match read_line(&mut lines, &mut buf, MAX_LINE).await {
+            Ok(Line::Full) => {}
+            Ok(Line::TooLong) => {
+                if let Some(f) = file.as_mut() {
+                    let note = format!(
+                        "bench-master: a line longer than {MAX_LINE} bytes: not kept, and \
+                         nothing more of this output read\n"
+                    );
+                    let _ = f.write_all(note.as_bytes()).await;
+                    let _ = f.flush().await;
+                }
+                return true;
+            }
+            Ok(Line::End) | Err(_) => return false,
         }
         if let Some(f) = file.as_mut() {
             let _ = f.write_all(&buf).await;
@@ -95,9 +129,25 @@ where
     }
 }
 
-/// The last `n` lines of a log file (empty when missing).
+/// Bytes read from the end of a log file for its tail: a node's log may be large.
+const TAIL_BYTES: u64 = 64 * 1024;
+
+/// The last `n` lines of a log file (empty when missing), from its last [`TAIL_BYTES`].
 pub fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read(path).unwrap_or_default();
+    use std::io::{Read, Seek, SeekFrom};
+    let mut text = Vec::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let len = f.metadata().map_or(0, |m| m.len());
+        let from = len.saturating_sub(TAIL_BYTES);
+        if f.seek(SeekFrom::Start(from)).is_ok() {
+            let _ = f.take(TAIL_BYTES).read_to_end(&mut text);
+        }
+        if from > 0 {
+            // The first line read is most likely a piece of a line.
+            let start = text.iter().position(|b| *b == b'\n').map_or(0, |i| i + 1);
+            text.drain(..start);
+        }
+    }
     let text = String::from_utf8_lossy(&text);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")

@@ -6,11 +6,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::transport::{Process, Transport, TransportError};
-use crate::protocol::mux::HEARTBEAT;
+use crate::protocol::control::Command;
+use crate::protocol::lines::{read_line, Line, MAX_LINE};
+use crate::protocol::mux::{Frame, ToMux, HEARTBEAT, MAX_FRAME};
 
 /// Starts the nodes in `dirs` on `host` through one `bench_node mux` process; returns one
 /// [`Process`] per node, in order.
@@ -34,6 +36,8 @@ struct NodeEnds {
 
 /// Buffer of each node's stdout and stderr pipe in the master.
 const PIPE: usize = 64 * 1024;
+/// Longest line a node's stdin keeps (`start` and a Unix time in ms are 20 bytes).
+const MAX_COMMAND: usize = 64;
 
 /// Splits the mux's process into the processes of its `n` nodes.
 pub fn split(process: Process, n: usize) -> Vec<Process> {
@@ -96,7 +100,8 @@ impl Lines {
     }
 }
 
-/// A node's stdin through the mux: each line written becomes `<i> <line>`; a flush completes
+/// A node's stdin through the mux: each command written becomes `<i> <command>` (other lines
+/// are dropped: the mux carries commands only); a flush completes
 /// once the mux's channel took every line written before it (so that a `detach` said just
 /// before the master leaves is not lost); dropping it closes the node's stdin (`<i> close`).
 struct NodeStdin {
@@ -121,13 +126,16 @@ impl AsyncWrite for NodeStdin {
         let this = self.get_mut();
         for &b in buf {
             if b != b'\n' {
-                this.line.push(b);
+                // No command is longer: a longer line is not one, and is not kept whole.
+                if this.line.len() < MAX_COMMAND {
+                    this.line.push(b);
+                }
                 continue;
             }
-            let word = String::from_utf8_lossy(&this.line).trim().to_string();
+            let command = Command::parse(&String::from_utf8_lossy(&this.line));
             this.line.clear();
-            if !word.is_empty() && word != "close" {
-                this.last = this.lines.push(format!("{} {word}\n", this.node));
+            if let Some(command) = command {
+                this.last = this.lines.push(ToMux::Say(this.node, command).line());
             }
         }
         Poll::Ready(Ok(buf.len()))
@@ -163,7 +171,7 @@ impl AsyncWrite for NodeStdin {
 
 impl Drop for NodeStdin {
     fn drop(&mut self) {
-        self.lines.push(format!("{} close\n", self.node));
+        self.lines.push(ToMux::Close(self.node).line());
     }
 }
 
@@ -186,7 +194,7 @@ async fn feed(
                 None => break,
             },
             // The master is alive.
-            _ = beat.tick() => (None, "ping\n".to_string()),
+            _ = beat.tick() => (None, ToMux::Ping.line()),
         };
         if ok {
             ok = stdin.write_all(text.as_bytes()).await.is_ok() && stdin.flush().await.is_ok();
@@ -202,7 +210,10 @@ async fn feed(
 }
 
 /// Routes the mux's frames to the nodes; the mux's own stderr goes to every node still
-/// running. When the mux ends, every node not yet ended ends with it (`None`: lost).
+/// running. When the mux ends, every node not yet ended ends with it (`None`: lost). A line
+/// of the mux passing [`MAX_FRAME`] means a broken or hostile mux: it is passed on to the node
+/// it names (to every node when it names none), whose follower fails the node for it, and the
+/// mux's channel is given up: its nodes end as lost.
 async fn demux(
     stdout: Box<dyn AsyncRead + Send + Unpin>,
     stderr: Box<dyn AsyncRead + Send + Unpin>,
@@ -216,27 +227,17 @@ async fn demux(
     while out_open || err_open {
         tokio::select! {
             // A frame of one node.
-            read = out.read_until(b'\n', &mut out_line), if out_open => {
-                match read {
-                    Ok(n) if n > 0 => route(&out_line, &mut ends).await,
-                    _ => out_open = false,
-                }
-                out_line.clear();
-            }
+            read = read_line(&mut out, &mut out_line, MAX_FRAME), if out_open => match read {
+                Ok(Line::Full) => route(&out_line, &mut ends).await,
+                Ok(Line::TooLong) => return overflow(&out_line, ends).await,
+                Ok(Line::End) | Err(_) => out_open = false,
+            },
             // The mux's own complaint (bench-node missing, a shell error): every node's.
-            read = err.read_until(b'\n', &mut err_line), if err_open => {
-                match read {
-                    Ok(n) if n > 0 => {
-                        for end in &mut ends {
-                            if let Some(w) = end.stderr.as_mut() {
-                                let _ = w.write_all(&err_line).await;
-                            }
-                        }
-                    }
-                    _ => err_open = false,
-                }
-                err_line.clear();
-            }
+            read = read_line(&mut err, &mut err_line, MAX_LINE), if err_open => match read {
+                Ok(Line::Full) => to_every_node(&err_line, &mut ends).await,
+                Ok(Line::TooLong) => return overflow(&err_line, ends).await,
+                Ok(Line::End) | Err(_) => err_open = false,
+            },
         }
     }
     let code = exit.await;
@@ -249,43 +250,64 @@ async fn demux(
     // Dropping the ends closes the nodes' output; a node without an exit frame was lost.
 }
 
-/// Routes one frame `<i> <kind> <line>`.
-async fn route(frame: &[u8], ends: &mut [NodeEnds]) {
-    let mut parts = frame.splitn(3, |b| *b == b' ');
-    let (Some(i), Some(kind)) = (parts.next(), parts.next()) else {
-        return;
-    };
-    let rest = parts.next().unwrap_or(b"\n");
-    let Some(end) = std::str::from_utf8(i)
-        .ok()
-        .and_then(|i| i.parse::<usize>().ok())
-        .and_then(|i| ends.get_mut(i))
-    else {
-        return;
-    };
-    match kind {
-        b"o" | b"e" => {
-            let w = if kind == b"o" {
-                &mut end.stdout
-            } else {
-                &mut end.stderr
-            };
-            if let Some(w) = w.as_mut() {
-                // A reader that went away is the follower's business.
-                let _ = w.write_all(rest).await;
-            }
+/// Writes `bytes` to the stderr of every node still running.
+async fn to_every_node(bytes: &[u8], ends: &mut [NodeEnds]) {
+    for end in ends {
+        if let Some(w) = end.stderr.as_mut() {
+            let _ = w.write_all(bytes).await;
         }
-        b"x" => {
+    }
+}
+
+/// Passes an overlong line of the mux on (see [`demux`]) and ends every node: the mux's
+/// channel, its output no longer read, is dropped with them.
+async fn overflow(line: &[u8], mut ends: Vec<NodeEnds>) {
+    let target = match Frame::decode(line) {
+        Some(Frame::Stdout(i, payload)) => ends.get_mut(i).map(|e| (&mut e.stdout, payload)),
+        Some(Frame::Stderr(i, payload)) => ends.get_mut(i).map(|e| (&mut e.stderr, payload)),
+        _ => None,
+    };
+    match target {
+        Some((Some(w), payload)) => {
+            // The follower stops reading once past the limit: the rest need not go through.
+            let _ = w.write_all(payload).await;
+        }
+        Some((None, _)) => {}
+        None => to_every_node(line, &mut ends).await,
+    }
+    for end in &mut ends {
+        if let Some(tx) = end.exit.take() {
+            let _ = tx.send(None);
+        }
+    }
+}
+
+/// Routes one frame.
+async fn route(line: &[u8], ends: &mut [NodeEnds]) {
+    let Some(frame) = Frame::decode(line) else {
+        return;
+    };
+    let (Frame::Stdout(i, _) | Frame::Stderr(i, _) | Frame::Exit(i, _)) = frame;
+    let Some(end) = ends.get_mut(i) else {
+        return;
+    };
+    let (w, payload) = match frame {
+        Frame::Stdout(_, payload) => (&mut end.stdout, payload),
+        Frame::Stderr(_, payload) => (&mut end.stderr, payload),
+        Frame::Exit(_, code) => {
             end.stdout = None;
             end.stderr = None;
-            let code = std::str::from_utf8(rest)
-                .ok()
-                .and_then(|c| c.trim().parse::<i32>().ok());
             if let Some(tx) = end.exit.take() {
                 let _ = tx.send(code);
             }
+            return;
         }
-        _ => {}
+    };
+    if let Some(w) = w.as_mut() {
+        // A reader that went away is the follower's business.
+        if w.write_all(payload).await.is_ok() {
+            let _ = w.write_all(b"\n").await;
+        }
     }
 }
 

@@ -517,11 +517,7 @@ pub fn node_state(s: &Slot) -> NodeState {
         host: s.host.label().to_string(),
         dir: s.dir.clone(),
         pid: s.pid,
-        status: match s.state {
-            State::Waiting | State::Ready | State::Running | State::Stopping => "running",
-            other => other.as_str(),
-        }
-        .to_string(),
+        status: s.state.into(),
         reason: s.reason.clone(),
     }
 }

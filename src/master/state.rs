@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::nodes::{self, NodeHost};
+use crate::words::{serde_words, words};
 
 /// File name of the state file in a run directory.
 pub const FILE_NAME: &str = "run.json";
@@ -46,11 +47,28 @@ pub struct NodeState {
     pub dir: String,
     /// bench-node's process id on the host, once known.
     pub pid: Option<u32>,
-    /// `running`, `done`, `failed` or `missing`.
-    pub status: String,
+    pub status: NodeStatus,
     /// Why it failed or is missing.
     pub reason: Option<String>,
 }
+
+words! {
+    /// How a node of a run stands in the state file (the coordinator's finer states map to
+    /// these in one place: `From<State>` in [`super::coordinator`]).
+    #[derive(Default)]
+    pub enum NodeStatus {
+        /// In the run, and not known to have ended (a detached run's nodes, until attached).
+        #[default]
+        Running => "running",
+        /// Ended with its result written.
+        Done => "done",
+        /// Died, went silent, was killed, or failed to deploy or start.
+        Failed => "failed",
+        /// Not ready in time: left out of the run.
+        Missing => "missing",
+    }
+}
+serde_words!(NodeStatus);
 
 impl NodeState {
     /// The host, parsed back.
@@ -104,5 +122,43 @@ impl RunState {
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, &path))
             .map_err(|source| StateError::Write { path, source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip_and_a_state_file_of_before_still_reads() {
+        crate::words::assert_round_trip(NodeStatus::ALL);
+        crate::words::assert_round_trip(crate::master::coordinator::State::ALL);
+        let dir = tempfile::tempdir().unwrap();
+        let node = |status: &str| {
+            format!(
+                r#"{{"number":0,"host":"local","dir":"/tmp/n0","pid":7,"status":"{status}","reason":null}}"#
+            )
+        };
+        let file = |status: &str| {
+            format!(
+                r#"{{"name":"n","run_id":"n/1","test":"t","ssh_config":null,
+                "accept_new_host_keys":false,"started_unix_ms":1,"deadline_unix_ms":2,
+                "detached":true,"start_skew_ms":null,"observed_skew_ms":null,"nodes":[{}]}}"#,
+                node(status)
+            )
+        };
+        for &status in NodeStatus::ALL {
+            std::fs::write(dir.path().join(FILE_NAME), file(status.as_str())).unwrap();
+            let state = RunState::load(dir.path()).unwrap();
+            assert_eq!(state.nodes[0].status, status);
+            state.save(dir.path()).unwrap();
+            assert_eq!(RunState::load(dir.path()).unwrap().nodes[0].status, status);
+        }
+        std::fs::write(dir.path().join(FILE_NAME), file("zombie")).unwrap();
+        let e = RunState::load(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("run.json") && e.contains("\"zombie\"") && e.contains("one of: running"),
+            "{e}"
+        );
     }
 }

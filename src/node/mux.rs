@@ -5,11 +5,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::process::Child;
 use tokio::sync::mpsc;
 
-use crate::protocol::mux::{exit_frame, frame, node_args, WATCHDOG};
+use crate::protocol::lines::{read_line, read_line_blocking, Line, MAX_LINE};
+use crate::protocol::mux::{node_args, Frame, ToMux, WATCHDOG};
 
 /// Exit code reported for a node that could not be started.
 const NOT_STARTED: i32 = 127;
@@ -41,8 +42,10 @@ pub async fn serve(bench_node: &Path, dirs: &[String]) {
             }
             Err(e) => {
                 let why = format!("bench-node mux: cannot start {}: {e}", bench_node.display());
-                let _ = out_tx.send(frame(i, b'e', why.as_bytes())).await;
-                let _ = out_tx.send(exit_frame(i, Some(NOT_STARTED))).await;
+                let _ = out_tx.send(Frame::Stderr(i, why.as_bytes()).encode()).await;
+                let _ = out_tx
+                    .send(Frame::Exit(i, Some(NOT_STARTED)).encode())
+                    .await;
                 None
             }
         };
@@ -80,34 +83,35 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Reads the master's lines and carries them out; at the end of its input (the master is
-/// gone), closes every node's stdin.
+/// gone, or wrote a line no master writes), closes every node's stdin.
 fn listen(stdins: Stdins, heard: Arc<std::sync::Mutex<Instant>>) {
-    use std::io::BufRead;
     let mut input = std::io::stdin().lock();
     let mut line = Vec::new();
-    while matches!(input.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+    while let Ok(Line::Full) = read_line_blocking(&mut input, &mut line, MAX_LINE) {
         *lock(&heard) = Instant::now();
         command(&line, &mut lock(&stdins));
-        line.clear();
     }
     lock(&stdins).clear();
 }
 
-/// Carries out one line of the master.
+/// Carries out one line of the master (a `ping` was heard already; other lines are ignored).
 fn command(line: &[u8], stdins: &mut [Option<std::fs::File>]) {
     use std::io::Write;
-    let line = String::from_utf8_lossy(line);
-    let Some((node, word)) = line.trim_end().split_once(' ') else {
-        return; // `ping`, or nothing we know.
+    let (i, command) = match ToMux::parse(line) {
+        Some(ToMux::Say(i, command)) => (i, Some(command)),
+        Some(ToMux::Close(i)) => (i, None),
+        Some(ToMux::Ping) | None => return,
     };
-    let Some(slot) = node.parse::<usize>().ok().and_then(|i| stdins.get_mut(i)) else {
+    let Some(slot) = stdins.get_mut(i) else {
         return;
     };
-    if word == "close" {
-        *slot = None;
-    } else if let Some(stdin) = slot.as_mut() {
+    match (command, slot.as_mut()) {
+        (None, _) => *slot = None,
         // A node that is gone shows up by its own end; nothing to do here.
-        let _ = stdin.write_all(format!("{word}\n").as_bytes());
+        (Some(command), Some(stdin)) => {
+            let _ = stdin.write_all(command.line().as_bytes());
+        }
+        (Some(_), None) => {}
     }
 }
 
@@ -116,25 +120,32 @@ async fn relay(i: usize, mut child: Child, tx: mpsc::Sender<Vec<u8>>) {
     let out = child.stdout.take();
     let err = child.stderr.take();
     tokio::join!(
-        relay_lines(i, b'o', out, tx.clone()),
-        relay_lines(i, b'e', err, tx.clone())
+        relay_lines(out, tx.clone(), |line| Frame::Stdout(i, line)),
+        relay_lines(err, tx.clone(), |line| Frame::Stderr(i, line))
     );
     let code = child.wait().await.ok().and_then(|s| s.code());
-    let _ = tx.send(exit_frame(i, code)).await;
+    let _ = tx.send(Frame::Exit(i, code).encode()).await;
 }
 
+/// Relays the lines of `input` as frames (`frame` makes one of a line). A line passing
+/// [`MAX_LINE`] is passed on cut to its first `MAX_LINE + 1` bytes, so that the master sees it
+/// pass the limit and fails the node; nothing more of that stream is relayed.
 async fn relay_lines(
-    i: usize,
-    kind: u8,
     input: Option<impl AsyncRead + Unpin>,
     tx: mpsc::Sender<Vec<u8>>,
+    frame: impl Fn(&[u8]) -> Frame<'_>,
 ) {
     let Some(input) = input else { return };
     let mut input = BufReader::new(input);
     let mut line = Vec::new();
-    while matches!(input.read_until(b'\n', &mut line).await, Ok(n) if n > 0) {
-        let _ = tx.send(frame(i, kind, &line)).await;
-        line.clear();
+    loop {
+        let read = read_line(&mut input, &mut line, MAX_LINE).await;
+        if let Ok(Line::Full | Line::TooLong) = read {
+            let _ = tx.send(frame(&line).encode()).await;
+        }
+        if !matches!(read, Ok(Line::Full)) {
+            return;
+        }
     }
 }
 

@@ -16,6 +16,9 @@
 
 use std::time::Duration;
 
+use super::control::Command;
+pub use super::lines::MAX_LINE;
+
 /// How often the master says it is alive.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// Silence after which the mux takes the master for gone.
@@ -40,29 +43,151 @@ pub fn node_args(dir: &str) -> Vec<String> {
     ]
 }
 
-/// `<i> <kind> <line>\n`.
-pub fn frame(i: usize, kind: u8, line: &[u8]) -> Vec<u8> {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    let mut f = format!("{i} {} ", kind as char).into_bytes();
-    f.extend_from_slice(line);
-    f.push(b'\n');
-    f
+/// Room for a frame's head (`<i> o `) on top of the line it carries: the mux's lines are at
+/// most this much longer than the nodes' ([`MAX_LINE`]).
+pub const FRAME_HEAD: usize = 32;
+/// Longest line of the mux to the master (its newline not counted). The mux cuts its nodes'
+/// lines at [`MAX_LINE`] + 1 bytes, so a longer one means a broken or hostile mux.
+pub const MAX_FRAME: usize = MAX_LINE + FRAME_HEAD;
+
+const CLOSE: &str = "close";
+const PING: &str = "ping";
+
+/// A line of the master to the mux.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToMux {
+    /// `<i> <word>`: a command for node i's stdin.
+    Say(usize, Command),
+    /// `<i> close`: close node i's stdin.
+    Close(usize),
+    /// `ping`: the master is alive.
+    Ping,
 }
 
-/// `<i> x <code>\n`: node i ended (`-`: killed by a signal).
-pub fn exit_frame(i: usize, code: Option<i32>) -> Vec<u8> {
-    let code = code.map_or("-".to_string(), |c| c.to_string());
-    frame(i, b'x', code.as_bytes())
+impl ToMux {
+    /// The line, its newline included.
+    pub fn line(&self) -> String {
+        match self {
+            ToMux::Say(i, command) => format!("{i} {command}\n"),
+            ToMux::Close(i) => format!("{i} {CLOSE}\n"),
+            ToMux::Ping => format!("{PING}\n"),
+        }
+    }
+
+    /// What a line of the master says; `None` for anything else.
+    pub fn parse(line: &[u8]) -> Option<ToMux> {
+        let line = std::str::from_utf8(line).ok()?.trim();
+        if line == PING {
+            return Some(ToMux::Ping);
+        }
+        let (node, word) = line.split_once(' ')?;
+        let node = node.parse().ok()?;
+        if word == CLOSE {
+            return Some(ToMux::Close(node));
+        }
+        Command::parse(word).map(|command| ToMux::Say(node, command))
+    }
+}
+
+/// A frame of the mux to the master: one line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// `<i> o <line>`: a line of node i's stdout (without its newline; bytes as they came).
+    Stdout(usize, &'a [u8]),
+    /// `<i> e <line>`: a line of node i's stderr.
+    Stderr(usize, &'a [u8]),
+    /// `<i> x <code>`: node i ended with this exit code (`-`: killed by a signal).
+    Exit(usize, Option<i32>),
+}
+
+impl<'a> Frame<'a> {
+    /// The frame as a line: `<i> <kind> <payload>\n` (a line's own newline is not doubled).
+    pub fn encode(&self) -> Vec<u8> {
+        let (i, kind, payload): (usize, u8, std::borrow::Cow<'_, [u8]>) = match *self {
+            Frame::Stdout(i, line) => (i, b'o', line.into()),
+            Frame::Stderr(i, line) => (i, b'e', line.into()),
+            Frame::Exit(i, code) => {
+                let code = code.map_or("-".to_string(), |c| c.to_string());
+                (i, b'x', code.into_bytes().into())
+            }
+        };
+        let payload = payload.strip_suffix(b"\n").unwrap_or(&payload);
+        let mut f = format!("{i} {} ", kind as char).into_bytes();
+        f.extend_from_slice(payload);
+        f.push(b'\n');
+        f
+    }
+
+    /// The frame a line holds (its newline, if any, not part of the payload); `None` for
+    /// anything else.
+    pub fn decode(line: &'a [u8]) -> Option<Frame<'a>> {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let mut parts = line.splitn(3, |b| *b == b' ');
+        let i = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
+        let kind = parts.next()?;
+        let payload = parts.next()?;
+        match kind {
+            b"o" => Some(Frame::Stdout(i, payload)),
+            b"e" => Some(Frame::Stderr(i, payload)),
+            b"x" if payload == b"-" => Some(Frame::Exit(i, None)),
+            b"x" => {
+                let code = std::str::from_utf8(payload).ok()?.parse().ok()?;
+                Some(Frame::Exit(i, Some(code)))
+            }
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::control::tests::every_command;
 
     #[test]
     fn frames_keep_their_bytes() {
-        assert_eq!(frame(3, b'o', b"a \xff b\n"), b"3 o a \xff b\n");
-        assert_eq!(exit_frame(0, None), b"0 x -\n");
-        assert_eq!(exit_frame(12, Some(130)), b"12 x 130\n");
+        assert_eq!(Frame::Stdout(3, b"a \xff b\n").encode(), b"3 o a \xff b\n");
+        assert_eq!(Frame::Exit(0, None).encode(), b"0 x -\n");
+        assert_eq!(Frame::Exit(12, Some(130)).encode(), b"12 x 130\n");
+    }
+
+    #[test]
+    fn every_frame_and_every_line_to_the_mux_round_trips() {
+        let frames = [
+            Frame::Stdout(3, b"a \xff b"),
+            Frame::Stdout(0, b""),
+            Frame::Stderr(7, b"warn ing \x00"),
+            Frame::Exit(1, None),
+            Frame::Exit(2, Some(-1)),
+            Frame::Exit(12, Some(130)),
+        ];
+        for f in frames {
+            // A variant added and not listed here fails to compile.
+            match f {
+                Frame::Stdout(..) | Frame::Stderr(..) | Frame::Exit(..) => {}
+            }
+            assert_eq!(Frame::decode(&f.encode()), Some(f), "{f:?}");
+        }
+        for bad in [
+            &b"ping\n"[..],
+            b"x o a",
+            b"1 q a",
+            b"1 x",
+            b"1 x nine",
+            b"1 o",
+        ] {
+            assert_eq!(Frame::decode(bad), None, "{bad:?}");
+        }
+        let mut lines = vec![ToMux::Ping, ToMux::Close(4)];
+        lines.extend(every_command().into_iter().map(|c| ToMux::Say(2, c)));
+        for l in lines {
+            match l {
+                ToMux::Say(..) | ToMux::Close(_) | ToMux::Ping => {}
+            }
+            assert_eq!(ToMux::parse(l.line().as_bytes()), Some(l), "{l:?}");
+        }
+        for bad in [&b"pong\n"[..], b"1 jump", b"x close", b"1", b"\xff close"] {
+            assert_eq!(ToMux::parse(bad), None, "{bad:?}");
+        }
     }
 }
