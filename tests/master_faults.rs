@@ -18,7 +18,7 @@ use crate::master::{
     test_file, users, wait_for, wait_run_dir, Bench,
 };
 use crate::sshd::{Sshd, ALIASES, CLOSED};
-use crate::util::{tempdir, write, Server};
+use crate::util::{peak_rss_kib, tempdir, write, Server};
 use benchmaster::engine::target::Target;
 
 /// A running bench-master whose output is read as it comes, each line with its arrival time.
@@ -880,4 +880,104 @@ fn a_service_that_exits_before_it_is_ready_is_a_clear_error() {
     assert!(out.contains("exited before"), "{out}");
     assert!(!out.contains("panicked"), "{out}");
     assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+/// A `bench-node` for `-s PATH` that prints one endless line (1 GB, no newline) where node0
+/// (local) or an SSH host's mux should run, and is the real one everywhere else.
+fn endless_bench_node(dir: &Path) -> PathBuf {
+    let wrapper = write(
+        dir,
+        "bench-node-endless",
+        &format!(
+            "#!/bin/sh\nendless() {{ head -c 1000000000 /dev/zero | tr '\\0' a; exit 0; }}\n\
+             case \"$1\" in\n  mux) endless ;;\n  run) case \"$*\" in */node0/*) endless ;; esac ;;\n\
+             esac\nexec '{}' \"$@\"\n",
+            env!("CARGO_BIN_EXE_bench-node")
+        ),
+    );
+    let status = Command::new("chmod")
+        .arg("755")
+        .arg(&wrapper)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wrapper
+}
+
+/// Bound: a node that sends the master one endless line (1 GB without a newline) — a local
+/// node, and the mux of an SSH host — is failed for it and named within the run's time, the
+/// other node's results are reported, and the master's memory stays bounded: its peak RSS
+/// stays under 200 MB (its lines are cut at 1 MiB; unbounded, it holds the whole gigabyte).
+#[test]
+fn a_node_sending_an_endless_line_is_failed_and_the_master_stays_small() {
+    const PEAK_LIMIT_KIB: u64 = 200 * 1024;
+    let sshd = Sshd::start();
+    let server = Server::start();
+    let dir = tempdir();
+    let b = Bench::new(dir.path());
+    let test = test_file(dir.path(), &server.url());
+    let nodes = write(
+        dir.path(),
+        "nodes",
+        &format!("local\nlocal\n{}\n", ALIASES[0]),
+    );
+    let wrapper = endless_bench_node(dir.path());
+    let wrapper = wrapper.to_str().unwrap();
+    let mut cmd = b.command(Some(&sshd), &["--min-nodes", "1", "-D", "2", "-s", wrapper]);
+    cmd.arg(&nodes).arg(&test);
+    let master = Master::spawn(cmd);
+    let pid = master.child.id();
+    // The master's peak RSS, sampled while it runs; past the limit it is killed at once.
+    let watcher = std::thread::spawn(move || {
+        let mut peak = 0;
+        while let Some(kib) = peak_rss_kib(pid) {
+            peak = peak.max(kib);
+            if peak > PEAK_LIMIT_KIB {
+                kill("KILL", &pid.to_string());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        peak
+    });
+    let (status, took, out) = master.wait(Duration::from_secs(60));
+    let peak = watcher.join().unwrap();
+    eprintln!(
+        "FIGURE endless line (local node + SSH mux, -D 2): run ended in {took:.1?}, master's \
+         peak RSS {} MiB",
+        peak / 1024
+    );
+    assert!(peak < PEAK_LIMIT_KIB, "peak RSS {peak} KiB\n{out}");
+    assert_eq!(status.code(), Some(3), "{out}");
+    for node in [
+        "node0 (local) failed",
+        &format!("node2 ({}) failed", ALIASES[0]),
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.contains(node) && l.contains("line longer than 1048576 bytes")),
+            "{node}\n{out}"
+        );
+    }
+    let run_dir = b.run_dir();
+    let s = summary(&run_dir);
+    assert_eq!(failed_names(&s), ["node0", "node2"]);
+    for f in s["failed_nodes"].as_array().unwrap() {
+        let reason = f["reason"].as_str().unwrap();
+        assert!(reason.contains("line longer than"), "{reason}");
+    }
+    let state = std::fs::read_to_string(run_dir.join("run.json")).unwrap();
+    assert_eq!(state.matches("line longer than").count(), 2, "{state}");
+    assert_eq!(s["nodes"].as_u64(), Some(1), "{s}");
+    assert_eq!(merged_requests(&s), server.count());
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    let started = Instant::now();
+    while !processes("bench-node-endless").is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            processes("bench-node-endless")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

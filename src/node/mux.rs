@@ -163,3 +163,34 @@ async fn write_frames(mut out: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<V
     }
     let _ = out.flush().await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::mux::MAX_FRAME;
+
+    /// A node's endless line is passed on cut one byte past the limit, in one frame the
+    /// master's reader takes whole; nothing more of that stream is relayed.
+    #[tokio::test]
+    async fn an_endless_line_is_cut_past_the_limit_and_relaying_stops() {
+        let (mut w, r) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            let chunk = vec![b'a'; 64 * 1024];
+            while w.write_all(&chunk).await.is_ok() {}
+        });
+        let (tx, mut rx) = mpsc::channel(16);
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            relay_lines(Some(r), tx, |line| Frame::Stdout(3, line)),
+        )
+        .await
+        .expect("relaying stops");
+        let frame = rx.recv().await.unwrap();
+        assert!(rx.recv().await.is_none());
+        assert!(frame.len() <= MAX_FRAME + 1, "{}", frame.len());
+        match Frame::decode(&frame) {
+            Some(Frame::Stdout(3, line)) => assert_eq!(line.len(), MAX_LINE + 1),
+            other => panic!("{other:?}"),
+        }
+    }
+}
