@@ -508,3 +508,120 @@ fn control_characters_in_a_result_are_refused() {
         );
     }
 }
+
+/// An HTTP server that keeps the header names of every request to `/landing` (answered
+/// `200`), and answers `/hop` with a redirect to its own `/landing`.
+struct HeaderRecorder {
+    addr: SocketAddr,
+    /// The header names (lowercase) of each request to `/landing`.
+    landed: Arc<std::sync::Mutex<Vec<Vec<String>>>>,
+}
+
+impl HeaderRecorder {
+    fn start() -> HeaderRecorder {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let landed = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = landed.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let seen = seen.clone();
+                std::thread::spawn(move || HeaderRecorder::serve(stream, &seen));
+            }
+        });
+        HeaderRecorder { addr, landed }
+    }
+
+    fn serve(stream: TcpStream, seen: &std::sync::Mutex<Vec<Vec<String>>>) {
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut writer = stream;
+        loop {
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                return;
+            }
+            let mut names = Vec::new();
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) if line == "\r\n" => break,
+                    Ok(_) => names.extend(line.split(':').next().map(str::to_ascii_lowercase)),
+                }
+            }
+            let answer = if request_line.starts_with("GET /hop ") {
+                "HTTP/1.1 302 Found\r\nlocation: /landing\r\ncontent-length: 0\r\n\r\n"
+            } else {
+                seen.lock().unwrap().push(names);
+                "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+            };
+            if writer.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn landed(&self) -> Vec<Vec<String>> {
+        self.landed.lock().unwrap().clone()
+    }
+}
+
+/// A one-step test at `url` whose step sends credentials and one harmless header.
+fn credentials_test(dir: &Path, base: &str, path: &str) -> PathBuf {
+    write(
+        dir,
+        "credentials.toml",
+        &format!(
+            "[test]\nname = \"credentials\"\nurl = \"{base}\"\n\n[bench]\ncycles = [1]\n\
+             duration = 0.5\ncycle_time = 0\ntimeout = 2\nsleep_time_min = 0.05\n\
+             sleep_time_max = 0.05\n\n[[step]]\nname = \"hop\"\npath = \"{path}\"\n\
+             headers = {{ Authorization = \"Bearer s3cret\", Cookie = \"sid=42\", \
+             Proxy-Authorization = \"Basic cHJveHk=\", X-Trace = \"kept\" }}\n"
+        ),
+    )
+}
+
+/// A step's `Authorization`, `Cookie` and `Proxy-Authorization` never follow a redirect to
+/// another origin (here another port: a real server redirecting to a second real one), as
+/// browsers and reqwest do; they do follow a redirect within the origin; other headers always.
+#[test]
+fn credentials_never_follow_a_redirect_to_another_origin() {
+    const CREDENTIALS: [&str; 3] = ["authorization", "cookie", "proxy-authorization"];
+    let recorder = HeaderRecorder::start();
+    let first = Server::start();
+    let dir = tempdir();
+    let away = format!("http://{}/landing", recorder.addr);
+    let away: String = url::form_urlencoded::byte_serialize(away.as_bytes()).collect();
+    let out = dir.path().join("away.xml");
+    node_run(
+        &credentials_test(dir.path(), &first.url(), &format!("/?redirect={away}")),
+        &out,
+    );
+    let r = read_file(&out).unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let landed = recorder.landed();
+    assert!(landed.len() >= 2, "{landed:?}");
+    assert_eq!(first.count(), landed.len() as u64);
+    for names in &landed {
+        assert!(names.contains(&"x-trace".to_string()), "{names:?}");
+        for c in CREDENTIALS {
+            assert!(
+                !names.contains(&c.to_string()),
+                "{c} crossed origins: {names:?}"
+            );
+        }
+    }
+
+    let before = landed.len();
+    let out = dir.path().join("home.xml");
+    let base = format!("http://{}", recorder.addr);
+    node_run(&credentials_test(dir.path(), &base, "/hop"), &out);
+    let landed = recorder.landed()[before..].to_vec();
+    assert!(!landed.is_empty());
+    for names in &landed {
+        for c in CREDENTIALS.iter().chain(&["x-trace"]) {
+            assert!(names.contains(&c.to_string()), "{c} lost: {names:?}");
+        }
+    }
+}
