@@ -8,7 +8,8 @@
 //! - [`nodes`]: the nodes file (pssh format) → the list of nodes.
 //! - [`master`]: deploy to the nodes over SSH (or as local processes), start them together,
 //!   follow their progress, collect their results.
-//! - [`protocol`]: the wire between master and nodes (progress events, the mux's frames).
+//! - [`protocol`]: the wire between master and nodes (the master's commands, progress events,
+//!   the mux's frames), every line read from it bounded.
 //! - [`node`]: what `bench-node` does as a process: hear the master, carry a host's nodes over
 //!   one channel, raise its limits.
 //! - [`engine`]: what `bench-node run` does on each node: virtual users in cycles, measured.

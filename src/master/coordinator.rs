@@ -246,34 +246,28 @@ impl Coordinator {
     }
 
     fn handle(&mut self, msg: NodeMsg) {
-        let (i, event) = match msg {
-            NodeMsg::Event(i, event) => (i, event),
+        match msg {
+            NodeMsg::Event(i, event) => self.heard(i, event),
             NodeMsg::Overlong(i, stream) => {
                 let why = format!(
                     "sent a line longer than {MAX_LINE} bytes on its {stream} (a broken or \
                      hostile bench-node): no longer heard, killed"
                 );
-                self.fail(i, why);
-                return;
+                self.fail(i, why, true);
             }
             NodeMsg::Exited(i, code) => {
-                let slot = &mut self.slots[i];
-                slot.exited = true;
+                self.slots[i].exited = true;
                 let why = match code {
                     Some(c) => format!("bench-node exited with code {c} before finishing"),
                     None => "bench-node was killed or its connection was lost".to_string(),
                 };
-                if slot.state.active() {
-                    self.display.message(&format!(
-                        "node{} ({}) failed: {why}",
-                        slot.number,
-                        slot.host.label()
-                    ));
-                }
-                slot.give_up(State::Failed, why);
-                return;
+                self.fail(i, why, false);
             }
-        };
+        }
+    }
+
+    /// A progress event of the node at `i`.
+    fn heard(&mut self, i: usize, event: ProgressEvent) {
         let slot = &mut self.slots[i];
         slot.last_heard = Instant::now();
         match event {
@@ -328,8 +322,9 @@ impl Coordinator {
         }
     }
 
-    /// Fails the active node at `i` for `why`, said on the display; kills its process.
-    fn fail(&mut self, i: usize, why: String) {
+    /// Fails the node at `i` for `why` (said on the display while it was active), and with
+    /// `kill` kills its process.
+    fn fail(&mut self, i: usize, why: String, kill: bool) {
         let slot = &mut self.slots[i];
         if slot.state.active() {
             self.display.message(&format!(
@@ -337,7 +332,9 @@ impl Coordinator {
                 slot.number,
                 slot.host.label()
             ));
-            slot.kill();
+            if kill {
+                slot.kill();
+            }
         }
         slot.give_up(State::Failed, why);
     }
