@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use benchmaster::result::read::read_file;
-use benchmaster::result::{ErrorKind, ModelKind, NodeResult};
+use benchmaster::result::{ErrorKind, HostRole, ModelKind, NodeResult};
 
 use crate::util::{bench_node, closed_port, run, tempdir, write, Server};
 
@@ -464,7 +464,11 @@ fn the_node_samples_its_own_resources() {
     );
     let out = dir.path().join("r.xml");
     let r = run_node(&test, &out);
-    let own = r.resources.iter().find(|h| h.role == "node").unwrap();
+    let own = r
+        .resources
+        .iter()
+        .find(|h| h.role == HostRole::Node)
+        .unwrap();
     assert!(own.samples.len() >= 2, "{} samples", own.samples.len());
     assert!(own.samples.iter().all(|s| s.mem_total_kib > 0));
 }

@@ -193,7 +193,7 @@ fn names_urls_and_bodies_from_tests_and_servers_are_escaped() {
     });
     node.resources.push(HostResources {
         host: format!("db{evil}"),
-        role: "monitor".into(),
+        role: HostRole::Monitor,
         samples: node.resources[0].samples.clone(),
     });
     let html = html_of(vec![node], dir.path());

@@ -18,8 +18,8 @@ use super::EngineError;
 use crate::monitor::sampler::Sampler;
 use crate::protocol::progress::ProgressEvent;
 use crate::result::{
-    unix_ms, BenchConfig, CycleResult, ErrorGroup, HostResources, ModelKind, NodeInfo, NodeResult,
-    ResourceSample, SecondSample, StepInfo, TestInfo,
+    unix_ms, BenchConfig, CycleResult, ErrorGroup, HostResources, HostRole, ModelKind, NodeInfo,
+    NodeResult, ResourceSample, SecondSample, StepInfo, TestInfo,
 };
 use crate::test_def::{Bench, LoadModel, TestPlan};
 
@@ -458,7 +458,7 @@ fn node_result(
         errors: measured.errors,
         resources: vec![HostResources {
             host,
-            role: "node".into(),
+            role: HostRole::Node,
             samples,
         }],
     }

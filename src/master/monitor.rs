@@ -50,7 +50,7 @@ impl Monitors {
         for (host, sampler) in self.samplers {
             out.push(HostResources {
                 host,
-                role: "monitor".into(),
+                role: crate::result::HostRole::Monitor,
                 samples: sampler.stop().await,
             });
         }

@@ -394,4 +394,27 @@ mod tests {
             assert_eq!(node.exit.await, Some(127));
         }
     }
+
+    /// A mux line past the limit ends the mux's channel: the node it names gets it (cut), so
+    /// that its follower sees it pass the limit; every node ends as lost; memory stays bounded.
+    #[tokio::test]
+    async fn an_overlong_frame_is_passed_on_and_the_mux_given_up() {
+        let (process, _remote_in, mut remote_out, _remote_err, _exit) = fake();
+        let mut nodes = split(process, 2);
+        tokio::spawn(async move {
+            remote_out.write_all(b"0 o fine\n1 o ").await.unwrap();
+            let chunk = vec![b'a'; 64 * 1024];
+            // Endless: the demux stops reading, and the writes fail once it dropped the pipe.
+            while remote_out.write_all(&chunk).await.is_ok() {}
+        });
+        let n1 = nodes.pop().unwrap();
+        let n0 = nodes.pop().unwrap();
+        let mut out1 = BufReader::new(n1.stdout);
+        let mut line = Vec::new();
+        let read = read_line(&mut out1, &mut line, MAX_LINE).await.unwrap();
+        assert_eq!((read, line.len()), (Line::TooLong, MAX_LINE + 1));
+        assert_eq!(read_all(n0.stdout).await, "fine\n");
+        assert_eq!(n0.exit.await, None);
+        assert_eq!(n1.exit.await, None);
+    }
 }

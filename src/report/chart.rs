@@ -408,8 +408,10 @@ const METRICS: [Metric; 4] = [
 
 /// Monitoring charts: one per metric overlaying every node, then four per monitored host.
 pub fn monitoring(report: &Report) -> Result<Vec<Figure>, ReportError> {
-    let (nodes, hosts): (Vec<&HostResources>, Vec<&HostResources>) =
-        report.resources.iter().partition(|h| h.role == "node");
+    let (nodes, hosts): (Vec<&HostResources>, Vec<&HostResources>) = report
+        .resources
+        .iter()
+        .partition(|h| h.role == crate::result::HostRole::Node);
     let mut out = Vec::new();
     if !nodes.is_empty() {
         for (id, desc, f) in METRICS {

@@ -11,7 +11,7 @@ use hdrhistogram::Histogram;
 use super::ReportError;
 use crate::result::{
     new_histogram, BenchConfig, Counts, CycleResult, ErrorGroup, ErrorKind, HostResources,
-    NodeResult, Outside, SecondSample, StepInfo, TestInfo,
+    HostRole, NodeResult, Outside, SecondSample, StepInfo, TestInfo,
 };
 
 /// A node's CPU above this share of all its cores, %, flags it as possibly saturated.
@@ -272,7 +272,7 @@ impl Merger {
             for s in &mut h.samples {
                 s.at_ms += node.started_unix_ms;
             }
-            if h.role == "node" {
+            if h.role == HostRole::Node {
                 h.host = format!("node {} ({})", node.node.number, h.host);
             }
             self.resources.push(h);
@@ -320,7 +320,7 @@ impl Merger {
         }
         // Monitored hosts sampled by several nodes are kept once: the first one seen.
         let mut seen = std::collections::HashSet::new();
-        resources.retain(|h| h.role == "node" || seen.insert(h.host.clone()));
+        resources.retain(|h| h.role == HostRole::Node || seen.insert(h.host.clone()));
         run.resources = resources;
         Some(run)
     }
@@ -341,7 +341,7 @@ fn node_figures(source: &Path, node: &NodeResult) -> NodeFigures {
     let cpu_peak_pct = node
         .resources
         .iter()
-        .filter(|h| h.role == "node")
+        .filter(|h| h.role == HostRole::Node)
         .flat_map(|h| h.samples.iter().map(|s| s.cpu_pct))
         .reduce(f64::max);
     NodeFigures {

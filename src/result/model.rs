@@ -328,9 +328,21 @@ pub struct ErrorSample {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct HostResources {
     pub host: String,
-    /// `node` for the node's own host, `monitor` for a host sampled by the master.
-    pub role: String,
+    /// Whose host it is.
+    pub role: HostRole,
     pub samples: Vec<ResourceSample>,
+}
+
+words! {
+    /// Whose host a set of resource samples is of.
+    #[derive(Default)]
+    pub enum HostRole {
+        /// The node's own host, sampled by the node.
+        #[default]
+        Node => "node",
+        /// A host the test names in `monitor`, sampled by the master.
+        Monitor => "monitor",
+    }
 }
 
 /// One sample of a host's resources, read from /proc.
@@ -359,5 +371,6 @@ mod tests {
     fn error_kinds_and_models_round_trip() {
         crate::words::assert_round_trip(ErrorKind::ALL);
         crate::words::assert_round_trip(ModelKind::ALL);
+        crate::words::assert_round_trip(HostRole::ALL);
     }
 }

@@ -349,7 +349,9 @@ fn write_errors<W: Write>(x: &mut Writer<W>, errors: &[ErrorGroup]) -> io::Resul
 }
 
 fn write_resources<W: Write>(x: &mut Writer<W>, h: &HostResources) -> io::Result<()> {
-    let a = Attrs::new().add("host", &h.host).add("role", &h.role);
+    let a = Attrs::new()
+        .add("host", &h.host)
+        .add("role", h.role.as_str());
     a.element(x, "resources").write_inner_content(|x| {
         for s in &h.samples {
             Attrs::new()

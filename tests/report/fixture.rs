@@ -181,7 +181,7 @@ impl Fixture {
             errors: Vec::new(),
             resources: vec![HostResources {
                 host: host.into(),
-                role: "node".into(),
+                role: HostRole::Node,
                 samples: (0..10)
                     .map(|k| ResourceSample {
                         at_ms: k * 1000,

@@ -364,7 +364,11 @@ macro_rules! word_attr {
         }
     )*};
 }
-word_attr!(crate::result::ErrorKind, crate::result::ModelKind);
+word_attr!(
+    crate::result::ErrorKind,
+    crate::result::ModelKind,
+    crate::result::HostRole
+);
 
 /// A count, at most [`MAX_COUNT`].
 struct Count(u64);

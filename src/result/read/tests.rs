@@ -136,7 +136,7 @@ fn rich() -> NodeResult {
         resources: vec![
             HostResources {
                 host: "node-3.example".into(),
-                role: "node".into(),
+                role: HostRole::Node,
                 samples: (0..5)
                     .map(|i| ResourceSample {
                         at_ms: 1000 * i,
@@ -151,7 +151,7 @@ fn rich() -> NodeResult {
             },
             HostResources {
                 host: "db".into(),
-                role: "monitor".into(),
+                role: HostRole::Monitor,
                 samples: vec![],
             },
         ],
@@ -388,6 +388,8 @@ fn unknown_error_kinds_and_models_are_named_with_their_place() {
         msg.contains("<group> attribute `kind` = \"statuss\": one of: status check dns"),
         "{msg}"
     );
+    let e = read_str(&text.replacen("role=\"node\"", "role=\"nod\"", 1)).unwrap_err();
+    assert!(e.to_string().contains("one of: node monitor"), "{e}");
     let e = read_str(&text.replacen("model=\"closed\"", "model=\"open rate\"", 1)).unwrap_err();
     assert!(
         e.to_string()
