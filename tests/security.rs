@@ -5,7 +5,6 @@
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +15,8 @@ use benchmaster::result::read::read_file;
 use benchmaster::result::ErrorKind;
 
 use crate::util::{
-    bench_node, listening_sockets, run, socket_inodes, tempdir, write, Server, TargetProcess,
+    bench_node, listening_sockets, response, run, socket_inodes, tempdir, write, RawServer, Server,
+    TargetProcess,
 };
 
 /// Runs a script when the page is parsed.
@@ -49,45 +49,17 @@ fn toml_str(s: &str) -> String {
 /// any other request is answered in turn `200 fine` and `500` with the markup payloads in the
 /// body and in an `X-Evil` header.
 struct EvilServer {
-    addr: SocketAddr,
+    server: RawServer,
     requests: Arc<AtomicU64>,
 }
 
 impl EvilServer {
     fn start() -> EvilServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
         let requests = Arc::new(AtomicU64::new(0));
         let count = requests.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let count = count.clone();
-                std::thread::spawn(move || EvilServer::serve(stream, &count));
-            }
-        });
-        EvilServer { addr, requests }
-    }
-
-    fn serve(stream: TcpStream, count: &AtomicU64) {
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut writer = stream;
-        loop {
-            let mut request_line = String::new();
-            if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-                return;
-            }
-            let mut line = String::new();
-            loop {
-                line.clear();
-                match reader.read_line(&mut line) {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) if line == "\r\n" => break,
-                    Ok(_) => {}
-                }
-            }
+        let server = RawServer::start(move |request| {
             let n = count.fetch_add(1, Ordering::SeqCst);
-            let path = request_line.split(' ').nth(1).unwrap_or("/");
-            let (status, body) = if path.starts_with("/check") || n % 2 == 0 {
+            let (status, body) = if request.target().starts_with("/check") || n % 2 == 0 {
                 ("200 OK", "fine".to_string())
             } else {
                 (
@@ -95,19 +67,17 @@ impl EvilServer {
                     format!("<html><body>{}</body></html>", markup()),
                 )
             };
-            let answer = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: text/html\r\nx-evil: {ATTR}\r\n\
-                 content-length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            if writer.write_all(answer.as_bytes()).is_err() {
-                return;
-            }
-        }
+            response(
+                status,
+                &[("content-type", "text/html"), ("x-evil", ATTR)],
+                &body,
+            )
+        });
+        EvilServer { server, requests }
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.server.url()
     }
 }
 
@@ -512,54 +482,25 @@ fn control_characters_in_a_result_are_refused() {
 /// An HTTP server that keeps the header names of every request to `/landing` (answered
 /// `200`), and answers `/hop` with a redirect to its own `/landing`.
 struct HeaderRecorder {
-    addr: SocketAddr,
+    server: RawServer,
     /// The header names (lowercase) of each request to `/landing`.
     landed: Arc<std::sync::Mutex<Vec<Vec<String>>>>,
 }
 
 impl HeaderRecorder {
     fn start() -> HeaderRecorder {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
         let landed = Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = landed.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let seen = seen.clone();
-                std::thread::spawn(move || HeaderRecorder::serve(stream, &seen));
+        let server = RawServer::start(move |request| {
+            if request.line.starts_with("GET /hop ") {
+                return response("302 Found", &[("location", "/landing")], "");
             }
+            let names = request.headers.iter();
+            let names = names.map(|(name, _)| name.to_ascii_lowercase()).collect();
+            seen.lock().unwrap().push(names);
+            response("200 OK", &[], "ok")
         });
-        HeaderRecorder { addr, landed }
-    }
-
-    fn serve(stream: TcpStream, seen: &std::sync::Mutex<Vec<Vec<String>>>) {
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut writer = stream;
-        loop {
-            let mut request_line = String::new();
-            if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-                return;
-            }
-            let mut names = Vec::new();
-            let mut line = String::new();
-            loop {
-                line.clear();
-                match reader.read_line(&mut line) {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) if line == "\r\n" => break,
-                    Ok(_) => names.extend(line.split(':').next().map(str::to_ascii_lowercase)),
-                }
-            }
-            let answer = if request_line.starts_with("GET /hop ") {
-                "HTTP/1.1 302 Found\r\nlocation: /landing\r\ncontent-length: 0\r\n\r\n"
-            } else {
-                seen.lock().unwrap().push(names);
-                "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
-            };
-            if writer.write_all(answer.as_bytes()).is_err() {
-                return;
-            }
-        }
+        HeaderRecorder { server, landed }
     }
 
     fn landed(&self) -> Vec<Vec<String>> {
@@ -591,7 +532,7 @@ fn credentials_never_follow_a_redirect_to_another_origin() {
     let recorder = HeaderRecorder::start();
     let first = Server::start();
     let dir = tempdir();
-    let away = format!("http://{}/landing", recorder.addr);
+    let away = format!("http://{}/landing", recorder.server.addr);
     let away: String = url::form_urlencoded::byte_serialize(away.as_bytes()).collect();
     let out = dir.path().join("away.xml");
     node_run(
@@ -615,7 +556,7 @@ fn credentials_never_follow_a_redirect_to_another_origin() {
 
     let before = landed.len();
     let out = dir.path().join("home.xml");
-    let base = format!("http://{}", recorder.addr);
+    let base = format!("http://{}", recorder.server.addr);
     node_run(&credentials_test(dir.path(), &base, "/hop"), &out);
     let landed = recorder.landed()[before..].to_vec();
     assert!(!landed.is_empty());

@@ -203,3 +203,86 @@ pub fn listening_sockets(pid: u32, inodes: &std::collections::HashSet<u64>) -> V
     }
     found
 }
+
+/// A request as [`RawServer`] read it: the request line and the headers, as sent.
+pub struct RawRequest {
+    /// `GET /path?query HTTP/1.1`, without its line end.
+    pub line: String,
+    /// Header names and values, in order, names as sent.
+    pub headers: Vec<(String, String)>,
+}
+
+impl RawRequest {
+    /// The request target (`/path?query`).
+    pub fn target(&self) -> &str {
+        self.line.split(' ').nth(1).unwrap_or("/")
+    }
+}
+
+/// A keep-alive HTTP/1.1 server on 127.0.0.1:0 for answers no real server gives (payloads in
+/// headers, a recorder of what arrived): each request without a body is answered with the
+/// bytes `answer` returns, a whole response.
+pub struct RawServer {
+    pub addr: std::net::SocketAddr,
+}
+
+impl RawServer {
+    pub fn start(answer: impl Fn(&RawRequest) -> Vec<u8> + Send + Sync + 'static) -> RawServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let answer = std::sync::Arc::new(answer);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let answer = answer.clone();
+                std::thread::spawn(move || RawServer::serve(stream, &*answer));
+            }
+        });
+        RawServer { addr }
+    }
+
+    fn serve(stream: std::net::TcpStream, answer: &dyn Fn(&RawRequest) -> Vec<u8>) {
+        use std::io::{BufRead, Write};
+        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        let mut writer = stream;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let mut request = RawRequest {
+                line: line.trim_end().to_string(),
+                headers: Vec::new(),
+            };
+            loop {
+                line.clear();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) if line == "\r\n" => break,
+                    Ok(_) => {
+                        let (name, value) = line.split_once(':').unwrap_or((&line, ""));
+                        request
+                            .headers
+                            .push((name.to_string(), value.trim().to_string()));
+                    }
+                }
+            }
+            if writer.write_all(&answer(&request)).is_err() {
+                return;
+            }
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// A whole HTTP/1.1 response: `status` (`200 OK`), extra header lines, then the body with its
+/// length.
+pub fn response(status: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    let mut head = format!("HTTP/1.1 {status}\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    format!("{head}content-length: {}\r\n\r\n{body}", body.len()).into_bytes()
+}
