@@ -18,7 +18,7 @@ use crate::master::{
     test_file, users, wait_for, wait_run_dir, Bench,
 };
 use crate::sshd::{Sshd, ALIASES, CLOSED};
-use crate::util::{peak_rss_kib, tempdir, write, Server};
+use crate::util::{peak_rss_kib, tempdir, write, write_script, Server};
 use benchmaster::engine::target::Target;
 
 /// A running bench-master whose output is read as it comes, each line with its arrival time.
@@ -747,7 +747,7 @@ fn a_truncated_result_is_named_and_the_report_built_from_the_others() {
     let nodes = write(dir.path(), "nodes", "local\nlocal\nlocal\n");
     // A bench-node that runs the real one, then truncates node1's result as a full disk or a
     // lost connection would.
-    let wrapper = write(
+    let wrapper = write_script(
         dir.path(),
         "bench-node-truncating",
         &format!(
@@ -756,12 +756,6 @@ fn a_truncated_result_is_named_and_the_report_built_from_the_others() {
             env!("CARGO_BIN_EXE_bench-node")
         ),
     );
-    let status = Command::new("chmod")
-        .arg("755")
-        .arg(&wrapper)
-        .status()
-        .unwrap();
-    assert!(status.success());
     let mut cmd = b.command(None, &["-D", "1", "-s", wrapper.to_str().unwrap()]);
     cmd.arg(&nodes).arg(&test);
     let (status, took, out) = Master::spawn(cmd).wait(Duration::from_secs(30));
@@ -885,7 +879,7 @@ fn a_service_that_exits_before_it_is_ready_is_a_clear_error() {
 /// A `bench-node` for `-s PATH` that prints one endless line (1 GB, no newline) where node0
 /// (local) or an SSH host's mux should run, and is the real one everywhere else.
 fn endless_bench_node(dir: &Path) -> PathBuf {
-    let wrapper = write(
+    write_script(
         dir,
         "bench-node-endless",
         &format!(
@@ -894,14 +888,7 @@ fn endless_bench_node(dir: &Path) -> PathBuf {
              esac\nexec '{}' \"$@\"\n",
             env!("CARGO_BIN_EXE_bench-node")
         ),
-    );
-    let status = Command::new("chmod")
-        .arg("755")
-        .arg(&wrapper)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    wrapper
+    )
 }
 
 /// Bound: a node that sends the master one endless line (1 GB without a newline) — a local

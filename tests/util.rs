@@ -98,6 +98,14 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// Writes an executable script `text` to `dir/name` and returns the path.
+pub fn write_script(dir: &Path, name: &str, text: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = write(dir, name, text);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
 /// A `bench-node` command.
 pub fn bench_node() -> Command {
     Command::new(env!("CARGO_BIN_EXE_bench-node"))
