@@ -499,6 +499,7 @@ fn bench_config(plan: &TestPlan) -> BenchConfig {
             LoadModel::Closed => ModelKind::Closed,
             LoadModel::Open { .. } => ModelKind::Open,
         },
+        thresholds: plan.thresholds.clone(),
     }
 }
 

@@ -24,6 +24,7 @@ pub mod merge;
 pub mod stats;
 pub mod templates;
 pub mod text;
+pub mod threshold;
 pub mod trend;
 pub mod view;
 

@@ -40,6 +40,9 @@ pub struct Summary {
     /// Result files left out by `--skip-bad`, with the reason.
     #[serde(default)]
     pub skipped: Vec<SkippedFile>,
+    /// The test's thresholds judged on the merged result (empty when it has none).
+    #[serde(default)]
+    pub thresholds: Vec<super::threshold::ThresholdSummary>,
 }
 
 /// A node that produced no result, as the master saw it.
@@ -323,6 +326,7 @@ pub fn summarize(run: &MergedRun, failed_nodes: &[FailedNode], skipped: &[Skippe
             .collect(),
         failed_nodes: failed_nodes.to_vec(),
         skipped: skipped.to_vec(),
+        thresholds: super::threshold::evaluate(run),
     }
 }
 

@@ -86,6 +86,7 @@ impl Output for TextOutput {
             "target {}, cycles {} users ({} per node) of {} s, Apdex T {} s\n",
             c.url, c.cycles_total, c.cycles_per_node, c.duration_s, c.apdex_t_s
         );
+        super::threshold::write_text(&mut out, &s.thresholds);
         tests_table(s).render(&mut out);
         pages_table(report, Kind::Pages).render(&mut out);
         pages_table(report, Kind::Requests).render(&mut out);

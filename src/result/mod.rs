@@ -2,6 +2,8 @@
 
 pub mod model;
 pub mod read;
+pub mod threshold;
 pub mod write;
 
 pub use model::*;
+pub use threshold::Threshold;

@@ -108,6 +108,8 @@ pub struct BenchConfig {
     pub timeout_s: f64,
     /// Load model the cycles ran.
     pub model: ModelKind,
+    /// The test's `[[threshold]]`s, in order (empty when it has none).
+    pub thresholds: Vec<super::Threshold>,
 }
 
 words! {

@@ -17,6 +17,7 @@ use super::write::ROOT;
 
 mod events;
 mod histogram;
+mod threshold;
 
 use events::{is_blank, shorten, Elem, Ev, List, Parser};
 pub use histogram::decode_histogram;
@@ -216,8 +217,16 @@ impl<R: BufRead> Parser<R> {
 
     /// Refuses a second one of the root's children that appear once.
     fn at_most_once(&self, e: &Elem, seen: &mut Vec<&'static str>) -> Result<(), ReadError> {
-        const ONCE: [&str; 8] = [
-            "node", "test", "config", "steps", "cycles", "series", "errors", "end",
+        const ONCE: [&str; 9] = [
+            "node",
+            "test",
+            "config",
+            "thresholds",
+            "steps",
+            "cycles",
+            "series",
+            "errors",
+            "end",
         ];
         if let Some(name) = ONCE.iter().find(|n| **n == e.name) {
             if seen.contains(name) {
@@ -253,8 +262,16 @@ impl<R: BufRead> Parser<R> {
                 Ok(())
             }
             "config" => {
-                r.config = self.config(&e)?;
+                let thresholds = std::mem::take(&mut r.config.thresholds);
+                r.config = BenchConfig {
+                    thresholds,
+                    ..self.config(&e)?
+                };
                 self.skip()
+            }
+            "thresholds" => {
+                r.config.thresholds = self.thresholds()?;
+                Ok(())
             }
             "steps" => self.steps(&mut r.steps),
             "cycles" => self.children(|p, e| {
@@ -366,6 +383,7 @@ impl<R: BufRead> Parser<R> {
             ok_codes: self.attr::<List<u16>>(e, "ok-codes")?.0,
             timeout_s: self.attr(e, "timeout-s")?,
             model: self.attr(e, "model")?,
+            thresholds: Vec::new(),
         })
     }
 

@@ -17,6 +17,7 @@ use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
 
 use super::model::*;
+use super::threshold::Threshold;
 
 /// Name of the root element.
 pub const ROOT: &str = "benchmaster-result";
@@ -202,6 +203,7 @@ fn write_head<W: Write>(x: &mut Writer<W>, r: &NodeResult) -> io::Result<()> {
         .add("model", c.model.as_str())
         .element(x, "config")
         .write_empty()?;
+    write_thresholds(x, &c.thresholds)?;
     x.create_element("steps").write_inner_content(|x| {
         for (i, s) in r.steps.iter().enumerate() {
             Attrs::new()
@@ -363,6 +365,29 @@ fn write_resources<W: Write>(x: &mut Writer<W>, h: &HostResources) -> io::Result
                 .add("net-rx-bps", s.net_rx_bps)
                 .add("net-tx-bps", s.net_tx_bps)
                 .element(x, "r")
+                .write_empty()?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// `<thresholds>`, only when the test has some (files without thresholds stay as they were).
+fn write_thresholds<W: Write>(x: &mut Writer<W>, thresholds: &[Threshold]) -> io::Result<()> {
+    if thresholds.is_empty() {
+        return Ok(());
+    }
+    x.create_element("thresholds").write_inner_content(|x| {
+        for t in thresholds {
+            let mut a = Attrs::new().add("metric", t.metric.name());
+            if let Some(step) = &t.step {
+                a = a.add("step", step);
+            }
+            a.add("cycle", t.scope.name())
+                .add(t.bound.name(), t.limit)
+                .add("abort", t.abort)
+                .add("abort-after-s", t.abort_after_s)
+                .element(x, "threshold")
                 .write_empty()?;
         }
         Ok(())

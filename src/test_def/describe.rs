@@ -73,7 +73,7 @@ impl TestPlan {
         if !self.monitor_hosts.is_empty() {
             writeln!(out, "monitor   {}", self.monitor_hosts.join(", "))?;
         }
-        Ok(())
+        super::threshold::describe(out, &self.thresholds)
     }
 
     /// The test, its URL and the `[bench]` values.

@@ -94,13 +94,15 @@ fn place(segments: &[&serde_path_to_error::Segment]) -> (String, Option<String>)
             section = format!("[[step]] #{} capture #{}", i + 1, j + 1);
             rest = tail;
         }
-        [Segment::Map { key }, Segment::Seq { index }, tail @ ..] if key == "step" => {
-            section = format!("[[step]] #{}", index + 1);
+        [Segment::Map { key }, Segment::Seq { index }, tail @ ..]
+            if key == "step" || key == "threshold" =>
+        {
+            section = format!("[[{key}]] #{}", index + 1);
             rest = tail;
         }
         [Segment::Map { key }, tail @ ..] => {
-            section = if key == "step" {
-                "[[step]]".into()
+            section = if key == "step" || key == "threshold" {
+                format!("[[{key}]]")
             } else {
                 format!("[{key}]")
             };
@@ -163,6 +165,7 @@ fn build(src: &Source<'_>, raw: RawFile) -> Result<TestPlan, TestDefError> {
     }
 
     let service = raw.service.map(|s| service(src, s)).transpose()?;
+    let thresholds = super::threshold::thresholds(src, raw.threshold, &steps)?;
     Ok(TestPlan {
         path: src.path.to_path_buf(),
         name,
@@ -172,6 +175,7 @@ fn build(src: &Source<'_>, raw: RawFile) -> Result<TestPlan, TestDefError> {
         steps,
         monitor_hosts: raw.monitor.map(|m| m.hosts).unwrap_or_default(),
         service,
+        thresholds,
     })
 }
 

@@ -9,7 +9,7 @@
 //! Layout: `raw` (the file as serde sees it) → `load` and `step` (validation, compilation) →
 //! the plan;
 //! `template` (values with `{{ ... }}`), `request` (target URL and body of a step), `response`
-//! (checks and captures), `values`, `node`, `describe`.
+//! (checks and captures), `threshold` (`[[threshold]]`), `values`, `node`, `describe`.
 
 mod describe;
 mod error;
@@ -22,6 +22,7 @@ mod request;
 mod response;
 mod step;
 mod template;
+mod threshold;
 pub mod values;
 
 pub use error::TestDefError;
@@ -58,6 +59,8 @@ pub struct TestPlan {
     pub monitor_hosts: Vec<String>,
     /// Service the master starts before the bench (`[service]`).
     pub service: Option<Service>,
+    /// Pass-or-fail limits on the merged result (`[[threshold]]`), in order.
+    pub thresholds: Vec<crate::result::Threshold>,
 }
 
 impl TestPlan {

@@ -20,6 +20,8 @@ pub(crate) struct RawFile {
     pub monitor: Option<RawMonitor>,
     #[serde(default)]
     pub service: Option<Spanned<RawService>>,
+    #[serde(default)]
+    pub threshold: super::threshold::RawThresholds,
 }
 
 /// `[test]`.

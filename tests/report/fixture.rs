@@ -166,6 +166,7 @@ impl Fixture {
                 ok_codes: vec![200, 301, 302],
                 timeout_s: 10.0,
                 model: ModelKind::Closed,
+                thresholds: Vec::new(),
             },
             steps: self
                 .steps
