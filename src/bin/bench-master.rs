@@ -36,9 +36,13 @@ fn main() -> ExitCode {
         }
     };
     match runtime.block_on(master::run(config, master::interrupted())) {
-        Ok(outcome) if outcome.failed.is_empty() => ExitCode::SUCCESS,
         // The run went through, with failed nodes (or unreachable hosts for --check).
-        Ok(_) => ExitCode::from(3),
+        Ok(outcome) if !outcome.failed.is_empty() => ExitCode::from(3),
+        // Every node ran, and a threshold failed on the merged result.
+        Ok(outcome) if outcome.thresholds_failed > 0 => {
+            ExitCode::from(benchmaster::report::ci::EXIT_THRESHOLD_FAILED)
+        }
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bench-master: {:#}", anyhow::Error::from(e));
             ExitCode::FAILURE

@@ -1,6 +1,6 @@
 //! `bench-node`: one node's load (`run`), a test's plan (`check`), the built-in target (`target`).
-//! A thin shell over [`benchmaster::node::cli`]. Exit codes: 0 done, 1 failed, 2 bad input, 130
-//! interrupted (the result is still written).
+//! A thin shell over [`benchmaster::node::cli`]. Exit codes: 0 done, 1 failed, 2 bad input, 4 a
+//! threshold failed (`run` alone), 130 interrupted (the result is still written).
 
 use std::process::ExitCode;
 

@@ -1,5 +1,6 @@
 //! `bench-report`: merge node results into an HTML report, compare runs, index a workspace.
-//! A thin shell over [`benchmaster::report`]. Exit codes: 0 done, 1 failed, 2 bad input.
+//! A thin shell over [`benchmaster::report`]. Exit codes: 0 done, 1 failed, 2 bad input, 4 a
+//! threshold failed.
 
 use std::process::ExitCode;
 
@@ -26,9 +27,13 @@ fn main() -> ExitCode {
         }
     };
     match job::run(job) {
-        Ok(out) => {
-            print!("{out}");
-            ExitCode::SUCCESS
+        Ok(done) => {
+            print!("{}", done.output);
+            if done.failed_thresholds > 0 {
+                ExitCode::from(benchmaster::report::ci::EXIT_THRESHOLD_FAILED)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e) => {
             let code = if e.is_bad_input() { 2 } else { 1 };

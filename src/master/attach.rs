@@ -38,6 +38,7 @@ pub async fn attach(
             report: None,
             detached: true,
             failed: Vec::new(),
+            thresholds_failed: 0,
         });
     }
     state.detached = false;

@@ -123,15 +123,17 @@ fn check_result(path: &Path) -> Result<u64, String> {
     }
 }
 
-/// Builds the report of `collected` into `<run dir>/report/`; returns the HTML page.
-pub fn build_report(run_dir: &Path, collected: &Collected) -> Result<PathBuf, report::ReportError> {
+/// Builds the report of `collected` into `<run dir>/report/`; returns what was written.
+pub fn build_report(
+    run_dir: &Path,
+    collected: &Collected,
+) -> Result<report::ReportSummary, report::ReportError> {
     let opts = ReportOptions {
         failed_nodes: collected.failed.clone(),
         skip_bad: true,
         templates: None,
     };
-    let summary = report::build_report(&collected.results, &run_dir.join("report"), &opts)?;
-    Ok(summary.index_html)
+    report::build_report(&collected.results, &run_dir.join("report"), &opts)
 }
 
 /// Refreshes the index page of the master workspace (every run, grouped by name).

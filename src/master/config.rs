@@ -16,7 +16,9 @@ use crate::test_def::Overrides;
     name = "bench-master",
     version,
     about = "Run a distributed HTTP bench on the nodes of NODES (pssh format; `local` runs a \
-             local process), collect the results and build the report."
+             local process), collect the results and build the report.",
+    after_help = "Exit codes: 0 done (every threshold passed), 1 error, 2 bad usage, 3 nodes \
+                  failed (wins over 4), 4 a threshold failed on the merged result."
 )]
 pub struct Args {
     /// Nodes file: `host[:port] [user]` per line, `local` for a local process.

@@ -54,6 +54,8 @@ pub struct Outcome {
     pub detached: bool,
     /// Nodes without a result.
     pub failed: Vec<crate::report::FailedNode>,
+    /// Thresholds of the test that failed on the merged result (0 when none or no report).
+    pub thresholds_failed: usize,
 }
 
 /// A run that could not be carried out.
@@ -150,6 +152,7 @@ async fn check(config: &Config) -> Result<Outcome, MasterError> {
         report: None,
         detached: false,
         failed,
+        thresholds_failed: 0,
     })
 }
 

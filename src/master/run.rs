@@ -364,6 +364,7 @@ fn detached(coordinated: Coordinated, run_dir: &Path) -> Outcome {
         report: None,
         detached: true,
         failed: Vec::new(),
+        thresholds_failed: 0,
     }
 }
 
@@ -490,8 +491,13 @@ pub fn finish(
         }
     }
     let building = std::time::Instant::now();
-    let report = collect::build_report(run_dir, &collected)?;
+    let written = collect::build_report(run_dir, &collected)?;
     eprintln!("report built in {:.1}s", building.elapsed().as_secs_f64());
+    let thresholds = &written.summary.thresholds;
+    let mut verdict = String::new();
+    crate::report::threshold::write_text(&mut verdict, thresholds);
+    eprint!("{verdict}");
+    let report = written.index_html;
     if let Err(e) = collect::refresh_index(workdir) {
         eprintln!("bench-master: workspace index not refreshed: {e}");
     }
@@ -501,6 +507,7 @@ pub fn finish(
         report: Some(report),
         detached: false,
         failed: collected.failed,
+        thresholds_failed: crate::report::threshold::failed(thresholds),
     })
 }
 

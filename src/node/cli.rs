@@ -1,7 +1,8 @@
 //! `bench-node`'s command line and what each subcommand does: `run` (one node's load),
 //! `check` (a test's plan), `target` (the built-in HTTP server) and `mux` (the nodes of a host
 //! over one channel). The binary parses, builds the runtime and maps [`NodeError`] to its exit
-//! code: 0 done, 1 failed, 2 bad input, 130 interrupted (the result is still written).
+//! code: 0 done, 1 failed, 2 bad input, 4 a threshold failed (`run` alone), 130 interrupted (the
+//! result is still written).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,7 +22,9 @@ use crate::test_def::{self, LoadModel, Overrides, TestDefError};
     name = "bench-node",
     version,
     about = "One node of a Bench Master run",
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    after_help = "Exit codes: 0 done, 1 failed, 2 bad input, 4 a threshold of the test failed \
+                  (`run` without --node: judged on this node's result), 130 interrupted."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -110,6 +113,9 @@ pub enum NodeError {
     Process(#[from] std::io::Error),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The result could not be read back to judge its thresholds.
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
 }
 
 impl NodeError {
@@ -180,6 +186,8 @@ async fn bench(args: NodeRunArgs) -> Result<u8, NodeError> {
             }
         })?;
     }
+    // Alone, the node judges its own result; under a master, the master judges the merged one.
+    let judge = args.node.is_none() && !config.plan.thresholds.is_empty();
     let control = Control::spawn(args.wait_start)?;
     let outcome = engine::run(config, control.started(), control.stopped()).await?;
     if outcome.interrupted {
@@ -190,7 +198,29 @@ async fn bench(args: NodeRunArgs) -> Result<u8, NodeError> {
         );
         return Ok(130);
     }
+    if judge {
+        return judge_alone(&outcome.output);
+    }
     Ok(0)
+}
+
+/// `bench-node run` alone: the test's thresholds judged on this node's result.
+fn judge_alone(result: &std::path::Path) -> Result<u8, NodeError> {
+    use crate::report::ci::{self, CiFiles, Show};
+    let results = [result.to_path_buf()];
+    let judged = ci::judge(
+        &results,
+        None,
+        Show::Verdict,
+        &CiFiles::default(),
+        &Default::default(),
+    )?;
+    eprint!("{}", judged.output);
+    Ok(if judged.failed_thresholds > 0 {
+        ci::EXIT_THRESHOLD_FAILED
+    } else {
+        0
+    })
 }
 
 /// The engine's configuration: the node's file (`--node`), then the flags over it.

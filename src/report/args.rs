@@ -4,14 +4,18 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use super::ci::CiFiles;
 use super::job::Job;
 use super::ReportOptions;
 use crate::args::DocArgs;
 
+const EXIT_CODES: &str = "Exit codes: 0 done (every threshold passed), 1 error, 2 bad usage or \
+bad input, 4 a threshold of the test failed (the stored run judged again on its merged result).";
+
 /// Merge bench-node results into a report; compare runs (--diff), follow them (--trend), or
 /// index a workspace (--index).
 #[derive(Debug, Parser)]
-#[command(name = "bench-report", version)]
+#[command(name = "bench-report", version, after_help = EXIT_CODES)]
 pub struct Flags {
     /// Result XML files of one run (one per node).
     #[arg(value_name = "RESULT.xml")]
@@ -37,6 +41,12 @@ pub struct Flags {
     /// Directory of templates replacing the embedded ones (same file names).
     #[arg(long, value_name = "DIR")]
     pub templates: Option<PathBuf>,
+    /// Also write the thresholds as JUnit test cases to FILE (one per threshold and cycle).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["diff", "trend", "index"])]
+    pub junit: Option<PathBuf>,
+    /// Also write a markdown summary for a pull-request comment to FILE.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["diff", "trend", "index"])]
+    pub markdown: Option<PathBuf>,
     #[command(flatten)]
     pub docs: DocArgs,
 }
@@ -92,9 +102,21 @@ impl TryFrom<Flags> for Job {
         if f.results.is_empty() {
             return Err("no RESULT.xml given (see --help)".into());
         }
+        let ci = CiFiles {
+            junit: f.junit,
+            markdown: f.markdown,
+        };
         if f.text {
             return Ok(Job::Text {
                 results: f.results,
+                ci,
+                opts,
+            });
+        }
+        if f.output.is_none() && ci != CiFiles::default() {
+            return Ok(Job::Judge {
+                results: f.results,
+                ci,
                 opts,
             });
         }
@@ -102,6 +124,7 @@ impl TryFrom<Flags> for Job {
         Ok(Job::Report {
             results: f.results,
             out,
+            ci,
             opts,
         })
     }

@@ -2,22 +2,29 @@
 
 use std::path::PathBuf;
 
-use super::{
-    build_diff, build_report, build_trend, index, text_report, ReportError, ReportOptions,
-};
+use super::ci::{self, CiFiles, Judged, Show};
+use super::{build_diff, build_trend, index, ReportError, ReportOptions};
 
 /// One invocation of `bench-report`, its inputs checked.
 #[derive(Debug, Clone)]
 pub enum Job {
-    /// Merge result files into `out/index.html` and `out/summary.json`.
+    /// Merge result files into `out/index.html`, `out/summary.json` and `out/junit.xml`.
     Report {
         results: Vec<PathBuf>,
         out: PathBuf,
+        ci: CiFiles,
         opts: ReportOptions,
     },
     /// Merge result files and print the main tables.
     Text {
         results: Vec<PathBuf>,
+        ci: CiFiles,
+        opts: ReportOptions,
+    },
+    /// Merge result files, judge their thresholds and write only the CI files.
+    Judge {
+        results: Vec<PathBuf>,
+        ci: CiFiles,
         opts: ReportOptions,
     },
     /// Compare two runs into `out/index.html`.
@@ -40,40 +47,37 @@ pub enum Job {
     },
 }
 
-/// Runs a job; returns what to print on standard output.
-pub fn run(job: Job) -> Result<String, ReportError> {
+/// Runs a job; returns what to print on standard output and the thresholds' verdict.
+pub fn run(job: Job) -> Result<Judged, ReportError> {
+    let printed = |output: String| Judged {
+        output,
+        failed_thresholds: 0,
+    };
     match job {
-        Job::Report { results, out, opts } => {
-            let written = build_report(&results, &out, &opts)?;
-            let mut msg = String::new();
-            for s in &written.summary.skipped {
-                msg.push_str(&format!("skipped {}: {}\n", s.path, s.reason));
-            }
-            msg.push_str(&format!(
-                "report of {} node(s): {}\nsummary: {}\n",
-                written.summary.nodes,
-                written.index_html.display(),
-                written.summary_json.display()
-            ));
-            Ok(msg)
-        }
-        Job::Text { results, opts } => text_report(&results, &opts),
+        Job::Report {
+            results,
+            out,
+            ci,
+            opts,
+        } => ci::judge(&results, Some(&out), Show::Html, &ci, &opts),
+        Job::Text { results, ci, opts } => ci::judge(&results, None, Show::Text, &ci, &opts),
+        Job::Judge { results, ci, opts } => ci::judge(&results, None, Show::Verdict, &ci, &opts),
         Job::Diff {
             base,
             new,
             out,
             opts,
-        } => Ok(format!(
+        } => Ok(printed(format!(
             "differential report: {}\n",
             build_diff(&base, &new, &out, &opts)?.display()
-        )),
-        Job::Trend { runs, out, opts } => Ok(format!(
+        ))),
+        Job::Trend { runs, out, opts } => Ok(printed(format!(
             "trend report: {}\n",
             build_trend(&runs, &out, &opts)?.display()
-        )),
-        Job::Index { workdir, templates } => Ok(format!(
+        ))),
+        Job::Index { workdir, templates } => Ok(printed(format!(
             "index: {}\n",
             index::write_index_with(&workdir, templates.as_deref())?.display()
-        )),
+        ))),
     }
 }

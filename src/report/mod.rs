@@ -6,13 +6,16 @@
 //! - [`stats`]: FunkLoad's figures (STPS, SPPS, RPS, Apdex, percentiles) and `summary.json`.
 //! - [`view`]: the [`Report`] every output shows.
 //! - outputs, one file each behind the [`Output`] trait: [`html`] (tera templates from
-//!   `templates/`, charts from [`chart`]), [`json`], [`text`].
+//!   `templates/`, charts from [`chart`]), [`json`], [`text`], [`junit`], [`markdown`].
+//! - [`threshold`]: the test's thresholds judged on the merged result; [`ci`]: the CI files
+//!   (`--junit`, `--markdown`) and the verdict of a `bench-report` run.
 //! - [`diff`], [`trend`]: comparisons of runs, read back through [`input`];
 //!   [`index`]: the page listing every run of a workspace.
 //! - [`args`] → [`job`]: bench-report's flags, checked into one job, and running it.
 
 pub mod args;
 pub mod chart;
+pub mod ci;
 pub mod diff;
 mod error;
 pub mod html;
@@ -20,6 +23,8 @@ pub mod index;
 pub mod input;
 pub mod job;
 pub mod json;
+pub mod junit;
+pub mod markdown;
 pub mod merge;
 pub mod stats;
 pub mod templates;
@@ -76,6 +81,8 @@ pub enum Format {
     Html,
     Json,
     Text,
+    /// The thresholds as JUnit test cases.
+    Junit,
 }
 
 /// The output of one format.
@@ -84,6 +91,7 @@ pub fn output(format: Format, templates: &Templates) -> Box<dyn Output + '_> {
         Format::Html => Box::new(html::HtmlOutput::new(templates)),
         Format::Json => Box::new(json::JsonOutput),
         Format::Text => Box::new(text::TextOutput),
+        Format::Junit => Box::new(junit::JunitOutput),
     }
 }
 
@@ -126,7 +134,7 @@ pub fn report_of(run: MergedRun, skipped: &[SkippedFile], opts: &ReportOptions) 
     Report::new(run, summary)
 }
 
-/// Merges result files and writes `index.html` and `summary.json` into `out_dir`.
+/// Merges result files and writes `index.html`, `summary.json` and `junit.xml` into `out_dir`.
 pub fn build_report(
     results: &[PathBuf],
     out_dir: &Path,
@@ -144,7 +152,7 @@ pub fn write_report(
 ) -> Result<ReportSummary, ReportError> {
     let templates = Templates::load(opts.templates.as_deref())?;
     std::fs::create_dir_all(out_dir).map_err(ReportError::io(out_dir))?;
-    for format in [Format::Json, Format::Html] {
+    for format in [Format::Json, Format::Html, Format::Junit] {
         let out = output(format, &templates);
         let path = out_dir.join(out.file_name());
         let bytes = out.render(report)?;

@@ -17,6 +17,11 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("diff.html", include_str!("../../templates/diff.html")),
     ("trend.html", include_str!("../../templates/trend.html")),
     ("index.html", include_str!("../../templates/index.html")),
+    (
+        "thresholds.html",
+        include_str!("../../templates/thresholds.html"),
+    ),
+    ("summary.md", include_str!("../../templates/summary.md")),
 ];
 
 /// The loaded templates (autoescape on for every `*.html`).
@@ -45,6 +50,7 @@ impl Templates {
             })?;
         tera.register_filter("num", num);
         tera.register_filter("opt", opt);
+        tera.register_filter("md", super::markdown::md);
         Ok(Templates { tera })
     }
 

@@ -45,6 +45,9 @@ pub struct ThresholdCheck {
     pub cycle: Option<u32>,
     /// Users of that cycle over all nodes; null for the whole run.
     pub users: Option<u32>,
+    /// Where it was measured, in words: `cycle 2 (60 users)` (cycles counted from 1 here) or
+    /// `whole run`.
+    pub place: String,
     /// Measured window, s (all windows together for the whole run).
     pub duration_s: f64,
     /// The value in the metric's unit; null when nothing was measured (which fails).
@@ -52,17 +55,6 @@ pub struct ThresholdCheck {
     /// The value in words, e.g. `412.5 ms`, or `nothing measured`.
     pub value_text: String,
     pub passed: bool,
-}
-
-impl ThresholdCheck {
-    /// Where it was measured: `cycle 2 (60 users)` or `whole run`.
-    pub fn place(&self) -> String {
-        match (self.cycle, self.users) {
-            (Some(c), Some(u)) => format!("cycle {} ({u} users)", c + 1),
-            (Some(c), None) => format!("cycle {}", c + 1),
-            _ => "whole run".into(),
-        }
-    }
 }
 
 /// Judges every threshold the run's configuration holds.
@@ -116,6 +108,13 @@ fn check(run: &MergedRun, t: &Threshold, cycles: &[&MergedCycle]) -> ThresholdCh
     ThresholdCheck {
         cycle: one.map(|c| c.index),
         users: one.map(|c| c.users),
+        place: one.map_or_else(
+            || "whole run".into(),
+            |c| {
+                let s = if c.users == 1 { "" } else { "s" };
+                format!("cycle {} ({} user{s})", c.index + 1, c.users)
+            },
+        ),
         duration_s: cycles.iter().map(|c| c.window_s).sum(),
         value,
         value_text: value.map_or_else(|| "nothing measured".into(), |v| t.format(v)),
@@ -200,10 +199,10 @@ pub fn write_text(out: &mut String, thresholds: &[ThresholdSummary]) {
         for c in &t.checks {
             let _ = writeln!(
                 out,
-                "  {}  {} at {}: {}",
+                "  {}  {} — {}: {}",
                 if c.passed { "pass" } else { "FAIL" },
                 t.name,
-                c.place(),
+                c.place,
                 c.value_text
             );
         }

@@ -219,6 +219,9 @@ impl Threshold {
 impl fmt::Display for Threshold {
     /// `p95 of all pages ≤ 300 ms`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.metric.per_step() {
+            return write!(f, "{} {}", self.metric.name(), self.limit_text());
+        }
         write!(
             f,
             "{} of {} {}",
