@@ -13,3 +13,4 @@ mod security;
 mod sshd;
 mod templates;
 mod test_def;
+mod thresholds;

@@ -191,7 +191,8 @@ impl Threshold {
     /// `value` in the metric's unit, for reading: `412.5 ms`, `1.2 %`, `950/s`, `0.93`.
     pub fn format(&self, value: f64) -> String {
         match self.metric.kind() {
-            Kind::Latency => format!("{} ms", short(value, 1)),
+            // Sub-10 ms values keep µs precision: `0.25 ms`, `6.523 ms`, `412.5 ms`.
+            Kind::Latency => format!("{} ms", short(value, if value < 10.0 { 3 } else { 1 })),
             Kind::Ratio => format!("{} %", short(value * 100.0, 3)),
             Kind::Rate => format!("{}/s", short(value, 1)),
             Kind::Score => short(value, 3),
