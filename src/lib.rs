@@ -16,8 +16,9 @@
 //! - [`monitor`]: host resources: /proc read and parsed, and the one sampling loop the nodes
 //!   run for their own host and the master for `[monitor] hosts`.
 //! - [`result`]: the shared result model, its XML writer and streaming reader.
-//! - [`report`]: merge node results exactly, compute statistics, write the HTML report,
-//!   `summary.json`, text tables, differential and trend reports and the workspace index.
+//! - [`report`]: merge node results exactly, compute statistics, judge the test's thresholds,
+//!   write the HTML report, `summary.json`, text tables, `junit.xml` and markdown summaries,
+//!   differential and trend reports and the workspace index.
 //!
 //! The binaries in `src/bin/` only parse flags and call into these modules; [`args`] holds the
 //! flags they share (the run flags, completions and man pages) and turns them into typed values.

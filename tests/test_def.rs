@@ -69,6 +69,8 @@ fn full_example_uses_every_feature() {
     assert_eq!(b.cycle_time, Duration::from_secs(1));
     assert!(!plan.monitor_hosts.is_empty());
     assert!(plan.service.is_some());
+    assert_eq!(plan.thresholds.len(), 3);
+    assert!(plan.thresholds[0].abort && plan.thresholds[0].step.as_deref() == Some("search"));
 
     let bodies: Vec<&str> = plan
         .steps

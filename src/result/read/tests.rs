@@ -499,6 +499,8 @@ fn documented_example_is_current() {
     let example = &doc[start..start + doc[start..].find("```").unwrap()];
     let r = read_str(example).unwrap();
     assert!(r.interrupted);
+    assert_eq!(r.config.thresholds.len(), 2);
+    assert_eq!(r.config.thresholds[1].step.as_deref(), Some("home"));
     assert_eq!(r.cycles[0].requests.total(), 3);
     assert_eq!(r.cycles[0].requests.latency.len(), 2);
     assert_eq!(r.cycles[0].requests.latency.max(), 15_503);
