@@ -77,36 +77,7 @@ fn threshold(
             at(c.span(), "cycle", msg)
         })?,
     };
-    let (bound, value) = match (raw.max, raw.min) {
-        (Some(v), None) => (Bound::Max, v),
-        (None, Some(v)) => (Bound::Min, v),
-        (Some(_), Some(v)) => {
-            return Err(at(
-                v.span(),
-                "min",
-                "give either max or min, not both".into(),
-            ));
-        }
-        (None, None) => {
-            return Err(src.error(
-                span,
-                key,
-                format!(
-                    "{} needs a limit: max = ... or min = ... ({})",
-                    metric.name(),
-                    example(metric.kind())
-                ),
-            ));
-        }
-    };
-    let field = format!("{key} {}", bound.name());
-    let limit = limit(metric.kind(), value.get_ref()).map_err(|m| {
-        src.error(
-            value.span(),
-            &field,
-            format!("{m} ({})", example(metric.kind())),
-        )
-    })?;
+    let (bound, limit) = bound_and_limit(src, key, span, metric, raw.max, raw.min)?;
     let abort = raw.abort.unwrap_or(false);
     let abort_after_s = match raw.abort_after {
         None => 0.0,
@@ -128,6 +99,42 @@ fn threshold(
         abort,
         abort_after_s,
     })
+}
+
+/// `max` or `min` (exactly one), as a limit in the metric's unit.
+fn bound_and_limit(
+    src: &Source<'_>,
+    key: &str,
+    span: std::ops::Range<usize>,
+    metric: Metric,
+    max: Option<Spanned<toml::Value>>,
+    min: Option<Spanned<toml::Value>>,
+) -> Result<(Bound, f64), TestDefError> {
+    let (bound, value) = match (max, min) {
+        (Some(v), None) => (Bound::Max, v),
+        (None, Some(v)) => (Bound::Min, v),
+        (Some(_), Some(v)) => {
+            let msg = "give either max or min, not both";
+            return Err(src.error(v.span(), &format!("{key} min"), msg));
+        }
+        (None, None) => {
+            let msg = format!(
+                "{} needs a limit: max = ... or min = ... ({})",
+                metric.name(),
+                example(metric.kind())
+            );
+            return Err(src.error(span, key, msg));
+        }
+    };
+    let field = format!("{key} {}", bound.name());
+    let limit = limit(metric.kind(), value.get_ref()).map_err(|m| {
+        src.error(
+            value.span(),
+            &field,
+            format!("{m} ({})", example(metric.kind())),
+        )
+    })?;
+    Ok((bound, limit))
 }
 
 /// The step a threshold is taken at, which must exist and suit the metric.
