@@ -37,8 +37,14 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a bench and write its result XML.
+    #[command(
+        after_help = "Exit codes: 0 done, 1 failed, 2 bad input, 4 a threshold of the \
+                            test failed (without --node: judged on this node's result), 130 \
+                            interrupted (the result is still written)."
+    )]
     Run(NodeRunArgs),
-    /// Validate a test definition and print its plan.
+    /// Validate a test definition and print its plan, thresholds included.
+    #[command(after_help = "Exit codes: 0 valid, 2 invalid (the file, line and key are named).")]
     Check { test: PathBuf },
     /// Run the nodes in DIRS with their stdio carried over this one (used by bench-master:
     /// one SSH channel for all the nodes of a host).
