@@ -88,10 +88,10 @@ fn judge(run: &MergedRun, t: &Threshold) -> ThresholdSummary {
     }
     ThresholdSummary {
         name: t.to_string(),
-        metric: t.metric.name().into(),
+        metric: t.metric.as_str().into(),
         step: t.step.clone(),
-        cycle: t.scope.name().into(),
-        bound: t.bound.name().into(),
+        cycle: t.scope.as_str().into(),
+        bound: t.bound.as_str().into(),
         limit: t.limit,
         limit_text: t.limit_text(),
         abort: t.abort,

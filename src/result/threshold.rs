@@ -3,29 +3,32 @@
 
 use std::fmt;
 
-/// What a threshold measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Metric {
-    /// Latency percentiles of pages (or of one step), ms.
-    P50,
-    P90,
-    P95,
-    P99,
-    P999,
-    /// Highest latency, ms.
-    Max,
-    /// Mean latency, ms.
-    Mean,
-    /// Pages that failed or erred / all pages, a fraction from 0 to 1.
-    ErrorRate,
-    /// Requests per second, successful or not.
-    Rps,
-    /// Successful pages per second.
-    Spps,
-    /// Successful tests per second.
-    Stps,
-    /// Apdex score of pages, 0 to 1.
-    Apdex,
+use crate::words::words;
+
+words! {
+    /// What a threshold measures.
+    pub enum Metric {
+        /// Latency percentiles of pages (or of one step), ms.
+        P50 => "p50",
+        P90 => "p90",
+        P95 => "p95",
+        P99 => "p99",
+        P999 => "p99.9",
+        /// Highest latency, ms.
+        Max => "max",
+        /// Mean latency, ms.
+        Mean => "mean",
+        /// Pages that failed or erred / all pages, a fraction from 0 to 1.
+        ErrorRate => "error_rate",
+        /// Requests per second, successful or not.
+        Rps => "rps",
+        /// Successful pages per second.
+        Spps => "spps",
+        /// Successful tests per second.
+        Stps => "stps",
+        /// Apdex score of pages, 0 to 1.
+        Apdex => "apdex",
+    }
 }
 
 /// The kinds of limits: what unit a limit is written in.
@@ -42,45 +45,6 @@ pub enum Kind {
 }
 
 impl Metric {
-    /// Every metric, in the order the documentation lists them.
-    pub const ALL: [Metric; 12] = [
-        Metric::P50,
-        Metric::P90,
-        Metric::P95,
-        Metric::P99,
-        Metric::P999,
-        Metric::Max,
-        Metric::Mean,
-        Metric::ErrorRate,
-        Metric::Rps,
-        Metric::Spps,
-        Metric::Stps,
-        Metric::Apdex,
-    ];
-
-    /// The name a test file uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::P50 => "p50",
-            Metric::P90 => "p90",
-            Metric::P95 => "p95",
-            Metric::P99 => "p99",
-            Metric::P999 => "p99.9",
-            Metric::Max => "max",
-            Metric::Mean => "mean",
-            Metric::ErrorRate => "error_rate",
-            Metric::Rps => "rps",
-            Metric::Spps => "spps",
-            Metric::Stps => "stps",
-            Metric::Apdex => "apdex",
-        }
-    }
-
-    /// The metric of that name.
-    pub fn parse(name: &str) -> Option<Metric> {
-        Metric::ALL.into_iter().find(|m| m.name() == name)
-    }
-
     /// The unit its limit is written in.
     pub fn kind(self) -> Kind {
         match self {
@@ -104,34 +68,19 @@ impl Metric {
     }
 }
 
-/// Which cycles a threshold judges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// Every cycle on its own must pass (the default).
-    Each,
-    /// The last cycle that ran.
-    Last,
-    /// The whole run: every cycle merged, histograms added exactly.
-    All,
+words! {
+    /// Which cycles a threshold judges.
+    pub enum Scope {
+        /// Every cycle on its own must pass (the default).
+        Each => "each",
+        /// The last cycle that ran.
+        Last => "last",
+        /// The whole run: every cycle merged, histograms added exactly.
+        All => "all",
+    }
 }
 
 impl Scope {
-    /// The name a test file uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            Scope::Each => "each",
-            Scope::Last => "last",
-            Scope::All => "all",
-        }
-    }
-
-    /// The scope of that name.
-    pub fn parse(name: &str) -> Option<Scope> {
-        [Scope::Each, Scope::Last, Scope::All]
-            .into_iter()
-            .find(|s| s.name() == name)
-    }
-
     /// In words: `every cycle`, `last cycle`, `whole run`.
     pub fn words(self) -> &'static str {
         match self {
@@ -142,22 +91,13 @@ impl Scope {
     }
 }
 
-/// Which side of the limit passes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Bound {
-    /// The value must be at most the limit.
-    Max,
-    /// The value must be at least the limit.
-    Min,
-}
-
-impl Bound {
-    /// `max` or `min`, as in a test file.
-    pub fn name(self) -> &'static str {
-        match self {
-            Bound::Max => "max",
-            Bound::Min => "min",
-        }
+words! {
+    /// Which side of the limit passes, spelled as in a test file.
+    pub enum Bound {
+        /// The value must be at most the limit.
+        Max => "max",
+        /// The value must be at least the limit.
+        Min => "min",
     }
 }
 
@@ -221,12 +161,12 @@ impl fmt::Display for Threshold {
     /// `p95 of all pages ≤ 300 ms`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if !self.metric.per_step() {
-            return write!(f, "{} {}", self.metric.name(), self.limit_text());
+            return write!(f, "{} {}", self.metric.as_str(), self.limit_text());
         }
         write!(
             f,
             "{} of {} {}",
-            self.metric.name(),
+            self.metric.as_str(),
             self.subject(),
             self.limit_text()
         )
@@ -249,9 +189,8 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_limits_read_well() {
-        for m in Metric::ALL {
-            assert_eq!(Metric::parse(m.name()), Some(m));
-        }
+        crate::words::assert_round_trip(Metric::ALL);
+        crate::words::assert_round_trip(Scope::ALL);
         let t = Threshold {
             metric: Metric::ErrorRate,
             step: Some("login".into()),

@@ -379,12 +379,12 @@ fn write_thresholds<W: Write>(x: &mut Writer<W>, thresholds: &[Threshold]) -> io
     }
     x.create_element("thresholds").write_inner_content(|x| {
         for t in thresholds {
-            let mut a = Attrs::new().add("metric", t.metric.name());
+            let mut a = Attrs::new().add("metric", t.metric.as_str());
             if let Some(step) = &t.step {
                 a = a.add("step", step);
             }
-            a.add("cycle", t.scope.name())
-                .add(t.bound.name(), t.limit)
+            a.add("cycle", t.scope.as_str())
+                .add(t.bound.as_str(), t.limit)
                 .add("abort", t.abort)
                 .add("abort-after-s", t.abort_after_s)
                 .element(x, "threshold")

@@ -56,8 +56,8 @@ fn threshold(
     let at = |span: std::ops::Range<usize>, field: &str, msg: String| {
         src.error(span, &format!("{key} {field}"), msg)
     };
-    let names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
-    let metric = Metric::parse(raw.metric.get_ref()).ok_or_else(|| {
+    let names: Vec<&str> = Metric::ALL.iter().map(|m| m.as_str()).collect();
+    let metric = raw.metric.get_ref().parse::<Metric>().ok().ok_or_else(|| {
         let msg = format!(
             "unknown metric {:?} (expected one of {})",
             raw.metric.get_ref(),
@@ -68,7 +68,7 @@ fn threshold(
     let step = step(raw.step.as_ref(), metric, steps).map_err(|(span, m)| at(span, "step", m))?;
     let scope = match &raw.cycle {
         None => Scope::Each,
-        Some(c) => Scope::parse(c.get_ref()).ok_or_else(|| {
+        Some(c) => c.get_ref().parse::<Scope>().ok().ok_or_else(|| {
             let msg = format!(
                 "{:?} is not a cycle choice: each (every cycle must pass), last (the last \
                  cycle) or all (the whole run merged)",
@@ -120,13 +120,13 @@ fn bound_and_limit(
         (None, None) => {
             let msg = format!(
                 "{} needs a limit: max = ... or min = ... ({})",
-                metric.name(),
+                metric.as_str(),
                 example(metric.kind())
             );
             return Err(src.error(span, key, msg));
         }
     };
-    let field = format!("{key} {}", bound.name());
+    let field = format!("{key} {}", bound.as_str());
     let limit = limit(metric.kind(), value.get_ref()).map_err(|m| {
         src.error(
             value.span(),
@@ -154,7 +154,7 @@ fn step(
         };
         let msg = format!(
             "{} is counted over all steps, not per step: remove `step`{hint}",
-            metric.name()
+            metric.as_str()
         );
         return Err((s.span(), msg));
     }

@@ -9,14 +9,13 @@ use crate::result::threshold::{Bound, Metric, Scope, Threshold};
 
 impl FromAttr for Metric {
     fn from_attr(s: &str) -> Result<Self, &'static str> {
-        Metric::parse(s)
-            .ok_or("expected one of p50 p90 p95 p99 p99.9 max mean error_rate rps spps stps apdex")
+        s.parse().map_err(|_| Metric::EXPECTED)
     }
 }
 
 impl FromAttr for Scope {
     fn from_attr(s: &str) -> Result<Self, &'static str> {
-        Scope::parse(s).ok_or("expected each, last or all")
+        s.parse().map_err(|_| Scope::EXPECTED)
     }
 }
 
