@@ -9,6 +9,7 @@ mod fuzz_corpora;
 mod master;
 mod master_faults;
 mod report;
+mod scenarios;
 mod security;
 mod sshd;
 mod templates;

@@ -294,3 +294,70 @@ pub fn response(status: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
     }
     format!("{head}content-length: {}\r\n\r\n{body}", body.len()).into_bytes()
 }
+
+/// A real HTTP/1.1 server (hyper) on 127.0.0.1 port 0 that answers `200 ok` to everything and
+/// logs the path and query of every request it receives, in order: the witness of what the
+/// load really asked for.
+pub struct LogServer {
+    pub addr: std::net::SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _thread: std::thread::JoinHandle<()>,
+}
+
+impl LogServer {
+    pub fn start() -> LogServer {
+        use std::sync::{Arc, Mutex};
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let kept = log.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let log = kept.clone();
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
+                            let target = req
+                                .uri()
+                                .path_and_query()
+                                .map_or("/".to_string(), |p| p.to_string());
+                            log.lock().unwrap().push(target);
+                            async {
+                                Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                    http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
+                                ))
+                            }
+                        });
+                        let io = hyper_util::rt::TokioIo::new(stream);
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(io, service)
+                            .await;
+                    });
+                }
+            });
+        });
+        LogServer {
+            addr: rx.recv().unwrap(),
+            log,
+            _thread: thread,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every request's path and query so far, in the order received.
+    pub fn requests(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}

@@ -45,6 +45,8 @@ pub struct ErrorReport<'a> {
 pub struct Recorder {
     t0: Instant,
     steps: usize,
+    /// Scenarios counted apart (0 for a test of top-level steps).
+    scenarios: usize,
     cycles: Vec<CycleResult>,
     /// Per-second counts, by second of the run (taken from the completion time); their
     /// `second`, `cycle` and `users` are filled in by [`Recorder::finish`] and the controller.
@@ -66,10 +68,11 @@ struct Placed {
 }
 
 impl Recorder {
-    pub fn new(t0: Instant, step_names: Vec<String>) -> Recorder {
+    pub fn new(t0: Instant, step_names: Vec<String>, scenarios: usize) -> Recorder {
         Recorder {
             t0,
             steps: step_names.len(),
+            scenarios,
             cycles: Vec::new(),
             seconds: Vec::new(),
             errors: Vec::new(),
@@ -91,6 +94,7 @@ impl Recorder {
             self.cycles.push(CycleResult {
                 index,
                 steps: vec![Counts::default(); self.steps],
+                scenarios: vec![Counts::default(); self.scenarios],
                 ..CycleResult::default()
             });
         }
@@ -167,8 +171,15 @@ impl Recorder {
         }
     }
 
-    /// One execution of the whole test completed at `done`.
-    pub fn test(&mut self, w: &Window, done: Instant, latency: Duration, outcome: Verdict) {
+    /// One execution of the whole test, of scenario `scenario`, completed at `done`.
+    pub fn test(
+        &mut self,
+        w: &Window,
+        done: Instant,
+        latency: Duration,
+        outcome: Verdict,
+        scenario: usize,
+    ) {
         let (second, holds) = self.place(w, done);
         if outcome == Verdict::Success {
             self.seconds[second].tests_ok += 1;
@@ -176,6 +187,10 @@ impl Recorder {
         let c = self.cycle(w.cycle);
         if holds {
             add(&mut c.tests, latency, outcome, 0);
+            // Absent for a test of top-level steps: it is all of `tests`.
+            if let Some(s) = c.scenarios.get_mut(scenario) {
+                add(s, latency, outcome, 0);
+            }
         } else {
             c.outside.tests += 1;
         }
@@ -232,6 +247,9 @@ impl Recorder {
             mine.tests.merge(&c.tests);
             mine.requests.merge(&c.requests);
             for (m, o) in mine.steps.iter_mut().zip(&c.steps) {
+                m.merge(o);
+            }
+            for (m, o) in mine.scenarios.iter_mut().zip(&c.scenarios) {
                 m.merge(o);
             }
             mine.outside.add(&c.outside);
@@ -303,7 +321,7 @@ mod tests {
             start: t0 + Duration::from_secs(1),
             end: t0 + Duration::from_secs(2),
         };
-        let mut r = Recorder::new(t0, vec!["a".into()]);
+        let mut r = Recorder::new(t0, vec!["a".into()], 0);
         let ms = Duration::from_millis;
         r.request(&w, t0 + ms(500), ms(5), Verdict::Success, 10);
         r.request(&w, t0 + ms(1500), ms(5), Verdict::Success, 10);
@@ -332,7 +350,7 @@ mod tests {
             end: t0 + Duration::from_secs(10),
         };
         let mk = || {
-            let mut r = Recorder::new(t0, vec!["home".into()]);
+            let mut r = Recorder::new(t0, vec!["home".into()], 0);
             r.page(
                 &w,
                 0,
@@ -375,7 +393,7 @@ mod tests {
             end: t0 + Duration::from_secs(1),
         };
         let mk = |offset: u64| {
-            let mut r = Recorder::new(t0, vec!["home".into(), "search".into()]);
+            let mut r = Recorder::new(t0, vec!["home".into(), "search".into()], 0);
             r.page(&w, 0, t0 + ms(10 + offset), ms(3), Verdict::Success, 5);
             r.page(&w, 1, t0 + ms(20 + offset), ms(40), Verdict::Failure, 7);
             r.page(&w, 1, t0 + ms(30 + offset), ms(9), Verdict::Error, 0);

@@ -19,7 +19,7 @@ use crate::monitor::sampler::Sampler;
 use crate::protocol::progress::ProgressEvent;
 use crate::result::{
     unix_ms, BenchConfig, CycleResult, ErrorGroup, HostResources, HostRole, ModelKind, NodeInfo,
-    NodeResult, ResourceSample, SecondSample, StepInfo, TestInfo,
+    NodeResult, ResourceSample, ScenarioInfo, SecondSample, StepInfo, TestInfo,
 };
 use crate::test_def::{Bench, LoadModel, TestPlan};
 
@@ -451,6 +451,17 @@ fn node_result(
                 name: s.name.clone(),
                 method: s.method.to_string(),
                 target: s.target_text.clone(),
+            })
+            .collect(),
+        scenarios: plan
+            .scenarios
+            .recorded()
+            .iter()
+            .map(|s| ScenarioInfo {
+                name: s.name.clone(),
+                weight: s.weight,
+                first_step: s.steps.start as u32,
+                steps: s.steps.len() as u32,
             })
             .collect(),
         cycles: measured.cycles,

@@ -65,7 +65,12 @@ impl User {
         }
         let _running = self.counters.user_running();
         let mut client = Client::new(self.connector.clone(), self.plan.bench.timeout);
-        let mut rng = SmallRng::from_entropy();
+        let mut rng = user_rng(
+            self.plan.bench.seed,
+            self.node,
+            self.window.cycle,
+            self.number,
+        );
         let mut iteration = 0u64;
         while self.running() {
             if !self
@@ -99,18 +104,22 @@ impl User {
             iteration,
             captured: Default::default(),
         };
+        let scenario = self.plan.scenarios.pick(rng);
+        let steps = self.plan.scenarios.all()[scenario].steps.clone();
+        let first = steps.start;
+        let many = steps.len() > 1;
         let mut outcome = Verdict::Success;
         // The test ends when its last page does; a one-page test lasts as long as its page.
         let mut done = scheduled;
         let mut latency = Duration::ZERO;
-        for index in 0..self.plan.steps.len() {
-            if index > 0 && !self.think(client, rng).await {
+        for index in steps {
+            if index > first && !self.think(client, rng).await {
                 return false;
             }
             if !self.running() {
                 return false;
             }
-            let started = if index == 0 {
+            let started = if index == first {
                 scheduled
             } else {
                 Instant::now()
@@ -126,12 +135,12 @@ impl User {
                 break;
             }
         }
-        if self.plan.steps.len() > 1 {
+        if many {
             latency = done - scheduled;
         }
         self.recorder
             .borrow_mut()
-            .test(&self.window, done, latency, outcome);
+            .test(&self.window, done, latency, outcome, scenario);
         true
     }
 
@@ -332,6 +341,19 @@ impl User {
             e.message.as_bytes(),
         );
         PageEnd::new(Verdict::Error, bytes, Some(fault))
+    }
+}
+
+/// The random stream of user `number` of node `node` in `cycle`: from `[bench] seed` when
+/// given (the same streams every run), else from the system.
+pub fn user_rng(seed: Option<u64>, node: u32, cycle: u32, number: u32) -> SmallRng {
+    match seed {
+        Some(seed) => {
+            let who = (u64::from(node) << 40) ^ (u64::from(cycle) << 32) ^ u64::from(number);
+            // Distinct users get distinct, well-spread seeds (SplitMix64's constant).
+            SmallRng::seed_from_u64(seed ^ who.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        }
+        None => SmallRng::from_entropy(),
     }
 }
 

@@ -8,13 +8,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
-use rand::SeedableRng;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::client::{Client, Connector};
 use super::record::{Recorder, Window};
-use super::user::{CyclePhase, User};
+use super::user::{user_rng, CyclePhase, User};
 use super::Counters;
 use crate::test_def::TestPlan;
 
@@ -77,7 +76,9 @@ impl Worker {
                     .expect("a current-thread runtime builds");
                 let names = shared.plan.steps.iter().map(|s| s.name.clone()).collect();
                 // Spawned before the start: the run's origin comes with the first job.
-                let recorder = Rc::new(RefCell::new(Recorder::new(Instant::now(), names)));
+                let scenarios = shared.plan.scenarios.recorded().len();
+                let recorder = Recorder::new(Instant::now(), names, scenarios);
+                let recorder = Rc::new(RefCell::new(recorder));
                 let local = tokio::task::LocalSet::new();
                 local.block_on(&runtime, async {
                     while let Some(job) = rx.recv().await {
@@ -213,7 +214,9 @@ async fn run_rate(cast: &Cast<'_>, users: &mut tokio::task::JoinSet<()>, rate: R
                 let number = rate.number_base + (created - 1) * rate.number_step;
                 let shared = cast.shared;
                 let client = Client::new(shared.connector.clone(), shared.plan.bench.timeout);
-                (number, client, 0, SmallRng::from_entropy())
+                let seed = shared.plan.bench.seed;
+                let rng = user_rng(seed, shared.node, cast.window.cycle, number);
+                (number, client, 0, rng)
             })
         });
         match picked {

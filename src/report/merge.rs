@@ -11,7 +11,7 @@ use hdrhistogram::Histogram;
 use super::ReportError;
 use crate::result::{
     new_histogram, BenchConfig, Counts, CycleResult, ErrorGroup, ErrorKind, HostResources,
-    HostRole, NodeResult, Outside, SecondSample, StepInfo, TestInfo,
+    HostRole, NodeResult, Outside, ScenarioInfo, SecondSample, StepInfo, TestInfo,
 };
 
 /// A node's CPU above this share of all its cores, %, flags it as possibly saturated.
@@ -73,6 +73,10 @@ pub struct MergedCycle {
     pub requests_per_s: f64,
     /// Per step: sum over nodes of successful pages / window, pages/s.
     pub steps_ok_per_s: Vec<f64>,
+    /// Tests per scenario, in the order of [`MergedRun::scenarios`].
+    pub scenarios: Vec<Counts>,
+    /// Per scenario: sum over nodes of successful tests / window, tests/s (its STPS).
+    pub scenarios_ok_per_s: Vec<f64>,
     /// Nodes that ran this cycle.
     pub nodes: u32,
 }
@@ -88,6 +92,8 @@ pub struct MergedRun {
     /// The first node's configuration (all nodes share its cycle plan).
     pub config: BenchConfig,
     pub steps: Vec<StepInfo>,
+    /// The first node's scenarios (every node has the same).
+    pub scenarios: Vec<ScenarioInfo>,
     /// Earliest start, Unix time in ms.
     pub started_unix_ms: u64,
     /// Latest end, Unix time in ms.
@@ -117,6 +123,7 @@ impl MergedRun {
             test: node.test.clone(),
             config: node.config.clone(),
             steps: node.steps.clone(),
+            scenarios: node.scenarios.clone(),
             started_unix_ms: node.started_unix_ms,
             finished_unix_ms: node.finished_unix_ms,
             start_skew_ms: 0,
@@ -137,6 +144,8 @@ impl MergedRun {
                 index,
                 steps: vec![Counts::default(); self.steps.len()],
                 steps_ok_per_s: vec![0.0; self.steps.len()],
+                scenarios: vec![Counts::default(); self.scenarios.len()],
+                scenarios_ok_per_s: vec![0.0; self.scenarios.len()],
                 ..MergedCycle::default()
             });
         }
@@ -163,6 +172,11 @@ impl MergedCycle {
         for (i, step) in cycle.steps.iter().enumerate().take(self.steps.len()) {
             self.steps[i].merge(step);
             self.steps_ok_per_s[i] += rate(step.success);
+        }
+        let known = self.scenarios.len();
+        for (i, scenario) in cycle.scenarios.iter().enumerate().take(known) {
+            self.scenarios[i].merge(scenario);
+            self.scenarios_ok_per_s[i] += rate(scenario.success);
         }
         self.outside.add(&cycle.outside);
         self.dropped += cycle.dropped;
@@ -232,6 +246,19 @@ impl Merger {
                 "steps [{}] here, [{}] there",
                 names(&node.steps).join(", "),
                 names(&run.steps).join(", ")
+            )));
+        }
+        let mix = |s: &[ScenarioInfo]| {
+            s.iter()
+                .map(|s| format!("{} ×{}", s.name, s.weight))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if node.scenarios != run.scenarios {
+            return Err(mismatch(format!(
+                "scenarios [{}] here, [{}] there",
+                mix(&node.scenarios),
+                mix(&run.scenarios)
             )));
         }
         Ok(())

@@ -88,6 +88,23 @@ pub struct CycleSummary {
     /// Open model: executions due while every user was busy, not started (0 when closed).
     #[serde(default)]
     pub dropped: u64,
+    /// Tests per `[[scenario]]`, in the test's order (empty without scenarios).
+    #[serde(default)]
+    pub scenarios: Vec<ScenarioSummary>,
+}
+
+/// One scenario's tests in one cycle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioSummary {
+    pub name: String,
+    /// Its weight in the test.
+    pub weight: u32,
+    /// Its share of all tests of the cycle, %.
+    pub share_pct: f64,
+    /// Its tests; `per_s` is its STPS.
+    pub tests: Rates,
+    /// Test latency (all its steps, think times included), ms.
+    pub latency_ms: Latency,
 }
 
 /// Counts and rate of tests.
@@ -276,6 +293,19 @@ pub fn cycle_summary(run: &MergedRun, c: &MergedCycle) -> CycleSummary {
         latency_ms: latency(&c.requests.latency),
         outside_window: c.outside.requests,
         dropped: c.dropped,
+        scenarios: run
+            .scenarios
+            .iter()
+            .zip(&c.scenarios)
+            .zip(&c.scenarios_ok_per_s)
+            .map(|((info, counts), per_s)| ScenarioSummary {
+                name: info.name.clone(),
+                weight: info.weight,
+                share_pct: pct(counts.total(), c.tests.total()),
+                tests: rates(counts, *per_s),
+                latency_ms: latency(&counts.latency),
+            })
+            .collect(),
     }
 }
 

@@ -88,6 +88,9 @@ impl Output for TextOutput {
         );
         super::threshold::write_text(&mut out, &s.thresholds);
         tests_table(s).render(&mut out);
+        if s.cycles.iter().any(|c| !c.scenarios.is_empty()) {
+            scenarios_table(s).render(&mut out);
+        }
         pages_table(report, Kind::Pages).render(&mut out);
         pages_table(report, Kind::Requests).render(&mut out);
         let _ = writeln!(out, "latency in ms; error % counts failures and errors");
@@ -111,6 +114,38 @@ fn tests_table(s: &Summary) -> Table {
                     n(c.tests.success as f64, 0),
                     n(c.tests.error_pct, 2),
                 ]
+            })
+            .collect(),
+    }
+}
+
+/// Tests per scenario per cycle.
+fn scenarios_table(s: &Summary) -> Table {
+    Table {
+        header: vec![
+            "SCENARIOS users",
+            "scenario",
+            "share %",
+            "STPS",
+            "total",
+            "error %",
+            "p95",
+        ],
+        rows: s
+            .cycles
+            .iter()
+            .flat_map(|c| {
+                c.scenarios.iter().map(|sc| {
+                    vec![
+                        c.users.to_string(),
+                        sc.name.clone(),
+                        n(sc.share_pct, 1),
+                        n(sc.tests.per_s, 2),
+                        n(sc.tests.total as f64, 0),
+                        n(sc.tests.error_pct, 2),
+                        n(sc.latency_ms.p95, 1),
+                    ]
+                })
             })
             .collect(),
     }

@@ -243,6 +243,7 @@ mod tests {
                 ..Default::default()
             },
             steps: Vec::new(),
+            scenarios: Vec::new(),
             started_unix_ms: 0,
             finished_unix_ms: 0,
             start_skew_ms: 0,

@@ -48,6 +48,9 @@ pub struct NodeResult {
     pub config: BenchConfig,
     /// The steps of the test, in order; per-step figures in cycles use the same order.
     pub steps: Vec<StepInfo>,
+    /// The test's `[[scenario]]`s, in order; per-scenario figures in cycles use the same
+    /// order. Empty for a test of top-level steps (and in files written before scenarios).
+    pub scenarios: Vec<ScenarioInfo>,
     /// One entry per cycle that started, in order.
     pub cycles: Vec<CycleResult>,
     /// One entry per second of the run, from its start.
@@ -135,6 +138,18 @@ pub struct StepInfo {
     pub target: String,
 }
 
+/// One scenario of the test: a run of consecutive steps, picked by weight per execution.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ScenarioInfo {
+    pub name: String,
+    /// Relative weight (at least 1).
+    pub weight: u32,
+    /// Index of its first step in [`NodeResult::steps`].
+    pub first_step: u32,
+    /// Number of its steps, from `first_step`.
+    pub steps: u32,
+}
+
 /// Counts and latency distribution of one kind of thing (tests, pages or requests) in a window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Counts {
@@ -217,6 +232,9 @@ pub struct CycleResult {
     pub requests: Counts,
     /// Pages per step, in the order of [`NodeResult::steps`].
     pub steps: Vec<Counts>,
+    /// Test executions per scenario, in the order of [`NodeResult::scenarios`] (their sum is
+    /// `tests`; empty when the test has no `[[scenario]]`).
+    pub scenarios: Vec<Counts>,
     /// Things of this cycle's users that completed outside its window.
     pub outside: Outside,
     /// Open model: executions due that found every user busy and were not started.

@@ -208,6 +208,7 @@ impl<R: BufRead> Parser<R> {
             test: TestInfo::default(),
             config: BenchConfig::default(),
             steps: Vec::new(),
+            scenarios: Vec::new(),
             cycles: Vec::new(),
             series: Vec::new(),
             errors: Vec::new(),
@@ -217,12 +218,13 @@ impl<R: BufRead> Parser<R> {
 
     /// Refuses a second one of the root's children that appear once.
     fn at_most_once(&self, e: &Elem, seen: &mut Vec<&'static str>) -> Result<(), ReadError> {
-        const ONCE: [&str; 9] = [
+        const ONCE: [&str; 10] = [
             "node",
             "test",
             "config",
             "thresholds",
             "steps",
+            "scenarios",
             "cycles",
             "series",
             "errors",
@@ -274,6 +276,7 @@ impl<R: BufRead> Parser<R> {
                 Ok(())
             }
             "steps" => self.steps(&mut r.steps),
+            "scenarios" => self.scenarios(&mut r.scenarios),
             "cycles" => self.children(|p, e| {
                 if e.name != "cycle" {
                     return p.skip();
@@ -325,6 +328,23 @@ impl<R: BufRead> Parser<R> {
         })
     }
 
+    /// The `<scenario>` list (absent before scenarios, and for a test without them).
+    fn scenarios(&mut self, scenarios: &mut Vec<ScenarioInfo>) -> Result<(), ReadError> {
+        self.children(|p, e| {
+            if e.name != "scenario" {
+                return p.skip();
+            }
+            p.expect_index(&e, scenarios.len())?;
+            scenarios.push(ScenarioInfo {
+                name: p.attr(&e, "name")?,
+                weight: p.attr(&e, "weight")?,
+                first_step: p.attr(&e, "first-step")?,
+                steps: p.attr(&e, "steps")?,
+            });
+            p.skip()
+        })
+    }
+
     /// The checks across the root's children: every required one there, every cycle with
     /// figures for every step.
     fn check_root(
@@ -339,7 +359,31 @@ impl<R: BufRead> Parser<R> {
                 return Err(self.invalid(root.pos, format!("<{ROOT}> lacks <{required}>")));
             }
         }
+        for (i, s) in r.scenarios.iter().enumerate() {
+            let end = u64::from(s.first_step) + u64::from(s.steps);
+            if s.steps == 0 || end > r.steps.len() as u64 {
+                return Err(self.invalid(
+                    root.pos,
+                    format!(
+                        "<scenario index=\"{i}\"> names steps {}..{end}, but the test has {}",
+                        s.first_step,
+                        r.steps.len()
+                    ),
+                ));
+            }
+        }
         for (c, pos) in r.cycles.iter().zip(cycle_pos) {
+            if c.scenarios.len() != r.scenarios.len() {
+                return Err(self.invalid(
+                    *pos,
+                    format!(
+                        "<cycle index=\"{}\"> has figures for {} scenarios, but the test has {}",
+                        c.index,
+                        c.scenarios.len(),
+                        r.scenarios.len()
+                    ),
+                ));
+            }
             if c.steps.len() != r.steps.len() {
                 return Err(self.invalid(
                     *pos,
@@ -414,6 +458,11 @@ impl<R: BufRead> Parser<R> {
             "step" => {
                 p.expect_index(&e, c.steps.len())?;
                 c.steps.push(p.counts(e)?);
+                Ok(())
+            }
+            "scenario" => {
+                p.expect_index(&e, c.scenarios.len())?;
+                c.scenarios.push(p.counts(e)?);
                 Ok(())
             }
             "outside" => {

@@ -216,6 +216,21 @@ fn write_head<W: Write>(x: &mut Writer<W>, r: &NodeResult) -> io::Result<()> {
         }
         Ok(())
     })?;
+    if !r.scenarios.is_empty() {
+        x.create_element("scenarios").write_inner_content(|x| {
+            for (i, s) in r.scenarios.iter().enumerate() {
+                Attrs::new()
+                    .add("index", i as u64)
+                    .add("name", &s.name)
+                    .add("weight", s.weight)
+                    .add("first-step", s.first_step)
+                    .add("steps", s.steps)
+                    .element(x, "scenario")
+                    .write_empty()?;
+            }
+            Ok(())
+        })?;
+    }
     Ok(())
 }
 
@@ -234,6 +249,9 @@ fn write_cycles<W: Write>(x: &mut Writer<W>, r: &NodeResult) -> io::Result<()> {
                 write_counts(x, "requests", None, &c.requests)?;
                 for (i, s) in c.steps.iter().enumerate() {
                     write_counts(x, "step", Some(i), s)?;
+                }
+                for (i, s) in c.scenarios.iter().enumerate() {
+                    write_counts(x, "scenario", Some(i), s)?;
                 }
                 Attrs::new()
                     .add("tests", c.outside.tests)

@@ -126,6 +126,26 @@ impl TestPlan {
 
     /// The steps with their method, target, body, headers, checks and captures.
     fn write_steps(&self, out: &mut String) -> std::fmt::Result {
+        let recorded = self.scenarios.recorded();
+        if !recorded.is_empty() {
+            let total: u32 = recorded.iter().map(|s| s.weight).sum();
+            let mix: Vec<String> = recorded
+                .iter()
+                .map(|s| {
+                    let pct = f64::from(s.weight) * 100.0 / f64::from(total);
+                    format!(
+                        "{} ×{} ({pct:.0} %, {} steps)",
+                        s.name,
+                        s.weight,
+                        s.steps.len()
+                    )
+                })
+                .collect();
+            writeln!(out, "scenarios {}: {}", recorded.len(), mix.join(", "))?;
+        }
+        if let Some(seed) = self.bench.seed {
+            writeln!(out, "seed      {seed} (the same random streams every run)")?;
+        }
         writeln!(out, "steps     {}", self.steps.len())?;
         let width = self.steps.iter().map(|s| s.name.len()).max().unwrap_or(0);
         for (i, step) in self.steps.iter().enumerate() {

@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use super::error::{from_toml, read_text, Source};
 use super::raw::{OneOrMany, RawBench, RawFile, RawService};
-use super::step::step;
+use super::scenario::{compile_steps, scenarios, Scenarios};
 use super::values::{check_base_url, check_cycle_list, duration_secs, CycleUnit};
 use super::{
     Bench, LoadModel, Overrides, Service, Step, TestDefError, TestPlan, DEFAULT_MAX_USERS,
@@ -94,10 +94,20 @@ fn place(segments: &[&serde_path_to_error::Segment]) -> (String, Option<String>)
             section = format!("[[step]] #{} capture #{}", i + 1, j + 1);
             rest = tail;
         }
+        [Segment::Map { key }, Segment::Seq { index: i }, Segment::Map { key: c }, Segment::Seq { index: j }, tail @ ..]
+            if key == "scenario" && c == "step" =>
+        {
+            section = format!("[[scenario]] #{} step #{}", i + 1, j + 1);
+            rest = tail;
+        }
         [Segment::Map { key }, Segment::Seq { index }, tail @ ..]
-            if key == "step" || key == "threshold" =>
+            if key == "scenario" || key == "data" || key == "threshold" =>
         {
             section = format!("[[{key}]] #{}", index + 1);
+            rest = tail;
+        }
+        [Segment::Map { key }, Segment::Seq { index }, tail @ ..] if key == "step" => {
+            section = format!("[[step]] #{}", index + 1);
             rest = tail;
         }
         [Segment::Map { key }, tail @ ..] => {
@@ -133,36 +143,39 @@ fn build(src: &Source<'_>, raw: RawFile) -> Result<TestPlan, TestDefError> {
         .map_err(|m| src.error(test.url.span(), "[test] url", m))?;
     let bench = bench(src, raw.bench.unwrap_or_default())?;
 
-    let Some(raw_steps) = raw.step else {
-        let end = src.text.trim_end().len();
-        return Err(src.error(
-            end..end,
-            "[[step]]",
-            "the test has no steps: add at least one [[step]] with a name and a path",
-        ));
-    };
-    if raw_steps.get_ref().is_empty() {
-        return Err(src.error(raw_steps.span(), "step", "the list of steps is empty"));
-    }
+    let data_names = HashSet::new();
     let mut steps: Vec<Step> = Vec::new();
-    let mut captured: HashSet<String> = HashSet::new();
-    for (i, raw_step) in raw_steps.into_inner().into_iter().enumerate() {
-        let span = raw_step.span();
-        let step = step(src, i, span.clone(), raw_step.into_inner(), &captured)?;
-        if let Some(first) = steps.iter().position(|s| s.name == step.name) {
-            return Err(src.error(
-                span,
-                &format!("[[step]] #{}", i + 1),
-                format!(
-                    "step name {:?} is already used by step #{}; give each step its own name",
-                    step.name,
-                    first + 1
-                ),
-            ));
-        }
-        captured.extend(step.captures.iter().map(|c| c.name.clone()));
-        steps.push(step);
-    }
+    let scenarios =
+        match (raw.step, raw.scenario) {
+            (Some(_), Some(sc)) => return Err(src.error(
+                sc.span(),
+                "[[scenario]]",
+                "give either top-level [[step]]s (one scenario) or [[scenario]]s with their own \
+                 [[scenario.step]]s, not both",
+            )),
+            (None, Some(sc)) => scenarios(src, sc, &mut steps, &data_names)?,
+            (Some(raw_steps), None) => {
+                if raw_steps.get_ref().is_empty() {
+                    return Err(src.error(raw_steps.span(), "step", "the list of steps is empty"));
+                }
+                compile_steps(
+                    src,
+                    "[[step]]",
+                    raw_steps.into_inner(),
+                    &mut steps,
+                    &data_names,
+                )?;
+                Scenarios::implicit(steps.len())
+            }
+            (None, None) => {
+                let end = src.text.trim_end().len();
+                return Err(src.error(
+                    end..end,
+                    "[[step]]",
+                    "the test has no steps: add at least one [[step]] with a name and a path",
+                ));
+            }
+        };
 
     let service = raw.service.map(|s| service(src, s)).transpose()?;
     let thresholds = super::threshold::thresholds(src, raw.threshold, &steps)?;
@@ -173,6 +186,7 @@ fn build(src: &Source<'_>, raw: RawFile) -> Result<TestPlan, TestDefError> {
         url,
         bench,
         steps,
+        scenarios,
         monitor_hosts: raw.monitor.map(|m| m.hosts).unwrap_or_default(),
         service,
         thresholds,
@@ -372,6 +386,16 @@ fn bench_times(src: &Source<'_>, raw: RawBench) -> Result<Bench, TestDefError> {
         timeout: seconds(src, "[bench] timeout", raw.timeout, 30.0, true)?,
         insecure: raw.insecure.unwrap_or(false),
         model: LoadModel::Closed,
+        seed: match raw.seed {
+            None => None,
+            Some(seed) => Some(u64::try_from(*seed.get_ref()).map_err(|_| {
+                src.error(
+                    seed.span(),
+                    "[bench] seed",
+                    "give a whole number, 0 or more",
+                )
+            })?),
+        },
     })
 }
 

@@ -435,3 +435,74 @@ fn the_plan_lists_every_file_the_test_names_once() {
     let plan = load(&f.path, &Overrides::default()).unwrap();
     assert!(plan.files().is_empty());
 }
+
+const SCENARIOS: &str = "[[scenario]]\nname = \"browse\"\nweight = 8\n\
+[[scenario.step]]\nname = \"home\"\npath = \"/\"\n\
+[[scenario.step]]\nname = \"list\"\npath = \"/list\"\n\n\
+[[scenario]]\nname = \"buy\"\nweight = 2\n\
+[[scenario.step]]\nname = \"home\"\npath = \"/\"\n\
+[[scenario.step.capture]]\nname = \"token\"\nregex = \"t=(\\\\w+)\"\n\
+[[scenario.step]]\nname = \"pay\"\npath = \"/pay?t={{ token }}\"\n";
+
+#[test]
+fn scenarios_name_their_steps_and_keep_their_weights() {
+    let plan = load_text(&format!("{HEAD}[bench]\nseed = 42\n{SCENARIOS}")).unwrap();
+    let names: Vec<&str> = plan.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["browse/home", "browse/list", "buy/home", "buy/pay"]);
+    let s = plan.scenarios.recorded();
+    assert_eq!(
+        (s[0].name.as_str(), s[0].weight, s[0].steps.clone()),
+        ("browse", 8, 0..2)
+    );
+    assert_eq!(
+        (s[1].name.as_str(), s[1].weight, s[1].steps.clone()),
+        ("buy", 2, 2..4)
+    );
+    assert_eq!(plan.bench.seed, Some(42));
+    // Top-level steps are one implicit scenario, not counted apart.
+    let plan = load_text(&format!("{HEAD}{STEP}")).unwrap();
+    assert!(plan.scenarios.recorded().is_empty());
+    assert_eq!(plan.scenarios.all()[0].steps, 0..1);
+    assert_eq!(plan.bench.seed, None);
+}
+
+#[test]
+fn bad_scenarios_are_refused_with_their_place() {
+    let e = error(&format!("{HEAD}{STEP}{SCENARIOS}"), 7, 1);
+    assert!(e.contains("either top-level [[step]]s"), "{e}");
+    let e = error(
+        &format!("{HEAD}[[scenario]]\nname = \"a\"\nweight = 0\n[[scenario.step]]\nname = \"h\"\npath = \"/\"\n"),
+        6,
+        10,
+    );
+    assert!(
+        e.starts_with("[[scenario]] #1 weight: 0 is not a weight"),
+        "{e}"
+    );
+    let e = error(&format!("{HEAD}[[scenario]]\nname = \"a\"\n"), 4, 1);
+    assert!(e.contains("has no steps"), "{e}");
+    let e = error(
+        &format!(
+            "{HEAD}[[scenario]]\nname = \"a/b\"\n[[scenario.step]]\nname = \"h\"\npath = \"/\"\n"
+        ),
+        5,
+        8,
+    );
+    assert!(e.contains("without `/`"), "{e}");
+    // A capture is seen only by the later steps of its own scenario.
+    let text = format!(
+        "{HEAD}[[scenario]]\nname = \"a\"\n[[scenario.step]]\nname = \"h\"\npath = \"/\"\n\
+         [[scenario.step.capture]]\nname = \"tok\"\nregex = \"x\"\n\
+         [[scenario]]\nname = \"b\"\n[[scenario.step]]\nname = \"h\"\npath = \"/{{{{ tok }}}}\"\n"
+    );
+    let e = error(&text, 16, 8);
+    assert!(e.contains("unknown name `tok`"), "{e}");
+    let e = error(
+        &format!("{HEAD}[[scenario]]\nname = \"a\"\nwieght = 1\n"),
+        6,
+        1,
+    );
+    assert!(e.contains("[[scenario]] #1"), "{e}");
+    let e = error(&format!("{HEAD}[bench]\nseed = -1\n{STEP}"), 5, 8);
+    assert!(e.starts_with("[bench] seed"), "{e}");
+}

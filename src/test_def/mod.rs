@@ -20,6 +20,7 @@ mod node;
 mod raw;
 mod request;
 mod response;
+mod scenario;
 mod step;
 mod template;
 mod threshold;
@@ -29,6 +30,7 @@ pub use error::TestDefError;
 pub use load::load;
 pub use node::{load_node_config, node_config_toml};
 pub use request::JsonBody;
+pub use scenario::{Scenario, Scenarios};
 pub use template::{Template, BUILTINS};
 pub use values::parse_cycles;
 
@@ -53,8 +55,10 @@ pub struct TestPlan {
     pub url: Url,
     /// `[bench]`, defaults filled in and overrides applied.
     pub bench: Bench,
-    /// Steps in order; at least one.
+    /// Steps in order, every scenario's one after the other; at least one.
     pub steps: Vec<Step>,
+    /// The scenarios over `steps`: the `[[scenario]]`s, or the top-level steps as one.
+    pub scenarios: Scenarios,
     /// Hosts the master samples during the run (`[monitor] hosts`).
     pub monitor_hosts: Vec<String>,
     /// Service the master starts before the bench (`[service]`).
@@ -112,6 +116,9 @@ pub struct Bench {
     pub insecure: bool,
     /// Closed (users loop) or open (executions started at a rate) model.
     pub model: LoadModel,
+    /// `seed`: makes every user's random stream (scenario picks, think times, random rows)
+    /// the same from run to run; `None` seeds each from the system.
+    pub seed: Option<u64>,
 }
 
 /// How load is made.

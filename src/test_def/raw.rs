@@ -17,6 +17,8 @@ pub(crate) struct RawFile {
     #[serde(default)]
     pub step: Option<Spanned<Vec<Spanned<RawStep>>>>,
     #[serde(default)]
+    pub scenario: Option<Spanned<Vec<Spanned<RawScenario>>>>,
+    #[serde(default)]
     pub monitor: Option<RawMonitor>,
     #[serde(default)]
     pub service: Option<Spanned<RawService>>,
@@ -53,6 +55,17 @@ pub(crate) struct RawBench {
     pub rate: Option<Spanned<OneOrMany<i64>>>,
     /// Open model: most executions in flight at once.
     pub max_users: Option<Spanned<i64>>,
+    /// Seed of the users' random streams (scenario picks, think times, random rows).
+    pub seed: Option<Spanned<i64>>,
+}
+
+/// `[[scenario]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawScenario {
+    pub name: Spanned<String>,
+    pub weight: Option<Spanned<i64>>,
+    pub step: Option<Spanned<Vec<Spanned<RawStep>>>>,
 }
 
 /// `[[step]]`.

@@ -19,22 +19,23 @@ use super::{Body, Capture, CaptureSource, Check, Step, Template, TestDefError, B
 /// Compiles a templated value, naming its key when it is wrong.
 type Compile<'a> = dyn Fn(&Spanned<String>, &str) -> Result<Template, TestDefError> + 'a;
 
-/// Validates and compiles step number `i` (from 0); `captured` holds the names earlier steps
-/// capture.
+/// Validates and compiles step number `i` (from 0) of `section` (`[[step]]`, or a scenario's
+/// steps); `captured` holds the names earlier steps capture.
 pub(crate) fn step(
     src: &Source<'_>,
+    section: &str,
     i: usize,
     span: Range<usize>,
     raw: RawStep,
     captured: &HashSet<String>,
 ) -> Result<Step, TestDefError> {
     let name = raw.name.get_ref().trim().to_string();
-    let at = format!("[[step]] #{} {name:?}", i + 1);
+    let at = format!("{section} #{} {name:?}", i + 1);
     let key = |k: &str| format!("{at} {k}");
     if name.is_empty() {
         return Err(src.error(
             raw.name.span(),
-            &format!("[[step]] #{} name", i + 1),
+            &format!("{section} #{} name", i + 1),
             "must not be empty",
         ));
     }

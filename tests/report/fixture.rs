@@ -127,6 +127,7 @@ impl Fixture {
                 pages: all.clone(),
                 requests: all,
                 steps,
+                scenarios: Vec::new(),
                 outside: Outside {
                     tests: 1,
                     pages: 1,
@@ -154,6 +155,7 @@ impl Fixture {
                 description: "buy one thing".into(),
                 url: self.url.clone(),
             },
+            scenarios: Vec::new(),
             config: BenchConfig {
                 cycles: plan,
                 duration_s: self.duration_s,

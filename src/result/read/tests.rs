@@ -51,6 +51,7 @@ fn rich() -> NodeResult {
             pages: counts(&mut rng, 1000, 5_000),
             requests: counts(&mut rng, 1100, 4_000),
             steps: vec![counts(&mut rng, 500, 3_000), Counts::default()],
+            scenarios: vec![counts(&mut rng, 300, 9_000), counts(&mut rng, 200, 2_000)],
             outside: Outside {
                 tests: 3,
                 pages: 7,
@@ -100,6 +101,20 @@ fn rich() -> NodeResult {
             }],
         },
         steps,
+        scenarios: vec![
+            ScenarioInfo {
+                name: "browse <&>".into(),
+                weight: 8,
+                first_step: 0,
+                steps: 1,
+            },
+            ScenarioInfo {
+                name: "buy".into(),
+                weight: 2,
+                first_step: 1,
+                steps: 1,
+            },
+        ],
         cycles,
         series: (0..40)
             .map(|s| SecondSample {
@@ -573,4 +588,39 @@ fn mutated_histograms_never_panic() {
         let text = base64::engine::general_purpose::STANDARD.encode(framed);
         let _ = decode_histogram(&text);
     }
+}
+
+#[test]
+fn scenario_figures_must_match_the_scenarios() {
+    let r = rich();
+    let text = String::from_utf8(to_bytes(&r)).unwrap();
+    assert!(text.contains("<scenario index=\"1\" name=\"buy\" weight=\"2\""));
+    // A file written before scenarios (none listed, none per cycle) reads as before.
+    let mut old = r.clone();
+    old.scenarios.clear();
+    for c in &mut old.cycles {
+        c.scenarios.clear();
+    }
+    let old_text = String::from_utf8(to_bytes(&old)).unwrap();
+    assert!(!old_text.contains("scenario"));
+    assert_eq!(read_str(&old_text).unwrap(), old);
+    // Per-cycle figures for a scenario the file does not list are refused, with the place.
+    let cut = text.replacen(
+        "<scenario index=\"1\" name=\"buy\" weight=\"2\" first-step=\"1\" steps=\"1\"/>",
+        "",
+        1,
+    );
+    let e = read_str(&cut).unwrap_err().to_string();
+    assert!(
+        e.contains("has figures for 2 scenarios, but the test has 1"),
+        "{e}"
+    );
+    // A scenario past the last step is refused.
+    let past = text.replacen(
+        "first-step=\"1\" steps=\"1\"",
+        "first-step=\"1\" steps=\"5\"",
+        1,
+    );
+    let e = read_str(&past).unwrap_err().to_string();
+    assert!(e.contains("names steps 1..6, but the test has 2"), "{e}");
 }
