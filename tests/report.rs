@@ -256,9 +256,13 @@ fn diff_of_two_runs_shows_the_deltas() {
     assert!((spps.delta - 20.0).abs() < 1e-9);
     assert!((spps.change_pct.unwrap() - 20.0).abs() < 1e-9);
     assert_eq!(spps.verdict, diff::Verdict::Better);
+    // The fixture spreads a cycle's pages evenly over its seconds: no noise, so even +1 % is
+    // significant, its interval a point.
     let spps20 = &d.levels[1].deltas[0];
     assert!((spps20.change_pct.unwrap() - 1.0).abs() < 1e-9);
-    assert_eq!(spps20.verdict, diff::Verdict::Same);
+    let ci = spps20.interval.expect("the fixture has per-second series");
+    assert!(ci.low > 0.5 && ci.high < 1.5, "{ci:?}");
+    assert_eq!(spps20.verdict, diff::Verdict::Better);
     let p95 = &d.levels[0].deltas[3];
     assert_eq!(p95.metric, "p95 (ms)");
     assert!((p95.change_pct.unwrap() + 50.0).abs() < 0.2, "{p95:?}");
@@ -273,13 +277,15 @@ fn diff_of_two_runs_shows_the_deltas() {
         d.verdicts[0].text
     );
     assert!(
-        d.verdicts[0].text.contains("+10.5 %"),
+        d.verdicts[0]
+            .text
+            .contains("+20.0 % at 10 users (95 % interval +"),
         "{}",
         d.verdicts[0].text
     );
 
     let out = root.path().join("diff");
-    let page = build_diff(&b, &n, &out, &ReportOptions::default()).unwrap();
+    let (page, _) = build_diff(&b, &n, &out, &ReportOptions::default()).unwrap();
     let html = std::fs::read_to_string(page).unwrap();
     assert!(html.contains("SPPS is better"));
     assert!(html.contains("20.0 %"));

@@ -3,6 +3,7 @@
 mod util;
 
 mod cli;
+mod diff;
 mod engine;
 mod faults;
 mod fuzz_corpora;

@@ -10,7 +10,8 @@ use super::ReportOptions;
 use crate::args::DocArgs;
 
 const EXIT_CODES: &str = "Exit codes: 0 done (every threshold passed), 1 error, 2 bad usage or \
-bad input, 4 a threshold of the test failed (the stored run judged again on its merged result).";
+bad input, 4 a threshold of the test failed (the stored run judged again on its merged result), \
+or with --diff --fail-if-worse a metric is significantly worse by more than the limit.";
 
 /// Merge bench-node results into a report; compare runs (--diff), follow them (--trend), or
 /// index a workspace (--index).
@@ -29,6 +30,11 @@ pub struct Flags {
     /// Compare two runs: each a report directory, a run directory or a result file.
     #[arg(long, num_args = 2, value_names = ["BASE", "NEW"], conflicts_with_all = ["trend", "index"])]
     pub diff: Option<Vec<PathBuf>>,
+    /// With --diff: exit 4 when any metric at any concurrency level is significantly worse
+    /// (its 95 % interval excludes zero) by more than PCT (e.g. 5%): % of the base value, or
+    /// percentage points for error %.
+    #[arg(long, value_name = "PCT", requires = "diff", allow_hyphen_values = true, value_parser = WorseLimit::parse)]
+    pub fail_if_worse: Option<WorseLimit>,
     /// Follow runs, oldest first: each a report or run directory.
     #[arg(long, num_args = 1.., value_name = "RUN", conflicts_with = "index")]
     pub trend: Option<Vec<PathBuf>>,
@@ -49,6 +55,29 @@ pub struct Flags {
     pub markdown: Option<PathBuf>,
     #[command(flatten)]
     pub docs: DocArgs,
+}
+
+/// `--fail-if-worse`'s limit: how much worse a significant change may be, %.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WorseLimit(pub f64);
+
+impl WorseLimit {
+    /// Parses `5%` (or `2.5 %`): a finite percentage of 0 or more; the `%` is required, so
+    /// that `5` cannot be mistaken for a fraction or an absolute value.
+    pub fn parse(text: &str) -> Result<WorseLimit, String> {
+        let number = text
+            .trim()
+            .strip_suffix('%')
+            .ok_or_else(|| format!("{text:?}: give a percentage such as 5%"))?;
+        let pct: f64 = number
+            .trim()
+            .parse()
+            .map_err(|_| format!("{text:?}: not a number before the %"))?;
+        if !pct.is_finite() || pct < 0.0 {
+            return Err(format!("{text:?}: the limit must be 0% or more"));
+        }
+        Ok(WorseLimit(pct))
+    }
 }
 
 impl TryFrom<Flags> for Job {
@@ -89,6 +118,7 @@ impl TryFrom<Flags> for Job {
                 base,
                 new,
                 out,
+                fail_if_worse: f.fail_if_worse,
                 opts,
             });
         }

@@ -27,7 +27,8 @@ pub struct CiFiles {
 pub struct Judged {
     /// Text for standard output.
     pub output: String,
-    /// Thresholds that failed (0 when all passed or there are none).
+    /// Thresholds that failed, or with `--diff --fail-if-worse` the regressions beyond the limit
+    /// (0 when all passed or there are none).
     pub failed_thresholds: usize,
 }
 

@@ -1,5 +1,6 @@
 //! Differential report: two runs side by side per concurrency level, with deltas, charts and
-//! a verdict per metric.
+//! a verdict per metric that says better or worse only when the change is significant
+//! ([`super::significance`]).
 
 use std::path::{Path, PathBuf};
 
@@ -7,12 +8,14 @@ use serde::Serialize;
 
 use super::chart::{figure, Figure, LineChart};
 use super::input::{self, RunInput};
-use super::stats::CycleSummary;
+use super::significance::{self, Change, Interval, Mean, Share, Statistic};
+use super::stats::{CycleSummary, WindowSecond};
 use super::{ReportError, ReportOptions, Summary, Templates};
 
-/// Relative change below which a rate or latency is "the same within noise", %.
+/// Relative change below which a rate or latency is "the same within noise", %, when a run
+/// has no per-second data to compute an interval from (a `summary.json` from before it).
 pub const NOISE_PCT: f64 = 5.0;
-/// Change of error % below which it is "the same within noise", percentage points.
+/// Change of error % below which it is "the same within noise", percentage points (likewise).
 pub const NOISE_ERROR_POINTS: f64 = 0.5;
 
 /// A metric compared between runs.
@@ -64,26 +67,66 @@ impl Metric {
     fn higher_is_better(self) -> bool {
         matches!(self, Metric::Spps | Metric::Rps)
     }
+
+    /// How its change is given: error % in percentage points, the others in %.
+    fn change(self) -> Change {
+        match self {
+            Metric::ErrorPct => Change::Absolute,
+            _ => Change::Relative,
+        }
+    }
+
+    /// The metric as a statistic of a cycle's seconds, when the cycle has them.
+    fn statistic(self, c: &CycleSummary) -> Option<Box<dyn Statistic>> {
+        let per_second = |f: fn(&WindowSecond) -> u64| -> Box<dyn Statistic> {
+            Box::new(Mean(c.seconds.iter().map(|s| f(s) as f64).collect()))
+        };
+        match self {
+            _ if c.seconds.is_empty() => None,
+            Metric::Spps => Some(per_second(|s| s.pages_ok)),
+            Metric::Rps => Some(per_second(|s| s.requests)),
+            Metric::ErrorPct => Some(Box::new(Share {
+                seconds: c.seconds.iter().map(|s| (s.bad, s.requests)).collect(),
+            })),
+            // Latency over time is not in the summary yet: the noise band judges percentiles.
+            Metric::P50 | Metric::P95 | Metric::P99 => None,
+        }
+    }
+
+    /// The confidence interval of the metric's change from `b` to `n`, when both have the
+    /// seconds it needs.
+    fn interval(self, b: &CycleSummary, n: &CycleSummary) -> Option<Interval> {
+        significance::interval(&*self.statistic(b)?, &*self.statistic(n)?, self.change())
+    }
 }
 
-/// Better, worse or the same within noise.
+/// Better, worse or the same: significantly so (the confidence interval of the change excludes
+/// zero), or, without an interval, beyond the fixed noise band. `Mixed`: better at some
+/// concurrency levels and worse at others (a metric's verdict over levels only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Better,
     Worse,
     Same,
+    Mixed,
 }
 
 impl Verdict {
-    fn judge(metric: Metric, delta: f64, change_pct: Option<f64>) -> Verdict {
-        let noise = match metric {
-            Metric::ErrorPct => delta.abs() < NOISE_ERROR_POINTS,
-            _ => change_pct.map_or(delta == 0.0, |c| c.abs() < NOISE_PCT),
+    fn judge(metric: Metric, delta: f64, change_pct: Option<f64>, ci: Option<Interval>) -> Verdict {
+        let (same, up) = match ci {
+            Some(ci) => (!ci.excludes_zero(), ci.low > 0.0),
+            None => {
+                let noise = match metric {
+                    Metric::ErrorPct => delta.abs() < NOISE_ERROR_POINTS,
+                    _ => change_pct.map_or(delta == 0.0, |c| c.abs() < NOISE_PCT),
+                };
+                (noise, delta > 0.0)
+            }
         };
-        if noise {
+        if same {
             Verdict::Same
-        } else if (delta > 0.0) == metric.higher_is_better() {
+        } else if up == metric.higher_is_better() {
             Verdict::Better
         } else {
             Verdict::Worse
@@ -101,7 +144,22 @@ pub struct Delta {
     pub delta: f64,
     /// (new - base) / base, % (None when base is 0).
     pub change_pct: Option<f64>,
+    /// 95 % confidence interval of the change: of `change_pct` (%), or of `delta` (percentage
+    /// points) for error %; None when a run has no per-second data for it (then the fixed
+    /// noise band judged).
+    pub interval: Option<Interval>,
     pub verdict: Verdict,
+}
+
+impl Delta {
+    /// The change in the unit its interval and `--fail-if-worse` use: % or, for error %,
+    /// percentage points.
+    fn change(&self, m: Metric) -> Option<f64> {
+        match m.change() {
+            Change::Absolute => Some(self.delta),
+            Change::Relative => self.change_pct,
+        }
+    }
 }
 
 /// One concurrency level present in both runs.
@@ -134,8 +192,59 @@ pub struct Diff {
     pub verdicts: Vec<MetricVerdict>,
 }
 
-fn change(base: f64, new: f64) -> Option<f64> {
-    (base != 0.0).then(|| (new - base) * 100.0 / base.abs())
+/// A metric at a level that is significantly worse by more than `--fail-if-worse`'s limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Regression {
+    pub users: u32,
+    pub metric: &'static str,
+    /// The change, % (percentage points for error %).
+    pub change: f64,
+    pub interval: Option<Interval>,
+}
+
+impl std::fmt::Display for Regression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let unit = unit(self.metric == Metric::ErrorPct.name());
+        write!(
+            f,
+            "{} at {} users: {}",
+            self.metric,
+            self.users,
+            signed(self.change, unit)
+        )?;
+        match self.interval {
+            Some(ci) => write!(f, " (95 % interval {})", span(ci, unit)),
+            None => write!(f, " (no per-second data: beyond the fixed noise band)"),
+        }
+    }
+}
+
+impl Diff {
+    /// Every metric at every level that is worse (significantly, or beyond the noise band
+    /// without an interval) by more than `limit`: % of the base value, or percentage points
+    /// for error %.
+    pub fn regressions(&self, limit: f64) -> Vec<Regression> {
+        let mut found = Vec::new();
+        for l in &self.levels {
+            for (m, d) in Metric::ALL.iter().zip(&l.deltas) {
+                let Some(change) = d.change(*m) else { continue };
+                let worse_by = if m.higher_is_better() {
+                    -change
+                } else {
+                    change
+                };
+                if d.verdict == Verdict::Worse && worse_by > limit {
+                    found.push(Regression {
+                        users: l.users,
+                        metric: d.metric,
+                        change,
+                        interval: d.interval,
+                    });
+                }
+            }
+        }
+        found
+    }
 }
 
 fn level(b: &CycleSummary, n: &CycleSummary) -> Level {
@@ -146,14 +255,16 @@ fn level(b: &CycleSummary, n: &CycleSummary) -> Level {
             .iter()
             .map(|&m| {
                 let (vb, vn) = (m.of(b), m.of(n));
-                let change_pct = change(vb, vn);
+                let change_pct = Change::Relative.of(vb, vn);
+                let interval = m.interval(b, n);
                 Delta {
                     metric: m.name(),
                     base: vb,
                     new: vn,
                     delta: vn - vb,
                     change_pct,
-                    verdict: Verdict::judge(m, vn - vb, change_pct),
+                    interval,
+                    verdict: Verdict::judge(m, vn - vb, change_pct, interval),
                 }
             })
             .collect(),
@@ -204,14 +315,38 @@ fn signed(x: f64, unit: &str) -> String {
     format!("{}{:.1}{unit}", if x >= 0.0 { "+" } else { "−" }, x.abs())
 }
 
+fn unit(points: bool) -> &'static str {
+    if points {
+        " points"
+    } else {
+        " %"
+    }
+}
+
+/// An interval as text: `+27.0 … +33.1 %`.
+fn span(ci: Interval, unit: &str) -> String {
+    format!("{} … {}", signed(ci.low, ""), signed(ci.high, unit))
+}
+
+/// The verdict over levels: better or worse when some levels are and none the other way.
+fn overall(deltas: &[(u32, &Delta)]) -> (Verdict, usize, usize) {
+    let count = |v| deltas.iter().filter(|d| d.1.verdict == v).count();
+    let (better, worse) = (count(Verdict::Better), count(Verdict::Worse));
+    let v = match (better, worse) {
+        (0, 0) => Verdict::Same,
+        (_, 0) => Verdict::Better,
+        (0, _) => Verdict::Worse,
+        _ => Verdict::Mixed,
+    };
+    (v, better, worse)
+}
+
 fn verdict<'a>(m: Metric, deltas: impl Iterator<Item = (u32, &'a Delta)>) -> MetricVerdict {
     let deltas: Vec<(u32, &Delta)> = deltas.collect();
-    let points = m == Metric::ErrorPct;
-    let unit = if points { " points" } else { " %" };
-    let value = |d: &Delta| if points { Some(d.delta) } else { d.change_pct };
-    let values: Vec<(u32, f64)> = deltas
+    let unit = unit(m == Metric::ErrorPct);
+    let values: Vec<(u32, f64, Option<Interval>)> = deltas
         .iter()
-        .filter_map(|(u, d)| Some((*u, value(d)?)))
+        .filter_map(|(u, d)| Some((*u, d.change(m)?, d.interval)))
         .collect();
     if values.is_empty() {
         return MetricVerdict {
@@ -220,46 +355,22 @@ fn verdict<'a>(m: Metric, deltas: impl Iterator<Item = (u32, &'a Delta)>) -> Met
             text: format!("{}: no level to compare.", m.name()),
         };
     }
-    let mean = values.iter().map(|v| v.1).sum::<f64>() / values.len() as f64;
-    let overall = Verdict::judge(m, mean, Some(mean));
-    let (lo, hi) = values.iter().fold((values[0], values[0]), |(lo, hi), &v| {
-        (
-            if v.1 < lo.1 { v } else { lo },
-            if v.1 > hi.1 { v } else { hi },
-        )
-    });
-    let better = deltas
-        .iter()
-        .filter(|d| d.1.verdict == Verdict::Better)
-        .count();
-    let worse = deltas
-        .iter()
-        .filter(|d| d.1.verdict == Verdict::Worse)
-        .count();
+    let (overall, better, worse) = overall(&deltas);
     let word = match overall {
-        Verdict::Better => "better".to_string(),
-        Verdict::Worse => "worse".to_string(),
-        Verdict::Same if points => format!("the same within noise (±{NOISE_ERROR_POINTS} points)"),
-        Verdict::Same => format!("the same within noise (±{NOISE_PCT} %)"),
+        Verdict::Better => "better",
+        Verdict::Worse => "worse",
+        Verdict::Mixed => "better at some levels and worse at others",
+        Verdict::Same => "the same",
     };
-    let spread = if (hi.1 - lo.1).abs() < 0.05 {
-        format!("{} at every level", signed(lo.1, unit))
-    } else {
-        format!(
-            "from {} at {} users to {} at {} users",
-            signed(lo.1, unit),
-            lo.0,
-            signed(hi.1, unit),
-            hi.0
-        )
+    let at = |(u, c, ci): &(u32, f64, Option<Interval>)| {
+        let ci = ci.map_or_else(|| "no interval".to_string(), |ci| span(ci, unit));
+        format!("{} at {u} users (95 % interval {ci})", signed(*c, unit))
     };
+    let shown: Vec<String> = values.iter().map(at).collect();
     let text = format!(
-        "{} is {word}: {} on average over {} concurrency level{} ({spread}); {better} level{} \
-         better, {worse} worse, {} within noise.",
+        "{} is {word}: {}; {better} level{} significantly better, {worse} worse, {} the same.",
         m.name(),
-        signed(mean, unit),
-        values.len(),
-        if values.len() == 1 { "" } else { "s" },
+        shown.join(", "),
         if better == 1 { "" } else { "s" },
         deltas.len() - better - worse,
     );
@@ -308,13 +419,13 @@ fn head(r: &RunInput) -> RunHead<'_> {
     }
 }
 
-/// Compares two runs and writes `out_dir/index.html`; returns its path.
+/// Compares two runs and writes `out_dir/index.html`; returns its path and the comparison.
 pub fn build_diff(
     base: &Path,
     new: &Path,
     out_dir: &Path,
     opts: &ReportOptions,
-) -> Result<PathBuf, ReportError> {
+) -> Result<(PathBuf, Diff), ReportError> {
     let mut base = input::load(base, opts)?;
     let mut new = input::load(new, opts)?;
     if base.label == new.label {
@@ -353,10 +464,12 @@ pub fn build_diff(
     ctx.insert("charts", &charts);
     ctx.insert("noise_pct", &NOISE_PCT);
     ctx.insert("noise_points", &NOISE_ERROR_POINTS);
+    ctx.insert("confidence_pct", &(significance::CONFIDENCE * 100.0));
+    ctx.insert("resamples", &significance::RESAMPLES);
     ctx.insert("report_version", crate::VERSION);
     let html = templates.render("diff.html", &ctx)?;
     std::fs::create_dir_all(out_dir).map_err(ReportError::io(out_dir))?;
     let path = out_dir.join("index.html");
     std::fs::write(&path, html).map_err(ReportError::io(&path))?;
-    Ok(path)
+    Ok((path, diff))
 }

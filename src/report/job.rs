@@ -1,7 +1,8 @@
 //! What one `bench-report` invocation does, as a validated value, and running it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use super::args::WorseLimit;
 use super::ci::{self, CiFiles, Judged, Show};
 use super::{build_diff, build_trend, index, ReportError, ReportOptions};
 
@@ -27,11 +28,13 @@ pub enum Job {
         ci: CiFiles,
         opts: ReportOptions,
     },
-    /// Compare two runs into `out/index.html`.
+    /// Compare two runs into `out/index.html`; with a limit, fail when a metric is
+    /// significantly worse by more than it.
     Diff {
         base: PathBuf,
         new: PathBuf,
         out: PathBuf,
+        fail_if_worse: Option<WorseLimit>,
         opts: ReportOptions,
     },
     /// Follow runs (oldest first) into `out/index.html`.
@@ -66,11 +69,9 @@ pub fn run(job: Job) -> Result<Judged, ReportError> {
             base,
             new,
             out,
+            fail_if_worse,
             opts,
-        } => Ok(printed(format!(
-            "differential report: {}\n",
-            build_diff(&base, &new, &out, &opts)?.display()
-        ))),
+        } => diff(&base, &new, &out, fail_if_worse, &opts),
         Job::Trend { runs, out, opts } => Ok(printed(format!(
             "trend report: {}\n",
             build_trend(&runs, &out, &opts)?.display()
@@ -80,4 +81,32 @@ pub fn run(job: Job) -> Result<Judged, ReportError> {
             index::write_index_with(&workdir, templates.as_deref())?.display()
         ))),
     }
+}
+
+/// Writes the differential report; with `--fail-if-worse`, names every regression beyond the
+/// limit (each counts as a failed threshold: exit code 4).
+fn diff(
+    base: &Path,
+    new: &Path,
+    out: &Path,
+    limit: Option<WorseLimit>,
+    opts: &ReportOptions,
+) -> Result<Judged, ReportError> {
+    let (page, diff) = build_diff(base, new, out, opts)?;
+    let mut output = format!("differential report: {}\n", page.display());
+    let mut failed = 0;
+    if let Some(WorseLimit(limit)) = limit {
+        let regressions = diff.regressions(limit);
+        failed = regressions.len();
+        if regressions.is_empty() {
+            output += &format!("no metric is significantly worse by more than {limit} %\n");
+        }
+        for r in regressions {
+            output += &format!("worse by more than {limit} %: {r}\n");
+        }
+    }
+    Ok(Judged {
+        output,
+        failed_thresholds: failed,
+    })
 }

@@ -26,6 +26,7 @@ pub mod json;
 pub mod junit;
 pub mod markdown;
 pub mod merge;
+pub mod significance;
 pub mod stats;
 pub mod templates;
 pub mod text;

@@ -91,6 +91,10 @@ pub struct CycleSummary {
     /// Tests per `[[scenario]]`, in the test's order (empty without scenarios).
     #[serde(default)]
     pub scenarios: Vec<ScenarioSummary>,
+    /// The window's whole seconds over all nodes, in order: what `--diff` resamples for its
+    /// confidence intervals (absent from files written before it existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seconds: Vec<WindowSecond>,
 }
 
 /// One scenario's tests in one cycle.
@@ -105,6 +109,17 @@ pub struct ScenarioSummary {
     pub tests: Rates,
     /// Test latency (all its steps, think times included), ms.
     pub latency_ms: Latency,
+}
+
+/// What completed in one whole second of a cycle's measured window, over all nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WindowSecond {
+    /// Successful pages.
+    pub pages_ok: u64,
+    /// Requests, successful or not.
+    pub requests: u64,
+    /// Requests that failed (status, check) or erred (no answer).
+    pub bad: u64,
 }
 
 /// Counts and rate of tests.
@@ -279,6 +294,19 @@ fn peaks(run: &MergedRun, cycle: u32) -> (f64, f64) {
         })
 }
 
+/// The whole seconds of one cycle's window (a second counts in the cycle whose window holds it).
+fn window_seconds(run: &MergedRun, cycle: u32) -> Vec<WindowSecond> {
+    run.series
+        .iter()
+        .filter(|s| s.cycle == Some(cycle))
+        .map(|s| WindowSecond {
+            pages_ok: s.pages_ok,
+            requests: s.requests,
+            bad: s.failures + s.errors,
+        })
+        .collect()
+}
+
 /// The summary of one cycle.
 pub fn cycle_summary(run: &MergedRun, c: &MergedCycle) -> CycleSummary {
     let t = run.config.apdex_t_s;
@@ -306,6 +334,7 @@ pub fn cycle_summary(run: &MergedRun, c: &MergedCycle) -> CycleSummary {
                 latency_ms: latency(&counts.latency),
             })
             .collect(),
+        seconds: window_seconds(run, c.index),
     }
 }
 
