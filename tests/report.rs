@@ -89,6 +89,40 @@ fn merging_two_nodes_equals_one_node_holding_all_samples() {
 }
 
 #[test]
+fn merged_interval_histograms_are_the_sum_of_the_nodes() {
+    let f = Fixture {
+        steps: vec!["a".into(), "b".into()],
+        ..Fixture::default()
+    };
+    let a = f.node(
+        0,
+        "a",
+        &[CycleSpec::new(5, 4.0).ok(40, 2_000).ok(9, 30_000)],
+    );
+    let b = f.node(1, "b", &[CycleSpec::new(5, 4.0).ok(25, 7_000)]);
+    let two = merged(vec![a.clone(), b.clone()]);
+    assert_eq!(two.latency.interval_s, 1);
+    assert_eq!(two.latency.intervals.len(), 4);
+    for iv in &two.latency.intervals {
+        for step in 0..2 {
+            let mut sum = latency::new_interval_histogram();
+            for n in [&a, &b] {
+                let same = n.latency.intervals.iter().find(|x| x.index == iv.index);
+                sum.add(same.unwrap().steps[step].unpack()).unwrap();
+            }
+            assert_eq!(iv.steps[step].unpack(), sum);
+        }
+    }
+    let all: u64 = two.latency.intervals.iter().map(|i| i.pages().len()).sum();
+    assert_eq!(all, 40 + 9 + 25);
+    // A node that started 2 s later: its intervals are placed 2 s later.
+    let mut late = b.clone();
+    late.started_unix_ms += 2000;
+    let shifted = merged(vec![a, late]);
+    assert_eq!(shifted.latency.intervals.last().unwrap().index, 3 + 2);
+}
+
+#[test]
 fn nodes_with_another_cycle_plan_are_refused_by_name() {
     let f = Fixture::default();
     let mut m = Merger::new();

@@ -7,6 +7,7 @@ mod diff;
 mod engine;
 mod faults;
 mod fuzz_corpora;
+mod live;
 mod master;
 mod master_faults;
 mod report;

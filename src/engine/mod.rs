@@ -1,11 +1,12 @@
 //! The load engine: what `bench-node run` does. Virtual users ([`user`]) with their own HTTP
 //! connection ([`client`]) run on worker threads ([`worker`]); the controller ([`run`]) walks
-//! the cycles and assembles the result; [`record`] measures; [`target`] is the built-in test
+//! the cycles and assembles the result; [`record`] measures, [`tally`] second by second; [`target`] is the built-in test
 //! server. Progress lines for the master are [`crate::protocol::progress`].
 
 pub mod client;
 pub mod record;
 pub mod run;
+pub mod tally;
 pub mod target;
 pub mod user;
 pub mod worker;

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use super::tally::Tally;
+
 use crate::result::{
     Counts, CycleResult, ErrorGroup, ErrorKind, ErrorSample, SecondSample, MAX_ERROR_GROUPS,
     MAX_ERROR_SAMPLES, MAX_SAMPLE_BODY,
@@ -57,6 +59,12 @@ pub struct Recorder {
     step_names: Vec<String>,
     /// The last instant placed by [`Recorder::place`].
     placed: Option<Placed>,
+    /// The latest second's tally, for the live stream and the latency intervals; things are
+    /// recorded in completion order (each right after its end is taken, on this thread), so a
+    /// second, once passed, takes nothing more.
+    live: Tally,
+    /// Past seconds' tallies not yet taken by [`Recorder::take_tallies`].
+    closed: Vec<Tally>,
 }
 
 /// An instant already placed: its cycle, second of the run and whether it was in the window.
@@ -77,9 +85,40 @@ impl Recorder {
             seconds: Vec::new(),
             errors: Vec::new(),
             error_index: HashMap::new(),
+            live: Tally::new(0, step_names.len()),
             step_names,
             placed: None,
+            closed: Vec::new(),
         }
+    }
+
+    /// The tally of `second`: a later second closes the current one; an earlier one (which
+    /// the completion order rules out) counts in the current one, so nothing is lost.
+    #[inline]
+    fn live(&mut self, second: usize) -> &mut Tally {
+        if second as u32 > self.live.second {
+            self.roll(second as u32);
+        }
+        &mut self.live
+    }
+
+    #[cold]
+    fn roll(&mut self, second: u32) {
+        let done = std::mem::replace(&mut self.live, Tally::new(second, self.steps));
+        if !done.is_empty() {
+            self.closed.push(done);
+        }
+    }
+
+    /// The tallies of the seconds before `upto`, taken once: each thing completed is in
+    /// exactly one tally taken.
+    pub fn take_tallies(&mut self, upto: u32) -> Vec<Tally> {
+        if self.live.second < upto {
+            self.roll(upto);
+        }
+        let later = self.closed.iter().position(|t| t.second >= upto);
+        let rest = later.map_or_else(Vec::new, |i| self.closed.split_off(i));
+        std::mem::replace(&mut self.closed, rest)
     }
 
     /// Sets when the run started; per-second counts are taken from it.
@@ -133,6 +172,7 @@ impl Recorder {
         bytes: u64,
     ) {
         let (second, holds) = self.place(w, done);
+        self.live(second).request(outcome);
         let s = &mut self.seconds[second];
         s.requests += 1;
         match outcome {
@@ -159,6 +199,7 @@ impl Recorder {
         bytes: u64,
     ) {
         let (second, holds) = self.place(w, done);
+        self.live(second).page(step, latency, outcome, bytes);
         if outcome == Verdict::Success {
             self.seconds[second].pages_ok += 1;
         }
@@ -182,6 +223,7 @@ impl Recorder {
     ) {
         let (second, holds) = self.place(w, done);
         if outcome == Verdict::Success {
+            self.live(second).tests_ok += 1;
             self.seconds[second].tests_ok += 1;
         }
         let c = self.cycle(w.cycle);
@@ -339,6 +381,34 @@ mod tests {
         assert_eq!(c.outside.requests, 2);
         assert_eq!(series.iter().map(|s| s.requests).sum::<u64>(), 5);
         assert_eq!(series[1].failures + series[1].errors, 2);
+    }
+
+    #[test]
+    fn tallies_are_taken_once_each_by_second() {
+        let t0 = Instant::now();
+        let w = Window {
+            cycle: 0,
+            start: t0,
+            end: t0 + Duration::from_secs(10),
+        };
+        let ms = Duration::from_millis;
+        let mut r = Recorder::new(t0, vec!["a".into(), "b".into()], 1);
+        for (at, step) in [(100, 0), (900, 1), (1200, 0), (2500, 1), (2600, 1)] {
+            r.request(&w, t0 + ms(at), ms(4), Verdict::Success, 1);
+            r.page(&w, step, t0 + ms(at), ms(4), Verdict::Success, 1);
+        }
+        r.test(&w, t0 + ms(2600), ms(9), Verdict::Success, 0);
+        let first = r.take_tallies(1);
+        assert_eq!(first.len(), 1);
+        assert_eq!((first[0].second, first[0].requests), (0, 2));
+        assert_eq!(first[0].steps[1].latency.as_ref().unwrap().len(), 1);
+        assert!(r.take_tallies(1).is_empty());
+        let rest = r.take_tallies(u32::MAX);
+        assert_eq!(rest.iter().map(|t| t.second).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            (rest[1].requests, rest[1].tests_ok, rest[1].pages_ok),
+            (2, 1, 2)
+        );
     }
 
     #[test]

@@ -12,14 +12,17 @@ use tokio::sync::{oneshot, watch};
 
 use super::client::Connector;
 use super::record::{Recorder, Window};
+use super::tally::{self, Tally};
 use super::user::CyclePhase;
 use super::worker::{CycleJob, Load, Shared, Worker};
 use super::EngineError;
 use crate::monitor::sampler::Sampler;
 use crate::protocol::progress::ProgressEvent;
+use crate::result::latency::interval_for;
 use crate::result::{
-    unix_ms, BenchConfig, CycleResult, ErrorGroup, HostResources, HostRole, ModelKind, NodeInfo,
-    NodeResult, ResourceSample, ScenarioInfo, SecondSample, StepInfo, TestInfo,
+    unix_ms, BenchConfig, CycleResult, ErrorGroup, HostResources, HostRole, LatencySeries,
+    LatencySum, ModelKind, NodeInfo, NodeResult, ResourceSample, ScenarioInfo, SecondSample,
+    StepInfo, TestInfo,
 };
 use crate::test_def::{Bench, LoadModel, TestPlan};
 
@@ -177,6 +180,8 @@ struct Walked {
     windows: Vec<Window>,
     /// Users running at the end of each second of the run.
     users_per_second: Vec<u32>,
+    /// Latency per interval of the run, from the workers' tallies.
+    latency: LatencySeries,
     interrupted: bool,
 }
 
@@ -193,7 +198,7 @@ impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
             plan,
             workers,
             t0,
-            ticker: Ticker::new(t0, progress),
+            ticker: Ticker::new(t0, progress, plan),
             users_per_second: Vec::new(),
             shutdown,
             interrupted,
@@ -213,10 +218,23 @@ impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
                 self.pause(index as u32).await;
             }
         }
+        // The last seconds' tallies: every user has ended, so this takes all that is left.
+        let last = windows.len().saturating_sub(1) as u32;
+        let elapsed = self.t0.elapsed().as_secs_f64();
+        self.ticker
+            .send(
+                last,
+                self.workers,
+                &mut self.users_per_second,
+                u32::MAX,
+                elapsed,
+            )
+            .await;
         Walked {
             t0: self.t0,
             windows,
             users_per_second: self.users_per_second,
+            latency: self.ticker.latency.finish(),
             interrupted: self.interrupted,
         }
     }
@@ -261,7 +279,7 @@ impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
                 _ = tokio::time::sleep_until(window.end.into()) => break,
                 // Once a second: progress.
                 _ = self.ticker.tick() => {
-                    self.ticker.report(window.cycle, self.workers, &mut self.users_per_second);
+                    self.ticker.report(window.cycle, self.workers, &mut self.users_per_second).await;
                 }
                 // Interrupted: the window ends now.
                 _ = &mut self.shutdown, if !self.interrupted => {
@@ -302,7 +320,7 @@ impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
                 }
                 // Once a second: progress.
                 _ = self.ticker.tick() => {
-                    self.ticker.report(cycle, self.workers, &mut self.users_per_second);
+                    self.ticker.report(cycle, self.workers, &mut self.users_per_second).await;
                 }
                 // Interrupted during ramp-down: abandon requests in flight.
                 _ = &mut self.shutdown, if !self.interrupted => {
@@ -322,7 +340,7 @@ impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
                 _ = tokio::time::sleep_until(until.into()) => break,
                 // Once a second: progress.
                 _ = self.ticker.tick() => {
-                    self.ticker.report(cycle, self.workers, &mut self.users_per_second);
+                    self.ticker.report(cycle, self.workers, &mut self.users_per_second).await;
                 }
                 // Interrupted: no next cycle.
                 _ = &mut self.shutdown, if !self.interrupted => {
@@ -380,6 +398,7 @@ fn merge_recorders(workers: Vec<Worker>) -> Recorder {
 struct Measured {
     cycles: Vec<CycleResult>,
     series: Vec<SecondSample>,
+    latency: LatencySeries,
     errors: Vec<ErrorGroup>,
 }
 
@@ -409,6 +428,7 @@ impl Measured {
         Measured {
             cycles,
             series,
+            latency: walked.latency.clone(),
             errors,
         }
     }
@@ -466,6 +486,7 @@ fn node_result(
             .collect(),
         cycles: measured.cycles,
         series: measured.series,
+        latency: measured.latency,
         errors: measured.errors,
         resources: vec![HostResources {
             host,
@@ -543,6 +564,7 @@ pub fn emit(mode: ProgressMode, event: &ProgressEvent) {
                 errors,
                 rps,
                 elapsed,
+                ..
             } => eprintln!(
                 "{elapsed:>6.1}s  cycle {}  users {users:>5}  requests {requests:>9}  {rps:>9.1}/s  failures {failures}  errors {errors}",
                 cycle + 1
@@ -560,24 +582,29 @@ pub fn emit(mode: ProgressMode, event: &ProgressEvent) {
     }
 }
 
-/// The once-a-second progress clock.
+/// The once-a-second progress clock: takes the workers' tallies of the seconds that ended,
+/// sends them in the progress line and adds their latency into the result's intervals.
 struct Ticker {
     t0: Instant,
     interval: tokio::time::Interval,
     mode: ProgressMode,
     last_requests: u64,
+    /// The run's latency intervals: sealed as they pass, so a long run holds them packed.
+    latency: LatencySum,
 }
 
 impl Ticker {
-    fn new(t0: Instant, mode: ProgressMode) -> Ticker {
+    fn new(t0: Instant, mode: ProgressMode, plan: &TestPlan) -> Ticker {
         let mut interval =
             tokio::time::interval_at((t0 + Duration::from_secs(1)).into(), Duration::from_secs(1));
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let planned = interval_for(planned_length(&plan.bench).as_secs_f64());
         Ticker {
             t0,
             interval,
             mode,
             last_requests: 0,
+            latency: LatencySum::new(planned, plan.steps.len()),
         }
     }
 
@@ -585,11 +612,27 @@ impl Ticker {
         self.interval.tick().await;
     }
 
-    fn report(&mut self, cycle: u32, workers: &[Worker], users_per_second: &mut Vec<u32>) {
+    /// The progress of the second that just ended.
+    async fn report(&mut self, cycle: u32, workers: &[Worker], users_per_second: &mut Vec<u32>) {
+        let elapsed = self.t0.elapsed().as_secs_f64();
+        self.send(cycle, workers, users_per_second, elapsed as u32, elapsed)
+            .await;
+    }
+
+    /// Progress with the tallies of the seconds before `upto` (one line, or more when the
+    /// node fell behind: see [`tally::to_wire`]).
+    async fn send(
+        &mut self,
+        cycle: u32,
+        workers: &[Worker],
+        users_per_second: &mut Vec<u32>,
+        upto: u32,
+        elapsed: f64,
+    ) {
+        let tallies = self.collect(workers, upto).await;
         let sum = |f: fn(&super::Counters) -> u64| workers.iter().map(|w| f(&w.counters)).sum();
         let requests: u64 = sum(|c| c.requests.load(Ordering::Relaxed));
         let users: u64 = sum(|c| c.users.load(Ordering::Relaxed) as u64);
-        let elapsed = self.t0.elapsed().as_secs_f64();
         let second = (elapsed as usize).saturating_sub(1);
         if users_per_second.len() <= second {
             users_per_second.resize(second + 1, users as u32);
@@ -597,17 +640,60 @@ impl Ticker {
         users_per_second[second] = users as u32;
         let rps = (requests - self.last_requests) as f64;
         self.last_requests = requests;
-        emit(
-            self.mode,
-            &ProgressEvent::Progress {
-                cycle,
-                users: users as u32,
-                requests,
-                failures: sum(|c| c.failures.load(Ordering::Relaxed)),
-                errors: sum(|c| c.errors.load(Ordering::Relaxed)),
-                rps,
-                elapsed,
-            },
-        );
+        let mut lines = match self.mode {
+            ProgressMode::Json => tally::to_wire(&tallies, users as u32),
+            _ => Vec::new(),
+        };
+        if lines.is_empty() {
+            lines.push(Vec::new());
+        }
+        for seconds in lines {
+            emit(
+                self.mode,
+                &ProgressEvent::Progress {
+                    cycle,
+                    users: users as u32,
+                    requests,
+                    failures: sum(|c| c.failures.load(Ordering::Relaxed)),
+                    errors: sum(|c| c.errors.load(Ordering::Relaxed)),
+                    rps,
+                    elapsed,
+                    through: upto,
+                    seconds,
+                },
+            );
+        }
     }
+
+    /// Every worker's tallies of the seconds before `upto`, merged by second; their latency
+    /// added into the intervals, and the intervals that ended sealed.
+    async fn collect(&mut self, workers: &[Worker], upto: u32) -> Vec<Tally> {
+        // Asked all at once: the workers answer in parallel, each between its users' turns.
+        let asked: Vec<_> = workers.iter().map(|w| w.tallies(upto)).collect();
+        let mut all = Vec::new();
+        for rx in asked {
+            all.extend(rx.await.unwrap_or_default());
+        }
+        let merged = tally::merge_by_second(all);
+        for t in &merged {
+            for (step, s) in t.steps.iter().enumerate() {
+                if let Some(h) = &s.latency {
+                    self.latency.add_second(t.second, step, h);
+                }
+            }
+        }
+        self.latency.seal_before(upto / self.latency.interval_s());
+        merged
+    }
+}
+
+/// How long the plan runs: each cycle's ramp-up and window, and the pauses between cycles
+/// (ramp-downs, bounded by the timeout, not counted).
+fn planned_length(bench: &Bench) -> Duration {
+    let cycles = bench
+        .cycles
+        .iter()
+        .map(|&u| ramp_up(bench, u) + bench.duration);
+    let pauses = bench.cycle_time * (bench.cycles.len().saturating_sub(1) as u32);
+    cycles.sum::<Duration>() + pauses
 }

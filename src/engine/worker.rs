@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::client::{Client, Connector};
 use super::record::{Recorder, Window};
+use super::tally::Tally;
 use super::user::{user_rng, CyclePhase, User};
 use super::Counters;
 use crate::test_def::TestPlan;
@@ -49,6 +50,14 @@ pub struct Worker {
     jobs: mpsc::UnboundedSender<CycleJob>,
     thread: JoinHandle<Recorder>,
     pub counters: Arc<Counters>,
+    /// Asks for the tallies of the seconds before a second (see [`Worker::tallies`]).
+    flush: mpsc::UnboundedSender<Flush>,
+}
+
+/// A request for a worker's tallies of the seconds before `upto`.
+struct Flush {
+    upto: u32,
+    reply: oneshot::Sender<Vec<Tally>>,
 }
 
 /// Node-wide settings every worker shares.
@@ -65,6 +74,7 @@ pub struct Shared {
 impl Worker {
     pub fn spawn(index: usize, shared: Shared) -> std::io::Result<Worker> {
         let (jobs, mut rx) = mpsc::unbounded_channel::<CycleJob>();
+        let (flush, mut flushes) = mpsc::unbounded_channel::<Flush>();
         let counters = Arc::new(Counters::default());
         let c = counters.clone();
         let thread = std::thread::Builder::new()
@@ -80,6 +90,13 @@ impl Worker {
                 let recorder = Recorder::new(Instant::now(), names, scenarios);
                 let recorder = Rc::new(RefCell::new(recorder));
                 let local = tokio::task::LocalSet::new();
+                // Answers the controller's once-a-second request between the users' turns.
+                let r = recorder.clone();
+                local.spawn_local(async move {
+                    while let Some(f) = flushes.recv().await {
+                        let _ = f.reply.send(r.borrow_mut().take_tallies(f.upto));
+                    }
+                });
                 local.block_on(&runtime, async {
                     while let Some(job) = rx.recv().await {
                         recorder.borrow_mut().set_origin(job.t0);
@@ -96,7 +113,16 @@ impl Worker {
             jobs,
             thread,
             counters,
+            flush,
         })
+    }
+
+    /// Asks for the worker's tallies of the seconds before `upto`: they come on the returned
+    /// channel (which closes without them if the worker has ended).
+    pub fn tallies(&self, upto: u32) -> oneshot::Receiver<Vec<Tally>> {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.flush.send(Flush { upto, reply });
+        rx
     }
 
     /// Hands a cycle's users to the worker.

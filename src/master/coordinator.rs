@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::display::{Display, NodeLine};
 use super::follow::NodeMsg;
+use super::live::{Live, DEFAULT_WINDOW};
 use super::state::NodeStatus;
 use super::transport::{signal, Transport};
 use super::Interrupt;
@@ -185,6 +186,8 @@ pub struct Coordinator {
     /// Start instants as received from each node's first cycle event, for the skew.
     first_cycle: Vec<Option<Instant>>,
     created: Instant,
+    /// The cluster's merged seconds, fed with every node's progress (see [`Coordinator::live`]).
+    live: Live,
 }
 
 impl Coordinator {
@@ -200,6 +203,7 @@ impl Coordinator {
         stop_budget: Duration,
     ) -> Coordinator {
         let n = slots.len();
+        let numbers = slots.iter().map(|s| s.number).collect();
         Coordinator {
             slots,
             rx,
@@ -216,7 +220,13 @@ impl Coordinator {
             exit_deadline: None,
             first_cycle: vec![None; n],
             created: Instant::now(),
+            live: Live::new(numbers, DEFAULT_WINDOW),
         }
+    }
+
+    /// The cluster's live per-second view: subscribe to it before [`Coordinator::run`].
+    pub fn live(&self) -> &Live {
+        &self.live
     }
 
     /// Runs until every node ended, the master detached, or too few nodes got ready.
@@ -268,6 +278,10 @@ impl Coordinator {
 
     /// A progress event of the node at `i`.
     fn heard(&mut self, i: usize, event: ProgressEvent) {
+        self.live.progress(i, &event);
+        if matches!(event, ProgressEvent::Done { .. }) {
+            self.live.node_ended(i);
+        }
         let slot = &mut self.slots[i];
         slot.last_heard = Instant::now();
         match event {
@@ -325,6 +339,7 @@ impl Coordinator {
     /// Fails the node at `i` for `why` (said on the display while it was active), and with
     /// `kill` kills its process.
     fn fail(&mut self, i: usize, why: String, kill: bool) {
+        self.live.node_ended(i);
         let slot = &mut self.slots[i];
         if slot.state.active() {
             self.display.message(&format!(

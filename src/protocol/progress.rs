@@ -37,6 +37,14 @@ pub enum ProgressEvent {
         rps: f64,
         /// Seconds since the run started.
         elapsed: f64,
+        /// Every second of the run before this one has been sent in `seconds` (of this line or
+        /// an earlier one): a master merging nodes knows the node's seconds before it are final.
+        #[serde(default)]
+        through: u32,
+        /// What completed in the seconds that ended since the last line (usually one; seconds
+        /// with nothing completed are left out), each once. Absent from older nodes.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        seconds: Vec<SecondTally>,
     },
     /// The run ended and its result file is written.
     Done {
@@ -46,6 +54,58 @@ pub enum ProgressEvent {
         interrupted: bool,
     },
 }
+
+/// What completed on one node during one second of its run: counts, and latency as interval
+/// histograms ([`crate::result::Packed`], base64) that add exactly across nodes.
+///
+/// Bounded: a line holds at most [`MAX_SECONDS_PER_LINE`] tallies and their histograms at most
+/// [`LATENCY_BUDGET`] bytes of base64 (plus the one that crosses it, at most ~40 KiB); a
+/// histogram past the budget is left out (`latency` absent), its counts still sent. Each count
+/// field is at most ~20 bytes, so a step's entry without histogram is under 120 bytes: 100
+/// steps × 4 seconds is under 50 KiB, and the worst line under 350 KiB, far below
+/// [`crate::protocol::lines::MAX_LINE`] (1 MiB). A typical second's histogram is 100-400 bytes.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SecondTally {
+    /// Second of the node's run (from its start) this covers.
+    pub second: u32,
+    /// Users running on the node when the second was sent.
+    pub users: u32,
+    /// Requests completed in the second, and of them those that failed (bad status, check) or
+    /// erred (no response).
+    pub requests: u64,
+    pub failures: u64,
+    pub errors: u64,
+    /// Successful tests and pages completed in the second.
+    pub tests_ok: u64,
+    pub pages_ok: u64,
+    /// Latency of all pages (successes and failures), µs; `None` when left out for the budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<String>,
+    /// Steps that completed a page in the second, by step number.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepTally>,
+}
+
+/// The pages of one step completed in one second on one node.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct StepTally {
+    /// Step number, from 0, in the test's order.
+    pub step: u32,
+    /// Pages completed (successes, failures and errors), failures, errors.
+    pub pages: u64,
+    pub failures: u64,
+    pub errors: u64,
+    /// Response body bytes of the pages.
+    pub bytes: u64,
+    /// Latency of the successes and failures, µs; `None` when left out for the budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<String>,
+}
+
+/// Most seconds one progress line carries; a node that fell behind sends several lines.
+pub const MAX_SECONDS_PER_LINE: usize = 4;
+/// Bytes of base64 histograms one progress line carries at most (see [`SecondTally`]).
+pub const LATENCY_BUDGET: usize = 256 * 1024;
 
 impl ProgressEvent {
     /// Parses one line; `None` when it is not a progress event (a stray line).

@@ -11,7 +11,8 @@ use hdrhistogram::Histogram;
 use super::ReportError;
 use crate::result::{
     new_histogram, BenchConfig, Counts, CycleResult, ErrorGroup, ErrorKind, HostResources,
-    HostRole, NodeResult, Outside, ScenarioInfo, SecondSample, StepInfo, TestInfo,
+    HostRole, LatencySeries, LatencySum, NodeResult, Outside, ScenarioInfo, SecondSample, StepInfo,
+    TestInfo,
 };
 
 /// A node's CPU above this share of all its cores, %, flags it as possibly saturated.
@@ -105,6 +106,9 @@ pub struct MergedRun {
     pub cycles: Vec<MergedCycle>,
     /// Per-second series summed over nodes, seconds counted from the earliest start.
     pub series: Vec<SecondSample>,
+    /// Latency per interval and step, the nodes' histograms added exactly; seconds counted
+    /// from the earliest start (empty when no node's result has it).
+    pub latency: LatencySeries,
     /// Error groups summed over nodes, largest first.
     pub errors: Vec<ErrorGroup>,
     /// Resource samples of every node's host and every monitored host; times are ms since
@@ -130,6 +134,7 @@ impl MergedRun {
             interrupted: false,
             cycles: Vec::new(),
             series: Vec::new(),
+            latency: LatencySeries::default(),
             errors: Vec::new(),
             resources: Vec::new(),
             nodes: Vec::new(),
@@ -199,6 +204,9 @@ pub struct Merger {
     errors: HashMap<(String, ErrorKind, String), ErrorGroup>,
     /// Resource samples with absolute times (Unix ms in `at_ms`).
     resources: Vec<HostResources>,
+    /// Each node's latency series (packed) and its start, Unix s: added up in `finish`, once
+    /// the earliest start is known.
+    latency: Vec<(u64, LatencySeries)>,
 }
 
 impl Merger {
@@ -282,6 +290,9 @@ impl Merger {
             run.cycle(pos).add(cycle);
         }
         let start_s = node.started_unix_ms / 1000;
+        if !node.latency.intervals.is_empty() {
+            self.latency.push((start_s, node.latency));
+        }
         for s in &node.series {
             let abs = start_s + u64::from(s.second);
             self.series.entry(abs).or_default().merge(s);
@@ -331,6 +342,8 @@ impl Merger {
             })
             .collect();
 
+        run.latency = merge_latency(self.latency, t0_s, run.steps.len());
+
         let mut errors: Vec<ErrorGroup> = self.errors.into_values().collect();
         errors.sort_by(|a, b| {
             b.count.cmp(&a.count).then_with(|| {
@@ -351,6 +364,19 @@ impl Merger {
         run.resources = resources;
         Some(run)
     }
+}
+
+/// The nodes' latency series added up, each placed by its start (Unix s) after `t0_s`.
+fn merge_latency(nodes: Vec<(u64, LatencySeries)>, t0_s: u64, steps: usize) -> LatencySeries {
+    let Some(interval_s) = nodes.first().map(|(_, l)| l.interval_s) else {
+        return LatencySeries::default();
+    };
+    let mut sum = LatencySum::new(interval_s, steps);
+    for (start_s, series) in &nodes {
+        let offset = u32::try_from(start_s.saturating_sub(t0_s)).unwrap_or(u32::MAX);
+        sum.add_series(series, offset);
+    }
+    sum.finish()
 }
 
 /// The per-node figures of one node.

@@ -250,6 +250,7 @@ mod tests {
             interrupted: false,
             cycles,
             series: Vec::new(),
+            latency: Default::default(),
             errors: Vec::new(),
             resources: Vec::new(),
             nodes: Vec::new(),

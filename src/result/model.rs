@@ -55,6 +55,8 @@ pub struct NodeResult {
     pub cycles: Vec<CycleResult>,
     /// One entry per second of the run, from its start.
     pub series: Vec<SecondSample>,
+    /// Latency per interval of the run and per step (empty in files from before it existed).
+    pub latency: super::LatencySeries,
     /// Failures and errors grouped by (step, kind, detail).
     pub errors: Vec<ErrorGroup>,
     /// Resource samples of this node's host and of monitored hosts.

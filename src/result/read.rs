@@ -12,6 +12,7 @@ use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 use std::sync::Arc;
 
+use super::latency::*;
 use super::model::*;
 use super::write::ROOT;
 
@@ -20,7 +21,7 @@ mod histogram;
 mod threshold;
 
 use events::{is_blank, shorten, Elem, Ev, List, Parser};
-pub use histogram::decode_histogram;
+pub use histogram::{decode_histogram, decode_interval_bytes};
 
 /// Where in which file a problem was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,6 +212,7 @@ impl<R: BufRead> Parser<R> {
             scenarios: Vec::new(),
             cycles: Vec::new(),
             series: Vec::new(),
+            latency: LatencySeries::default(),
             errors: Vec::new(),
             resources: Vec::new(),
         })
@@ -218,7 +220,7 @@ impl<R: BufRead> Parser<R> {
 
     /// Refuses a second one of the root's children that appear once.
     fn at_most_once(&self, e: &Elem, seen: &mut Vec<&'static str>) -> Result<(), ReadError> {
-        const ONCE: [&str; 10] = [
+        const ONCE: [&str; 11] = [
             "node",
             "test",
             "config",
@@ -227,6 +229,7 @@ impl<R: BufRead> Parser<R> {
             "scenarios",
             "cycles",
             "series",
+            "latency",
             "errors",
             "end",
         ];
@@ -291,6 +294,7 @@ impl<R: BufRead> Parser<R> {
                 }
                 p.skip()
             }),
+            "latency" => self.latency(e, r),
             "errors" => self.children(|p, e| {
                 if e.name != "group" {
                     return p.skip();
@@ -522,6 +526,55 @@ impl<R: BufRead> Parser<R> {
             failures: self.count(e, "failures")?,
             errors: self.count(e, "errors")?,
         })
+    }
+
+    /// `<latency>`: intervals in increasing order, each step's histogram checked.
+    fn latency(&mut self, e: Elem, r: &mut NodeResult) -> Result<(), ReadError> {
+        let interval_s: u32 = self.attr(&e, "interval-s")?;
+        if interval_s == 0 {
+            return Err(self.invalid(e.pos, "<latency interval-s> must be at least 1"));
+        }
+        let steps = r.steps.len();
+        let mut intervals: Vec<LatencyInterval> = Vec::new();
+        self.children(|p, e| {
+            if e.name != "interval" {
+                return p.skip();
+            }
+            let index: u32 = p.attr(&e, "index")?;
+            if intervals.last().is_some_and(|last| last.index >= index) {
+                return Err(p.invalid(e.pos, "<interval> indexes must increase"));
+            }
+            let mut iv = LatencyInterval {
+                index,
+                steps: vec![Packed::default(); steps],
+            };
+            p.children(|p, s| {
+                if s.name != "step" {
+                    return p.skip();
+                }
+                let step: u32 = p.attr(&s, "index")?;
+                let step = step as usize;
+                if step >= steps {
+                    let m = format!("<step index=\"{step}\"> but the test has {steps} steps");
+                    return Err(p.invalid(s.pos, m));
+                }
+                let text = p.text()?;
+                iv.steps[step] =
+                    Packed::from_base64(&text).map_err(|reason| ReadError::BadHistogram {
+                        at: p.at(s.pos),
+                        element: "interval".into(),
+                        reason,
+                    })?;
+                Ok(())
+            })?;
+            intervals.push(iv);
+            Ok(())
+        })?;
+        r.latency = LatencySeries {
+            interval_s,
+            intervals,
+        };
+        Ok(())
     }
 
     fn error_group(&mut self, e: Elem) -> Result<ErrorGroup, ReadError> {

@@ -16,6 +16,7 @@ use hdrhistogram::Histogram;
 use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
 
+use super::latency::*;
 use super::model::*;
 use super::threshold::Threshold;
 
@@ -34,6 +35,7 @@ pub fn to_writer<W: Write>(r: &NodeResult, w: W) -> io::Result<()> {
         write_head(x, r)?;
         write_cycles(x, r)?;
         write_series(x, &r.series)?;
+        write_latency(x, &r.latency)?;
         write_errors(x, &r.errors)?;
         for h in &r.resources {
             write_resources(x, h)?;
@@ -338,6 +340,30 @@ fn write_series<W: Write>(x: &mut Writer<W>, series: &[SecondSample]) -> io::Res
                 .add("errors", s.errors)
                 .element(x, "s")
                 .write_empty()?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// `<latency>`: per interval, each step's histogram (steps without a page left out).
+fn write_latency<W: Write>(x: &mut Writer<W>, latency: &LatencySeries) -> io::Result<()> {
+    if latency.intervals.is_empty() {
+        return Ok(());
+    }
+    let a = Attrs::new().add("interval-s", latency.interval_s);
+    a.element(x, "latency").write_inner_content(|x| {
+        for iv in &latency.intervals {
+            let a = Attrs::new().add("index", iv.index);
+            a.element(x, "interval").write_inner_content(|x| {
+                for (i, p) in iv.steps.iter().enumerate().filter(|(_, p)| !p.is_empty()) {
+                    let text = p.to_base64();
+                    let a = Attrs::new().add("index", i as u64);
+                    a.element(x, "step")
+                        .write_text_content(BytesText::new(&text))?;
+                }
+                Ok(())
+            })?;
         }
         Ok(())
     })?;

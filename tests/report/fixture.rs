@@ -85,6 +85,7 @@ impl Fixture {
         let plan: Vec<u32> = cycles.iter().map(|c| c.users).collect();
         let nsteps = self.steps.len();
         let mut series = Vec::new();
+        let mut latency = LatencySum::new(1, nsteps);
         let mut results = Vec::new();
         let mut at_ms = 0u64;
         for (i, c) in cycles.iter().enumerate() {
@@ -104,6 +105,19 @@ impl Fixture {
             }
             let secs = c.window_s.ceil() as u64;
             let start_s = at_ms / 1000;
+            // Success i completes in second i % secs of the window, at step i % nsteps.
+            let mut by_second = std::collections::BTreeMap::new();
+            for (i, us) in c.ok_us.iter().enumerate() {
+                let second = (start_s + i as u64 % secs.max(1)) as u32;
+                by_second
+                    .entry((second, i % nsteps))
+                    .or_insert_with(latency::new_interval_histogram)
+                    .record(*us)
+                    .unwrap();
+            }
+            for ((second, step), h) in by_second {
+                latency.add_second(second, step, &h);
+            }
             for k in 0..secs {
                 let share = |n: u64| n / secs + u64::from(k < n % secs);
                 let ok = share(c.ok_us.len() as u64);
@@ -181,6 +195,7 @@ impl Fixture {
                 .collect(),
             cycles: results,
             series,
+            latency: latency.finish(),
             errors: Vec::new(),
             resources: vec![HostResources {
                 host: host.into(),

@@ -8,6 +8,7 @@ use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
 
 use super::MAX_COUNT;
+use crate::result::latency::new_interval_histogram;
 use crate::result::model::new_histogram;
 
 /// Cookie of a V2 + deflate histogram, and of the V2 histogram inside it.
@@ -16,19 +17,27 @@ const V2_COOKIE: u32 = 0x1c84_9313;
 /// Bytes of a V2 header, cookie included.
 const V2_HEADER: usize = 40;
 
-/// (lowest, highest, significant digits, longest V2 encoding) of the format's histograms.
+/// (lowest, highest, significant digits, longest V2 encoding) of histograms like `h`.
+fn bounds_of(h: Histogram<u64>) -> (u64, u64, u8, usize) {
+    // Each count takes at most 9 bytes as a varint.
+    (
+        h.low(),
+        h.high(),
+        h.sigfig(),
+        V2_HEADER + 9 * h.distinct_values(),
+    )
+}
+
+/// The bounds of the format's cycle histograms ([`new_histogram`]).
 fn format_bounds() -> (u64, u64, u8, usize) {
     static BOUNDS: OnceLock<(u64, u64, u8, usize)> = OnceLock::new();
-    *BOUNDS.get_or_init(|| {
-        let h = new_histogram();
-        // Each count takes at most 9 bytes as a varint.
-        (
-            h.low(),
-            h.high(),
-            h.sigfig(),
-            V2_HEADER + 9 * h.distinct_values(),
-        )
-    })
+    *BOUNDS.get_or_init(|| bounds_of(new_histogram()))
+}
+
+/// The bounds of the format's interval histograms ([`new_interval_histogram`]).
+fn interval_bounds() -> (u64, u64, u8, usize) {
+    static BOUNDS: OnceLock<(u64, u64, u8, usize)> = OnceLock::new();
+    *BOUNDS.get_or_init(|| bounds_of(new_interval_histogram()))
 }
 
 fn be_u32(b: &[u8], at: usize) -> u32 {
@@ -52,17 +61,28 @@ pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(b64.as_bytes())
         .map_err(|e| format!("bad base64: {e}"))?;
-    if bytes.len() < 8 || be_u32(&bytes, 0) != V2_DEFLATE_COOKIE {
+    decode_bytes(&bytes, format_bounds())
+}
+
+/// Decodes the V2 + deflate bytes of an interval histogram ([`new_interval_histogram`]'s
+/// bounds), checked as [`decode_histogram`] checks a cycle's.
+pub fn decode_interval_bytes(bytes: &[u8]) -> Result<Histogram<u64>, String> {
+    decode_bytes(bytes, interval_bounds())
+}
+
+/// Decodes V2 + deflate bytes of a histogram that must have `bounds` (see [`bounds_of`]).
+fn decode_bytes(bytes: &[u8], bounds: (u64, u64, u8, usize)) -> Result<Histogram<u64>, String> {
+    if bytes.len() < 8 || be_u32(bytes, 0) != V2_DEFLATE_COOKIE {
         return Err("not an HdrHistogram in V2 + deflate format (wrong cookie)".to_string());
     }
-    let compressed_len = be_u32(&bytes, 4) as usize;
+    let compressed_len = be_u32(bytes, 4) as usize;
     if compressed_len != bytes.len() - 8 {
         return Err(format!(
             "the header announces {compressed_len} compressed bytes but {} follow",
             bytes.len() - 8
         ));
     }
-    let (low, high, sigfig, max_len) = format_bounds();
+    let (low, high, sigfig, max_len) = bounds;
     let mut raw = Vec::new();
     flate2::read::ZlibDecoder::new(&bytes[8..])
         .take(max_len as u64 + 1)

@@ -27,6 +27,24 @@ fn counts(rng: &mut SmallRng, n: u64, base_us: u64) -> Counts {
 }
 
 /// A result with every field filled, hostile text included.
+/// Intervals 0, 1 and 5 of 2 s; interval 1 has no page of its second step.
+fn latency(rng: &mut SmallRng) -> LatencySeries {
+    let mut sum = LatencySum::new(2, 2);
+    for second in [0, 1, 2, 3, 10] {
+        for step in 0..2 {
+            if (second == 2 || second == 3) && step == 1 {
+                continue;
+            }
+            let mut h = crate::result::latency::new_interval_histogram();
+            for _ in 0..50 {
+                h.record(rng.gen_range(100..90_000)).unwrap();
+            }
+            sum.add_second(second, step, &h);
+        }
+    }
+    sum.finish()
+}
+
 fn rich() -> NodeResult {
     let mut rng = SmallRng::seed_from_u64(7);
     let steps = vec![
@@ -128,6 +146,7 @@ fn rich() -> NodeResult {
                 errors: u64::from(s % 2),
             })
             .collect(),
+        latency: latency(&mut rng),
         errors: vec![
             ErrorGroup {
                 step: "home <&>".into(),
@@ -423,6 +442,36 @@ fn unknown_error_kinds_and_models_are_named_with_their_place() {
 }
 
 #[test]
+fn latency_intervals_round_trip_and_bad_ones_are_named() {
+    let r = rich();
+    assert_eq!(r.latency.intervals.len(), 3);
+    assert!(r.latency.intervals[1].steps[1].is_empty());
+    let text = String::from_utf8(to_bytes(&r)).unwrap();
+    assert!(text.contains("<latency interval-s=\"2\">"), "{text}");
+    assert_eq!(read_str(&text).unwrap().latency, r.latency);
+    // An older file (no <latency>) reads with an empty series.
+    let start = text.find("<latency").unwrap();
+    let end = text.find("</latency>").unwrap() + "</latency>".len();
+    let old = format!("{}{}", &text[..start], &text[end..]);
+    assert_eq!(read_str(&old).unwrap().latency, LatencySeries::default());
+    let bad = |from: &str, to: &str| read_str(&text.replacen(from, to, 1)).unwrap_err();
+    let e = bad("<step index=\"1\">", "<step index=\"7\">");
+    assert!(e.to_string().contains("the test has 2 steps"), "{e}");
+    let e = bad("<interval index=\"1\">", "<interval index=\"0\">");
+    assert!(e.to_string().contains("must increase"), "{e}");
+    let e = bad("interval-s=\"2\"", "interval-s=\"0\"");
+    assert!(e.to_string().contains("at least 1"), "{e}");
+    let hist_start = text[start..].find("<step index=\"0\">").unwrap() + start + 16;
+    let e = read_str(&format!(
+        "{}AAAA{}",
+        &text[..hist_start],
+        &text[hist_start + 4..]
+    ))
+    .unwrap_err();
+    assert!(matches!(e, ReadError::BadHistogram { .. }), "{e}");
+}
+
+#[test]
 fn bad_histograms_are_errors() {
     let text = String::from_utf8(to_bytes(&rich())).unwrap();
     let start = text.find("<histogram>").unwrap() + "<histogram>".len();
@@ -520,6 +569,9 @@ fn documented_example_is_current() {
     assert_eq!(r.cycles[0].requests.latency.len(), 2);
     assert_eq!(r.cycles[0].requests.latency.max(), 15_503);
     assert_eq!(r.series[0].cycle, None);
+    let second = &r.latency.intervals[0];
+    assert_eq!((r.latency.interval_s, second.index), (1, 1));
+    assert_eq!(second.pages().len(), 2);
     assert_eq!(r.errors[1].samples[0].status, None);
     assert_eq!(
         r.errors[0].samples[0].body, "<h1>Internal error</h1>",

@@ -1,0 +1,155 @@
+//! The live per-second stream: two real bench-node processes' progress lines merged by the
+//! master's live view, checked against what the nodes and the server counted.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+
+use benchmaster::master::live::{ClusterSecond, Live};
+use benchmaster::protocol::progress::ProgressEvent;
+use benchmaster::result::latency::new_interval_histogram;
+use benchmaster::result::read::read_file;
+
+use crate::util::{bench_node, tempdir, write, Server};
+
+#[test]
+fn two_nodes_merged_live_add_up_to_their_totals_with_exact_percentiles() {
+    let server = Server::start();
+    let dir = tempdir();
+    let test = write(
+        dir.path(),
+        "t.toml",
+        &format!(
+            r#"
+[test]
+name = "live"
+url = "{}"
+
+[bench]
+cycles = [3]
+duration = 2.5
+startup_delay = 0.01
+timeout = 2
+
+[[step]]
+name = "home"
+path = "/"
+
+[[step]]
+name = "slow"
+path = "/slow?delay_ms=4"
+"#,
+            server.url()
+        ),
+    );
+    let mut nodes: Vec<_> = (0..2)
+        .map(|n| {
+            let out = dir.path().join(format!("r{n}.xml"));
+            let child = bench_node()
+                .arg("run")
+                .arg(&test)
+                .arg("-o")
+                .arg(&out)
+                .args(["--progress", "json", "--wait-start"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            (child, out)
+        })
+        .collect();
+    // Both read their plan; both start on the word, as the master starts them.
+    let mut readers: Vec<_> = nodes
+        .iter_mut()
+        .map(|(c, _)| BufReader::new(c.stdout.take().unwrap()).lines())
+        .collect();
+    for r in &mut readers {
+        assert!(r.next().unwrap().unwrap().contains("\"ready\""));
+    }
+    for (c, _) in &mut nodes {
+        writeln!(c.stdin.as_mut().unwrap(), "start").unwrap();
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    for (slot, lines) in readers.into_iter().enumerate() {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Some(event) = ProgressEvent::parse(&line) {
+                    tx.send((slot, event)).unwrap();
+                }
+            }
+        });
+    }
+    drop(tx);
+    let mut live = Live::new(vec![0, 1], 1000);
+    let mut each = live.subscribe();
+    let mut totals = [0u64; 2];
+    let mut lines_with_seconds = 0;
+    for (slot, event) in rx {
+        if let ProgressEvent::Progress {
+            requests, seconds, ..
+        } = &event
+        {
+            totals[slot] = *requests;
+            lines_with_seconds += usize::from(!seconds.is_empty());
+        }
+        live.progress(slot, &event);
+        if matches!(event, ProgressEvent::Done { .. }) {
+            live.node_ended(slot);
+        }
+    }
+    for (c, _) in &mut nodes {
+        assert!(c.wait().unwrap().success());
+    }
+    let mut seconds: Vec<ClusterSecond> = Vec::new();
+    while let Ok(s) = each.try_recv() {
+        seconds.push((*s).clone());
+    }
+    assert!(
+        lines_with_seconds >= 4,
+        "{lines_with_seconds} lines had seconds"
+    );
+    assert!(seconds.len() >= 3, "{} seconds", seconds.len());
+    assert!(seconds.windows(2).all(|w| w[0].second < w[1].second));
+    // Counts: every request once, as the nodes and the server counted them.
+    let live_requests: u64 = seconds.iter().map(|s| s.requests).sum();
+    assert!(live_requests > 100, "{live_requests}");
+    assert_eq!(live_requests, totals[0] + totals[1]);
+    assert_eq!(live_requests, server.count());
+    for (slot, total) in totals.iter().enumerate() {
+        let per_node: u64 = seconds.iter().map(|s| s.per_node[slot].requests).sum();
+        assert_eq!(per_node, *total, "node {slot}");
+    }
+    assert!(
+        seconds.iter().any(|s| s.users == 6),
+        "both nodes' users add up"
+    );
+    // Latency: the live seconds' histograms, merged, are the nodes' result intervals summed.
+    let mut live_all = new_interval_histogram();
+    let mut live_slow = new_interval_histogram();
+    for s in &seconds {
+        assert!(!s.latency_partial);
+        live_all.add(&s.latency).unwrap();
+        live_slow.add(&s.steps[1].latency).unwrap();
+    }
+    let mut results_all = new_interval_histogram();
+    let mut results_slow = new_interval_histogram();
+    for (_, out) in &nodes {
+        let r = read_file(out).unwrap();
+        assert_eq!(r.latency.interval_s, 1);
+        for iv in &r.latency.intervals {
+            results_all.add(iv.pages()).unwrap();
+            results_slow.add(iv.steps[1].unpack()).unwrap();
+        }
+    }
+    assert_eq!(live_all, results_all);
+    assert_eq!(live_slow, results_slow);
+    for q in [0.5, 0.95, 0.99] {
+        assert_eq!(
+            live_all.value_at_quantile(q),
+            results_all.value_at_quantile(q)
+        );
+    }
+    // The slow step is the slow one: its median is at least its 4 ms, all pages' is lower.
+    assert!(live_slow.value_at_quantile(0.5) >= 4000);
+    assert!(live_all.value_at_quantile(0.25) < 4000);
+}
