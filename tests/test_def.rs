@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use benchmaster::test_def::{self, Body, CaptureSource, Overrides, Vars};
+use benchmaster::test_def::{self, Body, CaptureSource, HttpVersion, Overrides, Vars};
 
 fn example(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -103,6 +103,9 @@ fn full_example_uses_every_feature() {
         .iter()
         .any(|s| s.target_text.starts_with("http://")));
     assert!(plan.describe().contains("checkout"));
+    assert!(plan.steps.iter().any(|s| s.websocket.is_some()));
+    assert!(plan.steps.iter().any(|s| s.http == HttpVersion::Auto));
+    assert!(plan.steps.iter().any(|s| s.http == HttpVersion::Http1));
 }
 
 #[test]

@@ -111,6 +111,19 @@ pub fn bench_node() -> Command {
     Command::new(env!("CARGO_BIN_EXE_bench-node"))
 }
 
+/// Runs `bench-report -o DIR RESULT` (which must succeed) and returns the HTML report and
+/// `summary.json`.
+pub fn report(result: &Path, dir: &Path) -> (String, serde_json::Value) {
+    let o = run(Command::new(env!("CARGO_BIN_EXE_bench-report"))
+        .arg("-o")
+        .arg(dir)
+        .arg(result));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    let summary = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    (html, serde_json::from_str(&summary).unwrap())
+}
+
 /// Runs a command, returning its output (stdout, stderr, status).
 pub fn run(cmd: &mut Command) -> Output {
     cmd.output().expect("the command starts")

@@ -22,7 +22,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use url::Url;
 
+use super::h2::H2Slot;
+use super::websocket::WsConn;
 use crate::result::ErrorKind;
+use crate::test_def::HttpVersion;
 
 /// Body bytes kept per response for checks, captures and error samples; the rest is counted and
 /// dropped, so a huge body cannot exhaust memory.
@@ -38,6 +41,8 @@ pub struct RequestError {
 
 /// A request to send.
 pub struct Outgoing<'a> {
+    /// The HTTP version the step asks for.
+    pub http: HttpVersion,
     pub method: Method,
     pub url: &'a Url,
     pub headers: &'a [(hyper::header::HeaderName, HeaderValue)],
@@ -53,11 +58,18 @@ pub struct Incoming {
     pub body: Bytes,
     /// Full body length received, bytes.
     pub body_len: u64,
+    /// The HTTP version it came in.
+    pub version: hyper::Version,
 }
 
 /// What every user of a node shares: TLS settings and resolved addresses.
 pub struct Connector {
+    /// TLS without ALPN, for HTTP/1.1 and WebSocket steps (as before HTTP/2 came).
     tls: tokio_rustls::TlsConnector,
+    /// TLS offering only `h2` (`http = "2"`).
+    tls_h2: tokio_rustls::TlsConnector,
+    /// TLS offering `h2` and `http/1.1` (`http = "auto"`).
+    tls_auto: tokio_rustls::TlsConnector,
     /// Addresses resolved once per `host:port`; a std mutex as it is held only for a lookup.
     resolved: Mutex<HashMap<(String, u16), SocketAddr>>,
     user_agent: HeaderValue,
@@ -80,7 +92,14 @@ impl Connector {
                 rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
             builder.with_root_certificates(roots).with_no_client_auth()
         };
+        let with_alpn = |protocols: &[&[u8]]| {
+            let mut config = config.clone();
+            config.alpn_protocols = protocols.iter().map(|p| p.to_vec()).collect();
+            tokio_rustls::TlsConnector::from(Arc::new(config))
+        };
         Arc::new(Connector {
+            tls_h2: with_alpn(&[b"h2"]),
+            tls_auto: with_alpn(&[b"h2", b"http/1.1"]),
             tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
             resolved: Mutex::new(HashMap::new()),
             user_agent: HeaderValue::from_static(concat!(
@@ -115,24 +134,24 @@ impl Connector {
 /// Connection key: scheme, user info, host and port, as the URL writes them before its path
 /// (the `url` crate writes a default port as none, so each origin has one spelling).
 #[derive(PartialEq, Eq)]
-struct Origin(String);
+pub(super) struct Origin(String);
 
 impl Origin {
-    fn of(url: &Url) -> Origin {
+    pub(super) fn of(url: &Url) -> Origin {
         Origin(url[..url::Position::BeforePath].to_string())
     }
 
     /// True when `url` is on this origin (one comparison in place: no allocation per request).
-    fn holds(&self, url: &Url) -> bool {
+    pub(super) fn holds(&self, url: &Url) -> bool {
         self.0 == url[..url::Position::BeforePath]
     }
 }
 
 /// A connection's byte stream, plain TCP or TLS. A trait object: measured, an enum of the two
 /// costs 100 instructions more per request (its delegation does not inline better).
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+pub(super) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-type Socket = Box<dyn Io>;
+pub(super) type Socket = Box<dyn Io>;
 
 /// hyper's side of a connection: the request handle and the connection future, which the user's
 /// own task polls (never spawned: one task per user, and a response is seen the moment it is
@@ -240,12 +259,22 @@ pub struct Client {
     /// request costs a timer-wheel insertion and removal each). `None` until the first request
     /// (or after a cancelled one).
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// The last URL requested and its request target.
-    last_uri: Option<(String, Uri)>,
+    /// The last URL requested and its request target (absolute for HTTP/2: the flag).
+    last_uri: Option<(String, bool, Uri)>,
+    /// The user's HTTP/2 connection, shared with its other stream lanes.
+    h2: H2Slot,
+    /// The user's WebSocket, while open.
+    pub(super) ws: Option<WsConn>,
 }
 
 impl Client {
     pub fn new(connector: Arc<Connector>, timeout: Duration) -> Client {
+        Client::sharing(connector, timeout, H2Slot::default())
+    }
+
+    /// A client whose HTTP/2 requests go over `h2`, the connection its user's other stream
+    /// lanes share.
+    pub fn sharing(connector: Arc<Connector>, timeout: Duration, h2: H2Slot) -> Client {
         Client {
             connector,
             conn: None,
@@ -254,7 +283,19 @@ impl Client {
             timeout,
             timer: None,
             last_uri: None,
+            h2,
+            ws: None,
         }
+    }
+
+    /// The request timeout.
+    pub(super) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The user agent every request and upgrade names.
+    pub(super) fn user_agent(&self) -> &HeaderValue {
+        &self.connector.user_agent
     }
 
     /// Sends one request, due at `sent`, and reads its response; a timeout when no complete
@@ -304,10 +345,49 @@ impl Client {
         result
     }
 
+    /// One exchange on the connection of the step's HTTP version: HTTP/1.1 as it always was,
+    /// HTTP/2 on the user's shared connection, or what ALPN gives for `auto`.
     async fn exchange(
         &mut self,
         req: Outgoing<'_>,
         keep_body: usize,
+    ) -> Result<Incoming, RequestError> {
+        match req.http {
+            HttpVersion::Http1 => self.exchange_h1(req, keep_body, None).await,
+            HttpVersion::Http2 => self.exchange_h2(req, keep_body, None).await,
+            HttpVersion::Auto => self.exchange_auto(req, keep_body).await,
+        }
+    }
+
+    /// `http = "auto"`: the connection already open to the origin (HTTP/2 or HTTP/1.1), else a
+    /// new one speaking what ALPN agreed on; HTTP/1.1 on a plain URL.
+    async fn exchange_auto(
+        &mut self,
+        req: Outgoing<'_>,
+        keep_body: usize,
+    ) -> Result<Incoming, RequestError> {
+        let h1_open = self.conn.as_ref().is_some_and(|o| o.origin.holds(req.url));
+        if req.url.scheme() != "https" || h1_open {
+            return self.exchange_h1(req, keep_body, None).await;
+        }
+        if self.h2.holds(req.url).await {
+            return self.exchange_h2(req, keep_body, None).await;
+        }
+        let (socket, h2) = self.connect(req.url, HttpVersion::Auto).await?;
+        if h2 {
+            self.exchange_h2(req, keep_body, Some(socket)).await
+        } else {
+            self.exchange_h1(req, keep_body, Some(socket)).await
+        }
+    }
+
+    /// An HTTP/1.1 exchange on the kept connection, or on `socket` (connected by `auto`), or
+    /// on a new one.
+    async fn exchange_h1(
+        &mut self,
+        req: Outgoing<'_>,
+        keep_body: usize,
+        socket: Option<Socket>,
     ) -> Result<Incoming, RequestError> {
         let kept_open = match self.conn.take() {
             Some(open) if open.origin.holds(req.url) => self.reuse(open).await?,
@@ -316,7 +396,10 @@ impl Client {
         let open = match kept_open {
             Some(open) => open,
             None => {
-                let socket = self.connect(req.url).await?;
+                let socket = match socket {
+                    Some(socket) => socket,
+                    None => self.connect(req.url, HttpVersion::Http1).await?.0,
+                };
                 Open {
                     host: host_header(req.url),
                     origin: Origin::of(req.url),
@@ -330,7 +413,7 @@ impl Client {
         };
         let request = request(
             &req,
-            &open.host,
+            Some(&open.host),
             self.has_cookies.then_some(&self.cookies),
             &self.connector.user_agent,
             &mut self.last_uri,
@@ -342,47 +425,107 @@ impl Client {
             .await?
             .map_err(hyper_error)?;
         let (parts, mut body) = response.into_parts();
-        // The kept part of the body: the first frame as it came (no copy), more frames appended.
-        let mut kept = BytesMut::new();
-        let mut first = Bytes::new();
-        let mut body_len = 0u64;
+        let mut kept = Kept::default();
         while let Some(frame) = http.drive(std::pin::pin!(body.frame())).await? {
             let Ok(data) = frame.map_err(hyper_error)?.into_data() else {
                 continue; // trailers
             };
-            body_len += data.len() as u64;
-            let room = keep_body.saturating_sub(first.len() + kept.len());
-            if first.is_empty() && kept.is_empty() {
-                first = data.slice(..room.min(data.len()));
-            } else if room > 0 {
-                if kept.is_empty() {
-                    kept.extend_from_slice(&first);
-                    first = Bytes::new();
-                }
-                kept.extend_from_slice(&data[..room.min(data.len())]);
-            }
+            kept.push(data, keep_body);
         }
         if http.closed {
             self.conn = None;
         }
+        Ok(self.received(parts, kept, req.url))
+    }
+
+    /// The response as the user sees it, after the jar took its cookies.
+    #[inline]
+    pub(super) fn received(
+        &mut self,
+        parts: hyper::http::response::Parts,
+        kept: Kept,
+        url: &Url,
+    ) -> Incoming {
         // A scan of the few response headers costs less than a hashed lookup.
         for (name, value) in &parts.headers {
             if name == SET_COOKIE {
                 if let Ok(s) = value.to_str() {
-                    self.has_cookies |= self.cookies.parse(s, req.url).is_ok();
+                    self.has_cookies |= self.cookies.parse(s, url).is_ok();
                 }
             }
         }
-        Ok(Incoming {
+        let (body, body_len) = kept.finish();
+        Incoming {
             status: parts.status,
             headers: parts.headers,
-            body: if kept.is_empty() {
-                first
-            } else {
-                kept.freeze()
-            },
+            body,
             body_len,
-        })
+            version: parts.version,
+        }
+    }
+
+    /// The hyper request for `req` (see [`request`]): HTTP/2 names the origin in the request
+    /// target, not in a Host header.
+    pub(super) fn request_for(
+        &mut self,
+        req: &Outgoing<'_>,
+        host: Option<&HeaderValue>,
+    ) -> Result<Request<Full<Bytes>>, RequestError> {
+        request(
+            req,
+            host,
+            self.has_cookies.then_some(&self.cookies),
+            &self.connector.user_agent,
+            &mut self.last_uri,
+        )
+    }
+
+    /// The user's cookies for `url`, as a Cookie header (WebSocket upgrades).
+    pub(super) fn cookie_header(&self, url: &Url) -> Option<HeaderValue> {
+        self.has_cookies
+            .then(|| cookie_value(&self.cookies, url))
+            .flatten()
+    }
+
+    /// The user's HTTP/2 connection.
+    pub(super) fn h2(&self) -> &H2Slot {
+        &self.h2
+    }
+}
+
+/// The kept part of a body (at most `keep` bytes): the first frame as it came (no copy), more
+/// frames appended; and the whole length.
+#[derive(Default)]
+pub(super) struct Kept {
+    first: Bytes,
+    more: BytesMut,
+    len: u64,
+}
+
+impl Kept {
+    #[inline]
+    pub(super) fn push(&mut self, data: Bytes, keep: usize) {
+        self.len += data.len() as u64;
+        let room = keep.saturating_sub(self.first.len() + self.more.len());
+        if self.first.is_empty() && self.more.is_empty() {
+            self.first = data.slice(..room.min(data.len()));
+        } else if room > 0 {
+            if self.more.is_empty() {
+                self.more.extend_from_slice(&self.first);
+                self.first = Bytes::new();
+            }
+            self.more.extend_from_slice(&data[..room.min(data.len())]);
+        }
+    }
+
+    #[inline]
+    fn finish(self) -> (Bytes, u64) {
+        let body = if self.more.is_empty() {
+            self.first
+        } else {
+            self.more.freeze()
+        };
+        (body, self.len)
     }
 }
 
@@ -441,45 +584,41 @@ impl Client {
 /// the same URLs again.
 fn request(
     req: &Outgoing<'_>,
-    host: &HeaderValue,
+    host: Option<&HeaderValue>,
     cookies: Option<&cookie_store::CookieStore>,
     user_agent: &HeaderValue,
-    last_uri: &mut Option<(String, Uri)>,
+    last_uri: &mut Option<(String, bool, Uri)>,
 ) -> Result<Request<Full<Bytes>>, RequestError> {
+    // HTTP/1.1 (a Host header) sends the path; HTTP/2 the whole URL (its `:authority`).
+    let absolute = host.is_none();
     let uri = match last_uri {
-        Some((url, uri)) if url == req.url.as_str() => uri.clone(),
+        Some((url, abs, uri)) if *abs == absolute && url == req.url.as_str() => uri.clone(),
         _ => {
-            let target = match req.url.query() {
-                Some(q) => format!("{}?{q}", req.url.path()),
-                None => req.url.path().to_string(),
+            let target = match (absolute, req.url.query()) {
+                (true, _) => req.url[..url::Position::AfterQuery].to_string(),
+                (false, Some(q)) => format!("{}?{q}", req.url.path()),
+                (false, None) => req.url.path().to_string(),
             };
             let uri = Uri::try_from(target).map_err(|e| RequestError {
                 kind: ErrorKind::Other,
                 message: format!("bad request target in {}: {e}", req.url),
             })?;
-            *last_uri = Some((req.url.as_str().to_string(), uri.clone()));
+            *last_uri = Some((req.url.as_str().to_string(), absolute, uri.clone()));
             uri
         }
     };
     // Built in place rather than through `Request::builder`, whose by-value steps copy the
     // request head several times.
     let mut headers = HeaderMap::with_capacity(4 + req.headers.len());
-    headers.insert(HOST, host.clone());
+    if let Some(host) = host {
+        headers.insert(HOST, host.clone());
+    }
     headers.insert(USER_AGENT, user_agent.clone());
     if let Some(ct) = req.content_type {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
     }
-    if let Some(cookies) = cookies {
-        let mut values = cookies.get_request_values(req.url).peekable();
-        if values.peek().is_some() {
-            let cookie = values
-                .map(|(n, v)| format!("{n}={v}"))
-                .collect::<Vec<_>>()
-                .join("; ");
-            if let Ok(v) = HeaderValue::from_str(&cookie) {
-                headers.insert(COOKIE, v);
-            }
-        }
+    if let Some(v) = cookies.and_then(|c| cookie_value(c, req.url)) {
+        headers.insert(COOKIE, v);
     }
     for (name, value) in req.headers {
         headers.insert(name.clone(), value.clone());
@@ -491,15 +630,33 @@ fn request(
     Ok(request)
 }
 
+/// The jar's cookies for `url` as one Cookie header value, if it has any.
+fn cookie_value(cookies: &cookie_store::CookieStore, url: &Url) -> Option<HeaderValue> {
+    let mut values = cookies.get_request_values(url).peekable();
+    values.peek()?;
+    let cookie = values
+        .map(|(n, v)| format!("{n}={v}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    HeaderValue::from_str(&cookie).ok()
+}
+
 impl Client {
-    async fn connect(&self, url: &Url) -> Result<Socket, RequestError> {
+    /// A connection to `url`'s host: TLS for `https` and `wss` with the ALPN of `http`; true
+    /// when it speaks HTTP/2 (ALPN agreed on `h2`, or `http = "2"` on a plain URL: h2c with
+    /// prior knowledge).
+    pub(super) async fn connect(
+        &self,
+        url: &Url,
+        http: HttpVersion,
+    ) -> Result<(Socket, bool), RequestError> {
         let addr = self.connector.resolve(url).await?;
         let tcp = TcpStream::connect(addr).await.map_err(|e| RequestError {
             kind: ErrorKind::Connect,
             message: format!("cannot connect to {addr}: {e}"),
         })?;
         let _ = tcp.set_nodelay(true);
-        if url.scheme() == "https" {
+        if matches!(url.scheme(), "https" | "wss") {
             let host = url.host_str().unwrap_or_default();
             let name = ServerName::try_from(
                 host.trim_start_matches('[')
@@ -510,18 +667,28 @@ impl Client {
                 kind: ErrorKind::Tls,
                 message: format!("bad TLS server name {host}: {e}"),
             })?;
-            let tls = self
-                .connector
-                .tls
+            let connector = match http {
+                HttpVersion::Http1 => &self.connector.tls,
+                HttpVersion::Http2 => &self.connector.tls_h2,
+                HttpVersion::Auto => &self.connector.tls_auto,
+            };
+            let tls = connector
                 .connect(name, tcp)
                 .await
                 .map_err(|e| RequestError {
                     kind: ErrorKind::Tls,
                     message: format!("TLS handshake with {addr} failed: {e}"),
                 })?;
-            Ok(Box::new(tls))
+            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+            if http == HttpVersion::Http2 && !h2 {
+                return Err(RequestError {
+                    kind: ErrorKind::Protocol,
+                    message: format!("{addr} does not offer HTTP/2 (ALPN h2) over TLS"),
+                });
+            }
+            Ok((Box::new(tls), h2))
         } else {
-            Ok(Box::new(tcp))
+            Ok((Box::new(tcp), http == HttpVersion::Http2))
         }
     }
 }
@@ -542,7 +709,7 @@ async fn handshake(socket: Socket) -> Result<Box<Http>, RequestError> {
     }))
 }
 
-fn host_header(url: &Url) -> HeaderValue {
+pub(super) fn host_header(url: &Url) -> HeaderValue {
     let host = url.host_str().unwrap_or_default();
     let value = match url.port() {
         Some(port) => format!("{host}:{port}"),
@@ -552,7 +719,7 @@ fn host_header(url: &Url) -> HeaderValue {
 }
 
 /// Classifies a hyper error into the result kinds.
-fn hyper_error(e: hyper::Error) -> RequestError {
+pub(super) fn hyper_error(e: hyper::Error) -> RequestError {
     use std::error::Error as _;
     let mut source = e.source();
     while let Some(s) = source {

@@ -4,11 +4,13 @@
 //! server. Progress lines for the master are [`crate::protocol::progress`].
 
 pub mod client;
+mod h2;
 pub mod record;
 pub mod run;
 pub mod tally;
 pub mod target;
 pub mod user;
+mod websocket;
 pub mod worker;
 
 use std::path::PathBuf;
@@ -28,9 +30,26 @@ pub struct Counters {
     pub failures: AtomicU64,
     /// Requests with no response.
     pub errors: AtomicU64,
+    /// Per step, the HTTP versions its `http = "auto"` answers came in: bit 0 HTTP/1.1, bit 1
+    /// HTTP/2. A std mutex: taken only by `auto` steps, on the worker's own thread.
+    pub versions: std::sync::Mutex<Vec<u8>>,
 }
 
 impl Counters {
+    /// Notes that step `index` (an `http = "auto"` one) got an answer in `version`.
+    pub fn negotiated(&self, index: usize, version: hyper::Version) {
+        let bit = if version == hyper::Version::HTTP_2 {
+            2
+        } else {
+            1
+        };
+        let mut versions = self.versions.lock().unwrap();
+        if versions.len() <= index {
+            versions.resize(index + 1, 0);
+        }
+        versions[index] |= bit;
+    }
+
     /// Counts a user as running until the returned guard drops, also when its task is dropped
     /// mid-request (an abort).
     pub fn user_running(self: &Arc<Self>) -> RunningUser {

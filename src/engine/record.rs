@@ -162,6 +162,14 @@ impl Recorder {
         (second, holds)
     }
 
+    /// WebSocket messages step `step` received, its exchange completed at `done`.
+    pub fn messages(&mut self, w: &Window, step: usize, done: Instant, n: u64) {
+        let (_, holds) = self.place(w, done);
+        if holds && n > 0 {
+            self.cycle(w.cycle).steps[step].messages += n;
+        }
+    }
+
     /// One HTTP exchange (a redirect is one too) completed at `done`.
     pub fn request(
         &mut self,

@@ -24,7 +24,7 @@ use crate::result::{
     LatencySum, ModelKind, NodeInfo, NodeResult, ResourceSample, ScenarioInfo, SecondSample,
     StepInfo, TestInfo,
 };
-use crate::test_def::{Bench, LoadModel, TestPlan};
+use crate::test_def::{Bench, HttpVersion, LoadModel, TestPlan};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +92,7 @@ pub async fn run(
         .iter()
         .map(|w| w.counters.requests.load(Ordering::Relaxed))
         .sum();
+    let versions = negotiated(&workers);
     let measured = Measured::place(&plan, &walked, merge_recorders(workers));
     let result = node_result(
         &plan,
@@ -100,6 +101,7 @@ pub async fn run(
         walked.interrupted,
         measured,
         resources.stop().await,
+        &versions,
     );
     crate::result::write::write_file(&result, &config.output).map_err(|source| {
         EngineError::Write {
@@ -434,6 +436,33 @@ impl Measured {
     }
 }
 
+/// Per step, the HTTP versions its `http = "auto"` answers came in, on every worker.
+fn negotiated(workers: &[Worker]) -> Vec<u8> {
+    let mut all = Vec::new();
+    for w in workers {
+        let versions = w.counters.versions.lock().unwrap();
+        all.resize(all.len().max(versions.len()), 0);
+        for (a, v) in all.iter_mut().zip(versions.iter()) {
+            *a |= v;
+        }
+    }
+    all
+}
+
+/// The protocol step `step` used, as the result names it; `seen` are the versions its
+/// `auto` answers came in (see [`negotiated`]).
+fn protocol(step: &crate::test_def::Step, seen: u8) -> String {
+    if step.websocket.is_some() {
+        return "WebSocket".into();
+    }
+    match (step.http, seen) {
+        (HttpVersion::Http1, _) | (HttpVersion::Auto, 1) => "HTTP/1.1".into(),
+        (HttpVersion::Http2, _) | (HttpVersion::Auto, 2) => "HTTP/2".into(),
+        (HttpVersion::Auto, 3) => "HTTP/1.1 and HTTP/2".into(),
+        (HttpVersion::Auto, _) => "auto (no answer)".into(),
+    }
+}
+
 /// The node's result: who measured, what was tested and how, and what was measured.
 fn node_result(
     plan: &TestPlan,
@@ -442,6 +471,7 @@ fn node_result(
     interrupted: bool,
     measured: Measured,
     samples: Vec<ResourceSample>,
+    versions: &[u8],
 ) -> NodeResult {
     let host = crate::monitor::proc::hostname();
     NodeResult {
@@ -467,10 +497,16 @@ fn node_result(
         steps: plan
             .steps
             .iter()
-            .map(|s| StepInfo {
+            .enumerate()
+            .map(|(i, s)| StepInfo {
                 name: s.name.clone(),
-                method: s.method.to_string(),
+                method: if s.websocket.is_some() {
+                    "WS".into()
+                } else {
+                    s.method.to_string()
+                },
                 target: s.target_text.clone(),
+                protocol: protocol(s, versions.get(i).copied().unwrap_or(0)),
             })
             .collect(),
         scenarios: plan
@@ -532,6 +568,7 @@ fn bench_config(plan: &TestPlan) -> BenchConfig {
             LoadModel::Open { .. } => ModelKind::Open,
         },
         thresholds: plan.thresholds.clone(),
+        streams: plan.streams,
     }
 }
 

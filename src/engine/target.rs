@@ -6,7 +6,8 @@
 //! N bytes, `close=1` closes the connection after the answer, `redirect=PATH` answers 302 to
 //! PATH, `set_cookie=NAME=VALUE` sets a cookie, `need_cookie=NAME` answers 401 unless the
 //! request carries that cookie. `/__count` returns the number of requests received so far
-//! (itself not counted), `/__connections` the number of connections accepted. With an idle
+//! (itself not counted), `/__connections` the number of connections accepted. `/__ws` is a
+//! WebSocket echo: every text or binary message comes back as it was. With an idle
 //! timeout it closes keep-alive connections that wait longer than that for a request, as
 //! production servers do.
 
@@ -79,10 +80,10 @@ impl Target {
                         let service = service_fn(move |req| answer(req, counts.clone()));
                         let _ = match tls {
                             Some(tls) => match tls.accept(stream).await {
-                                Ok(stream) => http.serve_connection(TokioIo::new(stream), service).await,
+                                Ok(stream) => http.serve_connection(TokioIo::new(stream), service).with_upgrades().await,
                                 Err(_) => return,
                             },
-                            None => http.serve_connection(TokioIo::new(stream), service).await,
+                            None => http.serve_connection(TokioIo::new(stream), service).with_upgrades().await,
                         };
                     });
                 }
@@ -115,6 +116,10 @@ async fn answer(
     req: Request<hyper::body::Incoming>,
     (count, connections): (Arc<AtomicU64>, Arc<AtomicU64>),
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if req.uri().path() == "/__ws" {
+        count.fetch_add(1, Ordering::SeqCst);
+        return Ok(echo_websocket(req));
+    }
     let reported = match req.uri().path() {
         "/__count" => Some(&count),
         "/__connections" => Some(&connections),
@@ -184,4 +189,45 @@ async fn answer(
         );
     }
     Ok(response)
+}
+
+/// `/__ws`: accepts the WebSocket upgrade (a 400 without one) and echoes every data message on
+/// a task of its own until the client closes.
+fn echo_websocket(mut req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{handshake::derive_accept_key, protocol::Role};
+
+    let key = req.headers().get(hyper::header::SEC_WEBSOCKET_KEY).cloned();
+    let Some(key) = key else {
+        let mut response = Response::new(Full::new(Bytes::from_static(b"a WebSocket upgrade\n")));
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+        return response;
+    };
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let io = TokioIo::new(upgraded);
+        let mut ws =
+            tokio_tungstenite::WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+        while let Some(Ok(message)) = ws.next().await {
+            if (message.is_text() || message.is_binary()) && ws.send(message).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut response = Response::new(Full::new(Bytes::new()));
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = response.headers_mut();
+    h.insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("upgrade"),
+    );
+    h.insert(
+        hyper::header::UPGRADE,
+        hyper::header::HeaderValue::from_static("websocket"),
+    );
+    if let Ok(accept) = hyper::header::HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
+        h.insert(hyper::header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    response
 }

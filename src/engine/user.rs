@@ -19,10 +19,11 @@ use tokio::sync::watch;
 use url::Url;
 
 use super::client::{Client, Connector, Incoming, Outgoing, RequestError, MAX_KEPT_BODY};
+use super::h2::H2Slot;
 use super::record::{ErrorReport, Recorder, Verdict, Window};
 use super::Counters;
 use crate::result::{ErrorKind, MAX_SAMPLE_BODY};
-use crate::test_def::{Step, TestPlan, Vars};
+use crate::test_def::{HttpVersion, Step, TestPlan, Vars};
 
 /// Redirects followed per page before the page is a failure.
 const MAX_REDIRECTS: usize = 10;
@@ -58,20 +59,43 @@ pub struct User {
 }
 
 impl User {
-    /// Closed model: loops over the test until the cycle's phase leaves `Running`.
-    pub async fn run(mut self) {
+    /// Closed model: loops over the test until the cycle's phase leaves `Running`; with
+    /// `streams = N`, N loops at once (lanes), sharing the user's HTTP/2 connection.
+    pub async fn run(self) {
         if !self.pause_until(self.start_at).await {
             return;
         }
         let _running = self.counters.user_running();
-        let mut client = Client::new(self.connector.clone(), self.plan.bench.timeout);
-        let mut rng = user_rng(
-            self.plan.bench.seed,
-            self.node,
-            self.window.cycle,
-            self.number,
-        );
-        let mut iteration = 0u64;
+        let lanes = self.plan.streams.max(1);
+        if lanes == 1 {
+            let client = Client::new(self.connector.clone(), self.plan.bench.timeout);
+            return self.lane(client, 0, 1).await;
+        }
+        let h2 = H2Slot::default();
+        let user = Rc::new(self);
+        // Dropped with the user's task (an abort), which aborts the lanes.
+        let mut set = tokio::task::JoinSet::new();
+        for lane in 0..lanes {
+            let user = user.clone();
+            let timeout = user.plan.bench.timeout;
+            let client = Client::sharing(user.connector.clone(), timeout, h2.clone());
+            set.spawn_local(async move { user.lane(client, lane, lanes).await });
+        }
+        while set.join_next().await.is_some() {}
+    }
+
+    /// One loop over the test: lane `lane` of `lanes` numbers its iterations `lane`,
+    /// `lane + lanes`, ... so that they stay unique per user.
+    async fn lane(&self, mut client: Client, lane: u32, lanes: u32) {
+        // Lane 0 draws the user's own stream (so one stream per user picks as before); the
+        // others draw streams of their own, from the seed when there is one.
+        let seed = self
+            .plan
+            .bench
+            .seed
+            .map(|s| s ^ u64::from(lane).wrapping_mul(0xD1B5_4A32_D192_ED03));
+        let mut rng = user_rng(seed, self.node, self.window.cycle, self.number);
+        let mut iteration = u64::from(lane);
         while self.running() {
             if !self
                 .execute(&mut client, &mut rng, iteration, Instant::now())
@@ -79,7 +103,7 @@ impl User {
             {
                 break;
             }
-            iteration += 1;
+            iteration += u64::from(lanes);
             let pause = self.plan.bench.sleep_time;
             if !pause.is_zero() && !self.rest(&mut client, Instant::now() + pause).await {
                 break;
@@ -91,7 +115,7 @@ impl User {
     /// page's count from then (so a late start is not hidden). False when the cycle ended
     /// before the test completed; an incomplete test is not recorded (an abort drops the task).
     pub async fn execute(
-        &mut self,
+        &self,
         client: &mut Client,
         rng: &mut SmallRng,
         iteration: u64,
@@ -149,7 +173,7 @@ impl User {
     }
 
     /// Sleeps until `t`; false when the cycle ended meanwhile.
-    async fn pause_until(&mut self, t: Instant) -> bool {
+    async fn pause_until(&self, t: Instant) -> bool {
         let mut phase = self.phase.clone();
         tokio::select! {
             // The pause ran out: go on if the cycle still runs.
@@ -160,7 +184,7 @@ impl User {
     }
 
     /// Think time between two steps, uniform in [min, max], with the connection parked.
-    async fn think(&mut self, client: &mut Client, rng: &mut SmallRng) -> bool {
+    async fn think(&self, client: &mut Client, rng: &mut SmallRng) -> bool {
         let (min, max) = (
             self.plan.bench.sleep_time_min,
             self.plan.bench.sleep_time_max,
@@ -177,7 +201,7 @@ impl User {
     }
 
     /// Waits until `t` with the connection parked; false when the cycle ended meanwhile.
-    async fn rest(&mut self, client: &mut Client, t: Instant) -> bool {
+    async fn rest(&self, client: &mut Client, t: Instant) -> bool {
         client.park().await;
         self.pause_until(t).await
     }
@@ -226,6 +250,9 @@ impl User {
         started: Instant,
     ) -> PageEnd {
         let step = &self.plan.steps[index];
+        if let Some(ws) = &step.websocket {
+            return self.ws_page(client, index, ws, vars, started).await;
+        }
         let mut hop = match self.first_hop(index, vars) {
             Ok(hop) => hop,
             Err(fault) => return PageEnd::new(Verdict::Failure, 0, Some(fault)),
@@ -249,6 +276,9 @@ impl User {
                 Err(e) => return self.request_error(e, &hop.url, done, latency, bytes),
             };
             bytes += response.body_len;
+            if step.http == HttpVersion::Auto {
+                self.counters.negotiated(index, response.version);
+            }
             let outcome = self.answered(step, &response, done, latency);
             if let Some(next) = follow_redirect(step, &hop.url, &response) {
                 hop.redirect(next, response.status);
@@ -270,7 +300,7 @@ impl User {
     }
 
     /// The first request of step `index`, or why its URL cannot be built.
-    fn first_hop(&self, index: usize, vars: &Vars) -> Result<Hop<'_>, Fault> {
+    pub(super) fn first_hop(&self, index: usize, vars: &Vars) -> Result<Hop<'_>, Fault> {
         let plan = &*self.plan;
         let step = &plan.steps[index];
         // A static URL is borrowed, not copied, for every page.
@@ -286,6 +316,7 @@ impl User {
             None => (None, Bytes::new()),
         };
         Ok(Hop {
+            http: step.http,
             method: step.method.clone(),
             url,
             headers: render_headers(step, vars),
@@ -321,7 +352,7 @@ impl User {
     }
 
     /// Records a request that got no answer; the page ends with its error.
-    fn request_error(
+    pub(super) fn request_error(
         &self,
         e: RequestError,
         url: &Url,
@@ -358,10 +389,11 @@ pub fn user_rng(seed: Option<u64>, node: u32, cycle: u32, number: u32) -> SmallR
 }
 
 /// What a page's next request sends; a redirect changes it.
-struct Hop<'a> {
+pub(super) struct Hop<'a> {
+    http: HttpVersion,
     method: Method,
-    url: Cow<'a, Url>,
-    headers: Vec<(HeaderName, HeaderValue)>,
+    pub(super) url: Cow<'a, Url>,
+    pub(super) headers: Vec<(HeaderName, HeaderValue)>,
     content_type: Option<&'static str>,
     body: Bytes,
 }
@@ -370,6 +402,7 @@ impl Hop<'_> {
     #[inline]
     fn outgoing(&self) -> Outgoing<'_> {
         Outgoing {
+            http: self.http,
             method: self.method.clone(),
             url: &self.url,
             headers: &self.headers,
@@ -473,12 +506,12 @@ fn follow_redirect(step: &Step, url: &Url, response: &Incoming) -> Option<Url> {
 }
 
 /// How a page ended.
-struct PageEnd {
+pub(super) struct PageEnd {
     outcome: Verdict,
     /// Body bytes of all its requests.
     bytes: u64,
     /// What to report for a failure or an error.
-    fault: Option<Fault>,
+    pub(super) fault: Option<Fault>,
     /// When it ended.
     done: Instant,
     /// How long it took, when already known.
@@ -486,7 +519,7 @@ struct PageEnd {
 }
 
 impl PageEnd {
-    fn new(outcome: Verdict, bytes: u64, fault: Option<Fault>) -> PageEnd {
+    pub(super) fn new(outcome: Verdict, bytes: u64, fault: Option<Fault>) -> PageEnd {
         PageEnd {
             outcome,
             bytes,
@@ -495,10 +528,26 @@ impl PageEnd {
             latency: None,
         }
     }
+
+    /// A page that ended at `done` after `latency`, without a fault.
+    pub(super) fn answered(
+        outcome: Verdict,
+        bytes: u64,
+        done: Instant,
+        latency: Duration,
+    ) -> PageEnd {
+        PageEnd {
+            outcome,
+            bytes,
+            fault: None,
+            done,
+            latency: Some(latency),
+        }
+    }
 }
 
 /// A failure or error as the error groups record it.
-struct Fault {
+pub(super) struct Fault {
     kind: ErrorKind,
     detail: String,
     url: String,
@@ -508,7 +557,13 @@ struct Fault {
 }
 
 impl Fault {
-    fn new(kind: ErrorKind, detail: String, url: &str, status: Option<u16>, body: &[u8]) -> Fault {
+    pub(super) fn new(
+        kind: ErrorKind,
+        detail: String,
+        url: &str,
+        status: Option<u16>,
+        body: &[u8],
+    ) -> Fault {
         Fault {
             kind,
             detail,
@@ -540,7 +595,7 @@ fn redirect_target(url: &Url, status: StatusCode, headers: &hyper::HeaderMap) ->
 }
 
 /// Runs the step's checks, then its captures (into `vars`); `Err` says what failed.
-fn check_and_capture(
+pub(super) fn check_and_capture(
     step: &Step,
     headers: &hyper::HeaderMap,
     body: &[u8],

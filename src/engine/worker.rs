@@ -247,7 +247,7 @@ async fn run_rate(cast: &Cast<'_>, users: &mut tokio::task::JoinSet<()>, rate: R
         });
         match picked {
             Some((number, mut client, iteration, mut rng)) => {
-                let mut u = cast.user(number, due);
+                let u = cast.user(number, due);
                 let idle = idle.clone();
                 let scheduled = due;
                 users.spawn_local(async move {

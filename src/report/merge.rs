@@ -285,6 +285,14 @@ impl Merger {
         run.finished_unix_ms = run.finished_unix_ms.max(node.finished_unix_ms);
         run.interrupted |= node.interrupted;
         run.nodes.push(figures);
+        // `http = "auto"` may agree on other versions on other nodes: name them all.
+        for (mine, theirs) in run.steps.iter_mut().zip(&node.steps) {
+            for p in theirs.protocol.split(" and ") {
+                if !mine.protocol.split(" and ").any(|m| m == p) {
+                    mine.protocol = format!("{} and {p}", mine.protocol);
+                }
+            }
+        }
         // Cycles match by position (an index read from a file is not trusted with memory).
         for (pos, cycle) in node.cycles.iter().enumerate() {
             run.cycle(pos).add(cycle);

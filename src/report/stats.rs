@@ -43,6 +43,31 @@ pub struct Summary {
     /// The test's thresholds judged on the merged result (empty when it has none).
     #[serde(default)]
     pub thresholds: Vec<super::threshold::ThresholdSummary>,
+    /// Requests each user kept in flight on its HTTP/2 connection (`streams`); 1 in a summary
+    /// written before HTTP/2.
+    #[serde(default = "one")]
+    pub streams: u32,
+    /// The test's steps, in order, with the protocol each used.
+    #[serde(default)]
+    pub steps: Vec<StepSummary>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// One step of the test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepSummary {
+    pub name: String,
+    /// HTTP method, `WS` for a WebSocket step.
+    pub method: String,
+    /// Path or URL as written in the test.
+    pub target: String,
+    /// `HTTP/1.1`, `HTTP/2`, `WebSocket` (see docs/SUMMARY-JSON.md).
+    pub protocol: String,
+    /// WebSocket messages the step received in the measured windows (0 for HTTP steps).
+    pub messages: u64,
 }
 
 /// A node that produced no result, as the master saw it.
@@ -351,6 +376,24 @@ pub fn summarize(run: &MergedRun, failed_nodes: &[FailedNode], skipped: &[Skippe
         nodes: run.nodes.len() as u32,
         interrupted: run.interrupted,
         cycles: run.cycles.iter().map(|c| cycle_summary(run, c)).collect(),
+        streams: run.config.streams,
+        steps: run
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| StepSummary {
+                name: s.name.clone(),
+                method: s.method.clone(),
+                target: s.target.clone(),
+                protocol: s.protocol.clone(),
+                messages: run
+                    .cycles
+                    .iter()
+                    .filter_map(|c| c.steps.get(i))
+                    .map(|c| c.messages)
+                    .sum(),
+            })
+            .collect(),
         nodes_detail: run
             .nodes
             .iter()

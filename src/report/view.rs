@@ -59,6 +59,8 @@ pub struct ConfigView {
     pub apdex_t_s: f64,
     pub timeout_s: f64,
     pub ok_codes: String,
+    /// Requests each user kept in flight on its HTTP/2 connection.
+    pub streams: u32,
     /// The load model, spelled as the result XML spells it (`closed`, `open`).
     pub model: ModelKind,
     pub start_skew_ms: u64,
@@ -76,6 +78,10 @@ pub struct StepTotals {
     pub name: String,
     pub method: String,
     pub target: String,
+    /// `HTTP/1.1`, `HTTP/2`, `WebSocket`.
+    pub protocol: String,
+    /// WebSocket messages received.
+    pub messages: u64,
     pub total: u64,
     pub success: u64,
     pub failure: u64,
@@ -92,6 +98,8 @@ pub struct StepCycle {
     pub total: u64,
     pub success: u64,
     pub error_pct: f64,
+    /// WebSocket messages received.
+    pub messages: u64,
     pub apdex: Option<f64>,
     pub rating: String,
     pub latency_ms: Latency,
@@ -104,6 +112,9 @@ pub struct StepDetail {
     pub name: String,
     pub method: String,
     pub target: String,
+    pub protocol: String,
+    /// True for a step that received WebSocket messages (its table shows them).
+    pub has_messages: bool,
     pub cycles: Vec<StepCycle>,
 }
 
@@ -237,6 +248,7 @@ fn config_view(run: &MergedRun, summary: &Summary) -> ConfigView {
             .map(u16::to_string)
             .collect::<Vec<_>>()
             .join(", "),
+        streams: c.streams,
         model: c.model,
         start_skew_ms: run.start_skew_ms,
         interrupted: run.interrupted,
@@ -251,12 +263,13 @@ fn step_totals(run: &MergedRun) -> Vec<StepTotals> {
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            let (mut ok, mut fail, mut err) = (0, 0, 0);
+            let (mut ok, mut fail, mut err, mut messages) = (0, 0, 0, 0);
             for cy in &run.cycles {
                 if let Some(c) = cy.steps.get(i) {
                     ok += c.success;
                     fail += c.failure;
                     err += c.error;
+                    messages += c.messages;
                 }
             }
             StepTotals {
@@ -264,6 +277,8 @@ fn step_totals(run: &MergedRun) -> Vec<StepTotals> {
                 name: s.name.clone(),
                 method: s.method.clone(),
                 target: s.target.clone(),
+                protocol: s.protocol.clone(),
+                messages,
                 total: ok + fail + err,
                 success: ok,
                 failure: fail,
@@ -285,6 +300,11 @@ fn step_details(run: &MergedRun) -> Vec<StepDetail> {
             name: s.name.clone(),
             method: s.method.clone(),
             target: s.target.clone(),
+            protocol: s.protocol.clone(),
+            has_messages: run
+                .cycles
+                .iter()
+                .any(|cy| cy.steps.get(i).is_some_and(|c| c.messages > 0)),
             cycles: run
                 .cycles
                 .iter()
@@ -297,6 +317,7 @@ fn step_details(run: &MergedRun) -> Vec<StepDetail> {
                         total: c.total(),
                         success: c.success,
                         error_pct: stats::pct(c.failure + c.error, c.total()),
+                        messages: c.messages,
                         apdex,
                         rating: stats::rating(apdex).to_string(),
                         latency_ms: stats::latency(&c.latency),

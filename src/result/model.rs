@@ -115,6 +115,9 @@ pub struct BenchConfig {
     pub model: ModelKind,
     /// The test's `[[threshold]]`s, in order (empty when it has none).
     pub thresholds: Vec<super::Threshold>,
+    /// Requests each user kept in flight on its HTTP/2 connection (`streams`; 1 when a file
+    /// written before HTTP/2 says nothing).
+    pub streams: u32,
 }
 
 words! {
@@ -138,6 +141,10 @@ pub struct StepInfo {
     pub method: String,
     /// Path or URL as written in the test (before templating).
     pub target: String,
+    /// The protocol its requests used: `HTTP/1.1`, `HTTP/2`, `WebSocket`; for `http = "auto"`
+    /// those ALPN agreed on, joined by ` and ` (`HTTP/1.1` when a file written before
+    /// HTTP/2 says nothing).
+    pub protocol: String,
 }
 
 /// One scenario of the test: a run of consecutive steps, picked by weight per execution.
@@ -163,6 +170,8 @@ pub struct Counts {
     pub error: u64,
     /// Response body bytes received, bytes.
     pub bytes: u64,
+    /// WebSocket messages received by the steps (the awaited ones included); 0 for HTTP.
+    pub messages: u64,
     /// Latency of successes and failures (errors have no response), µs.
     pub latency: Histogram<u64>,
 }
@@ -174,6 +183,7 @@ impl Default for Counts {
             failure: 0,
             error: 0,
             bytes: 0,
+            messages: 0,
             latency: new_histogram(),
         }
     }
@@ -191,6 +201,7 @@ impl Counts {
         self.failure += other.failure;
         self.error += other.error;
         self.bytes += other.bytes;
+        self.messages += other.messages;
         self.latency
             .add(&other.latency)
             .expect("histograms share the format's bounds");
@@ -317,8 +328,11 @@ words! {
         Timeout => "timeout",
         /// Error: the TLS handshake failed (certificate, server name, protocol).
         Tls => "tls",
-        /// Error: the answer is not valid HTTP.
+        /// Error: the answer is not valid HTTP (or WebSocket), or the server does not speak the
+        /// protocol asked for (no HTTP/2, a refused WebSocket upgrade).
         Protocol => "protocol",
+        /// Error: the server closed the user's WebSocket (before the awaited message).
+        Closed => "closed",
         /// Anything else (a URL that cannot be built, the error groups past the limit).
         #[default]
         Other => "other",

@@ -327,6 +327,9 @@ impl<R: BufRead> Parser<R> {
                 name: p.attr(&e, "name")?,
                 method: p.attr(&e, "method")?,
                 target: p.attr(&e, "target")?,
+                protocol: p
+                    .opt_attr(&e, "protocol")?
+                    .unwrap_or_else(|| "HTTP/1.1".to_string()),
             });
             p.skip()
         })
@@ -432,6 +435,7 @@ impl<R: BufRead> Parser<R> {
             timeout_s: self.attr(e, "timeout-s")?,
             model: self.attr(e, "model")?,
             thresholds: Vec::new(),
+            streams: self.opt_attr(e, "streams")?.unwrap_or(1),
         })
     }
 
@@ -493,6 +497,7 @@ impl<R: BufRead> Parser<R> {
             failure: self.count(&e, "failure")?,
             error: self.count(&e, "error")?,
             bytes: self.count(&e, "bytes")?,
+            messages: self.opt_count(&e, "messages")?.unwrap_or(0),
             latency: new_histogram(),
         };
         let mut found = false;

@@ -203,6 +203,7 @@ fn write_head<W: Write>(x: &mut Writer<W>, r: &NodeResult) -> io::Result<()> {
         .add("ok-codes", c.ok_codes.as_slice())
         .add("timeout-s", c.timeout_s)
         .add("model", c.model.as_str())
+        .add("streams", c.streams)
         .element(x, "config")
         .write_empty()?;
     write_thresholds(x, &c.thresholds)?;
@@ -213,6 +214,7 @@ fn write_head<W: Write>(x: &mut Writer<W>, r: &NodeResult) -> io::Result<()> {
                 .add("name", &s.name)
                 .add("method", &s.method)
                 .add("target", &s.target)
+                .add("protocol", &s.protocol)
                 .element(x, "step")
                 .write_empty()?;
         }
@@ -284,6 +286,12 @@ fn write_counts<W: Write>(
         .add("failure", c.failure)
         .add("error", c.error)
         .add("bytes", c.bytes);
+    // Only where there are any (WebSocket steps): HTTP results read as before.
+    let a = if c.messages > 0 {
+        a.add("messages", c.messages)
+    } else {
+        a
+    };
     let encoded = encode_histogram(&c.latency)?;
     a.element(x, name).write_inner_content(|x| {
         let h = x.create_element("histogram");

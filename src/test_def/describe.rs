@@ -3,7 +3,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::TestPlan;
+use super::{HttpVersion, TestPlan, WsMessage};
 
 /// Seconds as written in a test file: `3`, `0.01`, `1.5`.
 fn secs(d: Duration) -> String {
@@ -117,11 +117,42 @@ impl TestPlan {
                 ""
             }
         )?;
+        writeln!(out, "protocol  {}", self.protocols())?;
         writeln!(
             out,
             "expected  about {} per node (ramp-ups and pauses included)",
             long(self.expected_duration())
         )
+    }
+
+    /// The HTTP versions the steps speak, and the streams per user.
+    fn protocols(&self) -> String {
+        let mut versions: Vec<&str> = Vec::new();
+        for step in self.steps.iter().filter(|s| s.websocket.is_none()) {
+            let v = match step.http {
+                HttpVersion::Http1 => "HTTP/1.1",
+                HttpVersion::Http2 => "HTTP/2 (ALPN h2 over TLS, h2c on http://)",
+                HttpVersion::Auto => "HTTP/2 or HTTP/1.1 as ALPN agrees (HTTP/1.1 on http://)",
+            };
+            if !versions.contains(&v) {
+                versions.push(v);
+            }
+        }
+        if self.steps.iter().any(|s| s.websocket.is_some()) {
+            versions.push("WebSocket (HTTP/1.1 upgrade)");
+        }
+        let mut text = versions.join(", ");
+        if versions == ["HTTP/1.1"] {
+            text.push_str(" (the default; http = \"2\" or \"auto\" in [test] or a step)");
+        }
+        if self.streams > 1 {
+            let _ = write!(
+                text,
+                ", {} requests in flight per user on its one connection",
+                self.streams
+            );
+        }
+        text
     }
 
     /// The steps with their method, target, body, headers, checks and captures.
@@ -149,19 +180,40 @@ impl TestPlan {
         writeln!(out, "steps     {}", self.steps.len())?;
         let width = self.steps.iter().map(|s| s.name.len()).max().unwrap_or(0);
         for (i, step) in self.steps.iter().enumerate() {
+            let method = match step.websocket {
+                Some(_) => "WS".to_string(),
+                None => step.method.to_string(),
+            };
             write!(
                 out,
-                "  {:>2}. {:width$}  {} {}",
+                "  {:>2}. {:width$}  {method} {}",
                 i + 1,
                 step.name,
-                step.method,
                 step.target_text
             )?;
             if let Some(body) = &step.body {
                 write!(out, "  [{} body]", body.kind())?;
             }
+            if step.websocket.is_none() && step.http != HttpVersion::Http1 {
+                write!(out, "  [http {}]", step.http)?;
+            }
             writeln!(out)?;
             let indent = " ".repeat(width + 8);
+            if let Some(ws) = &step.websocket {
+                match &ws.send {
+                    Some(WsMessage::Text(t)) => writeln!(out, "{indent}send {:?}", t.source())?,
+                    Some(WsMessage::Binary(b)) => {
+                        writeln!(out, "{indent}send {} binary bytes", b.len())?
+                    }
+                    None => {}
+                }
+                if let Some(e) = &ws.expect {
+                    writeln!(out, "{indent}wait for a message containing {e:?}")?;
+                }
+                for r in &ws.expect_regex {
+                    writeln!(out, "{indent}wait for a message matching {:?}", r.as_str())?;
+                }
+            }
             if !step.headers.is_empty() {
                 let headers: Vec<String> = step
                     .headers

@@ -8,11 +8,13 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::error::{from_toml, read_text, Source};
+use super::protocol::{check_streams, http_version, streams};
 use super::raw::{OneOrMany, RawBench, RawFile, RawService};
 use super::scenario::{compile_steps, scenarios, Scenarios};
 use super::values::{check_base_url, check_cycle_list, duration_secs, CycleUnit};
 use super::{
-    Bench, LoadModel, Overrides, Service, Step, TestDefError, TestPlan, DEFAULT_MAX_USERS,
+    Bench, HttpVersion, LoadModel, Overrides, Service, Step, TestDefError, TestPlan,
+    DEFAULT_MAX_USERS,
 };
 
 /// Status codes a page may answer with by default.
@@ -142,6 +144,8 @@ fn build(src: &Source<'_>, raw: RawFile) -> Result<TestPlan, TestDefError> {
     let url = check_base_url(test.url.get_ref())
         .map_err(|m| src.error(test.url.span(), "[test] url", m))?;
     let bench = bench(src, raw.bench.unwrap_or_default())?;
+    let http = http_version(src, "[test] http", test.http.as_ref(), HttpVersion::Http1)?;
+    let streams = streams(src, test.streams.as_ref())?;
 
     let data_names = HashSet::new();
     let mut steps: Vec<Step> = Vec::new();
@@ -153,7 +157,7 @@ fn build(src: &Source<'_>, raw: RawFile) -> Result<TestPlan, TestDefError> {
                 "give either top-level [[step]]s (one scenario) or [[scenario]]s with their own \
                  [[scenario.step]]s, not both",
             )),
-            (None, Some(sc)) => scenarios(src, sc, &mut steps, &data_names)?,
+            (None, Some(sc)) => scenarios(src, sc, &mut steps, &data_names, http)?,
             (Some(raw_steps), None) => {
                 if raw_steps.get_ref().is_empty() {
                     return Err(src.error(raw_steps.span(), "step", "the list of steps is empty"));
@@ -164,6 +168,7 @@ fn build(src: &Source<'_>, raw: RawFile) -> Result<TestPlan, TestDefError> {
                     raw_steps.into_inner(),
                     &mut steps,
                     &data_names,
+                    http,
                 )?;
                 Scenarios::implicit(steps.len())
             }
@@ -177,6 +182,9 @@ fn build(src: &Source<'_>, raw: RawFile) -> Result<TestPlan, TestDefError> {
             }
         };
 
+    if let Some(span) = test.streams.as_ref().map(Spanned::span) {
+        check_streams(src, span, streams, &steps)?;
+    }
     let service = raw.service.map(|s| service(src, s)).transpose()?;
     let thresholds = super::threshold::thresholds(src, raw.threshold, &steps)?;
     Ok(TestPlan {
@@ -190,6 +198,7 @@ fn build(src: &Source<'_>, raw: RawFile) -> Result<TestPlan, TestDefError> {
         monitor_hosts: raw.monitor.map(|m| m.hosts).unwrap_or_default(),
         service,
         thresholds,
+        streams,
     })
 }
 

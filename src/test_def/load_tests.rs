@@ -506,3 +506,97 @@ fn bad_scenarios_are_refused_with_their_place() {
     let e = error(&format!("{HEAD}[bench]\nseed = -1\n{STEP}"), 5, 8);
     assert!(e.starts_with("[bench] seed"), "{e}");
 }
+
+#[test]
+fn http_versions_default_to_1_1_and_steps_override_the_test() {
+    let plan = load_text(&format!("{HEAD}{STEP}")).unwrap();
+    assert_eq!(plan.steps[0].http, HttpVersion::Http1);
+    assert_eq!(plan.streams, 1);
+    let text = format!(
+        "{HEAD}http = \"2\"\nstreams = 8\n{STEP}[[step]]\nname = \"b\"\npath = \"/b\"\nhttp = \"2\"\n"
+    );
+    let plan = load_text(&text).unwrap();
+    assert_eq!(plan.steps[0].http, HttpVersion::Http2);
+    assert_eq!(plan.streams, 8);
+    let text = format!(
+        "{HEAD}http = \"2\"\n{STEP}[[step]]\nname = \"b\"\npath = \"/b\"\nhttp = \"auto\"\n"
+    );
+    let plan = load_text(&text).unwrap();
+    assert_eq!(plan.steps[0].http, HttpVersion::Http2);
+    assert_eq!(plan.steps[1].http, HttpVersion::Auto);
+    assert!(plan.describe().contains("[http auto]"));
+}
+
+#[test]
+fn bad_protocol_keys_name_their_place() {
+    let m = error(&format!("{HEAD}http = \"3\"\n{STEP}"), 4, 8);
+    assert!(
+        m.contains("[test] http") && m.contains("\"3\"") && m.contains("1.1 2 auto"),
+        "{m}"
+    );
+    let m = error(&format!("{HEAD}{STEP}http = \"h2\"\n"), 7, 8);
+    assert!(m.contains("http") && m.contains("\"h2\""), "{m}");
+    let m = error(&format!("{HEAD}http = \"2\"\nstreams = 0\n{STEP}"), 5, 11);
+    assert!(m.contains("streams") && m.contains("1 to 128"), "{m}");
+    let m = error(
+        &format!("{HEAD}http = \"2\"\nstreams = 1000\n{STEP}"),
+        5,
+        11,
+    );
+    assert!(m.contains("1000"), "{m}");
+    // Several streams share one HTTP/2 connection: every step must speak HTTP/2.
+    let m = error(&format!("{HEAD}streams = 4\n{STEP}"), 4, 11);
+    assert!(
+        m.contains("http = \\\"2\\\"") || m.contains("http = \"2\""),
+        "{m}"
+    );
+    assert!(m.contains("\"home\""), "{m}");
+}
+
+#[test]
+fn websocket_keys_are_checked() {
+    let ws = "[[step]]\nname = \"chat\"\nwebsocket = \"/ws\"\n";
+    let plan = load_text(&format!(
+        "{HEAD}{ws}send = \"hi {{{{ user }}}}\"\nexpect = \"hi\"\nregex = \"^hi [0-9]+$\"\ncontains = \"h\"\n"
+    ))
+    .unwrap();
+    let step = &plan.steps[0];
+    let w = step.websocket.as_ref().unwrap();
+    assert!(matches!(w.send, Some(WsMessage::Text(_))));
+    assert!(w.waits() && w.awaited(b"hi 3") && !w.awaited(b"hi you") && !w.awaited(b"ho 3"));
+    // The regex is what is awaited; `contains` still checks the awaited message.
+    assert_eq!(step.checks.len(), 1);
+    let plan = load_text(&format!("{HEAD}{ws}send_binary = \"AAEC/w==\"\n")).unwrap();
+    match &plan.steps[0].websocket.as_ref().unwrap().send {
+        Some(WsMessage::Binary(b)) => assert_eq!(&b[..], [0, 1, 2, 255]),
+        other => panic!("{other:?}"),
+    }
+    let m = error(&format!("{HEAD}{STEP}send = \"hi\"\n"), 7, 8);
+    assert!(m.contains("`send` is for WebSocket steps"), "{m}");
+    let m = error(&format!("{HEAD}{STEP}expect = \"hi\"\n"), 7, 10);
+    assert!(m.contains("`expect`"), "{m}");
+    let m = error(&format!("{HEAD}{ws}path = \"/x\"\n"), 7, 8);
+    assert!(m.contains("no `path`"), "{m}");
+    let m = error(&format!("{HEAD}{ws}method = \"POST\"\n"), 7, 10);
+    assert!(m.contains("no `method`"), "{m}");
+    let m = error(
+        &format!("{HEAD}{ws}send = \"a\"\nsend_binary = \"AA==\"\n"),
+        8,
+        15,
+    );
+    assert!(m.contains("not both"), "{m}");
+    let m = error(&format!("{HEAD}{ws}send_binary = \"%%%\"\n"), 7, 15);
+    assert!(m.contains("base64"), "{m}");
+    let m = error(
+        &format!("{HEAD}[[step]]\nname = \"c\"\nwebsocket = \"ftp://x/ws\"\n"),
+        6,
+        13,
+    );
+    assert!(!m.is_empty());
+    let m = error(
+        &format!("{HEAD}http = \"2\"\nstreams = 2\n[[step]]\nname = \"c\"\nwebsocket = \"/ws\"\n"),
+        5,
+        11,
+    );
+    assert!(m.contains("WebSocket"), "{m}");
+}

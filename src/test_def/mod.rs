@@ -17,6 +17,7 @@ mod load;
 #[cfg(test)]
 mod load_tests;
 mod node;
+mod protocol;
 mod raw;
 mod request;
 mod response;
@@ -42,6 +43,8 @@ use hyper::header::HeaderName;
 use hyper::Method;
 use url::Url;
 
+use crate::words::words;
+
 /// A validated test, ready to run.
 #[derive(Debug, Clone)]
 pub struct TestPlan {
@@ -65,6 +68,9 @@ pub struct TestPlan {
     pub service: Option<Service>,
     /// Pass-or-fail limits on the merged result (`[[threshold]]`), in order.
     pub thresholds: Vec<crate::result::Threshold>,
+    /// `[test] streams`: requests each user keeps in flight on its one HTTP/2 connection
+    /// (default 1): that many executions of the steps run at once per user.
+    pub streams: u32,
 }
 
 impl TestPlan {
@@ -157,6 +163,62 @@ pub struct Step {
     pub checks: Vec<Check>,
     /// Values taken from the response for later steps, in order.
     pub captures: Vec<Capture>,
+    /// `http = "..."` of the step, else of `[test]` (default HTTP/1.1).
+    pub http: HttpVersion,
+    /// A WebSocket step (`websocket = "/ws"`): its target is the socket's URL, and it sends
+    /// and waits for messages instead of making a request.
+    pub websocket: Option<WebSocketStep>,
+}
+
+words! {
+    /// The HTTP version a step speaks (`http = "..."` in `[test]` or a step).
+    #[derive(Default)]
+    pub enum HttpVersion {
+        /// HTTP/1.1, the default: one keep-alive connection per user.
+        #[default]
+        Http1 => "1.1",
+        /// HTTP/2: ALPN `h2` over TLS, prior knowledge (h2c) on a plain `http://` URL.
+        Http2 => "2",
+        /// Over TLS what ALPN agrees on (`h2` or `http/1.1`); HTTP/1.1 on a plain URL.
+        Auto => "auto",
+    }
+}
+
+/// What a WebSocket step does on the user's socket, opened (the upgrade is a request) or
+/// reused.
+#[derive(Debug, Clone)]
+pub struct WebSocketStep {
+    /// The message sent (`send` or `send_binary`); none: the step only waits or opens.
+    pub send: Option<WsMessage>,
+    /// `expect`: the awaited message contains this text.
+    pub expect: Option<String>,
+    /// `regex`: the awaited message matches each of these.
+    pub expect_regex: Vec<regex::Regex>,
+}
+
+impl WebSocketStep {
+    /// True when the step waits for a message (it has `expect` or `regex`).
+    pub fn waits(&self) -> bool {
+        self.expect.is_some() || !self.expect_regex.is_empty()
+    }
+
+    /// True when `message` is the one awaited.
+    pub fn awaited(&self, message: &[u8]) -> bool {
+        let text = String::from_utf8_lossy(message);
+        self.expect
+            .as_ref()
+            .is_none_or(|e| text.contains(e.as_str()))
+            && self.expect_regex.iter().all(|r| r.is_match(&text))
+    }
+}
+
+/// A message a WebSocket step sends.
+#[derive(Debug, Clone)]
+pub enum WsMessage {
+    /// `send = "..."`, templated.
+    Text(Template),
+    /// `send_binary = "<base64>"`, decoded at load.
+    Binary(bytes::Bytes),
 }
 
 /// A request body.

@@ -34,6 +34,10 @@ pub(crate) struct RawTest {
     #[serde(default)]
     pub description: Option<String>,
     pub url: Spanned<String>,
+    /// `"1.1"` (default), `"2"` or `"auto"`.
+    pub http: Option<Spanned<String>>,
+    /// Requests in flight per user on its HTTP/2 connection.
+    pub streams: Option<Spanned<i64>>,
 }
 
 /// `[bench]`; times in seconds.
@@ -86,6 +90,12 @@ pub(crate) struct RawStep {
     pub not_contains: Option<Spanned<OneOrMany<String>>>,
     pub regex: Option<Spanned<OneOrMany<String>>>,
     pub capture: Option<Vec<Spanned<RawCapture>>>,
+    pub http: Option<Spanned<String>>,
+    /// A WebSocket step: the socket's path or `ws(s)://` URL.
+    pub websocket: Option<Spanned<String>>,
+    pub send: Option<Spanned<String>>,
+    pub send_binary: Option<Spanned<String>>,
+    pub expect: Option<Spanned<String>>,
 }
 
 /// `[[step.capture]]`.

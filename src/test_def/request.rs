@@ -46,7 +46,9 @@ pub(crate) fn resolve(base: &Url, target: &str) -> Result<Url, String> {
 /// True for a target written as a whole URL rather than a path.
 pub(crate) fn is_absolute(target: &str) -> bool {
     let lower = target.get(..8).unwrap_or(target).to_ascii_lowercase();
-    lower.starts_with("http://") || lower.starts_with("https://")
+    ["http://", "https://", "ws://", "wss://"]
+        .iter()
+        .any(|scheme| lower.starts_with(scheme))
 }
 
 impl Body {
@@ -270,6 +272,8 @@ mod tests {
             expect_status: None,
             checks: vec![],
             captures: vec![],
+            http: Default::default(),
+            websocket: None,
         };
         let base = Url::parse("http://127.0.0.1:1/base/").unwrap();
         assert_eq!(

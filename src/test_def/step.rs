@@ -11,10 +11,13 @@ use toml::Spanned;
 
 use super::error::Source;
 use super::load::status_codes;
+use super::protocol;
 use super::raw::{OneOrMany, RawCapture, RawStep};
 use super::request::{is_absolute, JsonBody};
 use super::values::check_base_url;
-use super::{Body, Capture, CaptureSource, Check, Step, Template, TestDefError, BUILTINS};
+use super::{
+    Body, Capture, CaptureSource, Check, HttpVersion, Step, Template, TestDefError, BUILTINS,
+};
 
 /// Compiles a templated value, naming its key when it is wrong.
 type Compile<'a> = dyn Fn(&Spanned<String>, &str) -> Result<Template, TestDefError> + 'a;
@@ -26,8 +29,9 @@ pub(crate) fn step(
     section: &str,
     i: usize,
     span: Range<usize>,
-    raw: RawStep,
+    mut raw: RawStep,
     captured: &HashSet<String>,
+    http: HttpVersion,
 ) -> Result<Step, TestDefError> {
     let name = raw.name.get_ref().trim().to_string();
     let at = format!("{section} #{} {name:?}", i + 1);
@@ -58,13 +62,23 @@ pub(crate) fn step(
     let (target, target_text) = target(src, &at, span, &raw, &template)?;
     let headers = headers(src, &key, &raw, &template)?;
     let body = body(src, &key, &raw, &known)?;
+    let http = protocol::http_version(src, &key("http"), raw.http.as_ref(), http)?;
+    let mut checks = checks(
+        src,
+        &key,
+        raw.contains.take(),
+        raw.not_contains.take(),
+        raw.regex.take(),
+    )?;
+    let websocket = protocol::websocket(src, &key, &raw, &mut checks, &known)?;
     let expect_status = raw
         .expect_status
+        .take()
         .map(|codes| status_codes(src, &key("expect_status"), codes))
         .transpose()?;
-    let checks = checks(src, &key, raw.contains, raw.not_contains, raw.regex)?;
     let captures = raw
         .capture
+        .take()
         .unwrap_or_default()
         .into_iter()
         .enumerate()
@@ -80,6 +94,8 @@ pub(crate) fn step(
         expect_status,
         checks,
         captures,
+        http,
+        websocket,
     })
 }
 
@@ -93,6 +109,7 @@ fn target(
 ) -> Result<(Template, String), TestDefError> {
     let key = |k: &str| format!("{at} {k}");
     let (target, k) = match (&raw.path, &raw.url) {
+        _ if raw.websocket.is_some() => (raw.websocket.as_ref().unwrap(), "websocket"),
         (Some(_), Some(url)) => {
             return Err(src.error(url.span(), &key("url"), "give either path or url, not both"))
         }
@@ -110,6 +127,16 @@ fn target(
                 target.span(),
                 &key(k),
                 format!("{text:?} is a whole URL: write it as url = {text:?}"),
+            ));
+        }
+        if k == "websocket" && is_absolute(text) {
+            check_base_url(&text.replacen("ws", "http", 1))
+                .map_err(|m| src.error(target.span(), &key(k), m))?;
+        } else if k == "websocket" && text.contains("://") {
+            return Err(src.error(
+                target.span(),
+                &key(k),
+                format!("{text:?}: give a path, or a URL starting with ws://, wss://, http:// or https://"),
             ));
         }
         if k == "url" {

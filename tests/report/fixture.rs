@@ -183,6 +183,7 @@ impl Fixture {
                 timeout_s: 10.0,
                 model: ModelKind::Closed,
                 thresholds: Vec::new(),
+                streams: 1,
             },
             steps: self
                 .steps
@@ -191,6 +192,7 @@ impl Fixture {
                     name: s.clone(),
                     method: "GET".into(),
                     target: format!("/{s}"),
+                    protocol: "HTTP/1.1".into(),
                 })
                 .collect(),
             cycles: results,

@@ -229,6 +229,11 @@ impl<R: BufRead> Parser<R> {
         self.attr::<Count>(e, name).map(|c| c.0)
     }
 
+    /// An optional count attribute.
+    pub(super) fn opt_count(&self, e: &Elem, name: &'static str) -> Result<Option<u64>, ReadError> {
+        self.opt_attr::<Count>(e, name).map(|c| c.map(|c| c.0))
+    }
+
     /// An optional attribute.
     pub(super) fn opt_attr<T: FromAttr>(
         &self,

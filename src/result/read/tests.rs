@@ -16,6 +16,7 @@ fn counts(rng: &mut SmallRng, n: u64, base_us: u64) -> Counts {
         failure: n / 10,
         error: n / 100,
         bytes: n * 1234,
+        messages: n / 3,
         latency: new_histogram(),
     };
     for _ in 0..n {
@@ -52,11 +53,13 @@ fn rich() -> NodeResult {
             name: "home <&>".into(),
             method: "GET".into(),
             target: "/?a=1&b=\"2\"".into(),
+            protocol: "HTTP/2".into(),
         },
         StepInfo {
             name: "login".into(),
             method: "POST".into(),
             target: "https://example.test/login".into(),
+            protocol: "WebSocket".into(),
         },
     ];
     let cycles = (0..3)
@@ -117,6 +120,7 @@ fn rich() -> NodeResult {
                 abort: true,
                 abort_after_s: 2.5,
             }],
+            streams: 4,
         },
         steps,
         scenarios: vec![
@@ -553,6 +557,29 @@ fn size_is_bounded_with_millions_of_requests() {
     assert!(total >= 10_000_000);
     assert!(bytes.len() < 400_000, "{} bytes", bytes.len());
     assert_eq!(read(&bytes).unwrap(), r);
+}
+
+/// A file written before HTTP/2 and WebSockets (no `streams`, `protocol`, `messages`) reads,
+/// with what those runs were: one stream, HTTP/1.1, no messages.
+#[test]
+fn files_from_before_http2_read_as_http1() {
+    let doc = include_str!("../../../docs/RESULT-FORMAT.md");
+    let start = doc.find("```xml\n").unwrap() + "```xml\n".len();
+    let example = &doc[start..start + doc[start..].find("```").unwrap()];
+    let old = example
+        .replace(" streams=\"1\"", "")
+        .replace(" protocol=\"HTTP/1.1\"", "");
+    assert_ne!(old, example);
+    let r = read_str(&old).unwrap();
+    assert_eq!(r.config.streams, 1);
+    assert_eq!(r.steps[0].protocol, "HTTP/1.1");
+    assert_eq!(r.cycles[0].steps[0].messages, 0);
+    let mut with = r.clone();
+    with.cycles[0].steps[0].messages = 7;
+    assert_eq!(
+        read(&to_bytes(&with)).unwrap().cycles[0].steps[0].messages,
+        7
+    );
 }
 
 /// The example of docs/RESULT-FORMAT.md reads, and is exactly what the writer writes.

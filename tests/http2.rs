@@ -1,0 +1,228 @@
+//! HTTP/2 against Debian's nginx: over TLS (ALPN `h2`) and h2c (prior knowledge), every
+//! request in nginx's access log as `HTTP/2.0` and counted as bench-node counted it; captures
+//! and cookies over h2; `streams` multiplexed on one connection; `auto` taking what ALPN offers.
+
+use std::collections::HashMap;
+
+use benchmaster::result::read::read_file;
+use benchmaster::result::{ErrorKind, NodeResult};
+
+use crate::nginx::{Logged, Nginx};
+use crate::util::{bench_node, run, tempdir, write, Server};
+
+/// Login (capture a JSON token; nginx sets a session cookie), then a page that needs the
+/// cookie and gets the token, then the home page.
+const SESSION_STEPS: &str = r#"
+[[step]]
+name = "login"
+path = "/login"
+[[step.capture]]
+name = "token"
+json = "/token"
+
+[[step]]
+name = "need"
+path = "/need?t={{ token }}"
+contains = "hello s"
+regex = "tok[0-9]+"
+
+[[step]]
+name = "home"
+path = "/"
+"#;
+
+fn test_toml(url: &str, test_keys: &str, users: u32, duration: f64, steps: &str) -> String {
+    format!(
+        r#"
+[test]
+name = "h2"
+url = "{url}"
+{test_keys}
+
+[bench]
+cycles = [{users}]
+duration = {duration}
+startup_delay = 0.01
+timeout = 5
+insecure = true
+{steps}
+"#
+    )
+}
+
+/// Runs the test, which must succeed, and reads its result.
+fn run_test(text: &str) -> NodeResult {
+    let dir = tempdir();
+    let test = write(dir.path(), "t.toml", text);
+    let out = dir.path().join("r.xml");
+    let o = run(bench_node().arg("run").arg(&test).arg("-o").arg(&out));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    read_file(&out).unwrap()
+}
+
+/// Every request the node made, in windows or outside them.
+fn requests(r: &NodeResult) -> u64 {
+    r.cycles
+        .iter()
+        .map(|c| c.requests.total() + c.outside.requests)
+        .sum()
+}
+
+fn failures_and_errors(r: &NodeResult) -> u64 {
+    r.cycles
+        .iter()
+        .map(|c| c.requests.failure + c.requests.error + c.pages.failure + c.pages.error)
+        .sum()
+}
+
+/// Connections seen in the log, each with its requests.
+fn by_connection(log: &[Logged]) -> HashMap<u64, Vec<&Logged>> {
+    let mut m: HashMap<u64, Vec<&Logged>> = HashMap::new();
+    for l in log {
+        m.entry(l.connection).or_default().push(l);
+    }
+    m
+}
+
+#[test]
+fn http2_over_tls_and_h2c_with_captures_and_cookies_every_request_logged_as_http2() {
+    if !Nginx::available() {
+        eprintln!("skipped: no nginx");
+        return;
+    }
+    let upstream = Server::start();
+    let nginx = Nginx::start(&upstream.target.addr.to_string());
+    for url in [nginx.tls_url(), nginx.h2c_url()] {
+        let r = run_test(&test_toml(&url, "http = \"2\"", 2, 1.0, SESSION_STEPS));
+        let log = nginx.take_log();
+        assert!(!log.is_empty(), "{url}: nothing logged");
+        assert_eq!(
+            log.len() as u64,
+            requests(&r),
+            "{url}: nginx and bench-node disagree"
+        );
+        let other: Vec<_> = log.iter().filter(|l| l.protocol != "HTTP/2.0").collect();
+        assert!(other.is_empty(), "{url}: not HTTP/2: {other:?}");
+        // The cookie came back and the captured token went on: nothing failed.
+        assert!(log.iter().all(|l| l.status == 200), "{url}: {log:?}");
+        assert_eq!(failures_and_errors(&r), 0, "{url}: {:?}", r.errors);
+        assert!(
+            log.iter().any(|l| l.uri.starts_with("/need?t=tok")),
+            "{url}"
+        );
+        // Each user keeps one connection.
+        assert_eq!(by_connection(&log).len(), 2, "{url}: {log:?}");
+        assert!(
+            r.steps.iter().all(|s| s.protocol == "HTTP/2"),
+            "{:?}",
+            r.steps
+        );
+        assert_eq!(r.config.streams, 1);
+    }
+}
+
+#[test]
+fn streams_keep_several_requests_in_flight_on_one_connection() {
+    if !Nginx::available() {
+        eprintln!("skipped: no nginx");
+        return;
+    }
+    let upstream = Server::start();
+    let nginx = Nginx::start(&upstream.target.addr.to_string());
+    let steps = "[[step]]\nname = \"slow\"\npath = \"/slow\"\n";
+    let text = test_toml(&nginx.tls_url(), "http = \"2\"\nstreams = 4", 1, 1.5, steps);
+    let r = run_test(&text);
+    let log = nginx.take_log();
+    assert_eq!(log.len() as u64, requests(&r));
+    assert_eq!(failures_and_errors(&r), 0, "{:?}", r.errors);
+    assert_eq!(r.config.streams, 4);
+    let conns = by_connection(&log);
+    assert_eq!(conns.len(), 1, "one user, one connection: {log:?}");
+    assert!(log.iter().all(|l| l.protocol == "HTTP/2.0"));
+    // The most requests in flight at once on that connection, from the server's clock.
+    let mut edges: Vec<(f64, i32)> = log
+        .iter()
+        .flat_map(|l| [(l.start, 1), (l.end, -1)])
+        .collect();
+    edges.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let (mut now, mut most) = (0, 0);
+    for (_, d) in edges {
+        now += d;
+        most = most.max(now);
+    }
+    assert!(most >= 3, "at most {most} requests at once: {log:?}");
+    // And faster than one at a time could be (300 ms each).
+    assert!(log.len() >= 8, "{} requests", log.len());
+}
+
+#[test]
+fn the_report_and_summary_name_the_protocol_and_streams() {
+    let server = Server::start();
+    let dir = tempdir();
+    let test = write(
+        dir.path(),
+        "t.toml",
+        &test_toml(
+            &server.url(),
+            "",
+            1,
+            0.3,
+            "[[step]]\nname = \"home\"\npath = \"/\"\n",
+        ),
+    );
+    let out = dir.path().join("r.xml");
+    let o = run(bench_node().arg("run").arg(&test).arg("-o").arg(&out));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // As if measured over HTTP/2 with 4 streams (the XML is what a node writes).
+    let xml = std::fs::read_to_string(&out).unwrap();
+    let xml = xml
+        .replace("protocol=\"HTTP/1.1\"", "protocol=\"HTTP/2\"")
+        .replace("streams=\"1\"", "streams=\"4\"");
+    std::fs::write(&out, xml).unwrap();
+    let (html, summary) = crate::util::report(&out, &dir.path().join("report"));
+    assert_eq!(summary["steps"][0]["protocol"], "HTTP/2");
+    assert_eq!(summary["streams"], 4);
+    assert!(html.contains("home: HTTP&#x2F;2"), "{html}");
+    assert!(html.contains("4 requests in flight per user"));
+}
+
+#[test]
+fn auto_takes_http2_from_alpn_and_http1_on_a_plain_url() {
+    if !Nginx::available() {
+        eprintln!("skipped: no nginx");
+        return;
+    }
+    let upstream = Server::start();
+    let nginx = Nginx::start(&upstream.target.addr.to_string());
+    let home = "[[step]]\nname = \"home\"\npath = \"/\"\n";
+    for (url, logged, named) in [
+        (nginx.tls_url(), "HTTP/2.0", "HTTP/2"),
+        (nginx.http1_url(), "HTTP/1.1", "HTTP/1.1"),
+    ] {
+        let r = run_test(&test_toml(&url, "http = \"auto\"", 1, 0.5, home));
+        let log = nginx.take_log();
+        assert_eq!(log.len() as u64, requests(&r), "{url}");
+        assert!(log.iter().all(|l| l.protocol == logged), "{url}: {log:?}");
+        assert_eq!(r.steps[0].protocol, named, "{url}");
+    }
+    // The default stays HTTP/1.1, also over TLS where nginx offers h2.
+    let r = run_test(&test_toml(&nginx.tls_url(), "", 1, 0.5, home));
+    let log = nginx.take_log();
+    assert!(log.iter().all(|l| l.protocol == "HTTP/1.1"), "{log:?}");
+    assert_eq!(r.steps[0].protocol, "HTTP/1.1");
+}
+
+#[test]
+fn http2_to_a_server_without_it_is_a_protocol_error_named() {
+    // The built-in target speaks HTTP/1.1 only: over TLS it offers no ALPN h2.
+    let server = Server::start_tls();
+    let home = "[[step]]\nname = \"home\"\npath = \"/\"\n";
+    let r = run_test(&test_toml(&server.url(), "http = \"2\"", 1, 0.3, home));
+    let group = r
+        .errors
+        .iter()
+        .find(|g| g.kind == ErrorKind::Protocol)
+        .unwrap_or_else(|| panic!("{:?}", r.errors));
+    assert!(group.detail.contains("HTTP/2"), "{}", group.detail);
+    assert_eq!(server.count(), 0);
+}
