@@ -12,6 +12,7 @@ use benchmaster::result::write::write_file;
 use benchmaster::result::*;
 
 mod fixture;
+mod over_time;
 use fixture::{CycleSpec, Fixture};
 
 fn merged(nodes: Vec<NodeResult>) -> MergedRun {

@@ -435,7 +435,7 @@ pub fn build_diff(
         }
     }
     let diff = compare(&base.summary, &new.summary);
-    let charts = vec![
+    let mut charts = vec![
         overlay(
             "SPPS against users",
             "successful pages/s",
@@ -452,6 +452,10 @@ pub fn build_diff(
             &new,
         )?,
     ];
+    charts.extend(super::over_time::overlay(
+        (&base.label, &base.summary.over_time),
+        (&new.label, &new.summary.over_time),
+    )?);
     let templates = Templates::load(opts.templates.as_deref())?;
     let mut ctx = tera::Context::new();
     ctx.insert(

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::chart::{self, Figure};
+use super::over_time;
 use super::view::StepDetail;
 use super::{Output, Report, ReportError, Templates};
 
@@ -28,6 +29,8 @@ struct StepSection<'a> {
     #[serde(flatten)]
     step: &'a StepDetail,
     chart: Figure,
+    /// Its latency percentiles over time, when the results have intervals.
+    over_time: Option<Figure>,
 }
 
 impl Output for HtmlOutput<'_> {
@@ -37,12 +40,16 @@ impl Output for HtmlOutput<'_> {
 
     fn render(&self, report: &Report) -> Result<Vec<u8>, ReportError> {
         let step_charts = chart::steps(report)?;
-        let steps: Vec<StepSection> = report
-            .steps
-            .iter()
-            .zip(step_charts)
-            .map(|(step, chart)| StepSection { step, chart })
-            .collect();
+        let over_time = &report.summary.over_time;
+        let mut steps = Vec::with_capacity(report.steps.len());
+        for (i, (step, chart)) in report.steps.iter().zip(step_charts).enumerate() {
+            let over_time = over_time::step_figure(over_time, i, step.number)?;
+            steps.push(StepSection {
+                step,
+                chart,
+                over_time,
+            });
+        }
         let mut ctx = tera::Context::new();
         ctx.insert("title", &format!("{} — bench report", report.config.test));
         ctx.insert("summary", &report.summary);
@@ -61,7 +68,9 @@ impl Output for HtmlOutput<'_> {
         );
         ctx.insert("errors", &report.errors);
         ctx.insert("error_pct", &report.summary.error_pct());
-        ctx.insert("overview", &chart::overview(report)?);
+        let mut overview = chart::overview(report)?;
+        overview.extend(over_time::figures(&report.summary.over_time)?);
+        ctx.insert("overview", &overview);
         ctx.insert("monitoring", &chart::monitoring(report)?);
         Ok(self.templates.render("report.html", &ctx)?.into_bytes())
     }

@@ -3,7 +3,8 @@
 //! # Layout
 //!
 //! - [`merge`]: node results → one [`merge::MergedRun`], histograms added exactly.
-//! - [`stats`]: FunkLoad's figures (STPS, SPPS, RPS, Apdex, percentiles) and `summary.json`.
+//! - [`stats`]: FunkLoad's figures (STPS, SPPS, RPS, Apdex, percentiles) and `summary.json`;
+//!   [`over_time`]: latency percentiles per interval and active users over time.
 //! - [`view`]: the [`Report`] every output shows.
 //! - outputs, one file each behind the [`Output`] trait: [`html`] (tera templates from
 //!   `templates/`, charts from [`chart`]), [`json`], [`text`], [`junit`], [`markdown`].
@@ -26,6 +27,7 @@ pub mod json;
 pub mod junit;
 pub mod markdown;
 pub mod merge;
+pub mod over_time;
 pub mod significance;
 pub mod stats;
 pub mod templates;

@@ -50,6 +50,10 @@ pub struct Summary {
     /// The test's steps, in order, with the protocol each used.
     #[serde(default)]
     pub steps: Vec<StepSummary>,
+    /// Latency percentiles per interval and users per second over the run (empty from
+    /// results or summaries written before them).
+    #[serde(default)]
+    pub over_time: super::over_time::OverTime,
 }
 
 fn one() -> u32 {
@@ -429,6 +433,7 @@ pub fn summarize(run: &MergedRun, failed_nodes: &[FailedNode], skipped: &[Skippe
         failed_nodes: failed_nodes.to_vec(),
         skipped: skipped.to_vec(),
         thresholds: super::threshold::evaluate(run),
+        over_time: super::over_time::OverTime::of(run),
     }
 }
 
