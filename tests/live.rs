@@ -130,6 +130,12 @@ path = "/slow?delay_ms=4"
         assert!(!s.latency_partial);
         live_all.add(&s.latency).unwrap();
         live_slow.add(&s.steps[1].latency).unwrap();
+        // Each node's own latency is kept too; together they are the cluster's.
+        let mut nodes_sum = new_interval_histogram();
+        for n in &s.per_node {
+            nodes_sum.add(n.latency.unpack()).unwrap();
+        }
+        assert_eq!(nodes_sum, s.latency, "second {}", s.second);
     }
     let mut results_all = new_interval_histogram();
     let mut results_slow = new_interval_histogram();

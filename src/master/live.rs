@@ -74,8 +74,15 @@ pub struct NodeSecond {
     pub requests: u64,
     pub failures: u64,
     pub errors: u64,
+    /// Response body bytes of its pages.
+    pub bytes: u64,
     /// Users running at the end of the second.
     pub users: u32,
+    /// The cycle it was in at the end of the second (as its progress line said).
+    pub cycle: Option<u32>,
+    /// Latency of its pages, µs, packed (unpack on use: a window of many nodes stays small);
+    /// empty when it sent none (no page, or left out of an overlong line).
+    pub latency: Packed,
     /// False when the node sent nothing for this second (not started, ended, or lagging).
     pub reported: bool,
 }
@@ -147,9 +154,21 @@ impl ClusterSecond {
             m.requests += o.requests;
             m.failures += o.failures;
             m.errors += o.errors;
+            m.bytes += o.bytes;
             m.users += o.users;
+            m.cycle = o.cycle.or(m.cycle);
+            if !o.latency.is_empty() {
+                let mut h = m.latency.unpack();
+                add(&mut h, &o.latency.unpack());
+                m.latency = Packed::pack(&h);
+            }
             m.reported |= o.reported;
         }
+    }
+
+    /// Response body bytes of all pages.
+    pub fn bytes(&self) -> u64 {
+        self.steps.iter().map(|s| s.bytes).sum()
     }
 
     /// Adds one node's tally of this second; false when a histogram was unreadable.
@@ -177,16 +196,31 @@ impl ClusterSecond {
             n.requests += t.requests;
             n.failures += t.failures;
             n.errors += t.errors;
+            n.bytes += t.steps.iter().map(|s| s.bytes).sum::<u64>();
+            if let Some(p) = t
+                .latency
+                .as_deref()
+                .and_then(|t| Packed::from_base64(t).ok())
+            {
+                if n.latency.is_empty() {
+                    n.latency = p;
+                } else if !p.is_empty() {
+                    let mut h = n.latency.unpack();
+                    add(&mut h, &p.unpack());
+                    n.latency = Packed::pack(&h);
+                }
+            }
             n.reported = true;
         }
         ok
     }
 
-    /// Notes a node's users at the end of this second.
-    fn set_users(&mut self, slot: usize, users: u32) {
+    /// Notes a node's users and cycle at the end of this second.
+    fn set_users(&mut self, slot: usize, users: u32, cycle: u32) {
         if let Some(n) = self.per_node.get_mut(slot) {
             self.users = self.users.saturating_sub(n.users) + users;
             n.users = users;
+            n.cycle = Some(cycle);
             n.reported = true;
         }
     }
@@ -312,6 +346,7 @@ impl Live {
     /// A progress line of the node at `slot`.
     pub fn progress(&mut self, slot: usize, event: &ProgressEvent) {
         let ProgressEvent::Progress {
+            cycle,
             users,
             through,
             seconds,
@@ -336,7 +371,7 @@ impl Live {
         // `users` is the node's count at the end of the second before `through`.
         if *through > self.settled_through && *through != u32::MAX {
             let users = *users;
-            self.second(through - 1).set_users(slot, users);
+            self.second(through - 1).set_users(slot, users, *cycle);
         }
         let node = &mut self.nodes[slot];
         node.through = node.through.max(*through);
@@ -451,6 +486,12 @@ mod tests {
         assert!(s.latency.equivalent(s.latency.value_at_quantile(0.5), 3000));
         assert_eq!(s.steps[1].latency.len(), 5);
         assert_eq!(s.per_node[1].requests, 3);
+        assert_eq!(
+            s.per_node[1].latency.unpack().len(),
+            3,
+            "each node's own latency"
+        );
+        assert_eq!((s.per_node[0].users, s.per_node[0].cycle), (5, Some(0)));
         // A node that ended no longer holds seconds back.
         live.progress(0, &line(2, 5, vec![tally(1, 1, &[10])]));
         live.node_ended(1);

@@ -60,10 +60,12 @@ pub enum ProgressEvent {
 ///
 /// Bounded: a line holds at most [`MAX_SECONDS_PER_LINE`] tallies and their histograms at most
 /// [`LATENCY_BUDGET`] bytes of base64 (plus the one that crosses it, at most ~40 KiB); a
-/// histogram past the budget is left out (`latency` absent), its counts still sent. Each count
-/// field is at most ~20 bytes, so a step's entry without histogram is under 120 bytes: 100
-/// steps × 4 seconds is under 50 KiB, and the worst line under 350 KiB, far below
-/// [`crate::protocol::lines::MAX_LINE`] (1 MiB). A typical second's histogram is 100-400 bytes.
+/// histogram past the budget is left out (`latency` absent), its counts still sent. A count is
+/// at most 20 digits, so a step's entry without histogram is under 160 bytes: 100 steps × 4
+/// seconds under 64 KiB, and the worst line under 256 + 40 + 64 + 1 KiB ≈ 360 KiB, far below
+/// [`crate::protocol::lines::MAX_LINE`] (1 MiB); `engine::tally`'s test builds one (100 steps
+/// of 20 000 pages spread over every bucket: 290 KiB). A typical second's histogram is 100-400
+/// bytes.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct SecondTally {
     /// Second of the node's run (from its start) this covers.

@@ -1,6 +1,7 @@
 //! Latency percentiles and active users over time: read off the merged run's interval
 //! histograms and per-second series, carried in `summary.json` (so that `--diff` overlays two
-//! stored runs), drawn by [`super::chart::over_time`].
+//! stored runs), and their charts ([`figures`], [`step_figure`], [`overlay`]) drawn with
+//! [`super::chart::LineChart`].
 
 use serde::{Deserialize, Serialize};
 
