@@ -4,9 +4,10 @@
 //! reached: [`ssh`] or [`local`]), [`deploy`] (bench-node and the test onto each node;
 //! `--check`), [`coordinator`] (start together, follow with [`follow`], show with [`display`],
 //! merge the cluster second by second in [`live`], stop or detach), [`collect`] (results →
-//! report), with [`run`] tying them together end to end, [`attach`] for detached runs, [`service`] for the test's `[service]`, [`monitor`] for
-//! its `[monitor] hosts` (the sampling loop of [`crate::monitor::sampler`] fed over each host's
-//! transport), and [`mux`], the master's half of one SSH channel per host.
+//! report), with [`run`] tying them together end to end, [`attach`] for detached runs,
+//! [`service`] for the test's `[service]`, [`monitor`] for its `[monitor] hosts` (the sampling
+//! loop of [`crate::monitor::sampler`] fed over each host's transport), and [`mux`], the
+//! master's half of one SSH channel per host.
 
 pub mod attach;
 pub mod collect;
