@@ -7,15 +7,17 @@
 //! - [`test_def`]: the test definition (TOML) → a validated [`test_def::TestPlan`].
 //! - [`nodes`]: the nodes file (pssh format) → the list of nodes.
 //! - [`master`]: deploy to the nodes over SSH (or as local processes), start them together,
-//!   follow their progress, collect their results.
-//! - [`protocol`]: the wire between master and nodes (the master's commands, progress events,
-//!   the mux's frames), every line read from it bounded.
+//!   follow their progress (merged second by second in [`master::live`]), collect their results.
+//! - [`protocol`]: the wire between master and nodes (the master's commands, progress events
+//!   with each second's counts and latency histograms, the mux's frames), every line read from
+//!   it bounded.
 //! - [`node`]: what `bench-node` does as a process: hear the master, carry a host's nodes over
 //!   one channel, raise its limits.
 //! - [`engine`]: what `bench-node run` does on each node: virtual users in cycles, measured.
 //! - [`monitor`]: host resources: /proc read and parsed, and the one sampling loop the nodes
 //!   run for their own host and the master for `[monitor] hosts`.
-//! - [`result`]: the shared result model, its XML writer and streaming reader.
+//! - [`result`]: the shared result model (latency over time included), its XML writer and
+//!   streaming reader.
 //! - [`report`]: merge node results exactly, compute statistics, judge the test's thresholds,
 //!   write the HTML report, `summary.json`, text tables, `junit.xml` and markdown summaries,
 //!   differential and trend reports and the workspace index.
