@@ -254,6 +254,35 @@ mod tests {
     }
 
     #[test]
+    fn a_ten_minute_run_of_five_steps_holds_one_interval_unpacked() {
+        let mut sum = LatencySum::new(interval_for(600.0), 5);
+        let mut h = new_interval_histogram();
+        for v in 0..200u64 {
+            h.record(800 + v * v).unwrap();
+        }
+        for second in 0..600 {
+            for step in 0..5 {
+                sum.add_second(second, step, &h);
+            }
+            sum.seal_before((second + 1) / sum.interval_s());
+            assert!(
+                sum.open.len() <= 1,
+                "second {second}: {} open",
+                sum.open.len()
+            );
+        }
+        let series = sum.finish();
+        let packed: usize = series
+            .intervals
+            .iter()
+            .flat_map(|iv| iv.steps.iter().map(Packed::len))
+            .sum();
+        assert_eq!(series.intervals.len(), 600);
+        // 3 000 histograms of 200 values: a few hundred bytes each, not 26 KiB.
+        assert!(packed < 3000 * 500, "{packed} bytes packed");
+    }
+
+    #[test]
     fn seconds_add_into_intervals_and_series_merge_exactly() {
         let mut a = LatencySum::new(2, 2);
         a.add_second(0, 0, &hist(&[10]));
