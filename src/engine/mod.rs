@@ -1,9 +1,11 @@
 //! The load engine: what `bench-node run` does. Virtual users ([`user`]) with their own HTTP
 //! connection ([`client`]) run on worker threads ([`worker`]); the controller ([`run`]) walks
-//! the cycles and assembles the result; [`record`] measures, [`tally`] second by second; [`target`] is the built-in test
-//! server. Progress lines for the master are [`crate::protocol::progress`].
+//! the cycles and assembles the result; [`record`] measures, [`tally`] second by second; [`data`]
+//! hands out the data files' rows; [`target`] is the built-in test server. Progress lines for
+//! the master are [`crate::protocol::progress`].
 
 pub mod client;
+pub mod data;
 mod h2;
 pub mod record;
 pub mod run;
@@ -72,6 +74,12 @@ impl Drop for RunningUser {
 pub enum EngineError {
     #[error("cannot resolve the target {url}: {message}")]
     Resolve { url: String, message: String },
+    #[error("{file}: line {line}: {message}")]
+    Data {
+        file: String,
+        line: u64,
+        message: String,
+    },
     #[error("cannot start worker threads")]
     Spawn(#[source] std::io::Error),
     // The cause is the source, not in the message too: `{:#}` would print it twice.

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{oneshot, watch};
 
 use super::client::Connector;
+use super::data::Rows;
 use super::record::{Recorder, Window};
 use super::tally::{self, Tally};
 use super::user::CyclePhase;
@@ -67,7 +68,7 @@ pub async fn run(
 ) -> Result<RunEnd, EngineError> {
     check_output(&config.output)?;
     let plan = Arc::new(config.plan);
-    let workers = prepare(&plan, &config.node, config.workers).await?;
+    let (workers, rows) = prepare(&plan, &config.node, config.workers).await?;
     let mut shutdown = pin!(shutdown);
     emit(
         config.progress,
@@ -94,7 +95,7 @@ pub async fn run(
         .sum();
     let versions = negotiated(&workers);
     let measured = Measured::place(&plan, &walked, merge_recorders(workers));
-    let result = node_result(
+    let mut result = node_result(
         &plan,
         config.node,
         started_unix_ms,
@@ -103,6 +104,7 @@ pub async fn run(
         resources.stop().await,
         &versions,
     );
+    result.data = rows.usage(t0);
     crate::result::write::write_file(&result, &config.output).map_err(|source| {
         EngineError::Write {
             path: config.output.clone(),
@@ -123,13 +125,14 @@ pub async fn run(
     })
 }
 
-/// Prepares everything before the start, so that nodes start together on the word: resolves
-/// the target and spawns the worker threads.
+/// Prepares everything before the start, so that nodes start together on the word: opens
+/// the data files, resolves the target and spawns the worker threads.
 async fn prepare(
     plan: &Arc<TestPlan>,
     node: &NodeInfo,
     workers: usize,
-) -> Result<Vec<Worker>, EngineError> {
+) -> Result<(Vec<Worker>, Arc<Rows>), EngineError> {
+    let rows = Arc::new(Rows::open(plan, node.number, node.count.max(1))?);
     let connector = Connector::new(plan.bench.insecure);
     connector
         .resolve(&plan.url)
@@ -153,11 +156,13 @@ async fn prepare(
                     .flatten()
             })
             .collect(),
+        rows: rows.clone(),
     };
-    (0..workers.max(1))
+    let workers = (0..workers.max(1))
         .map(|i| Worker::spawn(i, shared.clone()))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(EngineError::Spawn)
+        .map_err(EngineError::Spawn)?;
+    Ok((workers, rows))
 }
 
 /// Walks the plan's cycles on the workers: for each, spread the load, hold the measured
@@ -524,6 +529,7 @@ fn node_result(
         series: measured.series,
         latency: measured.latency,
         errors: measured.errors,
+        data: Vec::new(),
         resources: vec![HostResources {
             host,
             role: HostRole::Node,

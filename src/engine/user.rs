@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use url::Url;
 
 use super::client::{Client, Connector, Incoming, Outgoing, RequestError, MAX_KEPT_BODY};
+use super::data::Rows;
 use super::h2::H2Slot;
 use super::record::{ErrorReport, Recorder, Verdict, Window};
 use super::Counters;
@@ -45,6 +46,8 @@ pub struct User {
     pub connector: Arc<Connector>,
     /// Per step, its URL when it has no template.
     pub static_urls: Arc<[Option<Url>]>,
+    /// The data files' rows: one of each binds per test execution.
+    pub rows: Arc<Rows>,
     pub recorder: Rc<RefCell<Recorder>>,
     pub counters: Arc<Counters>,
     pub window: Window,
@@ -128,6 +131,10 @@ impl User {
             iteration,
             captured: Default::default(),
         };
+        // Out of rows (`on_end = "stop"`): no execution starts, the user stops.
+        if !self.rows.is_empty() && !self.rows.bind(&mut vars, rng) {
+            return false;
+        }
         let scenario = self.plan.scenarios.pick(rng);
         let steps = self.plan.scenarios.all()[scenario].steps.clone();
         let first = steps.start;

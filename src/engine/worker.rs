@@ -12,6 +12,7 @@ use rand::rngs::SmallRng;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::client::{Client, Connector};
+use super::data::Rows;
 use super::record::{Recorder, Window};
 use super::tally::Tally;
 use super::user::{user_rng, CyclePhase, User};
@@ -69,6 +70,8 @@ pub struct Shared {
     pub nodes: u32,
     /// Per step, its URL when it has no template: resolved once, not per request.
     pub static_urls: Arc<[Option<url::Url>]>,
+    /// The data files' rows, shared by every user of the node.
+    pub rows: Arc<Rows>,
 }
 
 impl Worker {
@@ -194,6 +197,7 @@ impl Cast<'_> {
             plan: self.shared.plan.clone(),
             connector: self.shared.connector.clone(),
             static_urls: self.shared.static_urls.clone(),
+            rows: self.shared.rows.clone(),
             recorder: self.recorder.clone(),
             counters: self.counters.clone(),
             window: self.window,

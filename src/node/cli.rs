@@ -43,8 +43,12 @@ pub enum Command {
                             interrupted (the result is still written)."
     )]
     Run(NodeRunArgs),
-    /// Validate a test definition and print its plan, thresholds included.
-    #[command(after_help = "Exit codes: 0 valid, 2 invalid (the file, line and key are named).")]
+    /// Validate a test definition and print its plan: scenarios and their weights, data files
+    /// (read through: row count and first row), steps and thresholds.
+    #[command(
+        after_help = "Exit codes: 0 valid, 2 invalid (the file, line and key are named; for a \
+                      bad data file, its line and column)."
+    )]
     Check { test: PathBuf },
     /// Run the nodes in DIRS with their stdio carried over this one (used by bench-master:
     /// one SSH channel for all the nodes of a host).

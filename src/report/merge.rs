@@ -10,9 +10,9 @@ use hdrhistogram::Histogram;
 
 use super::ReportError;
 use crate::result::{
-    new_histogram, BenchConfig, Counts, CycleResult, ErrorGroup, ErrorKind, HostResources,
-    HostRole, LatencySeries, LatencySum, NodeResult, Outside, ScenarioInfo, SecondSample, StepInfo,
-    TestInfo,
+    new_histogram, BenchConfig, Counts, CycleResult, DataOrder, ErrorGroup, ErrorKind,
+    HostResources, HostRole, LatencySeries, LatencySum, NodeResult, OnEnd, Outside, ScenarioInfo,
+    SecondSample, StepInfo, TestInfo,
 };
 
 /// A node's CPU above this share of all its cores, %, flags it as possibly saturated.
@@ -48,6 +48,23 @@ impl NodeFigures {
     pub fn cpu_saturated(&self) -> bool {
         self.cpu_peak_pct.is_some_and(|c| c > CPU_SATURATED_PCT)
     }
+}
+
+/// One `[[data]]` file over all nodes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MergedData {
+    pub name: String,
+    pub file: String,
+    pub order: DataOrder,
+    pub on_end: OnEnd,
+    /// Rows the nodes could use, summed (a `unique` file's shares add up to the file).
+    pub rows: u64,
+    /// Rows handed to test executions, summed over nodes.
+    pub used: u64,
+    /// Nodes whose rows ran out (their users stopped).
+    pub exhausted_nodes: u32,
+    /// When the last of those ran out, ms since the earliest start (Unix ms until `finish`).
+    pub exhausted_ms: Option<u64>,
 }
 
 /// One cycle, summed over nodes.
@@ -95,6 +112,8 @@ pub struct MergedRun {
     pub steps: Vec<StepInfo>,
     /// The first node's scenarios (every node has the same).
     pub scenarios: Vec<ScenarioInfo>,
+    /// The data files, in the test's order, over all nodes.
+    pub data: Vec<MergedData>,
     /// Earliest start, Unix time in ms.
     pub started_unix_ms: u64,
     /// Latest end, Unix time in ms.
@@ -128,6 +147,7 @@ impl MergedRun {
             config: node.config.clone(),
             steps: node.steps.clone(),
             scenarios: node.scenarios.clone(),
+            data: Vec::new(),
             started_unix_ms: node.started_unix_ms,
             finished_unix_ms: node.finished_unix_ms,
             start_skew_ms: 0,
@@ -262,6 +282,15 @@ impl Merger {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let here: Vec<&str> = node.data.iter().map(|d| d.name.as_str()).collect();
+        let there: Vec<&str> = run.data.iter().map(|d| d.name.as_str()).collect();
+        if here != there {
+            return Err(mismatch(format!(
+                "data files [{}] here, [{}] there",
+                here.join(", "),
+                there.join(", ")
+            )));
+        }
         if node.scenarios != run.scenarios {
             return Err(mismatch(format!(
                 "scenarios [{}] here, [{}] there",
@@ -291,6 +320,25 @@ impl Merger {
                 if !mine.protocol.split(" and ").any(|m| m == p) {
                     mine.protocol = format!("{} and {p}", mine.protocol);
                 }
+            }
+        }
+        for (pos, d) in node.data.iter().enumerate() {
+            if run.data.len() <= pos {
+                run.data.push(MergedData {
+                    name: d.name.clone(),
+                    file: d.file.clone(),
+                    order: d.order,
+                    on_end: d.on_end,
+                    ..MergedData::default()
+                });
+            }
+            let m = &mut run.data[pos];
+            m.rows += d.rows;
+            m.used += d.used;
+            if let Some(ms) = d.exhausted_ms {
+                m.exhausted_nodes += 1;
+                let at = node.started_unix_ms + ms;
+                m.exhausted_ms = Some(m.exhausted_ms.map_or(at, |t| t.max(at)));
             }
         }
         // Cycles match by position (an index read from a file is not trusted with memory).
@@ -337,6 +385,9 @@ impl Merger {
             .max()
             .unwrap_or(t0);
         run.start_skew_ms = latest - t0;
+        for d in &mut run.data {
+            d.exhausted_ms = d.exhausted_ms.map(|at| at.saturating_sub(t0));
+        }
         run.nodes.sort_by_key(|n| n.number);
 
         let mut series: Vec<(u64, SecondSample)> = self.series.into_iter().collect();

@@ -7,7 +7,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::merge::{MergedCycle, MergedRun};
-use crate::result::{Counts, ErrorKind};
+use crate::result::{Counts, DataOrder, ErrorKind, OnEnd};
 
 /// Version of the `summary.json` layout (see docs/SUMMARY-JSON.md).
 pub const SUMMARY_FORMAT: u32 = 1;
@@ -43,6 +43,9 @@ pub struct Summary {
     /// The test's thresholds judged on the merged result (empty when it has none).
     #[serde(default)]
     pub thresholds: Vec<super::threshold::ThresholdSummary>,
+    /// The test's `[[data]]` files: rows used over all nodes, and when they ran out.
+    #[serde(default)]
+    pub data: Vec<DataSummary>,
     /// Requests each user kept in flight on its HTTP/2 connection (`streams`); 1 in a summary
     /// written before HTTP/2.
     #[serde(default = "one")]
@@ -72,6 +75,23 @@ pub struct StepSummary {
     pub protocol: String,
     /// WebSocket messages the step received in the measured windows (0 for HTTP steps).
     pub messages: u64,
+}
+
+/// One data file over all nodes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataSummary {
+    pub name: String,
+    pub file: String,
+    pub order: DataOrder,
+    pub on_end: OnEnd,
+    /// Rows the nodes could use (a `unique` file's shares add up to the file's rows).
+    pub rows: u64,
+    /// Rows handed to test executions.
+    pub used: u64,
+    /// Nodes whose rows ran out, so that their users stopped.
+    pub exhausted_nodes: u32,
+    /// When the last of them ran out, s since the run started (null if none did).
+    pub ran_out_s: Option<f64>,
 }
 
 /// A node that produced no result, as the master saw it.
@@ -432,6 +452,20 @@ pub fn summarize(run: &MergedRun, failed_nodes: &[FailedNode], skipped: &[Skippe
             .collect(),
         failed_nodes: failed_nodes.to_vec(),
         skipped: skipped.to_vec(),
+        data: run
+            .data
+            .iter()
+            .map(|d| DataSummary {
+                name: d.name.clone(),
+                file: d.file.clone(),
+                order: d.order,
+                on_end: d.on_end,
+                rows: d.rows,
+                used: d.used,
+                exhausted_nodes: d.exhausted_nodes,
+                ran_out_s: d.exhausted_ms.map(|ms| ms as f64 / 1000.0),
+            })
+            .collect(),
         thresholds: super::threshold::evaluate(run),
         over_time: super::over_time::OverTime::of(run),
     }

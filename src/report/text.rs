@@ -94,6 +94,17 @@ impl Output for TextOutput {
         pages_table(report, Kind::Pages).render(&mut out);
         pages_table(report, Kind::Requests).render(&mut out);
         let _ = writeln!(out, "latency in ms; error % counts failures and errors");
+        for d in &s.data {
+            let ran_out = match d.ran_out_s {
+                Some(t) => format!(", ran out at {t:.1} s on {} node(s)", d.exhausted_nodes),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "data {} ({}, {}, {}): {} of {} rows used{ran_out}",
+                d.name, d.file, d.order, d.on_end, d.used, d.rows
+            );
+        }
         errors(&mut out, s);
         Ok(out.into_bytes())
     }

@@ -244,6 +244,7 @@ mod tests {
             },
             steps: Vec::new(),
             scenarios: Vec::new(),
+            data: Vec::new(),
             started_unix_ms: 0,
             finished_unix_ms: 0,
             start_skew_ms: 0,

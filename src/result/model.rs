@@ -59,6 +59,9 @@ pub struct NodeResult {
     pub latency: super::LatencySeries,
     /// Failures and errors grouped by (step, kind, detail).
     pub errors: Vec<ErrorGroup>,
+    /// The test's `[[data]]` files and how many of their rows this node used (empty without
+    /// data files, and in files written before them).
+    pub data: Vec<DataUsage>,
     /// Resource samples of this node's host and of monitored hosts.
     pub resources: Vec<HostResources>,
 }
@@ -157,6 +160,52 @@ pub struct ScenarioInfo {
     pub first_step: u32,
     /// Number of its steps, from `first_step`.
     pub steps: u32,
+}
+
+words! {
+    /// In what order a data file's rows are handed to test executions.
+    #[derive(Default)]
+    pub enum DataOrder {
+        /// In file order, shared by a node's users; every node reads every row.
+        #[default]
+        Sequential => "sequential",
+        /// A row drawn at random for each execution.
+        Random => "random",
+        /// Each row used by at most one execution in the whole cluster: node k of n takes rows
+        /// k, k + n, k + 2n... (from 0), in order across its users.
+        Unique => "unique",
+    }
+}
+serde_words!(DataOrder);
+
+words! {
+    /// What happens when a `sequential` or `unique` data file's rows run out.
+    #[derive(Default)]
+    pub enum OnEnd {
+        /// The users stop: no execution starts without a row.
+        #[default]
+        Stop => "stop",
+        /// Start again from the first row.
+        Wrap => "wrap",
+    }
+}
+serde_words!(OnEnd);
+
+/// One `[[data]]` file as a node used it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DataUsage {
+    /// The name templates use (`{{ account.login }}`).
+    pub name: String,
+    /// The file, as the test names it.
+    pub file: String,
+    pub order: DataOrder,
+    pub on_end: OnEnd,
+    /// Rows this node could use: its share for `unique`, every row otherwise.
+    pub rows: u64,
+    /// Rows handed to test executions (with `wrap` or `random`, a row counts each time).
+    pub used: u64,
+    /// When the rows ran out and users stopped, ms since the run started (only with `stop`).
+    pub exhausted_ms: Option<u64>,
 }
 
 /// Counts and latency distribution of one kind of thing (tests, pages or requests) in a window.
@@ -407,6 +456,8 @@ mod tests {
     fn error_kinds_and_models_round_trip() {
         crate::words::assert_round_trip(ErrorKind::ALL);
         crate::words::assert_round_trip(ModelKind::ALL);
+        crate::words::assert_round_trip(DataOrder::ALL);
+        crate::words::assert_round_trip(OnEnd::ALL);
         crate::words::assert_round_trip(HostRole::ALL);
     }
 }

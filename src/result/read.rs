@@ -214,13 +214,15 @@ impl<R: BufRead> Parser<R> {
             series: Vec::new(),
             latency: LatencySeries::default(),
             errors: Vec::new(),
+            data: Vec::new(),
             resources: Vec::new(),
         })
     }
 
     /// Refuses a second one of the root's children that appear once.
     fn at_most_once(&self, e: &Elem, seen: &mut Vec<&'static str>) -> Result<(), ReadError> {
-        const ONCE: [&str; 11] = [
+        const ONCE: [&str; 12] = [
+            "data",
             "node",
             "test",
             "config",
@@ -301,6 +303,21 @@ impl<R: BufRead> Parser<R> {
                 }
                 r.errors.push(p.error_group(e)?);
                 Ok(())
+            }),
+            "data" => self.children(|p, e| {
+                if e.name == "source" {
+                    p.expect_index(&e, r.data.len())?;
+                    r.data.push(DataUsage {
+                        name: p.attr(&e, "name")?,
+                        file: p.attr(&e, "file")?,
+                        order: p.attr(&e, "order")?,
+                        on_end: p.attr(&e, "on-end")?,
+                        rows: p.count(&e, "rows")?,
+                        used: p.count(&e, "used")?,
+                        exhausted_ms: p.opt_attr(&e, "exhausted-ms")?,
+                    });
+                }
+                p.skip()
             }),
             "resources" => {
                 let h = self.resources(e)?;

@@ -37,6 +37,7 @@ pub fn to_writer<W: Write>(r: &NodeResult, w: W) -> io::Result<()> {
         write_series(x, &r.series)?;
         write_latency(x, &r.latency)?;
         write_errors(x, &r.errors)?;
+        write_data(x, &r.data)?;
         for h in &r.resources {
             write_resources(x, h)?;
         }
@@ -396,6 +397,30 @@ fn write_errors<W: Write>(x: &mut Writer<W>, errors: &[ErrorGroup]) -> io::Resul
                 }
                 Ok(())
             })?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn write_data<W: Write>(x: &mut Writer<W>, data: &[DataUsage]) -> io::Result<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    x.create_element("data").write_inner_content(|x| {
+        for (i, d) in data.iter().enumerate() {
+            let mut a = Attrs::new()
+                .add("index", i as u64)
+                .add("name", &d.name)
+                .add("file", &d.file)
+                .add("order", d.order.as_str())
+                .add("on-end", d.on_end.as_str())
+                .add("rows", d.rows)
+                .add("used", d.used);
+            if let Some(ms) = d.exhausted_ms {
+                a = a.add("exhausted-ms", ms);
+            }
+            a.element(x, "source").write_empty()?;
         }
         Ok(())
     })?;

@@ -174,6 +174,26 @@ impl TestPlan {
                 .collect();
             writeln!(out, "scenarios {}: {}", recorded.len(), mix.join(", "))?;
         }
+        for d in &self.data {
+            let first: Vec<String> = d
+                .columns
+                .iter()
+                .zip(&d.first_row)
+                .map(|(c, v)| format!("{c}={v:?}"))
+                .collect();
+            writeln!(
+                out,
+                "data      {} = {} ({} row{}, {}, at the end {}); columns {}; first row {}",
+                d.name,
+                d.file.display(),
+                d.rows,
+                if d.rows == 1 { "" } else { "s" },
+                d.order,
+                d.on_end,
+                d.columns.join(", "),
+                first.join(" ")
+            )?;
+        }
         if let Some(seed) = self.bench.seed {
             writeln!(out, "seed      {seed} (the same random streams every run)")?;
         }

@@ -1,12 +1,12 @@
 //! Loading a test file: parse with spans, validate every value, compile templates, apply the
 //! command-line overrides.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
 use toml::Spanned;
 
+use super::data::{column_names, data_sources};
 use super::error::{from_toml, read_text, Source};
 use super::protocol::{check_streams, http_version, streams};
 use super::raw::{OneOrMany, RawBench, RawFile, RawService};
@@ -147,7 +147,8 @@ fn build(src: &Source<'_>, raw: RawFile) -> Result<TestPlan, TestDefError> {
     let http = http_version(src, "[test] http", test.http.as_ref(), HttpVersion::Http1)?;
     let streams = streams(src, test.streams.as_ref())?;
 
-    let data_names = HashSet::new();
+    let data = data_sources(src, raw.data.unwrap_or_default())?;
+    let data_names = column_names(&data);
     let mut steps: Vec<Step> = Vec::new();
     let scenarios =
         match (raw.step, raw.scenario) {
@@ -195,6 +196,7 @@ fn build(src: &Source<'_>, raw: RawFile) -> Result<TestPlan, TestDefError> {
         bench,
         steps,
         scenarios,
+        data,
         monitor_hosts: raw.monitor.map(|m| m.hosts).unwrap_or_default(),
         service,
         thresholds,
@@ -318,6 +320,15 @@ fn load_model(
     Ok(Some((rates, LoadModel::Open { max_users })))
 }
 
+/// `[bench] seed`: a whole number, 0 or more.
+fn seed(src: &Source<'_>, seed: Option<Spanned<i64>>) -> Result<Option<u64>, TestDefError> {
+    seed.map(|s| {
+        u64::try_from(*s.get_ref())
+            .map_err(|_| src.error(s.span(), "[bench] seed", "give a whole number, 0 or more"))
+    })
+    .transpose()
+}
+
 fn bench_times(src: &Source<'_>, raw: RawBench) -> Result<Bench, TestDefError> {
     let open = raw.rate.is_some();
     let cycles = match raw.cycles {
@@ -395,16 +406,7 @@ fn bench_times(src: &Source<'_>, raw: RawBench) -> Result<Bench, TestDefError> {
         timeout: seconds(src, "[bench] timeout", raw.timeout, 30.0, true)?,
         insecure: raw.insecure.unwrap_or(false),
         model: LoadModel::Closed,
-        seed: match raw.seed {
-            None => None,
-            Some(seed) => Some(u64::try_from(*seed.get_ref()).map_err(|_| {
-                src.error(
-                    seed.span(),
-                    "[bench] seed",
-                    "give a whole number, 0 or more",
-                )
-            })?),
-        },
+        seed: seed(src, raw.seed)?,
     })
 }
 

@@ -11,6 +11,7 @@
 //! `template` (values with `{{ ... }}`), `request` (target URL and body of a step), `response`
 //! (checks and captures), `threshold` (`[[threshold]]`), `values`, `node`, `describe`.
 
+mod data;
 mod describe;
 mod error;
 mod load;
@@ -27,6 +28,7 @@ mod template;
 mod threshold;
 pub mod values;
 
+pub use data::{DataError, DataFormat, DataSource, Row, RowReader};
 pub use error::TestDefError;
 pub use load::load;
 pub use node::{load_node_config, node_config_toml};
@@ -62,6 +64,8 @@ pub struct TestPlan {
     pub steps: Vec<Step>,
     /// The scenarios over `steps`: the `[[scenario]]`s, or the top-level steps as one.
     pub scenarios: Scenarios,
+    /// `[[data]]` files, in order; their rows bind once per test execution.
+    pub data: Vec<DataSource>,
     /// Hosts the master samples during the run (`[monitor] hosts`).
     pub monitor_hosts: Vec<String>,
     /// Service the master starts before the bench (`[service]`).
@@ -74,11 +78,17 @@ pub struct TestPlan {
 }
 
 impl TestPlan {
-    /// Every file the test names (today the steps' `body_file`), as written: relative to the
-    /// test's directory, each once, in the order of the test. Deploy copies these beside the
-    /// test on every node, so a key that names a file must be listed here.
+    /// Every file the test names (the `[[data]]` files, then the steps' `body_file`), as
+    /// written: relative to the test's directory, each once, in the order of the test. Deploy
+    /// copies these beside the test on every node, so a key that names a file must be listed
+    /// here.
     pub fn files(&self) -> Vec<&Path> {
         let mut files: Vec<&Path> = Vec::new();
+        for d in &self.data {
+            if !files.contains(&d.file.as_path()) {
+                files.push(&d.file);
+            }
+        }
         for step in &self.steps {
             let named = match &step.body {
                 Some(Body::File { path, .. }) => Some(path.as_path()),

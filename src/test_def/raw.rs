@@ -19,6 +19,8 @@ pub(crate) struct RawFile {
     #[serde(default)]
     pub scenario: Option<Spanned<Vec<Spanned<RawScenario>>>>,
     #[serde(default)]
+    pub data: Option<Vec<Spanned<RawData>>>,
+    #[serde(default)]
     pub monitor: Option<RawMonitor>,
     #[serde(default)]
     pub service: Option<Spanned<RawService>>,
@@ -196,4 +198,14 @@ impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for Ordered
 
         d.deserialize_map(Vis(PhantomData))
     }
+}
+
+/// `[[data]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawData {
+    pub name: Spanned<String>,
+    pub file: Spanned<String>,
+    pub order: Option<Spanned<String>>,
+    pub on_end: Option<Spanned<String>>,
 }

@@ -133,16 +133,27 @@ impl Template {
                 FILTERS.join(", ")
             ));
         }
-        let names = free.names;
-        for name in &names {
-            if !BUILTINS.contains(&name.as_str()) && !known(name) {
+        // A data column (`account.login`) is known whole; any other dotted or indexed name
+        // by its root (`token.id` reads into a captured value).
+        let mut names: Vec<String> = Vec::new();
+        for full in &free.names {
+            let root = full.split(['.', '[']).next().unwrap_or(full).trim();
+            let name = if full.contains('.') && known(full) {
+                full.as_str()
+            } else if BUILTINS.contains(&root) || known(root) {
+                root
+            } else {
                 return Err(format!(
-                    "unknown name `{name}` in template `{source}` (use node, nodes, user, \
-                     iteration or a value captured by an earlier step)"
+                    "unknown name `{full}` in template `{source}` (use node, nodes, user, \
+                     iteration, a value captured by an earlier step or a data file's column as \
+                     name.column)"
                 ));
+            };
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
             }
         }
-        let kind = match simple_segments(ast) {
+        let kind = match simple_segments(ast, known) {
             Some(segments) => Kind::Simple(segments),
             None => Kind::Tera {
                 tera: Arc::new(tera),
@@ -186,6 +197,11 @@ impl Template {
             }
             Kind::Tera { tera, names } => {
                 let mut context = tera::Context::new();
+                // Data columns (`account.login`) go in as one object per data file.
+                let mut rows: std::collections::BTreeMap<
+                    &str,
+                    std::collections::BTreeMap<&str, &str>,
+                > = Default::default();
                 for var in names {
                     match var {
                         Var::Node => context.insert("node", &vars.node),
@@ -193,9 +209,18 @@ impl Template {
                         Var::User => context.insert("user", &vars.user),
                         Var::Iteration => context.insert("iteration", &vars.iteration),
                         Var::Captured(name) => {
-                            context.insert(name, vars.captured.get(name).map_or("", String::as_str))
+                            let value = vars.captured.get(name).map_or("", String::as_str);
+                            match name.split_once('.') {
+                                Some((file, column)) => {
+                                    rows.entry(file).or_default().insert(column, value);
+                                }
+                                None => context.insert(name, value),
+                            }
                         }
                     }
+                }
+                for (file, columns) in rows {
+                    context.insert(file, &columns);
                 }
                 tera.render(TERA_NAME, &context)
                     .map(Cow::Owned)
@@ -293,8 +318,9 @@ fn syntax_error(source: &str, e: &tera::Error) -> String {
     format!("invalid template `{source}`{at}{what}")
 }
 
-/// The segments of a template made only of text and plain names, else `None`.
-fn simple_segments(ast: &[Node]) -> Option<Vec<Segment>> {
+/// The segments of a template made only of text and plain names (a data column's
+/// `name.column` included), else `None`.
+fn simple_segments(ast: &[Node], known: &dyn Fn(&str) -> bool) -> Option<Vec<Segment>> {
     let mut out = Vec::new();
     for node in ast {
         match node {
@@ -303,7 +329,9 @@ fn simple_segments(ast: &[Node]) -> Option<Vec<Segment>> {
             Node::Comment(..) => {}
             Node::VariableBlock(_, expr) => match &expr.val {
                 ExprVal::Ident(name)
-                    if expr.filters.is_empty() && !expr.negated && !name.contains(['.', '[']) =>
+                    if expr.filters.is_empty()
+                        && !expr.negated
+                        && (!name.contains(['.', '[']) || known(name)) =>
                 {
                     out.push(Segment::Var(Var::new(name)))
                 }
@@ -420,11 +448,11 @@ fn collect_val(val: &ExprVal, locals: &[String], out: &mut Free) {
     }
 }
 
-/// Adds the root of a dotted or indexed name (`a.b`, `a[0]`), unless it is a local.
+/// Adds a name as written (`a`, `a.b`, `a[0]`), unless its root is a local.
 fn add_ident(name: &str, locals: &[String], out: &mut Free) {
     let root = name.split(['.', '[']).next().unwrap_or(name).trim();
     if !root.is_empty() && !locals.iter().any(|l| l == root) {
-        out.names.insert(root.to_string());
+        out.names.insert(name.trim().to_string());
     }
 }
 

@@ -170,6 +170,7 @@ impl Fixture {
                 url: self.url.clone(),
             },
             scenarios: Vec::new(),
+            data: Vec::new(),
             config: BenchConfig {
                 cycles: plan,
                 duration_s: self.duration_s,

@@ -372,7 +372,9 @@ macro_rules! word_attr {
 word_attr!(
     crate::result::ErrorKind,
     crate::result::ModelKind,
-    crate::result::HostRole
+    crate::result::HostRole,
+    crate::result::DataOrder,
+    crate::result::OnEnd
 );
 
 /// A count, at most [`MAX_COUNT`].

@@ -138,6 +138,26 @@ fn rich() -> NodeResult {
             },
         ],
         cycles,
+        data: vec![
+            DataUsage {
+                name: "account".into(),
+                file: "data/accounts <1>.csv".into(),
+                order: DataOrder::Unique,
+                on_end: OnEnd::Stop,
+                rows: 250,
+                used: 250,
+                exhausted_ms: Some(1234),
+            },
+            DataUsage {
+                name: "item".into(),
+                file: "items.jsonl".into(),
+                order: DataOrder::Random,
+                on_end: OnEnd::Wrap,
+                rows: 9,
+                used: 4000,
+                exhausted_ms: None,
+            },
+        ],
         series: (0..40)
             .map(|s| SecondSample {
                 second: s,
