@@ -129,7 +129,7 @@ fn node_logins(data: &str, bench: &str) -> Vec<String> {
 
 #[test]
 fn sequential_rows_wrap_in_order_and_random_rows_are_drawn() {
-    let bench = "cycles = [1]\nduration = 0.3";
+    let bench = "cycles = [1]\nduration = 1\nsleep_time = 0.001";
     let seq = node_logins(
         "[[data]]\nname = \"account\"\nfile = \"accounts.csv\"\n",
         bench,

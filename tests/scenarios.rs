@@ -47,7 +47,8 @@ path = "/buy/pay"
 fn the_mix_holds_the_weights_over_10000_executions() {
     let server = LogServer::start();
     let dir = tempdir();
-    let bench = "cycles = [16]\nduration = 30\nstartup_delay = 0\ntimeout = 5";
+    // Paced (at most 500 executions/s a user) so as not to starve the tests beside it.
+    let bench = "cycles = [24]\nduration = 30\nstartup_delay = 0\nsleep_time = 0.002\ntimeout = 5";
     let test = write(dir.path(), "t.toml", &mix_test(&server.url(), bench));
     let out = dir.path().join("r.xml");
     // Long enough for 10 000 executions on a slow machine; `-D` would cut it, not lengthen it.
@@ -56,7 +57,7 @@ fn the_mix_holds_the_weights_over_10000_executions() {
         .arg(&test)
         .arg("-o")
         .arg(&out)
-        .args(["-D", "2"]));
+        .args(["-D", "4"]));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let log = server.requests();
