@@ -67,7 +67,7 @@ fn the_mix_holds_the_weights_over_10000_executions() {
     assert!(executions >= 10_000, "only {executions} executions");
     // Every "buy" went on to pay: the scenario's steps ran in order, together.
     assert!(
-        count("/buy/pay").abs_diff(buy) <= 16,
+        count("/buy/pay").abs_diff(buy) <= 24,
         "{buy} carts, {} pays",
         count("/buy/pay")
     );
