@@ -543,3 +543,49 @@ impl Coordinator {
         Some(max.duration_since(*min).as_secs_f64() * 1000.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::master::local::LocalHost;
+    use crate::protocol::progress::SecondTally;
+
+    fn progress(through: u32, requests: u64) -> ProgressEvent {
+        ProgressEvent::Progress {
+            cycle: 0,
+            users: 3,
+            requests,
+            failures: 0,
+            errors: 0,
+            rps: 0.0,
+            elapsed: f64::from(through),
+            through,
+            seconds: vec![SecondTally {
+                second: through - 1,
+                requests,
+                latency: Some(String::new()),
+                ..SecondTally::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn every_node_event_feeds_the_live_view_and_a_failed_node_stops_holding_it() {
+        let slots = (0..2)
+            .map(|n| Slot::new(n, Arc::new(LocalHost), String::new()))
+            .collect();
+        let (_tx, rx) = mpsc::channel(1);
+        let names = vec!["node0".into(), "node1".into()];
+        let d = Duration::from_secs(1);
+        let mut c = Coordinator::new(slots, rx, Display::new(names, false), 1, d, d, d);
+        let mut seconds = c.live().subscribe();
+        c.heard(0, progress(1, 5));
+        assert!(seconds.try_recv().is_err(), "node1 has not sent second 0");
+        c.heard(1, progress(1, 7));
+        let s = seconds.try_recv().unwrap();
+        assert_eq!((s.second, s.requests, s.users), (0, 12, 6));
+        c.heard(0, progress(2, 1));
+        c.fail(1, "gone".into(), false);
+        assert_eq!(seconds.try_recv().unwrap().requests, 1);
+    }
+}
