@@ -2,6 +2,7 @@
 
 mod util;
 
+mod abort;
 mod cli;
 mod data;
 mod diff;

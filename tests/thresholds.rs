@@ -337,7 +337,10 @@ fn bad_thresholds_fail_at_check_time_with_file_and_line() {
     assert!(out.status.success(), "{}", text(&out));
     let plan = String::from_utf8_lossy(&out.stdout);
     assert!(
-        plan.contains("1. p99.9 of step \"home\" ≤ 1500 ms, whole run; abort after 10 s"),
+        plan.contains(
+            "1. p99.9 of step \"home\" ≤ 1500 ms, whole run; live: each second of the cluster \
+             judged alone, 10 s broken in a row stop every node"
+        ),
         "{plan}"
     );
 }

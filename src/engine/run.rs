@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{broadcast, oneshot, watch};
 
 use super::client::Connector;
 use super::data::Rows;
@@ -17,8 +17,11 @@ use super::tally::{self, Tally};
 use super::user::CyclePhase;
 use super::worker::{CycleJob, Load, Shared, Worker};
 use super::EngineError;
+use crate::master::abort::AbortWatch;
+use crate::master::live::{ClusterSecond, Live, DEFAULT_WINDOW};
 use crate::monitor::sampler::Sampler;
 use crate::protocol::progress::ProgressEvent;
+use crate::report::threshold::LiveStop;
 use crate::result::latency::interval_for;
 use crate::result::{
     unix_ms, BenchConfig, CycleResult, ErrorGroup, HostResources, HostRole, LatencySeries,
@@ -46,6 +49,9 @@ pub struct RunConfig {
     pub progress: ProgressMode,
     /// Worker threads (one current-thread runtime each).
     pub workers: usize,
+    /// Judge the test's `abort = true` thresholds live on this node's own seconds and stop
+    /// when one stays broken (running alone; under a master, the master judges the cluster).
+    pub live_abort: bool,
 }
 
 /// How a run ended.
@@ -54,6 +60,8 @@ pub struct RunEnd {
     pub output: PathBuf,
     pub interrupted: bool,
     pub requests: u64,
+    /// The threshold that stopped the run live (with [`RunConfig::live_abort`]).
+    pub stopped_by: Option<LiveStop>,
 }
 
 /// Extra time users get after a window to finish the request in flight, beyond the timeout.
@@ -86,7 +94,8 @@ pub async fn run(
     let t0 = Instant::now();
     let started_unix_ms = unix_ms(SystemTime::now());
     let resources = Sampler::local(t0);
-    let walked = Cycles::new(&plan, &workers, t0, config.progress, shutdown, interrupted)
+    let ticker = Ticker::new(t0, config.progress, &plan, config.live_abort);
+    let walked = Cycles::new(&plan, &workers, t0, ticker, shutdown, interrupted)
         .run()
         .await;
     let requests = workers
@@ -122,6 +131,7 @@ pub async fn run(
         output: config.output,
         interrupted: walked.interrupted,
         requests,
+        stopped_by: walked.stopped_by,
     })
 }
 
@@ -190,6 +200,8 @@ struct Walked {
     /// Latency per interval of the run, from the workers' tallies.
     latency: LatencySeries,
     interrupted: bool,
+    /// The threshold that stopped the run live.
+    stopped_by: Option<LiveStop>,
 }
 
 impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
@@ -197,7 +209,7 @@ impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
         plan: &'a TestPlan,
         workers: &'a [Worker],
         t0: Instant,
-        progress: ProgressMode,
+        ticker: Ticker,
         shutdown: Pin<&'a mut S>,
         interrupted: bool,
     ) -> Self {
@@ -205,7 +217,7 @@ impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
             plan,
             workers,
             t0,
-            ticker: Ticker::new(t0, progress, plan),
+            ticker,
             users_per_second: Vec::new(),
             shutdown,
             interrupted,
@@ -243,6 +255,7 @@ impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
             users_per_second: self.users_per_second,
             latency: self.ticker.latency.finish(),
             interrupted: self.interrupted,
+            stopped_by: self.ticker.abort.and_then(|a| a.stopped_by),
         }
     }
 
@@ -284,9 +297,14 @@ impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
             tokio::select! {
                 // The window is over.
                 _ = tokio::time::sleep_until(window.end.into()) => break,
-                // Once a second: progress.
+                // Once a second: progress (and the live thresholds, which may stop the run).
                 _ = self.ticker.tick() => {
                     self.ticker.report(window.cycle, self.workers, &mut self.users_per_second).await;
+                    if self.ticker.stopped() && !self.interrupted {
+                        self.interrupted = true;
+                        end = Instant::now().min(window.end);
+                        break;
+                    }
                 }
                 // Interrupted: the window ends now.
                 _ = &mut self.shutdown, if !self.interrupted => {
@@ -345,9 +363,13 @@ impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
             tokio::select! {
                 // The pause is over.
                 _ = tokio::time::sleep_until(until.into()) => break,
-                // Once a second: progress.
+                // Once a second: progress (and the live thresholds, which may stop the run).
                 _ = self.ticker.tick() => {
                     self.ticker.report(cycle, self.workers, &mut self.users_per_second).await;
+                    if self.ticker.stopped() {
+                        self.interrupted = true;
+                        break;
+                    }
                 }
                 // Interrupted: no next cycle.
                 _ = &mut self.shutdown, if !self.interrupted => {
@@ -634,10 +656,46 @@ struct Ticker {
     last_requests: u64,
     /// The run's latency intervals: sealed as they pass, so a long run holds them packed.
     latency: LatencySum,
+    /// The live thresholds judged on this node's own seconds (running alone).
+    abort: Option<LocalAbort>,
+}
+
+/// The live abort of a node running alone: its seconds fed to a one-node live view, as the
+/// master feeds the cluster's, and each settled second judged.
+struct LocalAbort {
+    live: Live,
+    /// Settled seconds of `live`.
+    seconds: broadcast::Receiver<Arc<ClusterSecond>>,
+    watch: AbortWatch,
+    stopped_by: Option<LiveStop>,
+}
+
+impl LocalAbort {
+    /// The live abort of `plan`'s thresholds; `None` when none has `abort = true`.
+    fn new(plan: &TestPlan) -> Option<LocalAbort> {
+        let watch = AbortWatch::for_plan(plan)?;
+        let live = Live::new(vec![0], DEFAULT_WINDOW);
+        Some(LocalAbort {
+            seconds: live.subscribe(),
+            live,
+            watch,
+            stopped_by: None,
+        })
+    }
+
+    /// Takes one progress line of this node and judges the seconds it settled.
+    fn progress(&mut self, event: &ProgressEvent) {
+        self.live.progress(0, event);
+        while let Ok(second) = self.seconds.try_recv() {
+            if self.stopped_by.is_none() {
+                self.stopped_by = self.watch.second(&second);
+            }
+        }
+    }
 }
 
 impl Ticker {
-    fn new(t0: Instant, mode: ProgressMode, plan: &TestPlan) -> Ticker {
+    fn new(t0: Instant, mode: ProgressMode, plan: &TestPlan, live_abort: bool) -> Ticker {
         let mut interval =
             tokio::time::interval_at((t0 + Duration::from_secs(1)).into(), Duration::from_secs(1));
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -648,7 +706,13 @@ impl Ticker {
             mode,
             last_requests: 0,
             latency: LatencySum::new(planned, plan.steps.len()),
+            abort: live_abort.then(|| LocalAbort::new(plan)).flatten(),
         }
+    }
+
+    /// True once a live threshold stopped the run.
+    fn stopped(&self) -> bool {
+        self.abort.as_ref().is_some_and(|a| a.stopped_by.is_some())
     }
 
     async fn tick(&mut self) {
@@ -684,6 +748,7 @@ impl Ticker {
         let rps = (requests - self.last_requests) as f64;
         self.last_requests = requests;
         let mut lines = match self.mode {
+            _ if self.abort.is_some() => tally::to_wire(&tallies, users as u32),
             ProgressMode::Json => tally::to_wire(&tallies, users as u32),
             _ => Vec::new(),
         };
@@ -691,20 +756,21 @@ impl Ticker {
             lines.push(Vec::new());
         }
         for seconds in lines {
-            emit(
-                self.mode,
-                &ProgressEvent::Progress {
-                    cycle,
-                    users: users as u32,
-                    requests,
-                    failures: sum(|c| c.failures.load(Ordering::Relaxed)),
-                    errors: sum(|c| c.errors.load(Ordering::Relaxed)),
-                    rps,
-                    elapsed,
-                    through: upto,
-                    seconds,
-                },
-            );
+            let event = ProgressEvent::Progress {
+                cycle,
+                users: users as u32,
+                requests,
+                failures: sum(|c| c.failures.load(Ordering::Relaxed)),
+                errors: sum(|c| c.errors.load(Ordering::Relaxed)),
+                rps,
+                elapsed,
+                through: upto,
+                seconds,
+            };
+            if let Some(abort) = &mut self.abort {
+                abort.progress(&event);
+            }
+            emit(self.mode, &event);
         }
     }
 

@@ -29,6 +29,8 @@ pub struct Collected {
     pub failed: Vec<FailedNode>,
     /// The results directory could not be written: where, and why.
     pub unwritable: Option<(PathBuf, std::io::Error)>,
+    /// The threshold that stopped the run live, if one did (set by the master's run).
+    pub stopped_by: Option<crate::report::threshold::LiveStop>,
 }
 
 /// Fetches the results of the nodes marked `done`, one command per host (hosts in parallel,
@@ -132,6 +134,7 @@ pub fn build_report(
         failed_nodes: collected.failed.clone(),
         skip_bad: true,
         templates: None,
+        stopped_by: collected.stopped_by.clone(),
     };
     report::build_report(&collected.results, &run_dir.join("report"), &opts)
 }

@@ -8,15 +8,17 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use super::abort::AbortWatch;
 use super::display::{Display, NodeLine};
 use super::follow::NodeMsg;
-use super::live::{Live, DEFAULT_WINDOW};
+use super::live::{ClusterSecond, Live, DEFAULT_WINDOW};
 use super::state::NodeStatus;
 use super::transport::{signal, Transport};
 use super::Interrupt;
 use crate::protocol::control::Command;
 use crate::protocol::lines::MAX_LINE;
 use crate::protocol::progress::ProgressEvent;
+use crate::report::threshold::LiveStop;
 use crate::words::words;
 
 /// How far ahead of the word nodes are told to start.
@@ -188,6 +190,10 @@ pub struct Coordinator {
     created: Instant,
     /// The cluster's merged seconds, fed with every node's progress (see [`Coordinator::live`]).
     live: Live,
+    /// The thresholds judged live on the cluster's seconds (`abort = true`), if any.
+    abort: Option<AbortWatch>,
+    /// The threshold that stopped the run live, once one did.
+    pub stopped_by: Option<LiveStop>,
 }
 
 impl Coordinator {
@@ -221,6 +227,8 @@ impl Coordinator {
             first_cycle: vec![None; n],
             created: Instant::now(),
             live: Live::new(numbers, DEFAULT_WINDOW),
+            abort: None,
+            stopped_by: None,
         }
     }
 
@@ -229,14 +237,27 @@ impl Coordinator {
         &self.live
     }
 
+    /// Judges `watch`'s thresholds on every settled second of the cluster while the run goes
+    /// on; one that stays broken stops every node.
+    pub fn with_abort(mut self, watch: Option<AbortWatch>) -> Coordinator {
+        self.abort = watch;
+        self
+    }
+
     /// Runs until every node ended, the master detached, or too few nodes got ready.
     pub async fn run(&mut self, interrupts: &mut mpsc::Receiver<Interrupt>) -> Ending {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut seconds = self.live.subscribe();
         loop {
             tokio::select! {
                 // A node spoke or ended.
                 Some(msg) = self.rx.recv() => self.handle(msg),
+                // A second of the cluster settled: the live thresholds judge it (a lagging
+                // reader skips the seconds it lost: the next ones are judged).
+                Ok(second) = seconds.recv(), if self.abort.is_some() => {
+                    self.judge_live(&second).await;
+                }
                 // Once a second: redraw, find silent nodes, enforce deadlines.
                 _ = tick.tick() => self.on_tick(),
                 // Ctrl+C or SIGTERM.
@@ -503,6 +524,21 @@ impl Coordinator {
             "{ready} nodes ready in {:.1}s: started",
             self.created.elapsed().as_secs_f64()
         ));
+    }
+
+    /// Judges a settled second of the cluster on the live thresholds; the first one broken
+    /// for its `abort_after` stops every node (the run is still collected and reported).
+    async fn judge_live(&mut self, second: &ClusterSecond) {
+        if self.phase != RunPhase::Running || self.stopped_by.is_some() {
+            return;
+        }
+        let Some(stop) = self.abort.as_mut().and_then(|w| w.second(second)) else {
+            return;
+        };
+        self.display
+            .message(&format!("stopping every node: threshold {stop}"));
+        self.stopped_by = Some(stop);
+        self.stop_all().await;
     }
 
     /// Tells every active node to stop; they write their results and end.

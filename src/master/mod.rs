@@ -3,12 +3,13 @@
 //! The stages, in order: [`config`] (flags → validated [`Config`]), [`transport`] (how a host is
 //! reached: [`ssh`] or [`local`]), [`deploy`] (bench-node and the test onto each node;
 //! `--check`), [`coordinator`] (start together, follow with [`follow`], show with [`display`],
-//! merge the cluster second by second in [`live`], stop or detach), [`collect`] (results →
-//! report), with [`run`] tying them together end to end, [`attach`] for detached runs,
-//! [`service`] for the test's `[service]`, [`monitor`] for its `[monitor] hosts` (the sampling
-//! loop of [`crate::monitor::sampler`] fed over each host's transport), and [`mux`], the
-//! master's half of one SSH channel per host.
+//! merge the cluster second by second in [`live`], judge the live thresholds on it with
+//! [`abort`], stop or detach), [`collect`] (results → report), with [`run`] tying them
+//! together end to end, [`attach`] for detached runs, [`service`] for the test's `[service]`,
+//! [`monitor`] for its `[monitor] hosts` (the sampling loop of [`crate::monitor::sampler`] fed
+//! over each host's transport), and [`mux`], the master's half of one SSH channel per host.
 
+pub mod abort;
 pub mod attach;
 pub mod collect;
 pub mod config;

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, Semaphore};
 
+use super::abort::AbortWatch;
 use super::collect::{self, Collected};
 use super::config::Config;
 use super::coordinator::{Coordinator, Ending, Slot, State};
@@ -317,7 +318,8 @@ async fn coordinate(
         READY_TIMEOUT,
         budget,
         stop_budget,
-    );
+    )
+    .with_abort(AbortWatch::for_plan(plan));
     let monitors = monitor::Monitors::start(&plan.monitor_hosts, ssh);
     let ending = coordinator.run(interrupts).await;
     let resources = monitors.stop().await;
@@ -380,6 +382,7 @@ async fn collect_all(
         .iter()
         .map(|s| (node_state(s), s.host.clone()))
         .collect();
+    let stopped_by = coordinated.coordinator.stopped_by.clone();
     drop(coordinated.coordinator);
     let collecting = std::time::Instant::now();
     let collected = collect::collect(&hosts, run_dir, parallel).await;
@@ -389,7 +392,10 @@ async fn collect_all(
         collecting.elapsed().as_secs_f64()
     );
     monitor::attach_resources(&collected, coordinated.resources);
-    collected
+    Collected {
+        stopped_by,
+        ..collected
+    }
 }
 
 /// Records the nodes' start skew in the state file, then builds the report ([`finish`]).
@@ -495,7 +501,11 @@ pub fn finish(
     eprintln!("report built in {:.1}s", building.elapsed().as_secs_f64());
     let thresholds = &written.summary.thresholds;
     let mut verdict = String::new();
-    crate::report::threshold::write_text(&mut verdict, thresholds);
+    crate::report::threshold::write_text(
+        &mut verdict,
+        thresholds,
+        written.summary.stopped_by.as_ref(),
+    );
     eprint!("{verdict}");
     let report = written.index_html;
     if let Err(e) = collect::refresh_index(workdir) {

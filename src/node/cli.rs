@@ -200,6 +200,10 @@ async fn bench(args: NodeRunArgs) -> Result<u8, NodeError> {
     let judge = args.node.is_none() && !config.plan.thresholds.is_empty();
     let control = Control::spawn(args.wait_start)?;
     let outcome = engine::run(config, control.started(), control.stopped()).await?;
+    if let Some(stop) = outcome.stopped_by {
+        eprintln!("bench-node: stopped: threshold {stop}");
+        return judge_alone(&outcome.output, Some(stop));
+    }
     if outcome.interrupted {
         eprintln!(
             "bench-node: interrupted ({}); what was measured is in {}",
@@ -209,13 +213,17 @@ async fn bench(args: NodeRunArgs) -> Result<u8, NodeError> {
         return Ok(130);
     }
     if judge {
-        return judge_alone(&outcome.output);
+        return judge_alone(&outcome.output, None);
     }
     Ok(0)
 }
 
-/// `bench-node run` alone: the test's thresholds judged on this node's result.
-fn judge_alone(result: &std::path::Path) -> Result<u8, NodeError> {
+/// `bench-node run` alone: the test's thresholds judged on this node's result, and the one
+/// that stopped the run live, if one did.
+fn judge_alone(
+    result: &std::path::Path,
+    stopped_by: Option<crate::report::threshold::LiveStop>,
+) -> Result<u8, NodeError> {
     use crate::report::ci::{self, CiFiles, Show};
     let results = [result.to_path_buf()];
     let judged = ci::judge(
@@ -223,7 +231,10 @@ fn judge_alone(result: &std::path::Path) -> Result<u8, NodeError> {
         None,
         Show::Verdict,
         &CiFiles::default(),
-        &Default::default(),
+        &crate::report::ReportOptions {
+            stopped_by,
+            ..Default::default()
+        },
     )?;
     eprint!("{}", judged.output);
     Ok(if judged.failed_thresholds > 0 {
@@ -268,6 +279,8 @@ fn run_config(node_file: Option<&PathBuf>, args: &NodeRunArgs) -> Result<RunConf
         workers: args
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        // Alone, the node stops itself on a live threshold; under a master, the master does.
+        live_abort: node_file.is_none(),
     })
 }
 

@@ -77,7 +77,11 @@ pub fn judge(
             let bytes = text::TextOutput.render(&report)?;
             output.push_str(&String::from_utf8_lossy(&bytes));
         }
-        _ => write_text(&mut output, &report.summary.thresholds),
+        _ => write_text(
+            &mut output,
+            &report.summary.thresholds,
+            report.summary.stopped_by.as_ref(),
+        ),
     }
     write_ci_files(&report, ci, html_page.as_deref(), opts)?;
     Ok(Judged {

@@ -58,6 +58,8 @@ pub struct ReportOptions {
     pub skip_bad: bool,
     /// Directory whose templates replace the embedded ones (same file names).
     pub templates: Option<PathBuf>,
+    /// The threshold that stopped the run live (filled in by the master).
+    pub stopped_by: Option<threshold::LiveStop>,
 }
 
 /// What [`build_report`] wrote.
@@ -133,7 +135,7 @@ pub fn merge_files(
 
 /// The report of a merged run.
 pub fn report_of(run: MergedRun, skipped: &[SkippedFile], opts: &ReportOptions) -> Report {
-    let summary = stats::summarize(&run, &opts.failed_nodes, skipped);
+    let summary = stats::summarize(&run, &opts.failed_nodes, skipped, opts.stopped_by.as_ref());
     Report::new(run, summary)
 }
 

@@ -7,6 +7,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::merge::{MergedCycle, MergedRun};
+use super::threshold::LiveStop;
 use crate::result::{Counts, DataOrder, ErrorKind, OnEnd};
 
 /// Version of the `summary.json` layout (see docs/SUMMARY-JSON.md).
@@ -57,6 +58,9 @@ pub struct Summary {
     /// results or summaries written before them).
     #[serde(default)]
     pub over_time: super::over_time::OverTime,
+    /// The threshold that stopped the run live (`abort = true`), and when; null otherwise.
+    #[serde(default)]
+    pub stopped_by: Option<super::threshold::LiveStop>,
 }
 
 fn one() -> u32 {
@@ -387,8 +391,17 @@ pub fn cycle_summary(run: &MergedRun, c: &MergedCycle) -> CycleSummary {
     }
 }
 
-/// The summary of a merged run.
-pub fn summarize(run: &MergedRun, failed_nodes: &[FailedNode], skipped: &[SkippedFile]) -> Summary {
+/// The summary of a merged run; `stopped_by`, the threshold that stopped it live.
+pub fn summarize(
+    run: &MergedRun,
+    failed_nodes: &[FailedNode],
+    skipped: &[SkippedFile],
+    stopped_by: Option<&LiveStop>,
+) -> Summary {
+    let mut thresholds = super::threshold::evaluate(run);
+    if let Some(stop) = stopped_by {
+        super::threshold::mark_stop(&mut thresholds, stop);
+    }
     let started = std::time::UNIX_EPOCH + std::time::Duration::from_millis(run.started_unix_ms);
     Summary {
         format: SUMMARY_FORMAT,
@@ -466,8 +479,9 @@ pub fn summarize(run: &MergedRun, failed_nodes: &[FailedNode], skipped: &[Skippe
                 ran_out_s: d.exhausted_ms.map(|ms| ms as f64 / 1000.0),
             })
             .collect(),
-        thresholds: super::threshold::evaluate(run),
         over_time: super::over_time::OverTime::of(run),
+        thresholds,
+        stopped_by: stopped_by.cloned(),
     }
 }
 

@@ -86,7 +86,7 @@ impl Output for TextOutput {
             "target {}, cycles {} users ({} per node) of {} s, Apdex T {} s\n",
             c.url, c.cycles_total, c.cycles_per_node, c.duration_s, c.apdex_t_s
         );
-        super::threshold::write_text(&mut out, &s.thresholds);
+        super::threshold::write_text(&mut out, &s.thresholds, s.stopped_by.as_ref());
         tests_table(s).render(&mut out);
         if s.cycles.iter().any(|c| !c.scenarios.is_empty()) {
             scenarios_table(s).render(&mut out);

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::merge::{MergedCycle, MergedRun};
 use super::stats;
 use crate::result::threshold::{Kind, Metric, Scope, Threshold};
-use crate::result::Counts;
+use crate::result::{Counts, StepInfo};
 
 /// One threshold judged, as `summary.json` carries it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,13 +29,52 @@ pub struct ThresholdSummary {
     pub limit: f64,
     /// The limit in words, e.g. `≤ 300 ms`.
     pub limit_text: String,
-    /// Also to be evaluated live (not implemented yet), and after how long broken, s.
+    /// Also evaluated live, every second, and after how long broken it stops the run, s.
     pub abort: bool,
     pub abort_after_s: f64,
-    /// True when every check passed.
+    /// True when every check passed and it did not stop the run live.
     pub passed: bool,
+    /// True when it stopped the run live (see [`super::Summary::stopped_by`]).
+    #[serde(default)]
+    pub stopped_run: bool,
     /// One check per cycle (`each`), one for the last cycle or one for the whole run.
     pub checks: Vec<ThresholdCheck>,
+}
+
+/// A threshold with `abort = true` that stayed broken live for its `abort_after` and stopped
+/// the run: which, and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveStop {
+    /// Its place among the test's thresholds, from 0.
+    pub index: usize,
+    /// The threshold in words, as in [`ThresholdSummary::name`].
+    pub threshold: String,
+    /// Second of the run (from its start) in which it was first broken, of the seconds in a
+    /// row that stopped the run.
+    pub broken_from_s: u32,
+    /// Second of the run at which the run was stopped (the end of the last broken second).
+    pub at_s: u32,
+    /// The value in its last second, in words (e.g. `412 ms`).
+    pub value_text: String,
+}
+
+impl std::fmt::Display for LiveStop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} broken from second {} of the run ({} in its last second): every node stopped at \
+             {} s",
+            self.threshold, self.broken_from_s, self.value_text, self.at_s
+        )
+    }
+}
+
+/// Marks the threshold that stopped the run as failed, whatever the end of the run says.
+pub fn mark_stop(thresholds: &mut [ThresholdSummary], stop: &LiveStop) {
+    if let Some(t) = thresholds.get_mut(stop.index) {
+        t.passed = false;
+        t.stopped_run = true;
+    }
 }
 
 /// One value measured and compared with the limit.
@@ -97,13 +136,18 @@ fn judge(run: &MergedRun, t: &Threshold) -> ThresholdSummary {
         abort: t.abort,
         abort_after_s: t.abort_after_s,
         passed: checks.iter().all(|c| c.passed),
+        stopped_run: false,
         checks,
     }
 }
 
 /// The check of `t` over `cycles` merged (one cycle, or every cycle for the whole run).
 fn check(run: &MergedRun, t: &Threshold, cycles: &[&MergedCycle]) -> ThresholdCheck {
-    let value = measure(run, t, cycles);
+    let basis = Basis {
+        steps: &run.steps,
+        apdex_t_s: run.config.apdex_t_s,
+    };
+    let value = measure(basis, t, cycles);
     let one = (cycles.len() == 1 && t.scope != Scope::All).then(|| cycles[0]);
     ThresholdCheck {
         cycle: one.map(|c| c.index),
@@ -122,10 +166,21 @@ fn check(run: &MergedRun, t: &Threshold, cycles: &[&MergedCycle]) -> ThresholdCh
     }
 }
 
-/// The value of `t`'s metric over `cycles`, in its unit; `None` when nothing was measured.
-fn measure(run: &MergedRun, t: &Threshold, cycles: &[&MergedCycle]) -> Option<f64> {
+/// What thresholds are measured against besides the figures: the run's steps (named, in the
+/// order of the per-step figures) and its Apdex T, s. The end of a run takes them from the
+/// merged result; the live abort from the test plan.
+#[derive(Debug, Clone, Copy)]
+pub struct Basis<'a> {
+    pub steps: &'a [StepInfo],
+    pub apdex_t_s: f64,
+}
+
+/// The value of `t`'s metric over `cycles` merged, in its unit; `None` when nothing was
+/// measured. One evaluation for both inputs: the cycles of a merged result at the end, and
+/// the live window of the last seconds ([`crate::master::abort`]) while the run goes on.
+pub fn measure(basis: Basis<'_>, t: &Threshold, cycles: &[&MergedCycle]) -> Option<f64> {
     let step = match &t.step {
-        Some(name) => Some(run.steps.iter().position(|s| s.name == *name)?),
+        Some(name) => Some(basis.steps.iter().position(|s| s.name == *name)?),
         None => None,
     };
     if t.metric.kind() == Kind::Rate {
@@ -151,13 +206,7 @@ fn measure(run: &MergedRun, t: &Threshold, cycles: &[&MergedCycle]) -> Option<f6
         Metric::Max => latency()?.max,
         Metric::Mean => latency()?.mean,
         Metric::ErrorRate => (c.failure + c.error) as f64 / c.total() as f64,
-        Metric::Apdex => stats::apdex(
-            &c.latency,
-            c.success,
-            c.failure,
-            c.error,
-            run.config.apdex_t_s,
-        )?,
+        Metric::Apdex => stats::apdex(&c.latency, c.success, c.failure, c.error, basis.apdex_t_s)?,
         Metric::Rps | Metric::Spps | Metric::Stps => return None,
     })
 }
@@ -182,8 +231,12 @@ fn rate(metric: Metric, step: Option<usize>, cycles: &[&MergedCycle]) -> Option<
     Some(sum / window)
 }
 
-/// The thresholds as text, for `--text` and the terminal: one line per check.
-pub fn write_text(out: &mut String, thresholds: &[ThresholdSummary]) {
+/// The thresholds as text, for `--text` and the terminal: one line per check, after the
+/// threshold that stopped the run if one did.
+pub fn write_text(out: &mut String, thresholds: &[ThresholdSummary], stop: Option<&LiveStop>) {
+    if let Some(stop) = stop {
+        let _ = writeln!(out, "STOPPED BY A THRESHOLD: {stop}");
+    }
     if thresholds.is_empty() {
         return;
     }

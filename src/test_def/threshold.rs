@@ -274,7 +274,8 @@ pub(crate) fn describe(out: &mut String, thresholds: &[Threshold]) -> std::fmt::
         if t.abort {
             write!(
                 out,
-                "; abort after {} s broken (stored: the live abort is not evaluated yet)",
+                "; live: each second of the cluster judged alone, {} s broken in a row stop \
+                 every node",
                 t.abort_after_s
             )?;
         }
