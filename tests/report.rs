@@ -319,6 +319,27 @@ fn diff_of_two_runs_shows_the_deltas() {
         d.verdicts[0].text
     );
 
+    // A summary.json from before the per-second data: no interval, the fixed band judges
+    // (+1 % is then the same, +20 % better).
+    let strip = |dir: &Path| {
+        let path = dir.join("report/summary.json");
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for c in v["cycles"].as_array_mut().unwrap() {
+            let c = c.as_object_mut().unwrap();
+            assert!(c.remove("seconds").is_some() && c.remove("latency_intervals").is_some());
+        }
+        let name = dir.file_name().unwrap().to_string_lossy();
+        let old = root.path().join(format!("old-{name}.json"));
+        std::fs::write(&old, v.to_string()).unwrap();
+        old
+    };
+    let (old_b, old_n) = (strip(&b), strip(&n));
+    let old = diff::compare(&load(&old_b), &load(&old_n));
+    assert!(old.levels[1].deltas.iter().all(|d| d.interval.is_none()));
+    assert_eq!(old.levels[1].deltas[0].verdict, diff::Verdict::Same);
+    assert_eq!(old.levels[0].deltas[0].verdict, diff::Verdict::Better);
+
     let out = root.path().join("diff");
     let (page, _) = build_diff(&b, &n, &out, &ReportOptions::default()).unwrap();
     let html = std::fs::read_to_string(page).unwrap();

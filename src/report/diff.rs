@@ -8,12 +8,14 @@ use serde::Serialize;
 
 use super::chart::{figure, Figure, LineChart};
 use super::input::{self, RunInput};
-use super::significance::{self, Change, Interval, Mean, Share, Statistic};
+use super::significance::{self, Change, Interval, Mean, Quantile, Share, Statistic};
 use super::stats::{CycleSummary, WindowSecond};
 use super::{ReportError, ReportOptions, Summary, Templates};
+use crate::result::Packed;
 
 /// Relative change below which a rate or latency is "the same within noise", %, when a run
-/// has no per-second data to compute an interval from (a `summary.json` from before it).
+/// has no per-second data to compute an interval from (a `summary.json` from before it, or a
+/// window of fewer than [`significance::MIN_SECONDS`] seconds).
 pub const NOISE_PCT: f64 = 5.0;
 /// Change of error % below which it is "the same within noise", percentage points (likewise).
 pub const NOISE_ERROR_POINTS: f64 = 0.5;
@@ -81,15 +83,20 @@ impl Metric {
         let per_second = |f: fn(&WindowSecond) -> u64| -> Box<dyn Statistic> {
             Box::new(Mean(c.seconds.iter().map(|s| f(s) as f64).collect()))
         };
+        let quantile = |q: f64| -> Option<Box<dyn Statistic>> {
+            let seconds = latency_seconds(c)?;
+            Some(Box::new(Quantile::new(q, seconds)))
+        };
         match self {
+            Metric::P50 => quantile(0.50),
+            Metric::P95 => quantile(0.95),
+            Metric::P99 => quantile(0.99),
             _ if c.seconds.is_empty() => None,
             Metric::Spps => Some(per_second(|s| s.pages_ok)),
             Metric::Rps => Some(per_second(|s| s.requests)),
             Metric::ErrorPct => Some(Box::new(Share {
                 seconds: c.seconds.iter().map(|s| (s.bad, s.requests)).collect(),
             })),
-            // Latency over time is not in the summary yet: the noise band judges percentiles.
-            Metric::P50 | Metric::P95 | Metric::P99 => None,
         }
     }
 
@@ -245,6 +252,25 @@ impl Diff {
         }
         found
     }
+}
+
+/// A cycle's latency intervals as (value µs, count) pairs each; `None` when it has none (an
+/// older summary) or one does not decode (a damaged file: the noise band judges instead).
+fn latency_seconds(c: &CycleSummary) -> Option<Vec<Vec<(u64, u64)>>> {
+    if c.latency_intervals.is_empty() {
+        return None;
+    }
+    c.latency_intervals
+        .iter()
+        .map(|text| {
+            let h = Packed::from_base64(text).ok()?.unpack();
+            Some(
+                h.iter_recorded()
+                    .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                    .collect(),
+            )
+        })
+        .collect()
 }
 
 fn level(b: &CycleSummary, n: &CycleSummary) -> Level {
@@ -470,6 +496,7 @@ pub fn build_diff(
     ctx.insert("noise_points", &NOISE_ERROR_POINTS);
     ctx.insert("confidence_pct", &(significance::CONFIDENCE * 100.0));
     ctx.insert("resamples", &significance::RESAMPLES);
+    ctx.insert("min_seconds", &significance::MIN_SECONDS);
     ctx.insert("report_version", crate::VERSION);
     let html = templates.render("diff.html", &ctx)?;
     std::fs::create_dir_all(out_dir).map_err(ReportError::io(out_dir))?;

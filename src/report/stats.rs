@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::merge::{MergedCycle, MergedRun};
 use super::threshold::LiveStop;
-use crate::result::{Counts, DataOrder, ErrorKind, OnEnd};
+use crate::result::{Counts, DataOrder, ErrorKind, OnEnd, Packed};
 
 /// Version of the `summary.json` layout (see docs/SUMMARY-JSON.md).
 pub const SUMMARY_FORMAT: u32 = 1;
@@ -148,6 +148,12 @@ pub struct CycleSummary {
     /// confidence intervals (absent from files written before it existed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seconds: Vec<WindowSecond>,
+    /// Latency of the pages completed in each whole interval of the window (1 s up to a
+    /// 10-minute plan), over all nodes: interval histograms as the result XML packs them
+    /// (HdrHistogram V2 + deflate, base64), in order; what `--diff` resamples for the
+    /// percentiles' intervals (absent from files written before it existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_intervals: Vec<String>,
 }
 
 /// One scenario's tests in one cycle.
@@ -360,6 +366,26 @@ fn window_seconds(run: &MergedRun, cycle: u32) -> Vec<WindowSecond> {
         .collect()
 }
 
+/// The latency intervals that lie whole inside one cycle's window, packed as in the result.
+fn window_latency(run: &MergedRun, cycle: u32) -> Vec<String> {
+    let inside: std::collections::HashSet<u32> = run
+        .series
+        .iter()
+        .filter(|s| s.cycle == Some(cycle))
+        .map(|s| s.second)
+        .collect();
+    let len = run.latency.interval_s.max(1);
+    run.latency
+        .intervals
+        .iter()
+        .filter(|iv| {
+            let start = iv.index.saturating_mul(len);
+            (start..start.saturating_add(len)).all(|s| inside.contains(&s))
+        })
+        .map(|iv| Packed::pack(&iv.pages()).to_base64())
+        .collect()
+}
+
 /// The summary of one cycle.
 pub fn cycle_summary(run: &MergedRun, c: &MergedCycle) -> CycleSummary {
     let t = run.config.apdex_t_s;
@@ -388,6 +414,7 @@ pub fn cycle_summary(run: &MergedRun, c: &MergedCycle) -> CycleSummary {
             })
             .collect(),
         seconds: window_seconds(run, c.index),
+        latency_intervals: window_latency(run, c.index),
     }
 }
 
