@@ -5,6 +5,8 @@
 #   3. accuracy: against a 20 ms target with 200 users, p50 within 2 ms of the truth (wrk's p50)
 #   4. orchestration: 32 virtual nodes through one sshd vs 1 node (scripts/bench-orchestration.sh)
 #   5. reports: 64-node report under 2 s (scripts/bench-report.sh)
+#   6. HTTP/2: bench-node / h2load, same nginx, connections and streams, ratio >= 0.8
+#      (scripts/bench-h2.sh)
 # Prints every figure and ratio; exits non-zero when a target is missed.
 #
 #   scripts/bench.sh [ROUNDS] [SECONDS]     (default 3 rounds of 10 s)
@@ -172,6 +174,9 @@ fi
 
 echo "== 5. report of 64 nodes"
 scripts/bench-report.sh 64 || failed+=("report build")
+
+echo "== 6. HTTP/2 against h2load"
+scripts/bench-h2.sh "$rounds" "$secs" || failed+=("HTTP/2 ratio")
 
 echo
 if [ ${#failed[@]} -eq 0 ]; then
