@@ -37,7 +37,7 @@ events { worker_connections 20000; }
 http {
   access_log off;
   keepalive_timeout 120s;
-  http2_max_requests 100000000;
+  keepalive_requests 100000000;
   http2_max_concurrent_streams 256;
   server {
     listen 127.0.0.1:$port ssl http2;

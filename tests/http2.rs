@@ -191,6 +191,29 @@ fn the_report_and_summary_name_the_protocol_and_streams() {
 }
 
 #[test]
+fn streams_a_closing_server_refused_are_sent_again_on_a_new_connection() {
+    if !Nginx::available() {
+        // .ci/run installs it: in CI a missing server is a failure, not a skip.
+        assert!(std::env::var_os("CI").is_none(), "no nginx-light");
+        eprintln!("skipped: no nginx-light");
+        return;
+    }
+    let upstream = Server::start();
+    // nginx ends each connection (GOAWAY) after 20 requests, with others still in flight.
+    let nginx = Nginx::start_with(&upstream.target.addr.to_string(), "keepalive_requests 20;");
+    let home = "[[step]]\nname = \"home\"\npath = \"/\"\n";
+    let text = test_toml(&nginx.h2c_url(), "http = \"2\"\nstreams = 8", 2, 1.0, home);
+    let r = run_test(&text);
+    let log = nginx.take_log();
+    assert!(
+        by_connection(&log).len() > 4,
+        "nginx did not close connections"
+    );
+    assert_eq!(failures_and_errors(&r), 0, "{:?}", r.errors);
+    assert_eq!(log.len() as u64, requests(&r));
+}
+
+#[test]
 fn auto_takes_http2_from_alpn_and_http1_on_a_plain_url() {
     if !Nginx::available() {
         // .ci/run installs it: in CI a missing server is a failure, not a skip.

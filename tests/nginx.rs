@@ -52,6 +52,11 @@ impl Nginx {
     /// Starts nginx; `/slow` is proxied to `upstream` (the built-in target's `host:port`) with
     /// `?delay_ms=300`, so that requests overlap when a client keeps several in flight.
     pub fn start(upstream: &str) -> Nginx {
+        Nginx::start_with(upstream, "")
+    }
+
+    /// The same with `server` directives added (e.g. `keepalive_requests 20;`).
+    pub fn start_with(upstream: &str, server: &str) -> Nginx {
         let dir = tempfile::Builder::new()
             .prefix("bm-nginx-")
             .tempdir()
@@ -86,6 +91,7 @@ http {{
         listen 127.0.0.1:{http1_port};
         ssl_certificate {p}/cert.pem;
         ssl_certificate_key {p}/key.pem;
+        {server}
         location / {{ return 200 "ok\n"; }}
         location /login {{
             add_header Set-Cookie "session=s$connection; Path=/";
