@@ -4,7 +4,8 @@
 //!
 //! The data flows one way, and the modules follow it:
 //!
-//! - [`test_def`]: the test definition (TOML) → a validated [`test_def::TestPlan`].
+//! - [`test_def`]: the test definition (TOML) → a validated [`test_def::TestPlan`]; [`har`]
+//!   writes one from a browser's HAR export (`bench-node import`).
 //! - [`nodes`]: the nodes file (pssh format) → the list of nodes.
 //! - [`master`]: deploy to the nodes over SSH (or as local processes), start them together,
 //!   follow their progress (merged second by second in [`master::live`]), collect their results.
@@ -27,6 +28,7 @@
 
 pub mod args;
 pub mod engine;
+pub mod har;
 pub mod master;
 pub mod monitor;
 pub mod node;

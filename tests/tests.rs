@@ -9,6 +9,7 @@ mod diff;
 mod engine;
 mod faults;
 mod fuzz_corpora;
+mod har;
 mod http2;
 mod live;
 mod master;

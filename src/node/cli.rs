@@ -1,5 +1,5 @@
 //! `bench-node`'s command line and what each subcommand does: `run` (one node's load),
-//! `check` (a test's plan), `target` (the built-in HTTP server) and `mux` (the nodes of a host
+//! `check` (a test's plan), `import` (a test from a HAR), `target` (the built-in HTTP server) and `mux` (the nodes of a host
 //! over one channel). The binary parses, builds the runtime and maps [`NodeError`] to its exit
 //! code: 0 done, 1 failed, 2 bad input, 4 a threshold failed (`run` alone), 130 interrupted (the
 //! result is still written).
@@ -50,6 +50,19 @@ pub enum Command {
                       bad data file, its line and column)."
     )]
     Check { test: PathBuf },
+    /// Make a test from a browser's HAR export: one step per document, XHR or form request,
+    /// the recorded gaps as think time; static resources listed in a comment.
+    #[command(after_help = "Exit codes: 0 written, 2 not a HAR file (its line and column named).")]
+    Import {
+        /// The HAR file (Chromium, Firefox: "Save all as HAR").
+        har: PathBuf,
+        /// Write the test here instead of standard output.
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+        /// Make steps of static resources (stylesheets, scripts, images) too.
+        #[arg(long)]
+        keep_resources: bool,
+    },
     /// Run the nodes in DIRS with their stdio carried over this one (used by bench-master:
     /// one SSH channel for all the nodes of a host).
     #[command(hide = true)]
@@ -123,6 +136,9 @@ pub enum NodeError {
     Process(#[from] std::io::Error),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// A HAR file that cannot be imported.
+    #[error(transparent)]
+    Har(#[from] crate::har::HarError),
     /// The result could not be read back to judge its thresholds.
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
@@ -132,7 +148,7 @@ impl NodeError {
     /// 2 for bad input, 1 for anything else.
     pub fn exit_code(&self) -> u8 {
         match self {
-            NodeError::Test(_) | NodeError::Flag(_) => 2,
+            NodeError::Test(_) | NodeError::Flag(_) | NodeError::Har(_) => 2,
             _ => 1,
         }
     }
@@ -145,6 +161,18 @@ pub async fn run(command: Command) -> Result<u8, NodeError> {
         Command::Check { test } => {
             let plan = test_def::load(&test, &Overrides::default())?;
             println!("{}", plan.describe());
+            Ok(0)
+        }
+        Command::Import {
+            har,
+            output,
+            keep_resources,
+        } => {
+            let text = crate::har::import_file(&har, keep_resources)?;
+            match output {
+                Some(path) => std::fs::write(&path, text)?,
+                None => print!("{text}"),
+            }
             Ok(0)
         }
         Command::Mux { dirs } => {

@@ -155,8 +155,8 @@ impl TestPlan {
         text
     }
 
-    /// The steps with their method, target, body, headers, checks and captures.
-    fn write_steps(&self, out: &mut String) -> std::fmt::Result {
+    /// The scenarios with their weights, the data files with their first row, the seed.
+    fn write_mix(&self, out: &mut String) -> std::fmt::Result {
         let recorded = self.scenarios.recorded();
         if !recorded.is_empty() {
             let total: u32 = recorded.iter().map(|s| s.weight).sum();
@@ -197,6 +197,12 @@ impl TestPlan {
         if let Some(seed) = self.bench.seed {
             writeln!(out, "seed      {seed} (the same random streams every run)")?;
         }
+        Ok(())
+    }
+
+    /// The steps with their method, target, body, headers, checks and captures.
+    fn write_steps(&self, out: &mut String) -> std::fmt::Result {
+        self.write_mix(out)?;
         writeln!(out, "steps     {}", self.steps.len())?;
         let width = self.steps.iter().map(|s| s.name.len()).max().unwrap_or(0);
         for (i, step) in self.steps.iter().enumerate() {

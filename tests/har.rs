@@ -1,0 +1,169 @@
+//! `bench-node import`: a hand-written HAR with a page and its resources, a form POST answered
+//! by a redirect, a JSON POST and an XHR becomes a test that passes `check` and runs against
+//! the built-in target, which counts what it receives.
+
+use crate::util::{bench_node, run, tempdir, write, Server};
+
+/// One HAR entry.
+fn entry(at: &str, method: &str, url: &str, kind: &str, status: u16, extra: &str) -> String {
+    format!(
+        r#"{{"startedDateTime": "{at}", "time": 50, "_resourceType": "{kind}",
+  "request": {{"method": "{method}", "url": "{url}", "httpVersion": "HTTP/1.1",
+    "headers": [{{"name": "Cookie", "value": "sid=secret"}}, {{"name": "User-Agent", "value": "Chromium"}},
+                {{"name": "X-Client", "value": "bench"}}, {{"name": "sec-fetch-mode", "value": "cors"}}]{extra}}},
+  "response": {{"status": {status}, "redirectURL": "{redirect}", "headers": [], "content": {{"mimeType": "text/html"}}}}}}"#,
+        redirect = if status == 302 {
+            "/home?from=login"
+        } else {
+            ""
+        },
+    )
+}
+
+fn har(base: &str) -> String {
+    let form = r#", "postData": {"mimeType": "application/x-www-form-urlencoded", "text": "login=ann&password=p%26w", "params": [{"name": "login", "value": "ann"}, {"name": "password", "value": "p&w"}]}"#;
+    let json = r#", "postData": {"mimeType": "application/json", "text": "{\"item\": \"book\", \"quantity\": 2, \"tags\": [\"gift\"]}"}"#;
+    let entries = [
+        entry(
+            "2024-05-01T12:00:00.000Z",
+            "GET",
+            &format!("{base}/"),
+            "document",
+            200,
+            "",
+        ),
+        entry(
+            "2024-05-01T12:00:00.100Z",
+            "GET",
+            &format!("{base}/style.css"),
+            "stylesheet",
+            200,
+            "",
+        ),
+        entry(
+            "2024-05-01T12:00:00.120Z",
+            "GET",
+            &format!("{base}/logo.png"),
+            "image",
+            200,
+            "",
+        ),
+        entry(
+            "2024-05-01T12:00:02.000Z",
+            "POST",
+            &format!("{base}/login"),
+            "document",
+            302,
+            form,
+        ),
+        entry(
+            "2024-05-01T12:00:02.060Z",
+            "GET",
+            &format!("{base}/home?from=login"),
+            "document",
+            200,
+            "",
+        ),
+        entry(
+            "2024-05-01T12:00:03.500Z",
+            "POST",
+            &format!("{base}/api/cart"),
+            "fetch",
+            201,
+            json,
+        ),
+        entry(
+            "2024-05-01T12:00:04.000Z",
+            "GET",
+            &format!("{base}/api/items?page=2"),
+            "xhr",
+            200,
+            "",
+        ),
+    ];
+    format!(
+        r#"{{"log": {{"version": "1.2", "creator": {{"name": "hand", "version": "1"}}, "entries": [{}]}}}}"#,
+        entries.join(",\n")
+    )
+}
+
+#[test]
+fn a_recorded_journey_becomes_a_test_that_checks_and_runs() {
+    let server = Server::start();
+    let dir = tempdir();
+    let file = write(dir.path(), "shop.har", &har(&server.url()));
+    let test = dir.path().join("shop.toml");
+    let o = run(bench_node().arg("import").arg(&file).arg("-o").arg(&test));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&test).unwrap();
+    // One step per document, form, JSON call and XHR; the redirect's target is the engine's.
+    assert_eq!(text.matches("[[step]]").count(), 4, "{text}");
+    assert!(text.contains("path = \"/login\""), "{text}");
+    assert!(!text.contains("path = \"/home?from=login\""), "{text}");
+    assert!(text.contains("form = {"), "{text}");
+    assert!(text.contains("password = \"p&w\""), "{text}");
+    assert!(text.contains("json = {"), "{text}");
+    assert!(text.contains("quantity = 2"), "{text}");
+    assert!(text.contains("expect_status = 201"), "{text}");
+    assert!(text.contains("path = \"/api/items?page=2\""), "{text}");
+    // Headers that matter stay, cookies and browser noise go; resources are listed, not steps.
+    assert!(text.contains("X-Client"), "{text}");
+    assert!(
+        !text.contains("sid=secret") && !text.contains("Chromium") && !text.contains("sec-fetch"),
+        "{text}"
+    );
+    assert!(
+        text.contains("#   ") && text.contains("/style.css"),
+        "{text}"
+    );
+    // Think time from the gaps: 1.95 s before the login (after the page's 50 ms), 0.45 s the
+    // least (before the XHR), to 0.1 s.
+    assert!(text.contains("sleep_time_max = 2.0"), "{text}");
+    assert!(text.contains("sleep_time_min = 0.5"), "{text}");
+    assert!(
+        text.contains(&format!("# recorded: POST {}/login", server.url())),
+        "{text}"
+    );
+
+    let o = run(bench_node().arg("check").arg(&test));
+    assert!(
+        o.status.success(),
+        "{}\n{text}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // It runs: the target received the page, the login and its redirect, followed (the think
+    // time before the login is at most 2 s).
+    let o = run(bench_node()
+        .arg("run")
+        .arg(&test)
+        .args(["-c", "1", "-D", "3"])
+        .arg("-o")
+        .arg(dir.path().join("r.xml")));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(server.count() >= 3, "{}", server.count());
+
+    // --keep-resources makes steps of the stylesheet and the image too.
+    let o = run(bench_node()
+        .arg("import")
+        .arg(&file)
+        .arg("--keep-resources"));
+    let all = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(all.matches("[[step]]").count(), 6, "{all}");
+}
+
+#[test]
+fn a_file_that_is_not_a_har_is_named_with_its_place() {
+    let dir = tempdir();
+    let file = write(
+        dir.path(),
+        "bad.har",
+        "{\"log\": {\"entries\": [\n  {\"request\": 3}]}}",
+    );
+    let o = run(bench_node().arg("import").arg(&file));
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("bad.har:2:") && err.contains("not a HAR file"),
+        "{err}"
+    );
+}
