@@ -16,7 +16,7 @@ work="$PWD/target/instructions"
 rm -rf "$work" && mkdir -p "$work"
 command -v valgrind >/dev/null || { echo "valgrind is needed" >&2; exit 1; }
 [ -x /usr/sbin/nginx ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
-cargo build --release --quiet --bin bench-node
+[ -n "${NO_BUILD:-}" ] || cargo build --release --quiet --bin bench-node
 node="$PWD/target/release/bench-node"
 
 # One nginx worker; its access log is the count of requests that reached it.
