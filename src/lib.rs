@@ -41,3 +41,11 @@ mod words;
 
 /// Version of this build, written into results and compared by the master when deploying.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Writes `text` to standard output. A reader that went away (`bench-node check t.toml | head`)
+/// ends the output quietly: `print!` would panic on the broken pipe.
+pub fn print_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}

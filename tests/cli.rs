@@ -165,3 +165,22 @@ fn both_commands_take_the_same_run_flags() {
         assert!(m.contains(needle) && n.contains(needle), "{needle}");
     }
 }
+
+/// A reader that went away (`bench-node check t.toml | head`) ends bench-node's output quietly:
+/// no panic on the broken pipe, exit 0.
+#[test]
+fn check_into_a_closed_pipe_does_not_panic() {
+    let full = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/full.toml");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bench-node"))
+        .args(["check", full])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reading end closed before bench-node writes: its write meets a broken pipe.
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(o.status.success(), "{:?} {stderr}", o.status);
+}

@@ -28,7 +28,7 @@ fn main() -> ExitCode {
     };
     match job::run(job) {
         Ok(done) => {
-            print!("{}", done.output);
+            benchmaster::print_stdout(&done.output);
             if done.failed_thresholds > 0 {
                 ExitCode::from(benchmaster::report::ci::EXIT_THRESHOLD_FAILED)
             } else {

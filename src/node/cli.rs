@@ -160,7 +160,7 @@ pub async fn run(command: Command) -> Result<u8, NodeError> {
     match command {
         Command::Check { test } => {
             let plan = test_def::load(&test, &Overrides::default())?;
-            println!("{}", plan.describe());
+            crate::print_stdout(&format!("{}\n", plan.describe()));
             Ok(0)
         }
         Command::Import {
@@ -171,7 +171,7 @@ pub async fn run(command: Command) -> Result<u8, NodeError> {
             let text = crate::har::import_file(&har, keep_resources)?;
             match output {
                 Some(path) => std::fs::write(&path, text)?,
-                None => print!("{text}"),
+                None => crate::print_stdout(&text),
             }
             Ok(0)
         }
