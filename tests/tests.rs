@@ -9,6 +9,7 @@ mod diff;
 mod engine;
 mod faults;
 mod fuzz_corpora;
+mod generator;
 mod har;
 mod http2;
 mod live;

@@ -1,14 +1,17 @@
 //! The load engine: what `bench-node run` does. Virtual users ([`user`]) with their own HTTP
-//! connection ([`client`]) run on worker threads ([`worker`]); the controller ([`run`]) walks
-//! the cycles and assembles the result; [`record`] measures, [`tally`] second by second; [`data`]
-//! hands out the data files' rows; [`target`] is the built-in test server. Progress lines for
-//! the master are [`crate::protocol::progress`].
+//! connection ([`client`]) run on worker threads ([`worker`]), or a program ([`generator`])
+//! makes the load — [`source`] is either; the controller ([`run`]) walks the cycles and
+//! assembles the result; [`record`] measures, [`tally`] second by second; [`data`] hands out
+//! the data files' rows; [`target`] is the built-in test server. Progress lines for the master
+//! are [`crate::protocol::progress`].
 
 pub mod client;
 pub mod data;
+pub mod generator;
 mod h2;
 pub mod record;
 pub mod run;
+pub mod source;
 pub mod tally;
 pub mod target;
 pub mod user;
@@ -80,6 +83,8 @@ pub enum EngineError {
         line: u64,
         message: String,
     },
+    #[error("cannot run the generator: {0}")]
+    Generator(String),
     #[error("cannot start worker threads")]
     Spawn(#[source] std::io::Error),
     // The cause is the source, not in the message too: `{:#}` would print it twice.

@@ -12,10 +12,12 @@ use tokio::sync::{broadcast, oneshot, watch};
 
 use super::client::Connector;
 use super::data::Rows;
+use super::generator::Generator;
 use super::record::{Recorder, Window};
+use super::source::{CycleStart, Source};
 use super::tally::{self, Tally};
 use super::user::CyclePhase;
-use super::worker::{CycleJob, Load, Shared, Worker};
+use super::worker::{Load, Shared, Worker};
 use super::EngineError;
 use crate::master::abort::AbortWatch;
 use crate::master::live::{ClusterSecond, Live, DEFAULT_WINDOW};
@@ -76,7 +78,7 @@ pub async fn run(
 ) -> Result<RunEnd, EngineError> {
     check_output(&config.output)?;
     let plan = Arc::new(config.plan);
-    let (workers, rows) = prepare(&plan, &config.node, config.workers).await?;
+    let (mut source, rows) = prepare(&plan, &config.node, config.workers).await?;
     let mut shutdown = pin!(shutdown);
     emit(
         config.progress,
@@ -95,15 +97,19 @@ pub async fn run(
     let started_unix_ms = unix_ms(SystemTime::now());
     let resources = Sampler::local(t0);
     let ticker = Ticker::new(t0, config.progress, &plan, config.live_abort);
-    let walked = Cycles::new(&plan, &workers, t0, ticker, shutdown, interrupted)
+    let walked = Cycles::new(&plan, &mut source, t0, ticker, shutdown, interrupted)
         .run()
         .await;
-    let requests = workers
+    let requests = source
+        .counters()
         .iter()
-        .map(|w| w.counters.requests.load(Ordering::Relaxed))
+        .map(|c| c.requests.load(Ordering::Relaxed))
         .sum();
-    let versions = negotiated(&workers);
-    let measured = Measured::place(&plan, &walked, merge_recorders(workers));
+    let versions = match &source {
+        Source::Users(workers) => negotiated(workers),
+        Source::Program(_) => Vec::new(),
+    };
+    let measured = Measured::place(&plan, &walked, source.finish());
     let mut result = node_result(
         &plan,
         config.node,
@@ -136,13 +142,18 @@ pub async fn run(
 }
 
 /// Prepares everything before the start, so that nodes start together on the word: opens
-/// the data files, resolves the target and spawns the worker threads.
+/// the data files, resolves the target and spawns the worker threads, or finds the generator's
+/// program.
 async fn prepare(
     plan: &Arc<TestPlan>,
     node: &NodeInfo,
     workers: usize,
-) -> Result<(Vec<Worker>, Arc<Rows>), EngineError> {
+) -> Result<(Source, Arc<Rows>), EngineError> {
     let rows = Arc::new(Rows::open(plan, node.number, node.count.max(1))?);
+    if plan.generator.is_some() {
+        let generator = Generator::new(plan, node).map_err(EngineError::Generator)?;
+        return Ok((Source::Program(generator), rows));
+    }
     let connector = Connector::new(plan.bench.insecure);
     connector
         .resolve(&plan.url)
@@ -172,14 +183,14 @@ async fn prepare(
         .map(|i| Worker::spawn(i, shared.clone()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(EngineError::Spawn)?;
-    Ok((workers, rows))
+    Ok((Source::Users(workers), rows))
 }
 
 /// Walks the plan's cycles on the workers: for each, spread the load, hold the measured
 /// window, ramp down, pause; a progress line every second throughout.
 struct Cycles<'a, S> {
     plan: &'a TestPlan,
-    workers: &'a [Worker],
+    source: &'a mut Source,
     /// The run's start; seconds of the series count from it.
     t0: Instant,
     ticker: Ticker,
@@ -207,7 +218,7 @@ struct Walked {
 impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
     fn new(
         plan: &'a TestPlan,
-        workers: &'a [Worker],
+        source: &'a mut Source,
         t0: Instant,
         ticker: Ticker,
         shutdown: Pin<&'a mut S>,
@@ -215,7 +226,7 @@ impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
     ) -> Self {
         Cycles {
             plan,
-            workers,
+            source,
             t0,
             ticker,
             users_per_second: Vec::new(),
@@ -243,7 +254,7 @@ impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
         self.ticker
             .send(
                 last,
-                self.workers,
+                self.source,
                 &mut self.users_per_second,
                 u32::MAX,
                 elapsed,
@@ -272,19 +283,15 @@ impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
         };
         emit(self.ticker.mode, &ProgressEvent::Cycle { cycle, users });
         let (phase, phase_rx) = watch::channel(CyclePhase::Running);
-        let n = self.workers.len() as u32;
-        let mut done = Vec::new();
-        for (worker, w) in self.workers.iter().zip(0..) {
-            let (tx, rx) = oneshot::channel();
-            done.push(rx);
-            worker.start(CycleJob {
-                t0: self.t0,
-                window,
-                load: share(bench, cycle_start, users, w, n),
-                phase: phase_rx.clone(),
-                done: tx,
-            });
-        }
+        let start = CycleStart {
+            t0: self.t0,
+            window,
+            users,
+            phase: phase_rx,
+        };
+        let done = self
+            .source
+            .start(start, |w, n| share(bench, cycle_start, users, w, n));
         let measured = self.window(window).await;
         self.ramp_down(cycle, &phase, done).await;
         measured
@@ -299,7 +306,7 @@ impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
                 _ = tokio::time::sleep_until(window.end.into()) => break,
                 // Once a second: progress (and the live thresholds, which may stop the run).
                 _ = self.ticker.tick() => {
-                    self.ticker.report(window.cycle, self.workers, &mut self.users_per_second).await;
+                    self.ticker.report(window.cycle, self.source, &mut self.users_per_second).await;
                     if self.ticker.stopped() && !self.interrupted {
                         self.interrupted = true;
                         end = Instant::now().min(window.end);
@@ -345,7 +352,7 @@ impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
                 }
                 // Once a second: progress.
                 _ = self.ticker.tick() => {
-                    self.ticker.report(cycle, self.workers, &mut self.users_per_second).await;
+                    self.ticker.report(cycle, self.source, &mut self.users_per_second).await;
                 }
                 // Interrupted during ramp-down: abandon requests in flight.
                 _ = &mut self.shutdown, if !self.interrupted => {
@@ -365,7 +372,7 @@ impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
                 _ = tokio::time::sleep_until(until.into()) => break,
                 // Once a second: progress (and the live thresholds, which may stop the run).
                 _ = self.ticker.tick() => {
-                    self.ticker.report(cycle, self.workers, &mut self.users_per_second).await;
+                    self.ticker.report(cycle, self.source, &mut self.users_per_second).await;
                     if self.ticker.stopped() {
                         self.interrupted = true;
                         break;
@@ -409,18 +416,6 @@ fn share(bench: &Bench, cycle_start: Instant, users: u32, w: u32, n: u32) -> Loa
                 .collect(),
         ),
     }
-}
-
-/// Ends the workers and merges their measurements into one recorder.
-fn merge_recorders(workers: Vec<Worker>) -> Recorder {
-    workers
-        .into_iter()
-        .map(Worker::finish)
-        .reduce(|mut all, r| {
-            all.merge(r);
-            all
-        })
-        .expect("at least one worker")
 }
 
 /// What the workers measured, placed on the cycles as they ran.
@@ -521,21 +516,7 @@ fn node_result(
             url: plan.url.to_string(),
         },
         config: bench_config(plan),
-        steps: plan
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| StepInfo {
-                name: s.name.clone(),
-                method: if s.websocket.is_some() {
-                    "WS".into()
-                } else {
-                    s.method.to_string()
-                },
-                target: s.target_text.clone(),
-                protocol: protocol(s, versions.get(i).copied().unwrap_or(0)),
-            })
-            .collect(),
+        steps: step_infos(plan, &versions),
         scenarios: plan
             .scenarios
             .recorded()
@@ -557,6 +538,38 @@ fn node_result(
             role: HostRole::Node,
             samples,
         }],
+    }
+}
+
+/// The steps as the result names them: the `[[step]]`s, or the generator's steps (method
+/// `program`, target the command).
+fn step_infos(plan: &TestPlan, versions: &[u8]) -> Vec<StepInfo> {
+    match &plan.generator {
+        Some(g) => g
+            .steps
+            .iter()
+            .map(|name| StepInfo {
+                name: name.clone(),
+                method: "program".into(),
+                target: g.command.join(" "),
+                protocol: "program".into(),
+            })
+            .collect(),
+        None => plan
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| StepInfo {
+                name: s.name.clone(),
+                method: if s.websocket.is_some() {
+                    "WS".into()
+                } else {
+                    s.method.to_string()
+                },
+                target: s.target_text.clone(),
+                protocol: protocol(s, versions.get(i).copied().unwrap_or(0)),
+            })
+            .collect(),
     }
 }
 
@@ -705,7 +718,7 @@ impl Ticker {
             interval,
             mode,
             last_requests: 0,
-            latency: LatencySum::new(planned, plan.steps.len()),
+            latency: LatencySum::new(planned, plan.step_names().len()),
             abort: live_abort.then(|| LocalAbort::new(plan)).flatten(),
         }
     }
@@ -720,9 +733,9 @@ impl Ticker {
     }
 
     /// The progress of the second that just ended.
-    async fn report(&mut self, cycle: u32, workers: &[Worker], users_per_second: &mut Vec<u32>) {
+    async fn report(&mut self, cycle: u32, source: &Source, users_per_second: &mut Vec<u32>) {
         let elapsed = self.t0.elapsed().as_secs_f64();
-        self.send(cycle, workers, users_per_second, elapsed as u32, elapsed)
+        self.send(cycle, source, users_per_second, elapsed as u32, elapsed)
             .await;
     }
 
@@ -731,13 +744,14 @@ impl Ticker {
     async fn send(
         &mut self,
         cycle: u32,
-        workers: &[Worker],
+        source: &Source,
         users_per_second: &mut Vec<u32>,
         upto: u32,
         elapsed: f64,
     ) {
-        let tallies = self.collect(workers, upto).await;
-        let sum = |f: fn(&super::Counters) -> u64| workers.iter().map(|w| f(&w.counters)).sum();
+        let tallies = self.collect(source, upto).await;
+        let counters = source.counters();
+        let sum = |f: fn(&super::Counters) -> u64| counters.iter().map(|c| f(c)).sum();
         let requests: u64 = sum(|c| c.requests.load(Ordering::Relaxed));
         let users: u64 = sum(|c| c.users.load(Ordering::Relaxed) as u64);
         let second = (elapsed as usize).saturating_sub(1);
@@ -776,9 +790,9 @@ impl Ticker {
 
     /// Every worker's tallies of the seconds before `upto`, merged by second; their latency
     /// added into the intervals, and the intervals that ended sealed.
-    async fn collect(&mut self, workers: &[Worker], upto: u32) -> Vec<Tally> {
+    async fn collect(&mut self, source: &Source, upto: u32) -> Vec<Tally> {
         // Asked all at once: the workers answer in parallel, each between its users' turns.
-        let asked: Vec<_> = workers.iter().map(|w| w.tallies(upto)).collect();
+        let asked = source.tallies(upto);
         let mut all = Vec::new();
         for rx in asked {
             all.extend(rx.await.unwrap_or_default());

@@ -5,16 +5,19 @@
 //! `delay_ms=N` waits N ms first, `status=N` answers with status N, `bytes=N` sends a body of
 //! N bytes, `close=1` closes the connection after the answer, `redirect=PATH` answers 302 to
 //! PATH, `set_cookie=NAME=VALUE` sets a cookie, `need_cookie=NAME` answers 401 unless the
-//! request carries that cookie. `/__count` returns the number of requests received so far
-//! (itself not counted), `/__connections` the number of connections accepted. `/__ws` is a
-//! WebSocket echo: every text or binary message comes back as it was. With an idle
+//! request carries that cookie. `/objects/KEY` is a small object store: `PUT` keeps the body
+//! (at most 64 MiB, 256 MiB in all), `GET` answers it (404 when absent), `DELETE` drops it.
+//! `/__count` returns the number of requests received so far (itself not counted),
+//! `/__connections` the number of connections accepted. `/__ws` is a WebSocket echo: every text
+//! or binary message comes back as it was. With an idle
 //! timeout it closes keep-alive connections that wait longer than that for a request, as
 //! production servers do.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,8 +28,20 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
-/// Largest body `bytes=N` sends (64 MiB).
+/// Largest body `bytes=N` sends, and largest object `PUT` keeps (64 MiB).
 const MAX_BODY: usize = 64 << 20;
+/// Bytes the object store holds in all (256 MiB); a `PUT` beyond answers 507.
+const MAX_STORED: usize = 256 << 20;
+
+/// The objects of `/objects/KEY`, shared by every connection.
+type Objects = Arc<Mutex<Store>>;
+
+/// Objects by key, and the bytes they hold in all.
+#[derive(Default)]
+struct Store {
+    map: HashMap<String, Bytes>,
+    bytes: usize,
+}
 
 /// A running target: its address and the count of requests it received.
 #[derive(Clone)]
@@ -36,6 +51,8 @@ pub struct Target {
     pub requests: Arc<AtomicU64>,
     /// Connections accepted.
     pub connections: Arc<AtomicU64>,
+    /// The object store (a std mutex: held for a map operation, never across an await).
+    objects: Objects,
     /// A keep-alive connection waiting longer than this for its next request is closed.
     pub idle_timeout: Option<Duration>,
 }
@@ -48,6 +65,7 @@ impl Target {
             addr: listener.local_addr()?,
             requests: Arc::new(AtomicU64::new(0)),
             connections: Arc::new(AtomicU64::new(0)),
+            objects: Objects::default(),
             idle_timeout: None,
         };
         Ok((target, listener))
@@ -69,6 +87,7 @@ impl Target {
                     let _ = stream.set_nodelay(true);
                     self.connections.fetch_add(1, Ordering::SeqCst);
                     let counts = (self.requests.clone(), self.connections.clone());
+                    let objects = self.objects.clone();
                     let tls = tls.clone();
                     let mut http = http1::Builder::new();
                     if let Some(idle) = self.idle_timeout {
@@ -77,7 +96,7 @@ impl Target {
                         http.timer(TokioTimer::new()).header_read_timeout(idle);
                     }
                     tokio::spawn(async move {
-                        let service = service_fn(move |req| answer(req, counts.clone()));
+                        let service = service_fn(move |req| answer(req, counts.clone(), objects.clone()));
                         let _ = match tls {
                             Some(tls) => match tls.accept(stream).await {
                                 Ok(stream) => http.serve_connection(TokioIo::new(stream), service).with_upgrades().await,
@@ -115,6 +134,7 @@ impl Target {
 async fn answer(
     req: Request<hyper::body::Incoming>,
     (count, connections): (Arc<AtomicU64>, Arc<AtomicU64>),
+    objects: Objects,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.uri().path() == "/__ws" {
         count.fetch_add(1, Ordering::SeqCst);
@@ -130,6 +150,10 @@ async fn answer(
         return Ok(Response::new(Full::new(Bytes::from(n.to_string()))));
     }
     count.fetch_add(1, Ordering::SeqCst);
+    if let Some(key) = req.uri().path().strip_prefix("/objects/") {
+        let key = key.to_string();
+        return Ok(object(req, key, &objects).await);
+    }
     let mut status = StatusCode::OK;
     let mut body = Bytes::from_static(b"ok\n");
     let mut close = false;
@@ -230,4 +254,59 @@ fn echo_websocket(mut req: Request<hyper::body::Incoming>) -> Response<Full<Byte
         h.insert(hyper::header::SEC_WEBSOCKET_ACCEPT, accept);
     }
     response
+}
+
+/// `/objects/KEY`: `PUT` keeps the body, `GET` answers it, `DELETE` drops it.
+async fn object(
+    req: Request<hyper::body::Incoming>,
+    key: String,
+    objects: &Objects,
+) -> Response<Full<Bytes>> {
+    use http_body_util::{BodyExt, Limited};
+    let reply = |status: StatusCode, body: Bytes| {
+        let mut response = Response::new(Full::new(body));
+        *response.status_mut() = status;
+        response
+    };
+    let gone = || {
+        reply(
+            StatusCode::NOT_FOUND,
+            Bytes::from_static(b"no such object\n"),
+        )
+    };
+    match *req.method() {
+        hyper::Method::GET => {
+            let found = objects.lock().expect("not poisoned").map.get(&key).cloned();
+            found.map_or_else(gone, |body| reply(StatusCode::OK, body))
+        }
+        hyper::Method::DELETE => {
+            let mut store = objects.lock().expect("not poisoned");
+            match store.map.remove(&key) {
+                Some(old) => {
+                    store.bytes -= old.len();
+                    reply(StatusCode::NO_CONTENT, Bytes::new())
+                }
+                None => gone(),
+            }
+        }
+        hyper::Method::PUT => {
+            let Ok(body) = Limited::new(req.into_body(), MAX_BODY).collect().await else {
+                let too_big = Bytes::from_static(b"object too large or cut short\n");
+                return reply(StatusCode::PAYLOAD_TOO_LARGE, too_big);
+            };
+            let body = body.to_bytes();
+            let mut store = objects.lock().expect("not poisoned");
+            let replaced = store.map.get(&key).map_or(0, Bytes::len);
+            if store.bytes - replaced + body.len() > MAX_STORED {
+                return reply(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    Bytes::from_static(b"store full\n"),
+                );
+            }
+            store.bytes = store.bytes - replaced + body.len();
+            store.map.insert(key, body);
+            reply(StatusCode::CREATED, Bytes::new())
+        }
+        _ => reply(StatusCode::METHOD_NOT_ALLOWED, Bytes::new()),
+    }
 }

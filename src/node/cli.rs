@@ -43,7 +43,8 @@ pub enum Command {
                             interrupted (the result is still written)."
     )]
     Run(NodeRunArgs),
-    /// Validate a test definition and print its plan: scenarios and their weights, data files
+    /// Validate a test definition (`[[step]]`s, `[[scenario]]`s or a `[generator]`) and print
+    /// its plan: scenarios and their weights, data files
     /// (read through: row count and first row), steps and thresholds.
     #[command(
         after_help = "Exit codes: 0 valid, 2 invalid (the file, line and key are named; for a \
@@ -67,7 +68,8 @@ pub enum Command {
     /// one SSH channel for all the nodes of a host).
     #[command(hide = true)]
     Mux { dirs: Vec<String> },
-    /// Serve the built-in HTTP target (`?delay_ms=N`, `?status=N`, `?bytes=N`, `?close=1`).
+    /// Serve the built-in HTTP target (`?delay_ms=N`, `?status=N`, `?bytes=N`, `?close=1`,
+    /// an object store at `/objects/KEY`: PUT, GET, DELETE).
     Target {
         #[arg(long, default_value = "127.0.0.1:8099")]
         listen: SocketAddr,

@@ -59,7 +59,10 @@ impl TestPlan {
 
     fn write_to(&self, out: &mut String, b: &super::Bench) -> std::fmt::Result {
         self.write_bench(out, b)?;
-        self.write_steps(out)?;
+        match &self.generator {
+            Some(g) => write_generator(out, g)?,
+            None => self.write_steps(out)?,
+        }
         if let Some(service) = &self.service {
             writeln!(
                 out,
@@ -96,6 +99,20 @@ impl TestPlan {
             if b.cycles.len() == 1 { "" } else { "s" },
             secs(b.duration)
         )?;
+        if self.generator.is_some() {
+            writeln!(out, "apdex T   {}", secs(b.apdex_t))?;
+        } else {
+            self.write_pacing(out, b)?;
+        }
+        writeln!(
+            out,
+            "expected  about {} per node (ramp-ups and pauses included)",
+            long(self.expected_duration())
+        )
+    }
+
+    /// The `[bench]` values that pace HTTP users and judge their requests.
+    fn write_pacing(&self, out: &mut String, b: &super::Bench) -> std::fmt::Result {
         writeln!(
             out,
             "pacing    {} between user starts, think time {} to {}, {} between executions, {} between cycles",
@@ -117,12 +134,7 @@ impl TestPlan {
                 ""
             }
         )?;
-        writeln!(out, "protocol  {}", self.protocols())?;
-        writeln!(
-            out,
-            "expected  about {} per node (ramp-ups and pauses included)",
-            long(self.expected_duration())
-        )
+        writeln!(out, "protocol  {}", self.protocols())
     }
 
     /// The HTTP versions the steps speak, and the streams per user.
@@ -264,6 +276,36 @@ impl TestPlan {
         }
         Ok(())
     }
+}
+
+/// The program that makes the load, what it reports and what goes with it.
+fn write_generator(out: &mut String, g: &super::Generator) -> std::fmt::Result {
+    writeln!(
+        out,
+        "generator {}  (run in the test's directory once per cycle on each node; SIGTERM when \
+         the cycle's window ends, SIGKILL 5 s later)",
+        join(&g.command, " ")
+    )?;
+    writeln!(
+        out,
+        "          environment BENCH_NODE BENCH_NODES BENCH_USERS BENCH_CYCLE BENCH_DURATION \
+         BENCH_RUN BENCH_URL; one JSON line per operation on stdout"
+    )?;
+    writeln!(
+        out,
+        "steps     {} reported: {}",
+        g.steps.len(),
+        g.steps.join(", ")
+    )?;
+    if !g.files.is_empty() {
+        let files: Vec<String> = g.files.iter().map(|f| f.display().to_string()).collect();
+        writeln!(
+            out,
+            "files     {} (deployed with the test)",
+            files.join(", ")
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use toml::Spanned;
 
 use super::data::{column_names, data_sources};
 use super::error::{from_toml, read_text, Source};
+use super::generator::generator;
 use super::protocol::{check_streams, http_version, streams};
 use super::raw::{OneOrMany, RawBench, RawFile, RawService};
 use super::scenario::{compile_steps, scenarios, Scenarios};
@@ -51,6 +52,12 @@ fn apply(plan: &mut TestPlan, o: &Overrides) -> Result<(), (&'static str, String
         plan.bench.model = LoadModel::Closed;
     }
     if let Some(rates) = &o.rates {
+        if plan.generator.is_some() {
+            return Err((
+                "-r",
+                "a [generator] test runs users per cycle (-c); its program paces itself".into(),
+            ));
+        }
         check_cycle_list(rates, CycleUnit::Rate).map_err(|m| ("-r", m))?;
         plan.bench.cycles = rates.clone();
         if plan.bench.model == LoadModel::Closed {
@@ -143,51 +150,39 @@ fn build(src: &Source<'_>, raw: RawFile) -> Result<TestPlan, TestDefError> {
     }
     let url = check_base_url(test.url.get_ref())
         .map_err(|m| src.error(test.url.span(), "[test] url", m))?;
-    let bench = bench(src, raw.bench.unwrap_or_default())?;
+    let raw_bench = raw.bench.unwrap_or_default();
     let http = http_version(src, "[test] http", test.http.as_ref(), HttpVersion::Http1)?;
     let streams = streams(src, test.streams.as_ref())?;
 
     let data = data_sources(src, raw.data.unwrap_or_default())?;
     let data_names = column_names(&data);
+    let generator = match raw.generator {
+        Some(g) => {
+            let steps = raw.step.as_ref().map(|s| ("[[step]]s", s.span()));
+            let scenarios = raw.scenario.as_ref().map(|s| ("[[scenario]]s", s.span()));
+            Some(generator(src, g, steps.or(scenarios), &raw_bench)?)
+        }
+        None => None,
+    };
+    let mut bench = bench(src, raw_bench)?;
     let mut steps: Vec<Step> = Vec::new();
-    let scenarios =
-        match (raw.step, raw.scenario) {
-            (Some(_), Some(sc)) => return Err(src.error(
-                sc.span(),
-                "[[scenario]]",
-                "give either top-level [[step]]s (one scenario) or [[scenario]]s with their own \
-                 [[scenario.step]]s, not both",
-            )),
-            (None, Some(sc)) => scenarios(src, sc, &mut steps, &data_names, http)?,
-            (Some(raw_steps), None) => {
-                if raw_steps.get_ref().is_empty() {
-                    return Err(src.error(raw_steps.span(), "step", "the list of steps is empty"));
-                }
-                compile_steps(
-                    src,
-                    "[[step]]",
-                    raw_steps.into_inner(),
-                    &mut steps,
-                    &data_names,
-                    http,
-                )?;
-                Scenarios::implicit(steps.len())
-            }
-            (None, None) => {
-                let end = src.text.trim_end().len();
-                return Err(src.error(
-                    end..end,
-                    "[[step]]",
-                    "the test has no steps: add at least one [[step]] with a name and a path",
-                ));
-            }
-        };
-
+    let scenarios = match &generator {
+        // The program starts at once: its window opens when it starts.
+        Some(_) => {
+            bench.startup_delay = Duration::ZERO;
+            Scenarios::implicit(0)
+        }
+        None => steps_and_scenarios(src, (raw.step, raw.scenario), &mut steps, &data_names, http)?,
+    };
     if let Some(span) = test.streams.as_ref().map(Spanned::span) {
         check_streams(src, span, streams, &steps)?;
     }
+    let names: Vec<String> = match &generator {
+        Some(g) => g.steps.clone(),
+        None => steps.iter().map(|s| s.name.clone()).collect(),
+    };
     let service = raw.service.map(|s| service(src, s)).transpose()?;
-    let thresholds = super::threshold::thresholds(src, raw.threshold, &steps)?;
+    let thresholds = super::threshold::thresholds(src, raw.threshold, &names)?;
     Ok(TestPlan {
         path: src.path.to_path_buf(),
         name,
@@ -197,11 +192,57 @@ fn build(src: &Source<'_>, raw: RawFile) -> Result<TestPlan, TestDefError> {
         steps,
         scenarios,
         data,
+        generator,
         monitor_hosts: raw.monitor.map(|m| m.hosts).unwrap_or_default(),
         service,
         thresholds,
         streams,
     })
+}
+
+/// The top-level `[[step]]`s as one scenario, or the `[[scenario]]`s; their steps go to `steps`.
+fn steps_and_scenarios(
+    src: &Source<'_>,
+    (raw_steps, raw_scenarios): (
+        Option<Spanned<Vec<Spanned<super::raw::RawStep>>>>,
+        Option<Spanned<Vec<Spanned<super::raw::RawScenario>>>>,
+    ),
+    steps: &mut Vec<Step>,
+    data_names: &std::collections::HashSet<String>,
+    http: HttpVersion,
+) -> Result<Scenarios, TestDefError> {
+    match (raw_steps, raw_scenarios) {
+        (Some(_), Some(sc)) => Err(src.error(
+            sc.span(),
+            "[[scenario]]",
+            "give either top-level [[step]]s (one scenario) or [[scenario]]s with their own \
+             [[scenario.step]]s, not both",
+        )),
+        (None, Some(sc)) => scenarios(src, sc, steps, data_names, http),
+        (Some(raw_steps), None) => {
+            if raw_steps.get_ref().is_empty() {
+                return Err(src.error(raw_steps.span(), "step", "the list of steps is empty"));
+            }
+            compile_steps(
+                src,
+                "[[step]]",
+                raw_steps.into_inner(),
+                steps,
+                data_names,
+                http,
+            )?;
+            Ok(Scenarios::implicit(steps.len()))
+        }
+        (None, None) => {
+            let end = src.text.trim_end().len();
+            Err(src.error(
+                end..end,
+                "[[step]]",
+                "the test has no steps: add at least one [[step]] with a name and a path (or a \
+                 [generator])",
+            ))
+        }
+    }
 }
 
 /// A time in seconds: finite, not negative, and more than 0 when `positive`.
@@ -404,7 +445,7 @@ fn bench_times(src: &Source<'_>, raw: RawBench) -> Result<Bench, TestDefError> {
             None => DEFAULT_OK_CODES.to_vec(),
         },
         timeout: seconds(src, "[bench] timeout", raw.timeout, 30.0, true)?,
-        insecure: raw.insecure.unwrap_or(false),
+        insecure: raw.insecure.is_some_and(|i| *i.get_ref()),
         model: LoadModel::Closed,
         seed: seed(src, raw.seed)?,
     })

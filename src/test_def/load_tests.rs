@@ -600,3 +600,109 @@ fn websocket_keys_are_checked() {
     );
     assert!(m.contains("WebSocket"), "{m}");
 }
+
+const GENERATOR: &str = "[generator]\ncommand = [\"python3\", \"./gen.py\", \"--size\", \"1\"]\n\
+                         steps = [\"put\", \"get\"]\n";
+
+#[test]
+fn a_generator_test_has_declared_steps_and_deploys_its_files() {
+    let f = file(&format!(
+        "{HEAD}[bench]\ncycles = [2, 4]\nduration = 3\n{GENERATOR}files = [\"data/keys.txt\"]\n"
+    ));
+    std::fs::create_dir(f.dir.path().join("data")).unwrap();
+    std::fs::write(f.dir.path().join("data/keys.txt"), b"k").unwrap();
+    std::fs::write(f.dir.path().join("gen.py"), b"print()").unwrap();
+    let plan = load(&f.path, &Overrides::default()).unwrap();
+    let g = plan.generator.as_ref().unwrap();
+    assert_eq!(g.command, ["python3", "./gen.py", "--size", "1"]);
+    assert_eq!(plan.step_names(), ["put", "get"]);
+    assert!(plan.steps.is_empty());
+    assert_eq!(plan.bench.cycles, [2, 4]);
+    // The window opens when the program starts.
+    assert_eq!(plan.bench.startup_delay, Duration::ZERO);
+    // `files`, then the command's words naming a file beside the test (`.` dropped).
+    assert_eq!(
+        plan.files(),
+        [Path::new("data/keys.txt"), Path::new("gen.py")]
+    );
+    assert!(plan
+        .describe()
+        .contains("generator python3 ./gen.py --size 1"));
+    assert!(plan.describe().contains("steps     2 reported: put, get"));
+    // Thresholds name the declared steps.
+    let t = "[[threshold]]\nmetric = \"p95\"\nstep = \"get\"\nmax = \"1s\"\n";
+    let plan = load_text(&format!("{HEAD}{GENERATOR}{t}")).unwrap();
+    assert_eq!(plan.thresholds.len(), 1);
+    let m = error(
+        &format!("{HEAD}{GENERATOR}{}", t.replace("get", "post")),
+        9,
+        8,
+    );
+    assert!(m.contains("(the steps are put, get)"), "{m}");
+    // A generator runs users per cycle, never a rate.
+    let o = Overrides {
+        rates: Some(vec![5]),
+        ..Overrides::default()
+    };
+    let err = load(&f.path, &o).unwrap_err().to_string();
+    assert!(err.contains("-r") && err.contains("[generator]"), "{err}");
+}
+
+#[test]
+fn a_generator_refuses_steps_pacing_and_bad_declarations() {
+    let m = error(&format!("{HEAD}{GENERATOR}{STEP}"), 7, 1);
+    assert!(m.contains("either [[step]]s or a [generator]"), "{m}");
+    let scenario = "[[scenario]]\nname = \"a\"\n[[scenario.step]]\nname = \"h\"\npath = \"/\"\n";
+    let m = error(&format!("{HEAD}{GENERATOR}{scenario}"), 7, 1);
+    assert!(
+        m.starts_with("[[scenario]]: a test is either [[scenario]]s or a [generator]"),
+        "{m}"
+    );
+    let m = error(
+        &format!("{HEAD}[bench]\nsleep_time = 1\n{GENERATOR}"),
+        5,
+        14,
+    );
+    assert!(
+        m.starts_with("[bench] sleep_time: applies to [[step]]s"),
+        "{m}"
+    );
+    let m = error(&format!("{HEAD}[bench]\nrate = 5\n{GENERATOR}"), 5, 8);
+    assert!(m.starts_with("[bench] rate:"), "{m}");
+    let m = error(
+        &format!("{HEAD}[generator]\ncommand = []\nsteps = [\"a\"]\n"),
+        5,
+        11,
+    );
+    assert!(m.starts_with("[generator] command:"), "{m}");
+    let m = error(
+        &format!("{HEAD}[generator]\ncommand = [\"x\"]\nsteps = [\"a\", \"a\"]\n"),
+        6,
+        15,
+    );
+    assert!(m.contains("\"a\" is declared twice"), "{m}");
+    let m = error(
+        &format!("{HEAD}[generator]\ncommand = [\"x\"]\nsteps = []\n"),
+        6,
+        9,
+    );
+    assert!(m.starts_with("[generator] steps: declare"), "{m}");
+    let m = error(
+        &format!("{HEAD}[generator]\ncommand = [\"x\"]\nsteps = [\"a\"]\nfiles = [\"../x\"]\n"),
+        7,
+        10,
+    );
+    assert!(m.contains("not inside the test's directory"), "{m}");
+    let m = error(
+        &format!("{HEAD}[generator]\ncommand = [\"x\"]\nsteps = [\"a\"]\nfiles = [\"no.py\"]\n"),
+        7,
+        10,
+    );
+    assert!(m.contains("\"no.py\" is not a file"), "{m}");
+    let m = error(
+        &format!("{HEAD}[generator]\ncommand = [\"x\"]\nsteps = [\"a\"]\nstep = 1\n"),
+        7,
+        1,
+    );
+    assert!(m.contains("unknown key `step` in [generator]"), "{m}");
+}

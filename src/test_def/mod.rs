@@ -1,4 +1,5 @@
-//! The test definition: a TOML file (`[test]`, `[bench]`, `[[step]]`, `[monitor]`, `[service]`)
+//! The test definition: a TOML file (`[test]`, `[bench]`, `[[step]]` or `[generator]`,
+//! `[monitor]`, `[service]`)
 //! loaded, validated and compiled into a [`TestPlan`] the engine runs as is.
 //!
 //! The engine codes against the items below; [`load`] builds a plan from a file,
@@ -9,11 +10,13 @@
 //! Layout: `raw` (the file as serde sees it) → `load` and `step` (validation, compilation) →
 //! the plan;
 //! `template` (values with `{{ ... }}`), `request` (target URL and body of a step), `response`
-//! (checks and captures), `threshold` (`[[threshold]]`), `values`, `node`, `describe`.
+//! (checks and captures), `threshold` (`[[threshold]]`), `generator` (a program in place of
+//! the steps), `values`, `node`, `describe`.
 
 mod data;
 mod describe;
 mod error;
+mod generator;
 mod load;
 #[cfg(test)]
 mod load_tests;
@@ -60,12 +63,15 @@ pub struct TestPlan {
     pub url: Url,
     /// `[bench]`, defaults filled in and overrides applied.
     pub bench: Bench,
-    /// Steps in order, every scenario's one after the other; at least one.
+    /// Steps in order, every scenario's one after the other; at least one, unless `generator`
+    /// makes the load (then none).
     pub steps: Vec<Step>,
     /// The scenarios over `steps`: the `[[scenario]]`s, or the top-level steps as one.
     pub scenarios: Scenarios,
     /// `[[data]]` files, in order; their rows bind once per test execution.
     pub data: Vec<DataSource>,
+    /// `[generator]`: a program makes the load instead of the steps.
+    pub generator: Option<Generator>,
     /// Hosts the master samples during the run (`[monitor] hosts`).
     pub monitor_hosts: Vec<String>,
     /// Service the master starts before the bench (`[service]`).
@@ -78,28 +84,47 @@ pub struct TestPlan {
 }
 
 impl TestPlan {
-    /// Every file the test names (the `[[data]]` files, then the steps' `body_file`), as
-    /// written: relative to the test's directory, each once, in the order of the test. Deploy
-    /// copies these beside the test on every node, so a key that names a file must be listed
-    /// here.
+    /// Every file the test names (the `[[data]]` files, the steps' `body_file`, the generator's
+    /// files), as written: relative to the test's directory, each once, in the order of the
+    /// test. Deploy copies these beside the test on every node, so a key that names a file must
+    /// be listed here.
     pub fn files(&self) -> Vec<&Path> {
         let mut files: Vec<&Path> = Vec::new();
-        for d in &self.data {
-            if !files.contains(&d.file.as_path()) {
-                files.push(&d.file);
-            }
-        }
-        for step in &self.steps {
-            let named = match &step.body {
-                Some(Body::File { path, .. }) => Some(path.as_path()),
-                Some(Body::Text(_) | Body::Form(_) | Body::Json(_)) | None => None,
-            };
-            if let Some(path) = named.filter(|p| !files.contains(p)) {
+        let data = self.data.iter().map(|d| &d.file);
+        let generated = self.generator.iter().flat_map(|g| &g.files);
+        let bodies = self.steps.iter().filter_map(|step| match &step.body {
+            Some(Body::File { path, .. }) => Some(path),
+            Some(Body::Text(_) | Body::Form(_) | Body::Json(_)) | None => None,
+        });
+        for path in data.chain(bodies).chain(generated) {
+            if !files.contains(&path.as_path()) {
                 files.push(path);
             }
         }
         files
     }
+
+    /// The names of the steps, in order: the `[[step]]`s' or those the generator declares.
+    /// The result's steps and every per-step figure follow this order.
+    pub fn step_names(&self) -> Vec<String> {
+        match &self.generator {
+            Some(g) => g.steps.clone(),
+            None => self.steps.iter().map(|s| s.name.clone()).collect(),
+        }
+    }
+}
+
+/// `[generator]`: a program that makes the load and reports one JSON line per operation.
+#[derive(Debug, Clone)]
+pub struct Generator {
+    /// Program and arguments, run in the test's directory (never through a shell).
+    pub command: Vec<String>,
+    /// The step names the program reports (`"step"` of its lines), declared so that every
+    /// node's result has the same steps before the run.
+    pub steps: Vec<String>,
+    /// Files deployed with the test, relative to its directory: `files` and the command's
+    /// words that name a file there.
+    pub files: Vec<PathBuf>,
 }
 
 /// The `[bench]` section, with units.

@@ -26,6 +26,8 @@ pub(crate) struct RawFile {
     pub service: Option<Spanned<RawService>>,
     #[serde(default)]
     pub threshold: super::threshold::RawThresholds,
+    #[serde(default)]
+    pub generator: Option<Spanned<RawGenerator>>,
 }
 
 /// `[test]`.
@@ -56,7 +58,7 @@ pub(crate) struct RawBench {
     pub apdex_t: Option<Spanned<f64>>,
     pub ok_codes: Option<Spanned<OneOrMany<i64>>>,
     pub timeout: Option<Spanned<f64>>,
-    pub insecure: Option<bool>,
+    pub insecure: Option<Spanned<bool>>,
     /// Open model: test executions started per second, one value per cycle.
     pub rate: Option<Spanned<OneOrMany<i64>>>,
     /// Open model: most executions in flight at once.
@@ -126,6 +128,16 @@ pub(crate) struct RawService {
     pub host: Option<String>,
     pub ready_url: Spanned<String>,
     pub ready_timeout: Option<Spanned<f64>>,
+}
+
+/// `[generator]`: a program as the load generator.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGenerator {
+    pub command: Spanned<Vec<String>>,
+    pub steps: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub files: Option<Vec<Spanned<String>>>,
 }
 
 /// A value written either alone (`contains = "x"`) or as a list (`contains = ["x", "y"]`).

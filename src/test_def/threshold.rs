@@ -7,7 +7,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::Source;
-use super::{Step, TestDefError};
+use super::TestDefError;
 use crate::result::threshold::{Bound, Kind, Metric, Scope, Threshold};
 
 /// `[[threshold]]` as written.
@@ -26,11 +26,11 @@ pub(crate) struct RawThreshold {
 /// The list as the file holds it.
 pub(crate) type RawThresholds = Option<Spanned<Vec<Spanned<RawThreshold>>>>;
 
-/// Validates every `[[threshold]]` against the test's `steps`.
+/// Validates every `[[threshold]]` against the test's step names.
 pub(crate) fn thresholds(
     src: &Source<'_>,
     raw: RawThresholds,
-    steps: &[Step],
+    steps: &[String],
 ) -> Result<Vec<Threshold>, TestDefError> {
     let Some(raw) = raw else {
         return Ok(Vec::new());
@@ -51,7 +51,7 @@ fn threshold(
     key: &str,
     span: std::ops::Range<usize>,
     raw: RawThreshold,
-    steps: &[Step],
+    steps: &[String],
 ) -> Result<Threshold, TestDefError> {
     let at = |span: std::ops::Range<usize>, field: &str, msg: String| {
         src.error(span, &format!("{key} {field}"), msg)
@@ -141,7 +141,7 @@ fn bound_and_limit(
 fn step(
     raw: Option<&Spanned<String>>,
     metric: Metric,
-    steps: &[Step],
+    steps: &[String],
 ) -> Result<Option<String>, (std::ops::Range<usize>, String)> {
     let Some(s) = raw else {
         return Ok(None);
@@ -158,8 +158,8 @@ fn step(
         );
         return Err((s.span(), msg));
     }
-    if !steps.iter().any(|st| st.name == *s.get_ref()) {
-        let known: Vec<&str> = steps.iter().map(|st| st.name.as_str()).collect();
+    if !steps.iter().any(|st| st == s.get_ref()) {
+        let known: Vec<&str> = steps.iter().map(String::as_str).collect();
         let msg = format!(
             "no step is named {:?} (the steps are {})",
             s.get_ref(),
