@@ -14,7 +14,8 @@
 //!   it bounded.
 //! - [`node`]: what `bench-node` does as a process: hear the master, carry a host's nodes over
 //!   one channel, raise its limits.
-//! - [`engine`]: what `bench-node run` does on each node: virtual users in cycles, measured.
+//! - [`engine`]: what `bench-node run` does on each node: virtual users (or a `[generator]`
+//!   program) in cycles, measured.
 //! - [`monitor`]: host resources: /proc read and parsed, and the one sampling loop the nodes
 //!   run for their own host and the master for `[monitor] hosts`.
 //! - [`result`]: the shared result model (latency over time included), its XML writer and

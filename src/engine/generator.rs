@@ -76,13 +76,20 @@ impl Generator {
             .generator
             .as_ref()
             .ok_or("the test has no [generator]")?;
-        let dir = plan.path.parent().unwrap_or(std::path::Path::new("."));
-        let dir = if dir.as_os_str().is_empty() {
-            PathBuf::from(".")
+        let parent = plan.path.parent().unwrap_or(std::path::Path::new(""));
+        // Absolute, so that a program given as a path (`./load.sh`) is found whatever the
+        // child's working directory does to relative paths.
+        let dir = std::path::absolute(if parent.as_os_str().is_empty() {
+            std::path::Path::new(".")
         } else {
-            dir.to_path_buf()
-        };
+            parent
+        })
+        .map_err(|e| format!("cannot find the test's directory: {e}"))?;
         check_program(&g.command[0], &dir)?;
+        let mut command = g.command.clone();
+        if command[0].contains('/') {
+            command[0] = dir.join(&command[0]).to_string_lossy().into_owned();
+        }
         let counters = Arc::new(Counters::default());
         let env = vec![
             ("BENCH_NODE", node.number.to_string()),
@@ -101,7 +108,7 @@ impl Generator {
                 .map(|w| shell_escape::unix::escape(w.into()))
                 .collect::<Vec<_>>()
                 .join(" "),
-            command: g.command.clone(),
+            command,
             dir,
             steps: g.steps.iter().cloned().zip(0..).collect(),
             env,
