@@ -92,6 +92,10 @@ fn a_python_generator_on_two_local_nodes_is_merged_in_the_report() {
         let steps: Vec<&str> = result.steps.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(steps, ["put", "get"]);
         assert_eq!(result.steps[0].method, "program");
+        // Latency over time, per step, from the same recorder.
+        let intervals = &result.latency.intervals;
+        assert!(intervals.len() >= 2, "{:?}", result.latency);
+        assert!(intervals.iter().all(|i| i.steps.len() == 2));
         let put = result.cycles[1].steps[0].success;
         let get = result.cycles[1].steps[1].success;
         assert!(put > 0 && put.abs_diff(get) <= 4, "put {put} get {get}");
