@@ -124,7 +124,8 @@ fn a_generator_that_crashes_mid_cycle_is_named_in_the_report() {
         dir.path(),
         &server.url(),
         "1",
-        2.0,
+        // Room for Python to start on a busy machine: it must die inside the window.
+        4.0,
         "command = [\"python3\", \"crash.py\"]\nsteps = [\"op\"]\n",
     );
     let nodes = write(dir.path(), "nodes", "local\n");

@@ -516,7 +516,7 @@ fn node_result(
             url: plan.url.to_string(),
         },
         config: bench_config(plan),
-        steps: step_infos(plan, &versions),
+        steps: step_infos(plan, versions),
         scenarios: plan
             .scenarios
             .recorded()
