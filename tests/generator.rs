@@ -62,19 +62,13 @@ fn a_python_generator_on_two_local_nodes_is_merged_in_the_report() {
     );
     let nodes = write(dir.path(), "nodes", "local\nlocal\n");
     let b = Bench::new(dir.path());
-    let started = Instant::now();
     let run_dir = b.run_ok(&nodes, &test);
-    // Two cycles of 1 s and a pause: the programs stop on SIGTERM, nobody waits for SIGKILL.
-    assert!(
-        started.elapsed() < Duration::from_secs(12),
-        "{:?}",
-        started.elapsed()
-    );
     let s = summary(&run_dir);
     assert_eq!(users(&s), [2, 4]);
     let served = server.count();
     assert!(served > 100, "{served}");
     assert_eq!(merged_requests(&s), served, "{s:#}");
+    // No error group: every program stopped on SIGTERM (none was killed), none died.
     assert_eq!(s["errors"].as_array().unwrap().len(), 0, "{s:#}");
     // Both nodes made load, and each ran the copy of the program deployed beside its test.
     for node in s["nodes_detail"].as_array().unwrap() {
