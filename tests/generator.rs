@@ -56,7 +56,8 @@ fn a_python_generator_on_two_local_nodes_is_merged_in_the_report() {
         dir.path(),
         &server.url(),
         "1, 2",
-        1.0,
+        // Windows long enough that Python is up and running in them on a busy machine.
+        3.0,
         "command = [\"python3\", \"put_objects.py\", \"--size\", \"1KiB\"]\n\
          steps = [\"put\", \"get\"]\n",
     );
