@@ -200,13 +200,13 @@ fn build(src: &Source<'_>, raw: RawFile) -> Result<TestPlan, TestDefError> {
     })
 }
 
+/// An array of tables as written (`[[step]]`, `[[scenario]]`), when given.
+type Tables<T> = Option<Spanned<Vec<Spanned<T>>>>;
+
 /// The top-level `[[step]]`s as one scenario, or the `[[scenario]]`s; their steps go to `steps`.
 fn steps_and_scenarios(
     src: &Source<'_>,
-    (raw_steps, raw_scenarios): (
-        Option<Spanned<Vec<Spanned<super::raw::RawStep>>>>,
-        Option<Spanned<Vec<Spanned<super::raw::RawScenario>>>>,
-    ),
+    (raw_steps, raw_scenarios): (Tables<super::raw::RawStep>, Tables<super::raw::RawScenario>),
     steps: &mut Vec<Step>,
     data_names: &std::collections::HashSet<String>,
     http: HttpVersion,
