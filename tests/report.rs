@@ -15,6 +15,8 @@ mod fixture;
 mod over_time;
 use fixture::{CycleSpec, Fixture};
 
+use crate::util::chromium;
+
 fn merged(nodes: Vec<NodeResult>) -> MergedRun {
     let mut m = Merger::new();
     for (i, n) in nodes.into_iter().enumerate() {
@@ -515,41 +517,6 @@ fn showcase(dir: &Path) -> PathBuf {
     };
     let r = report::report_of(merged(nodes), &[], &opts);
     write_report(&r, dir, &opts).unwrap().index_html
-}
-
-/// Runs headless chromium with `args` and returns (stdout, stderr); retries once when it
-/// crashes (it sometimes segfaults on start in containers).
-fn chromium(args: &[&str]) -> (String, String) {
-    let mut last = String::new();
-    for _ in 0..2 {
-        let profile = tempdir();
-        let out = Command::new("chromium")
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--hide-scrollbars",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "this test needs Debian's chromium (apt-get install -y chromium): cannot \
-                     run `chromium`: {e}"
-                )
-            });
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        if out.status.success() {
-            return (String::from_utf8_lossy(&out.stdout).into_owned(), stderr);
-        }
-        last = format!("{}\n{stderr}", out.status);
-    }
-    panic!("chromium failed twice: {last}");
 }
 
 #[test]

@@ -4,6 +4,7 @@ mod util;
 
 mod abort;
 mod cli;
+mod dashboard;
 mod data;
 mod diff;
 mod engine;

@@ -374,3 +374,38 @@ impl LogServer {
         self.log.lock().unwrap().clone()
     }
 }
+
+/// Runs headless chromium with `args` and returns (stdout, stderr); retries once when it
+/// crashes (it sometimes segfaults on start in containers).
+pub fn chromium(args: &[&str]) -> (String, String) {
+    let mut last = String::new();
+    for _ in 0..2 {
+        let profile = tempdir();
+        let out = std::process::Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "this test needs Debian's chromium (apt-get install -y chromium): cannot \
+                     run `chromium`: {e}"
+                )
+            });
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        if out.status.success() {
+            return (String::from_utf8_lossy(&out.stdout).into_owned(), stderr);
+        }
+        last = format!("{}\n{stderr}", out.status);
+    }
+    panic!("chromium failed twice: {last}");
+}

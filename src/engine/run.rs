@@ -96,7 +96,8 @@ pub async fn run(
     let t0 = Instant::now();
     let started_unix_ms = unix_ms(SystemTime::now());
     let resources = Sampler::local(t0);
-    let ticker = Ticker::new(t0, config.progress, &plan, config.live_abort);
+    let mut ticker = Ticker::new(t0, config.progress, &plan, config.live_abort);
+    ticker.cpu = Some(resources.cpu());
     let walked = Cycles::new(&plan, &mut source, t0, ticker, shutdown, interrupted)
         .run()
         .await;
@@ -671,6 +672,8 @@ struct Ticker {
     latency: LatencySum,
     /// The live thresholds judged on this node's own seconds (running alone).
     abort: Option<LocalAbort>,
+    /// The host's CPU busy, from the resource sampler, sent with each progress line.
+    cpu: Option<watch::Receiver<Option<f64>>>,
 }
 
 /// The live abort of a node running alone: its seconds fed to a one-node live view, as the
@@ -720,6 +723,7 @@ impl Ticker {
             last_requests: 0,
             latency: LatencySum::new(planned, plan.step_names().len()),
             abort: live_abort.then(|| LocalAbort::new(plan)).flatten(),
+            cpu: None,
         }
     }
 
@@ -780,6 +784,7 @@ impl Ticker {
                 elapsed,
                 through: upto,
                 seconds,
+                cpu: self.cpu.as_ref().and_then(|c| *c.borrow()),
             };
             if let Some(abort) = &mut self.abort {
                 abort.progress(&event);

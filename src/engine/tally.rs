@@ -241,6 +241,7 @@ mod tests {
                 elapsed: 1.0,
                 through: 6,
                 seconds,
+                cpu: None,
             }
             .to_line();
             assert!(line.len() < 400 * 1024, "{} bytes", line.len());

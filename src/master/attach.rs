@@ -9,6 +9,8 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::collect;
 use super::config::Config;
+use super::coordinator::State;
+use super::dashboard::{status_line, Board};
 use super::run::finish;
 use super::ssh::SshOptions;
 use super::state::{NodeStatus, RunState};
@@ -27,11 +29,13 @@ pub async fn attach(
     config: &Config,
     run_dir: &Path,
     stop: bool,
+    board: &Board,
     interrupts: &mut mpsc::Receiver<Interrupt>,
 ) -> Result<Outcome, MasterError> {
     let mut state = RunState::load(run_dir)?;
+    board.run(&state.name, &state.test);
     let node_hosts = node_transports(config, &state);
-    if !follow_nodes(&mut state, &node_hosts, run_dir, stop, interrupts).await {
+    if !follow_nodes(&mut state, &node_hosts, run_dir, stop, board, interrupts).await {
         eprintln!("detached again");
         return Ok(Outcome {
             run_dir: run_dir.to_owned(),
@@ -90,6 +94,7 @@ async fn follow_nodes(
     node_hosts: &[Arc<dyn Transport>],
     run_dir: &Path,
     stop: bool,
+    board: &Board,
     interrupts: &mut mpsc::Receiver<Interrupt>,
 ) -> bool {
     let mut deadline = Instant::now()
@@ -119,6 +124,7 @@ async fn follow_nodes(
             },
         }
         let running = mark_ended(state, node_hosts).await;
+        show(board, state);
         if running == 0 {
             return true;
         }
@@ -136,6 +142,29 @@ async fn follow_nodes(
             return true;
         }
     }
+}
+
+/// Shows the nodes of `state` on the live dashboard (their status only: a detached run's
+/// progress is not followed).
+fn show(board: &Board, state: &RunState) {
+    let names = state
+        .nodes
+        .iter()
+        .map(|n| format!("node{} {}", n.number, n.host))
+        .collect();
+    let lines = state
+        .nodes
+        .iter()
+        .map(|n| {
+            status_line(match n.status {
+                NodeStatus::Running => State::Running,
+                NodeStatus::Done => State::Done,
+                NodeStatus::Failed => State::Failed,
+                NodeStatus::Missing => State::Missing,
+            })
+        })
+        .collect();
+    board.statuses(names, lines);
 }
 
 /// Asks every running node's host whether its process is alive (bounded in time; a host that

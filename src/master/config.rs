@@ -1,5 +1,6 @@
 //! bench-master's flags (clap) and the validated [`Config`] the master runs with.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -71,6 +72,18 @@ pub struct Args {
     /// More output.
     #[arg(short = 'v', long)]
     pub verbose: bool,
+    /// Serve a live dashboard of the run at ADDR (`--live` alone: 127.0.0.1:0, a free
+    /// loopback port; `--live=0.0.0.0:8089` to reach it from elsewhere): the URL, with its
+    /// random token, is printed; the page stays up until Ctrl+C after the run.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "127.0.0.1:0",
+        conflicts_with = "check"
+    )]
+    pub live: Option<String>,
     #[command(flatten)]
     pub docs: DocArgs,
 }
@@ -110,6 +123,8 @@ pub struct Config {
     pub parallel: usize,
     pub ssh: SshOptions,
     pub verbose: bool,
+    /// Where the live dashboard listens (`--live`); `None` without one.
+    pub live: Option<SocketAddr>,
 }
 
 /// Flags that do not make a valid configuration.
@@ -125,6 +140,8 @@ pub enum ConfigError {
     MinNodes { min: usize, count: usize },
     #[error("-n {0:?}: a run name may not be empty, `.`, `..` or hold `/`")]
     Name(String),
+    #[error("--live `{0}`: expected an address and port such as 127.0.0.1:8089")]
+    Live(String),
 }
 
 impl TryFrom<Args> for Config {
@@ -169,6 +186,10 @@ impl TryFrom<Args> for Config {
                 return Err(ConfigError::Name(name.clone()));
             }
         }
+        let live = a
+            .live
+            .map(|v| v.parse().map_err(|_| ConfigError::Live(v)))
+            .transpose()?;
         let overrides = Overrides::try_from(a.run)?;
         Ok(Config {
             mode,
@@ -188,6 +209,7 @@ impl TryFrom<Args> for Config {
                 ..SshOptions::default()
             },
             verbose: a.verbose,
+            live,
         })
     }
 }
@@ -254,6 +276,21 @@ mod tests {
             Mode::Attach(_)
         ));
         assert!(args(&[n]).is_err());
+        let live = |extra: &[&str]| {
+            let mut v = vec![n, "t"];
+            v.extend_from_slice(extra);
+            Config::try_from(args(&v).unwrap()).map(|c| c.live)
+        };
+        assert_eq!(live(&[]).unwrap(), None);
+        assert_eq!(
+            live(&["--live"]).unwrap(),
+            Some("127.0.0.1:0".parse().unwrap())
+        );
+        assert_eq!(
+            live(&["--live=0.0.0.0:8089"]).unwrap(),
+            Some("0.0.0.0:8089".parse().unwrap())
+        );
+        assert!(matches!(live(&["--live=here"]), Err(ConfigError::Live(_))));
         assert!(Config::try_from(args(&[n, "--check"]).unwrap()).is_ok());
     }
 }

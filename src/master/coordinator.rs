@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::abort::AbortWatch;
 use super::display::{Display, NodeLine};
@@ -194,6 +194,8 @@ pub struct Coordinator {
     abort: Option<AbortWatch>,
     /// The threshold that stopped the run live, once one did.
     pub stopped_by: Option<LiveStop>,
+    /// The node lines as last drawn, for the live dashboard (see [`Coordinator::nodes`]).
+    nodes_tx: watch::Sender<Arc<Vec<NodeLine>>>,
 }
 
 impl Coordinator {
@@ -229,7 +231,13 @@ impl Coordinator {
             live: Live::new(numbers, DEFAULT_WINDOW),
             abort: None,
             stopped_by: None,
+            nodes_tx: watch::channel(Arc::new(Vec::new())).0,
         }
+    }
+
+    /// The node lines (state, cycle, users, rate, CPU), updated once a second.
+    pub fn nodes(&self) -> watch::Receiver<Arc<Vec<NodeLine>>> {
+        self.nodes_tx.subscribe()
     }
 
     /// The cluster's live per-second view: subscribe to it before [`Coordinator::run`].
@@ -329,6 +337,7 @@ impl Coordinator {
                 failures,
                 errors,
                 rps,
+                cpu,
                 ..
             } => {
                 if slot.state == State::Ready {
@@ -339,6 +348,7 @@ impl Coordinator {
                 slot.line.requests = requests;
                 slot.line.errors = failures + errors;
                 slot.line.rps = rps;
+                slot.line.cpu = cpu;
             }
             ProgressEvent::Done {
                 result,
@@ -409,6 +419,7 @@ impl Coordinator {
             })
             .collect();
         self.display.refresh(&lines);
+        self.nodes_tx.send_replace(Arc::new(lines));
     }
 
     /// Moves the run to its next phase when due.
@@ -602,6 +613,7 @@ mod tests {
                 latency: Some(String::new()),
                 ..SecondTally::default()
             }],
+            cpu: None,
         }
     }
 

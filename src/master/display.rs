@@ -21,6 +21,8 @@ pub struct NodeLine {
     pub requests: u64,
     /// Failures and errors so far.
     pub errors: u64,
+    /// CPU busy of the node's host, % of all cores, when it reports it.
+    pub cpu: Option<f64>,
 }
 
 /// The progress display of a run.

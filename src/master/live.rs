@@ -454,6 +454,7 @@ mod tests {
             elapsed: f64::from(through),
             through,
             seconds,
+            cpu: None,
         }
     }
 

@@ -5,15 +5,17 @@
 //! `--check`), [`coordinator`] (start together, follow with [`follow`], show with [`display`],
 //! merge the cluster second by second in [`live`], judge the live thresholds on it with
 //! [`abort`], stop or detach), [`collect`] (results → report), with [`run`] tying them
-//! together end to end, [`attach`] for detached runs, [`service`] for the test's `[service]`,
-//! [`monitor`] for its `[monitor] hosts` (the sampling loop of [`crate::monitor::sampler`] fed
-//! over each host's transport), and [`mux`], the master's half of one SSH channel per host.
+//! together end to end, [`dashboard`] for `--live` (the page showing [`live`]'s seconds),
+//! [`attach`] for detached runs, [`service`] for the test's `[service]`, [`monitor`] for its
+//! `[monitor] hosts` (the sampling loop of [`crate::monitor::sampler`] fed over each host's
+//! transport), and [`mux`], the master's half of one SSH channel per host.
 
 pub mod abort;
 pub mod attach;
 pub mod collect;
 pub mod config;
 pub mod coordinator;
+pub mod dashboard;
 pub mod deploy;
 pub mod display;
 pub mod follow;
@@ -99,24 +101,74 @@ pub enum MasterError {
     Report(#[from] crate::report::ReportError),
     #[error(transparent)]
     Service(#[from] service::ServiceError),
+    #[error(transparent)]
+    Dashboard(#[from] dashboard::DashboardError),
 }
 
 /// Runs the master as configured until done; `shutdown` resolves on Ctrl+C or SIGTERM with
-/// what to do (see [`interrupted`]).
+/// what to do (see [`interrupted`]). With `--live` the dashboard is served from the start
+/// and, once the run is over, until Ctrl+C or SIGTERM.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = Interrupt> + Send + 'static,
 ) -> Result<Outcome, MasterError> {
     // The interrupt becomes a message, so that each stage can listen for it.
     let (tx, mut interrupts) = mpsc::channel(1);
-    tokio::spawn(async move {
+    let listener = tokio::spawn(async move {
         let _ = tx.send(shutdown.await).await;
     });
-    match &config.mode {
-        Mode::Run => run::bench(&config, &mut interrupts).await,
+    let board = dashboard::Board::default();
+    let live = match (config.live, &config.mode) {
+        (Some(addr), Mode::Run | Mode::Attach(_) | Mode::Stop(_)) => {
+            Some(serve_dashboard(addr, &board).await?)
+        }
+        _ => None,
+    };
+    let outcome = match &config.mode {
+        Mode::Run => run::bench(&config, &board, &mut interrupts).await,
         Mode::Check => check(&config).await,
-        Mode::Attach(dir) => attach::attach(&config, dir, false, &mut interrupts).await,
-        Mode::Stop(dir) => attach::attach(&config, dir, true, &mut interrupts).await,
+        Mode::Attach(dir) => attach::attach(&config, dir, false, &board, &mut interrupts).await,
+        Mode::Stop(dir) => attach::attach(&config, dir, true, &board, &mut interrupts).await,
+    };
+    if let Some(stop) = live {
+        board.finished(outcome.as_ref().ok().and_then(|o| o.report.as_deref()));
+        // The run's own interrupt handling is over: from now on a signal ends the page.
+        listener.abort();
+        eprintln!("the live page stays up until Ctrl+C");
+        signal_after_run().await;
+        let _ = stop.send(());
+    }
+    outcome
+}
+
+/// Binds the dashboard, prints its URL and serves `board` until the sender is used or dropped.
+async fn serve_dashboard(
+    addr: std::net::SocketAddr,
+    board: &dashboard::Board,
+) -> Result<tokio::sync::oneshot::Sender<()>, MasterError> {
+    let dashboard = dashboard::Dashboard::bind(addr).await?;
+    eprintln!("live dashboard: {}", dashboard.url());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(dashboard.serve(board.clone(), async move {
+        let _ = stopped.await;
+    }));
+    Ok(stop)
+}
+
+/// Resolves on SIGINT or SIGTERM (never when they cannot be listened for).
+async fn signal_after_run() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        // Ctrl+C.
+        _ = int.recv() => {}
+        // Asked to end.
+        _ = term.recv() => {}
     }
 }
 

@@ -11,6 +11,7 @@ use super::abort::AbortWatch;
 use super::collect::{self, Collected};
 use super::config::Config;
 use super::coordinator::{Coordinator, Ending, Slot, State};
+use super::dashboard::Board;
 use super::deploy::{deploy, test_files, Cluster, DeployError, DeployPlan, DeployedNode};
 use super::display::Display;
 use super::follow::{follow, log_paths, NodeMsg};
@@ -154,6 +155,7 @@ fn default_name(plan: &TestPlan) -> String {
 /// Runs a distributed bench: test → run directory → service → [`go`].
 pub async fn bench(
     config: &Config,
+    board: &Board,
     interrupts: &mut mpsc::Receiver<Interrupt>,
 ) -> Result<Outcome, MasterError> {
     let test = LoadedTest::load(config)?;
@@ -163,10 +165,11 @@ pub async fn bench(
         .unwrap_or_else(|| default_name(&test.plan));
     let run = RunDir::create(&config.workdir, name)?;
     eprintln!("run {}: {}", run.name, run.dir.display());
+    board.run(&run.name, &test.plan.name);
     let (plan, deploy_plan) = test.into_deploy(config, &run);
     let ssh = Arc::new(config.ssh.clone());
     let service = start_service(&plan, &ssh, &run.dir, interrupts).await?;
-    let outcome = go(config, &plan, &run, deploy_plan, &ssh, interrupts).await;
+    let outcome = go(config, &plan, &run, deploy_plan, &ssh, board, interrupts).await;
     // Whatever the outcome (a deploy that failed, too few nodes, an interrupt, an error while
     // collecting), the service is stopped; only a detached run still needs it.
     let detached = outcome.as_ref().is_ok_and(|o| o.detached);
@@ -210,6 +213,7 @@ async fn go(
     run: &RunDir,
     deploy_plan: DeployPlan,
     ssh: &Arc<SshOptions>,
+    board: &Board,
     interrupts: &mut mpsc::Receiver<Interrupt>,
 ) -> Result<Outcome, MasterError> {
     let parallel = Arc::new(Semaphore::new(config.parallel));
@@ -222,7 +226,7 @@ async fn go(
         deploy_started.elapsed().as_secs_f64()
     );
     enough_started(&slots, config.min_nodes, &run.dir)?;
-    let coordinated = coordinate(config, plan, slots, rx, ssh, interrupts).await;
+    let coordinated = coordinate(config, plan, slots, rx, ssh, board, interrupts).await;
     let state = coordinated.state(config, plan, run);
     state.save(&run.dir)?;
     match coordinated.ending {
@@ -302,9 +306,10 @@ async fn coordinate(
     slots: Vec<Slot>,
     rx: mpsc::Receiver<NodeMsg>,
     ssh: &Arc<SshOptions>,
+    board: &Board,
     interrupts: &mut mpsc::Receiver<Interrupt>,
 ) -> Coordinated {
-    let names = slots
+    let names: Vec<String> = slots
         .iter()
         .map(|s| format!("node{} {}", s.number, s.host.label()))
         .collect();
@@ -313,13 +318,14 @@ async fn coordinate(
     let mut coordinator = Coordinator::new(
         slots,
         rx,
-        Display::new(names, config.verbose),
+        Display::new(names.clone(), config.verbose),
         config.min_nodes,
         READY_TIMEOUT,
         budget,
         stop_budget,
     )
     .with_abort(AbortWatch::for_plan(plan));
+    board.follow(names, coordinator.nodes(), coordinator.live().watch());
     let monitors = monitor::Monitors::start(&plan.monitor_hosts, ssh);
     let ending = coordinator.run(interrupts).await;
     let resources = monitors.stop().await;

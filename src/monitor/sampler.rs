@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::proc::{read_local, sample, ProcSnapshot};
@@ -20,6 +20,8 @@ pub struct Sampler {
     /// Ends the loop; the task then returns what it sampled.
     stop: oneshot::Sender<()>,
     task: JoinHandle<Vec<ResourceSample>>,
+    /// The last sample's CPU busy, % (for the progress lines: see [`Sampler::cpu`]).
+    cpu: watch::Receiver<Option<f64>>,
 }
 
 impl Sampler {
@@ -40,8 +42,11 @@ impl Sampler {
         let stopped = async move {
             let _ = rx.await;
         };
-        let task = tokio::spawn(sample_every(interval, start, read, warn, stopped));
-        Sampler { stop, task }
+        let (cpu_tx, cpu) = watch::channel(None);
+        let task = tokio::spawn(async move {
+            sample_every(interval, start, read, warn, stopped, &cpu_tx).await
+        });
+        Sampler { stop, task, cpu }
     }
 
     /// The node's own host, every second from `t0` (the run's start). Where /proc cannot be
@@ -49,6 +54,11 @@ impl Sampler {
     pub fn local(t0: Instant) -> Sampler {
         let read = || async { read_local().map_err(|e| e.to_string()) };
         Sampler::start(INTERVAL, t0, read, |_| {})
+    }
+
+    /// The CPU busy of the last sample, % of all cores; `None` before the first.
+    pub fn cpu(&self) -> watch::Receiver<Option<f64>> {
+        self.cpu.clone()
     }
 
     /// Stops sampling and returns the samples, in time order.
@@ -60,13 +70,14 @@ impl Sampler {
 
 /// Samples every `interval` until `stop` completes (see [`Sampler::start`]). The first
 /// snapshot is taken at once and the first sample one interval later, since a rate needs two
-/// snapshots.
+/// snapshots. Each sample's CPU busy is also published on `cpu`.
 pub async fn sample_every<R, F>(
     interval: Duration,
     start: Instant,
     mut read: R,
     warn: impl FnOnce(String),
     stop: impl Future<Output = ()>,
+    cpu: &watch::Sender<Option<f64>>,
 ) -> Vec<ResourceSample>
 where
     R: FnMut() -> F,
@@ -90,7 +101,9 @@ where
             Ok(now) => {
                 if let Some(p) = &prev {
                     let at = now.taken_at.saturating_duration_since(start).as_millis();
-                    samples.push(sample(p, &now, u64::try_from(at).unwrap_or(u64::MAX)));
+                    let s = sample(p, &now, u64::try_from(at).unwrap_or(u64::MAX));
+                    cpu.send_replace(Some(s.cpu_pct));
+                    samples.push(s);
                 }
                 prev = Some(now);
             }
@@ -113,7 +126,15 @@ mod tests {
         let start = Instant::now();
         let stop = tokio::time::sleep(Duration::from_millis(350));
         let read = || async { read_local().map_err(|e| e.to_string()) };
-        let samples = sample_every(Duration::from_millis(100), start, read, |_| {}, stop).await;
+        let samples = sample_every(
+            Duration::from_millis(100),
+            start,
+            read,
+            |_| {},
+            stop,
+            &watch::channel(None).0,
+        )
+        .await;
         assert!((1..=4).contains(&samples.len()), "{samples:?}");
         assert!(samples.windows(2).all(|w| w[0].at_ms < w[1].at_ms));
         assert!(samples.iter().all(|s| s.mem_total_kib > 0));
@@ -138,7 +159,15 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         let warn = move |e: String| tx.send(e).unwrap();
         let stop = tokio::time::sleep(Duration::from_millis(560));
-        let samples = sample_every(Duration::from_millis(50), start, read, warn, stop).await;
+        let samples = sample_every(
+            Duration::from_millis(50),
+            start,
+            read,
+            warn,
+            stop,
+            &watch::channel(None).0,
+        )
+        .await;
         let told: Vec<String> = rx.try_iter().collect();
         assert_eq!(told, ["read 2 failed"]);
         assert!(samples.len() >= 3, "{samples:?}");

@@ -45,6 +45,10 @@ pub enum ProgressEvent {
         /// with nothing completed are left out), each once. Absent from older nodes.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         seconds: Vec<SecondTally>,
+        /// CPU busy of the node's host over its last sample, % of all cores (0-100); absent
+        /// before the first sample, where /proc cannot be read, and from older nodes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cpu: Option<f64>,
     },
     /// The run ended and its result file is written.
     Done {

@@ -22,6 +22,7 @@ const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../../templates/thresholds.html"),
     ),
     ("summary.md", include_str!("../../templates/summary.md")),
+    ("live.html", include_str!("../../templates/live.html")),
 ];
 
 /// The loaded templates (autoescape on for every `*.html`).

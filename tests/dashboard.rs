@@ -1,0 +1,194 @@
+//! The live dashboard (`bench-master --live`) of a real run of two local nodes, read by
+//! headless Chromium while it runs and after, and refused without its token.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::master::Bench;
+use crate::util::{chromium, tempdir, write, Server};
+
+/// A `bench-master --live` run whose stderr lines arrive on a channel.
+struct LiveRun {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// Everything read from stderr so far, for failure messages.
+    seen: Vec<String>,
+}
+
+impl LiveRun {
+    fn start(bench: &Bench, nodes: &std::path::Path, test: &std::path::Path) -> LiveRun {
+        let mut child = bench
+            .command(None, &["--live"])
+            .arg(nodes)
+            .arg(test)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        LiveRun {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The first line holding `needle` (waiting at most 60 s).
+    fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+        panic!(
+            "no line with {needle:?}; bench-master said:\n{}",
+            self.seen.join("\n")
+        );
+    }
+}
+
+impl Drop for LiveRun {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The text of the element with `id` in a dumped DOM.
+fn text_of(dom: &str, id: &str) -> String {
+    let open = format!("id=\"{id}\"");
+    let at = dom
+        .find(&open)
+        .unwrap_or_else(|| panic!("no #{id} in:\n{dom}"));
+    let rest = &dom[at..];
+    let start = rest.find('>').unwrap() + 1;
+    let end = rest[start..].find('<').unwrap();
+    rest[start..start + end].to_string()
+}
+
+/// Status line and body of `GET path` from `addr`.
+fn get(addr: &str, path: &str) -> (String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let status = answer.lines().next().unwrap_or_default().to_string();
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or("", |x| x.1)
+        .to_string();
+    (status, body)
+}
+
+/// The first two events of the page's stream, as JSON.
+fn two_events(addr: &str, token: &str) -> Vec<serde_json::Value> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /{token}/events HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    BufReader::new(s)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| l.strip_prefix("data: ").map(String::from))
+        .take(2)
+        .map(|j| serde_json::from_str(&j).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_live_page_shows_the_running_cluster_and_refuses_a_wrong_token() {
+    let server = Server::start();
+    let dir = tempdir();
+    let bench = Bench::new(dir.path());
+    let nodes = write(dir.path(), "nodes", "local\nlocal\n");
+    let test = write(
+        dir.path(),
+        "t.toml",
+        &format!(
+            "[test]\nname = \"live-page\"\nurl = \"{}\"\n\n[bench]\ncycles = [2]\nduration = 15\n\
+             startup_delay = 0.01\nsleep_time_min = 0.01\nsleep_time_max = 0.02\n\n\
+             [[step]]\nname = \"home\"\npath = \"/?delay_ms=2\"\n",
+            server.url()
+        ),
+    );
+    let mut run = LiveRun::start(&bench, &nodes, &test);
+    let line = run.wait_for("live dashboard: http://127.0.0.1:");
+    let url = line.rsplit(' ').next().unwrap().to_string();
+    let (addr, token) = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .split_once('/')
+        .unwrap();
+    assert_eq!(token.len(), 32, "128 bits in hex: {url}");
+    assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
+    run.wait_for("started");
+    std::thread::sleep(Duration::from_millis(2500));
+
+    // Two reads by a real browser a second and a half apart: the running numbers, changed.
+    let (first, _) = chromium(&["--dump-dom", &url]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (second, _) = chromium(&["--dump-dom", &url]);
+    for dom in [&first, &second] {
+        assert_eq!(text_of(dom, "state"), "running", "{dom}");
+        assert_eq!(text_of(dom, "users"), "4", "{dom}");
+        assert_eq!(text_of(dom, "cycle"), "1", "{dom}");
+        let rps: u64 = text_of(dom, "rps").parse().unwrap();
+        assert!(rps > 10, "{rps} requests/s");
+        let p95: f64 = text_of(dom, "p95").parse().unwrap();
+        assert!(p95 >= 2.0, "p95 {p95} ms of a 2 ms page");
+        assert_eq!(dom.matches("<td class=\"l\">node").count(), 2, "{dom}");
+        assert!(dom.contains("<td class=\"l\">running</td>"));
+    }
+    let seconds = [&first, &second].map(|d| text_of(d, "second").parse::<u32>().unwrap());
+    assert!(seconds[1] > seconds[0], "seconds {seconds:?}");
+    assert_ne!(text_of(&first, "p50") + &text_of(&first, "rps"), "");
+
+    // The stream: one event a second, each the merged cluster of a newer second.
+    let events = two_events(addr, token);
+    let second_of = |e: &serde_json::Value| e["cluster"]["second"].as_u64().unwrap();
+    assert!(second_of(&events[1]) > second_of(&events[0]), "{events:?}");
+    assert_eq!(events[0]["nodes"].as_array().unwrap().len(), 2);
+
+    // Without the token, or with another: 403, in the browser too; nothing else is served.
+    let wrong = format!("http://{addr}/{}/", "0".repeat(32));
+    let (dom, _) = chromium(&["--dump-dom", &wrong]);
+    assert!(dom.contains("403 forbidden"), "{dom}");
+    for path in ["/", "/events", &format!("/{}/", "f".repeat(32)), "/x/../"] {
+        assert!(get(addr, path).0.contains(" 403 "), "{path}");
+    }
+    assert!(get(addr, &format!("/{token}/report")).0.contains(" 404 "));
+
+    // After the run: the link to the report, until Ctrl+C.
+    run.wait_for("the live page stays up until Ctrl+C");
+    let (dom, _) = chromium(&["--dump-dom", &url]);
+    assert_eq!(text_of(&dom, "state"), "finished");
+    let report = text_of(&dom, "report-link");
+    assert!(report.starts_with("file:///"), "{report}");
+    assert!(std::path::Path::new(report.trim_start_matches("file://")).is_file());
+    unsafe { libc::kill(run.child.id() as i32, libc::SIGINT) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while run.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "Ctrl+C did not end the page");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(run.child.wait().unwrap().success());
+}
