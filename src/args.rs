@@ -9,6 +9,7 @@ use std::io::Write;
 
 use clap_complete::Shell;
 
+use crate::export::ExportSink;
 use crate::test_def::values::{self, CycleUnit};
 use crate::test_def::Overrides;
 
@@ -36,6 +37,29 @@ pub struct RunArgs {
     /// Base URL of the target, e.g. `http://10.0.0.5:8080`; overrides [test] url.
     #[arg(short = 'u', long = "url", value_name = "URL")]
     pub url: Option<String>,
+    /// Send each second's numbers to monitoring as the run goes (repeatable):
+    /// `influxdb=http://HOST:8086/write?db=DB` (1.x) or `influxdb=http://HOST:8086/api/v2/write?org=O&bucket=B`
+    /// (2.x, token from INFLUX_TOKEN), `statsd=HOST:PORT` (UDP), `prometheus=ADDR` (a scrape
+    /// endpoint served here, e.g. 127.0.0.1:9400). Never slows the bench: what a sink that is
+    /// down cannot take is dropped, counted in the report.
+    #[arg(long = "export", value_name = "SINK=WHERE")]
+    pub export: Vec<String>,
+}
+
+impl RunArgs {
+    /// The `--export` sinks, parsed (a bad one names the flag and the value).
+    pub fn exports(&self) -> Result<Vec<ExportSink>, FlagError> {
+        self.export
+            .iter()
+            .map(|v| {
+                v.parse().map_err(|message| FlagError {
+                    flag: "--export",
+                    value: v.clone(),
+                    message,
+                })
+            })
+            .collect()
+    }
 }
 
 /// A run flag whose value is not valid: names the flag and the value.
@@ -142,6 +166,7 @@ mod tests {
             rates: r.map(String::from),
             duration: d.map(String::from),
             url: u.map(String::from),
+            export: Vec::new(),
         }
     }
 
@@ -178,5 +203,38 @@ mod tests {
         assert!(msg.starts_with("-D `soon`: expected seconds"), "{msg}");
         let msg = e(args(None, None, None, Some("ftp://x")));
         assert!(msg.starts_with("-u `ftp://x`: invalid URL"), "{msg}");
+    }
+
+    #[test]
+    fn export_sinks_are_typed_once() {
+        let sinks = |v: &[&str]| {
+            RunArgs {
+                export: v.iter().map(|s| s.to_string()).collect(),
+                ..RunArgs::default()
+            }
+            .exports()
+        };
+        let ok = sinks(&[
+            "influxdb=http://127.0.0.1:8086/write?db=b",
+            "statsd=127.0.0.1:8125",
+            "prometheus=127.0.0.1:0",
+        ])
+        .unwrap();
+        assert!(matches!(ok[0], ExportSink::Influx(_)));
+        assert_eq!(ok[1], ExportSink::Statsd("127.0.0.1:8125".into()));
+        assert_eq!(
+            ok[2],
+            ExportSink::Prometheus("127.0.0.1:0".parse().unwrap())
+        );
+        let msg = sinks(&["graphite=x"]).unwrap_err().to_string();
+        assert!(
+            msg.starts_with("--export `graphite=x`: unknown sink"),
+            "{msg}"
+        );
+        assert!(sinks(&["statsd"])
+            .unwrap_err()
+            .to_string()
+            .contains("SINK=WHERE"));
+        assert!(sinks(&["prometheus=9400"]).is_err());
     }
 }

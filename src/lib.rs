@@ -20,6 +20,8 @@
 //!   run for their own host and the master for `[monitor] hosts`.
 //! - [`result`]: the shared result model (latency over time included), its XML writer and
 //!   streaming reader.
+//! - [`export`]: each second's numbers sent as the run goes to InfluxDB, StatsD or a
+//!   Prometheus endpoint, through bounded buffers that never hold the bench up.
 //! - [`report`]: merge node results exactly, compute statistics, judge the test's thresholds,
 //!   write the HTML report, `summary.json`, text tables, `junit.xml` and markdown summaries,
 //!   differential and trend reports and the workspace index.
@@ -29,6 +31,7 @@
 
 pub mod args;
 pub mod engine;
+pub mod export;
 pub mod har;
 pub mod master;
 pub mod monitor;

@@ -8,6 +8,7 @@ mod dashboard;
 mod data;
 mod diff;
 mod engine;
+mod export;
 mod faults;
 mod fuzz_corpora;
 mod generator;

@@ -31,6 +31,8 @@ pub struct Collected {
     pub unwritable: Option<(PathBuf, std::io::Error)>,
     /// The threshold that stopped the run live, if one did (set by the master's run).
     pub stopped_by: Option<crate::report::threshold::LiveStop>,
+    /// How the run's `--export` sinks fared (filled in by the run).
+    pub exports: Vec<crate::export::SinkTally>,
 }
 
 /// Fetches the results of the nodes marked `done`, one command per host (hosts in parallel,
@@ -132,6 +134,7 @@ pub fn build_report(
 ) -> Result<report::ReportSummary, report::ReportError> {
     let opts = ReportOptions {
         failed_nodes: collected.failed.clone(),
+        exports: collected.exports.clone(),
         skip_bad: true,
         templates: None,
         stopped_by: collected.stopped_by.clone(),

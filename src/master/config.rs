@@ -8,6 +8,7 @@ use clap::Parser;
 
 use super::ssh::SshOptions;
 use crate::args::{DocArgs, FlagError, RunArgs};
+use crate::export::ExportSink;
 use crate::nodes::{self, Node, NodesError};
 use crate::test_def::Overrides;
 
@@ -125,6 +126,8 @@ pub struct Config {
     pub verbose: bool,
     /// Where the live dashboard listens (`--live`); `None` without one.
     pub live: Option<SocketAddr>,
+    /// Where each second's cluster and node numbers are sent (`--export`).
+    pub exports: Vec<ExportSink>,
 }
 
 /// Flags that do not make a valid configuration.
@@ -190,6 +193,7 @@ impl TryFrom<Args> for Config {
             .live
             .map(|v| v.parse().map_err(|_| ConfigError::Live(v)))
             .transpose()?;
+        let exports = a.run.exports()?;
         let overrides = Overrides::try_from(a.run)?;
         Ok(Config {
             mode,
@@ -210,6 +214,7 @@ impl TryFrom<Args> for Config {
             },
             verbose: a.verbose,
             live,
+            exports,
         })
     }
 }

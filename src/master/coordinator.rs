@@ -196,6 +196,8 @@ pub struct Coordinator {
     pub stopped_by: Option<LiveStop>,
     /// The node lines as last drawn, for the live dashboard (see [`Coordinator::nodes`]).
     nodes_tx: watch::Sender<Arc<Vec<NodeLine>>>,
+    /// When the nodes were told to start, Unix ms (see [`Coordinator::start_time`]).
+    start_tx: watch::Sender<Option<u64>>,
 }
 
 impl Coordinator {
@@ -232,7 +234,13 @@ impl Coordinator {
             abort: None,
             stopped_by: None,
             nodes_tx: watch::channel(Arc::new(Vec::new())).0,
+            start_tx: watch::channel(None).0,
         }
+    }
+
+    /// When the nodes start their second 0, Unix ms, once they are told to.
+    pub fn start_time(&self) -> watch::Receiver<Option<u64>> {
+        self.start_tx.subscribe()
     }
 
     /// The node lines (state, cycle, users, rate, CPU), updated once a second.
@@ -513,6 +521,7 @@ impl Coordinator {
         // which the words arrive (one channel per host, busy machines) do not skew the start.
         let at = SystemTime::now() + START_LEAD;
         let at_ms = crate::result::unix_ms(at);
+        self.start_tx.send_replace(Some(at_ms));
         let writes = self
             .slots
             .iter_mut()

@@ -18,6 +18,7 @@ pub mod coordinator;
 pub mod dashboard;
 pub mod deploy;
 pub mod display;
+pub mod exporting;
 pub mod follow;
 pub mod live;
 pub mod local;
@@ -103,6 +104,8 @@ pub enum MasterError {
     Service(#[from] service::ServiceError),
     #[error(transparent)]
     Dashboard(#[from] dashboard::DashboardError),
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
 }
 
 /// Runs the master as configured until done; `shutdown` resolves on Ctrl+C or SIGTERM with

@@ -14,12 +14,14 @@ use super::coordinator::{Coordinator, Ending, Slot, State};
 use super::dashboard::Board;
 use super::deploy::{deploy, test_files, Cluster, DeployError, DeployPlan, DeployedNode};
 use super::display::Display;
+use super::exporting::{Feed, Sources, Tags};
 use super::follow::{follow, log_paths, NodeMsg};
 use super::service::Service;
 use super::ssh::SshOptions;
 use super::state::{NodeState, RunState};
 use super::transport::{Process, Transport};
 use super::{join_all, monitor, mux, Interrupt, MasterError, Outcome};
+use crate::export::{Exporter, SinkTally};
 use crate::result::unix_ms;
 use crate::result::HostResources;
 use crate::test_def::{self, LoadModel, TestPlan};
@@ -216,6 +218,7 @@ async fn go(
     board: &Board,
     interrupts: &mut mpsc::Receiver<Interrupt>,
 ) -> Result<Outcome, MasterError> {
+    let exporter = Exporter::start(&config.exports).await?;
     let parallel = Arc::new(Semaphore::new(config.parallel));
     let cluster = Cluster::new(&config.nodes, ssh);
     let deploy_started = std::time::Instant::now();
@@ -226,7 +229,12 @@ async fn go(
         deploy_started.elapsed().as_secs_f64()
     );
     enough_started(&slots, config.min_nodes, &run.dir)?;
-    let coordinated = coordinate(config, plan, slots, rx, ssh, board, interrupts).await;
+    let wiring = Wiring {
+        board,
+        exporter,
+        run_name: &run.name,
+    };
+    let coordinated = coordinate(config, plan, slots, rx, ssh, wiring, interrupts).await;
     let state = coordinated.state(config, plan, run);
     state.save(&run.dir)?;
     match coordinated.ending {
@@ -296,6 +304,15 @@ struct Coordinated {
     budget: Duration,
     /// Time the nodes get to stop once asked.
     stop_budget: Duration,
+    /// How the `--export` sinks fared.
+    exports: Vec<SinkTally>,
+}
+
+/// What watches the run besides the terminal: the live dashboard and the exporters.
+struct Wiring<'a> {
+    board: &'a Board,
+    exporter: Exporter,
+    run_name: &'a str,
 }
 
 /// Starts the spawned nodes together and follows them until they end, the run is detached or
@@ -306,7 +323,7 @@ async fn coordinate(
     slots: Vec<Slot>,
     rx: mpsc::Receiver<NodeMsg>,
     ssh: &Arc<SshOptions>,
-    board: &Board,
+    wiring: Wiring<'_>,
     interrupts: &mut mpsc::Receiver<Interrupt>,
 ) -> Coordinated {
     let names: Vec<String> = slots
@@ -325,16 +342,42 @@ async fn coordinate(
         stop_budget,
     )
     .with_abort(AbortWatch::for_plan(plan));
-    board.follow(names, coordinator.nodes(), coordinator.live().watch());
+    wiring
+        .board
+        .follow(names, coordinator.nodes(), coordinator.live().watch());
+    let feed = (!wiring.exporter.is_empty()).then(|| {
+        let sources = Sources {
+            seconds: coordinator.live().subscribe(),
+            nodes: coordinator.nodes(),
+            started: coordinator.start_time(),
+        };
+        let tags = Tags {
+            run: wiring.run_name.to_string(),
+            test: plan.name.clone(),
+            steps: plan.steps.iter().map(|s| s.name.clone()).collect(),
+        };
+        Feed::start(wiring.exporter, sources, tags)
+    });
     let monitors = monitor::Monitors::start(&plan.monitor_hosts, ssh);
     let ending = coordinator.run(interrupts).await;
     let resources = monitors.stop().await;
+    let exports = match feed {
+        Some(feed) => feed.finish().await,
+        None => Vec::new(),
+    };
+    for t in exports.iter().filter(|t| t.dropped > 0) {
+        eprintln!(
+            "export {}: {} intervals sent, {} dropped (the sink was down or slow)",
+            t.sink, t.sent, t.dropped
+        );
+    }
     Coordinated {
         coordinator,
         ending,
         resources,
         budget,
         stop_budget,
+        exports,
     }
 }
 
@@ -400,6 +443,7 @@ async fn collect_all(
     monitor::attach_resources(&collected, coordinated.resources);
     Collected {
         stopped_by,
+        exports: coordinated.exports,
         ..collected
     }
 }

@@ -54,6 +54,8 @@ use merge::{MergedRun, Merger};
 pub struct ReportOptions {
     /// Nodes that produced no result, shown in the report (filled in by the master).
     pub failed_nodes: Vec<FailedNode>,
+    /// How the run's `--export` sinks fared (filled in by the master).
+    pub exports: Vec<crate::export::SinkTally>,
     /// Merge the good results and list the bad ones instead of failing on the first bad one.
     pub skip_bad: bool,
     /// Directory whose templates replace the embedded ones (same file names).
@@ -135,7 +137,8 @@ pub fn merge_files(
 
 /// The report of a merged run.
 pub fn report_of(run: MergedRun, skipped: &[SkippedFile], opts: &ReportOptions) -> Report {
-    let summary = stats::summarize(&run, &opts.failed_nodes, skipped, opts.stopped_by.as_ref());
+    let mut summary = stats::summarize(&run, &opts.failed_nodes, skipped, opts.stopped_by.as_ref());
+    summary.exports = opts.exports.clone();
     Report::new(run, summary)
 }
 

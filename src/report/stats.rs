@@ -61,6 +61,10 @@ pub struct Summary {
     /// The threshold that stopped the run live (`abort = true`), and when; null otherwise.
     #[serde(default)]
     pub stopped_by: Option<super::threshold::LiveStop>,
+    /// The run's `--export` sinks: intervals delivered and dropped (empty without export, and
+    /// in summaries written before it).
+    #[serde(default)]
+    pub exports: Vec<crate::export::SinkTally>,
 }
 
 fn one() -> u32 {
@@ -509,6 +513,7 @@ pub fn summarize(
         over_time: super::over_time::OverTime::of(run),
         thresholds,
         stopped_by: stopped_by.cloned(),
+        exports: Vec::new(),
     }
 }
 

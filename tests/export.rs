@@ -1,0 +1,252 @@
+//! `--export`: bench-master runs of local nodes sending their numbers to Debian's real
+//! `influxd` and `prometheus`, started here on free loopback ports with their own config and
+//! data in a temp dir, and to a StatsD port where nobody listens.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::master::{merged_requests, summary, text, Bench};
+use crate::sshd::free_port;
+use crate::util::{tempdir, write, Server};
+
+/// A server process killed on drop.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// True when `binary` is on PATH; otherwise says why the test is skipped.
+fn have(binary: &str, package: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {binary}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        eprintln!("SKIPPED: `{binary}` is not installed (apt-get install -y {package})");
+    }
+    found
+}
+
+/// Status code and body of an HTTP request to 127.0.0.1:`port`.
+fn http(port: u16, method: &str, target: &str) -> (u16, String) {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    let _ = write!(
+        s,
+        "{method} {target} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    let code = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or("", |x| x.1)
+        .to_string();
+    (code, body)
+}
+
+/// Waits until `GET target` on `port` answers `code` (at most 60 s).
+fn wait_until(port: u16, target: &str, code: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http(port, "GET", target).0 != code {
+        assert!(Instant::now() < deadline, "{what} did not come up");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A test of `rate` executions per second on each node for `seconds` (open model: the same
+/// count every run), one 1 ms page each.
+fn rate_test(dir: &Path, url: &str, rate: u32, seconds: u32) -> std::path::PathBuf {
+    write(
+        dir,
+        "t.toml",
+        &format!(
+            "[test]\nname = \"export\"\nurl = \"{url}\"\n\n[bench]\nrate = [{rate}]\n\
+             duration = {seconds}\ncycle_time = 0\ntimeout = 2\n\n\
+             [[step]]\nname = \"home page\"\npath = \"/?delay_ms=1\"\n"
+        ),
+    )
+}
+
+/// Runs the bench of `test` on two local nodes with `extra` flags; returns the summary.
+fn bench_with(dir: &Path, test: &Path, extra: &[&str]) -> serde_json::Value {
+    std::fs::create_dir_all(dir).unwrap();
+    let bench = Bench::new(dir);
+    let nodes = write(dir, "nodes", "local\nlocal\n");
+    let out = bench
+        .command(None, extra)
+        .arg(&nodes)
+        .arg(test)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    summary(&bench.run_dir())
+}
+
+#[test]
+fn influxdb_holds_exactly_the_runs_request_count() {
+    if !have("influxd", "influxdb") {
+        return;
+    }
+    let dir = tempdir();
+    let (rpc, http_port) = (free_port(), free_port());
+    let d = dir.path().display();
+    let config = write(
+        dir.path(),
+        "influxdb.conf",
+        &format!(
+            "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n\n\
+             [meta]\n  dir = \"{d}/meta\"\n\n[data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n\n\
+             [http]\n  bind-address = \"127.0.0.1:{http_port}\"\n  log-enabled = false\n\n\
+             [monitor]\n  store-enabled = false\n"
+        ),
+    );
+    let _influxd = Daemon(
+        Command::new("influxd")
+            .arg("-config")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until(http_port, "/ping", 204, "influxd");
+    let (code, body) = http(http_port, "POST", "/query?q=CREATE%20DATABASE%20bench");
+    assert_eq!(code, 200, "{body}");
+
+    let server = Server::start();
+    let test = rate_test(dir.path(), &server.url(), 40, 3);
+    let sink = format!("--export=influxdb=http://127.0.0.1:{http_port}/write?db=bench");
+    let s = bench_with(dir.path(), &test, &["-n", "night run", &sink]);
+    let total = merged_requests(&s);
+    assert!(total >= 200, "{total} requests");
+    assert_eq!(s["exports"][0]["dropped"], 0, "{}", s["exports"]);
+    assert!(s["exports"][0]["sent"].as_u64().unwrap() >= 3);
+
+    let q = |query: &str| {
+        let target = format!(
+            "/query?db=bench&q={}",
+            query.replace(' ', "%20").replace('\'', "%27")
+        );
+        let (code, body) = http(http_port, "GET", &target);
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["results"][0]["series"][0]["values"][0][1].clone()
+    };
+    // The cluster's seconds add up to the run's count, exactly; so do the nodes' and the step's.
+    let cluster = "SELECT sum(requests) FROM bench WHERE node = 'all' AND step = 'all'";
+    assert_eq!(
+        q(cluster).as_u64(),
+        Some(total),
+        "summary.json says {total}"
+    );
+    let nodes = "SELECT sum(requests) FROM bench WHERE node != 'all'";
+    assert_eq!(q(nodes).as_u64(), Some(total));
+    let step = "SELECT sum(requests) FROM bench WHERE step = 'home page' AND run = 'night run'";
+    assert_eq!(q(step).as_u64(), Some(total));
+    let p95 = q("SELECT max(p95_ms) FROM bench WHERE step = 'all'")
+        .as_f64()
+        .unwrap();
+    assert!(p95 >= 1.0, "p95 {p95} ms of a 1 ms page");
+}
+
+#[test]
+fn prometheus_scrapes_the_master_and_holds_the_series() {
+    if !have("prometheus", "prometheus") {
+        return;
+    }
+    let dir = tempdir();
+    let (metrics, web) = (free_port(), free_port());
+    let config = write(
+        dir.path(),
+        "prometheus.yml",
+        &format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  \
+             - job_name: bench\n    static_configs:\n      - targets: ['127.0.0.1:{metrics}']\n"
+        ),
+    );
+    let _prometheus = Daemon(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until(web, "/-/ready", 200, "prometheus");
+
+    let server = Server::start();
+    let test = rate_test(dir.path(), &server.url(), 40, 6);
+    let sink = format!("--export=prometheus=127.0.0.1:{metrics}");
+    let s = bench_with(dir.path(), &test, &[&sink]);
+    let total = merged_requests(&s);
+    assert_eq!(s["exports"][0]["dropped"], 0);
+
+    let query = |q: &str| {
+        let (code, body) = http(web, "GET", &format!("/api/v1/query?query={q}"));
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["data"]["result"].as_array().unwrap().clone()
+    };
+    // The cluster's counter, scraped during the run: rising, at most the run's total.
+    let series = query("bench_requests_total%7Bnode%3D%22all%22,step%3D%22all%22%7D");
+    assert!(!series.is_empty(), "no series");
+    let m = &series[0]["metric"];
+    assert_eq!(
+        (m["test"].as_str(), m["cycle"].as_str()),
+        (Some("export"), Some("1"))
+    );
+    let seen: u64 = series[0]["value"][1].as_str().unwrap().parse().unwrap();
+    assert!(seen > 0 && seen <= total, "{seen} of {total}");
+    for name in [
+        "bench_p95_ms",
+        "bench_users",
+        "bench_errors_total",
+        "bench_bytes_total",
+    ] {
+        assert!(!query(name).is_empty(), "{name} missing");
+    }
+    let nodes = query("bench_requests_total%7Bnode%21%3D%22all%22%7D");
+    assert_eq!(nodes.len(), 2, "{nodes:?}");
+}
+
+#[test]
+fn a_statsd_sink_that_is_down_costs_no_request() {
+    let dir = tempdir();
+    let server = Server::start();
+    let test = rate_test(dir.path(), &server.url(), 50, 2);
+    let plain = bench_with(&dir.path().join("plain"), &test, &[]);
+    let before = server.count();
+    // Nobody listens on this UDP port: every datagram is refused.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sink = format!("--export=statsd=127.0.0.1:{port}");
+    let exported = bench_with(&dir.path().join("exported"), &test, &[&sink]);
+    let (a, b) = (merged_requests(&plain), merged_requests(&exported));
+    assert!((200..=202).contains(&a), "2 nodes × 50/s × 2 s: {a}");
+    assert_eq!(b, a, "the same requests with the sink down");
+    assert_eq!(server.count() - before, b);
+    let tally = &exported["exports"][0];
+    assert_eq!(tally["sink"], format!("statsd=127.0.0.1:{port}"));
+    assert!(tally["sent"].as_u64().unwrap() >= 2, "{tally}");
+}
