@@ -232,8 +232,6 @@ fn a_statsd_sink_that_is_down_costs_no_request() {
     let dir = tempdir();
     let server = Server::start();
     let test = rate_test(dir.path(), &server.url(), 50, 2);
-    let plain = bench_with(&dir.path().join("plain"), &test, &[]);
-    let before = server.count();
     // Nobody listens on this UDP port: every datagram is refused.
     let port = std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
@@ -241,12 +239,25 @@ fn a_statsd_sink_that_is_down_costs_no_request() {
         .unwrap()
         .port();
     let sink = format!("--export=statsd=127.0.0.1:{port}");
-    let exported = bench_with(&dir.path().join("exported"), &test, &[&sink]);
-    let (a, b) = (merged_requests(&plain), merged_requests(&exported));
-    assert!((200..=202).contains(&a), "2 nodes × 50/s × 2 s: {a}");
-    assert_eq!(b, a, "the same requests with the sink down");
-    assert_eq!(server.count() - before, b);
-    let tally = &exported["exports"][0];
-    assert_eq!(tally["sink"], format!("statsd=127.0.0.1:{port}"));
-    assert!(tally["sent"].as_u64().unwrap() >= 2, "{tally}");
+    // The open model starts its 2 × 50/s × 2 s executions on schedule inside the window
+    // whatever else the node does (one more may land on the window's edge, outside it). A
+    // machine too busy to keep the schedule misses it with or without export: try again then.
+    let in_window = |s: &serde_json::Value| s["cycles"][0]["requests"]["total"].as_u64().unwrap();
+    let mut seen = Vec::new();
+    for attempt in 0..3 {
+        let plain = bench_with(&dir.path().join(format!("plain{attempt}")), &test, &[]);
+        let before = server.count();
+        let out = dir.path().join(format!("exported{attempt}"));
+        let exported = bench_with(&out, &test, &[&sink]);
+        let tally = &exported["exports"][0];
+        assert_eq!(tally["sink"], format!("statsd=127.0.0.1:{port}"));
+        assert!(tally["sent"].as_u64().unwrap() >= 2, "{tally}");
+        assert_eq!(server.count() - before, merged_requests(&exported));
+        let counts = (in_window(&plain), in_window(&exported));
+        if counts == (200, 200) {
+            return;
+        }
+        seen.push(counts);
+    }
+    panic!("requests in the window (without, with export): {seen:?}, 200 planned");
 }
