@@ -8,12 +8,14 @@
 //!   writes one from a browser's HAR export (`bench-node import`).
 //! - [`nodes`]: the nodes file (pssh format) → the list of nodes.
 //! - [`master`]: deploy to the nodes over SSH (or as local processes), start them together,
-//!   follow their progress (merged second by second in [`master::live`]), collect their results.
+//!   follow their progress, collect their results.
 //! - [`protocol`]: the wire between master and nodes (the master's commands, progress events
 //!   with each second's counts and latency histograms, the mux's frames), every line read from
 //!   it bounded.
 //! - [`node`]: what `bench-node` does as a process: hear the master, carry a host's nodes over
 //!   one channel, raise its limits.
+//! - [`live`]: the run second by second, merged exactly across nodes from their progress
+//!   lines: what the live dashboard shows, the live thresholds judge and the exporters send.
 //! - [`engine`]: what `bench-node run` does on each node: virtual users (or a `[generator]`
 //!   program) in cycles, measured.
 //! - [`monitor`]: host resources: /proc read and parsed, and the one sampling loop the nodes
@@ -33,6 +35,7 @@ pub mod args;
 pub mod engine;
 pub mod export;
 pub mod har;
+pub mod live;
 pub mod master;
 pub mod monitor;
 pub mod node;

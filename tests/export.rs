@@ -1,16 +1,21 @@
-//! `--export`: bench-master runs of local nodes sending their numbers to Debian's real
-//! `influxd` and `prometheus`, started here on free loopback ports with their own config and
-//! data in a temp dir, and to a StatsD port where nobody listens.
+//! `--export`: bench-master runs of local nodes and a bench-node run alone sending their
+//! numbers to Debian's real `influxd` and `prometheus`, started here on free loopback ports
+//! with their own config and data in a temp dir; InfluxDB 2.x's write API as a real HTTP server
+//! on port 0 records it; sinks that are down: a StatsD port where nobody listens, an InfluxDB
+//! URL on a closed port.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use benchmaster::result::read::read_file;
+use influxdb_line_protocol::{parse_lines, FieldValue};
+
 use crate::master::{merged_requests, summary, text, Bench};
 use crate::sshd::free_port;
-use crate::util::{tempdir, write, Server};
+use crate::util::{bench_node, closed_port, run, tempdir, write, LogServer, Server};
 
 /// A server process killed on drop.
 struct Daemon(Child);
@@ -68,7 +73,7 @@ fn wait_until(port: u16, target: &str, code: u16, what: &str) {
 
 /// A test of `rate` executions per second on each node for `seconds` (open model: the same
 /// count every run), one 1 ms page each.
-fn rate_test(dir: &Path, url: &str, rate: u32, seconds: u32) -> std::path::PathBuf {
+fn rate_test(dir: &Path, url: &str, rate: u32, seconds: u32) -> PathBuf {
     write(
         dir,
         "t.toml",
@@ -80,71 +85,110 @@ fn rate_test(dir: &Path, url: &str, rate: u32, seconds: u32) -> std::path::PathB
     )
 }
 
-/// Runs the bench of `test` on two local nodes with `extra` flags; returns the summary.
-fn bench_with(dir: &Path, test: &Path, extra: &[&str]) -> serde_json::Value {
+/// Runs the bench of `test` on two local nodes with `extra` flags and `env`; returns the run
+/// directory.
+fn bench_run(dir: &Path, test: &Path, extra: &[&str], env: &[(&str, &str)]) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     let bench = Bench::new(dir);
     let nodes = write(dir, "nodes", "local\nlocal\n");
     let out = bench
         .command(None, extra)
+        .envs(env.iter().copied())
         .arg(&nodes)
         .arg(test)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    summary(&bench.run_dir())
+    bench.run_dir()
+}
+
+/// Runs the bench of `test` on two local nodes with `extra` flags; returns the summary.
+fn bench_with(dir: &Path, test: &Path, extra: &[&str]) -> serde_json::Value {
+    summary(&bench_run(dir, test, extra, &[]))
+}
+
+/// Debian's `influxd` (1.x) on free loopback ports, its data in `dir`, with a database
+/// `bench`; killed on drop.
+struct Influxd {
+    _daemon: Daemon,
+    port: u16,
+}
+
+impl Influxd {
+    /// Starts it, or `None` (the test skipped) when it is not installed.
+    fn start(dir: &Path) -> Option<Influxd> {
+        if !have("influxd", "influxdb") {
+            return None;
+        }
+        let (rpc, port) = (free_port(), free_port());
+        let d = dir.display();
+        let config = write(
+            dir,
+            "influxdb.conf",
+            &format!(
+                "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n\n\
+                 [meta]\n  dir = \"{d}/meta\"\n\n[data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n\n\
+                 [http]\n  bind-address = \"127.0.0.1:{port}\"\n  log-enabled = false\n\n\
+                 [monitor]\n  store-enabled = false\n"
+            ),
+        );
+        let daemon = Daemon(
+            Command::new("influxd")
+                .arg("-config")
+                .arg(&config)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_until(port, "/ping", 204, "influxd");
+        let (code, body) = http(port, "POST", "/query?q=CREATE%20DATABASE%20bench");
+        assert_eq!(code, 200, "{body}");
+        Some(Influxd {
+            _daemon: daemon,
+            port,
+        })
+    }
+
+    /// The `--export` flag writing to database `bench`.
+    fn sink(&self) -> String {
+        format!(
+            "--export=influxdb=http://127.0.0.1:{}/write?db=bench",
+            self.port
+        )
+    }
+
+    /// The first value of an InfluxQL query's first series.
+    fn query(&self, query: &str) -> serde_json::Value {
+        let target = format!(
+            "/query?db=bench&q={}",
+            query
+                .replace(' ', "%20")
+                .replace('\'', "%27")
+                .replace('"', "%22")
+        );
+        let (code, body) = http(self.port, "GET", &target);
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["results"][0]["series"][0]["values"][0][1].clone()
+    }
 }
 
 #[test]
 fn influxdb_holds_exactly_the_runs_request_count() {
-    if !have("influxd", "influxdb") {
-        return;
-    }
     let dir = tempdir();
-    let (rpc, http_port) = (free_port(), free_port());
-    let d = dir.path().display();
-    let config = write(
-        dir.path(),
-        "influxdb.conf",
-        &format!(
-            "reporting-disabled = true\nbind-address = \"127.0.0.1:{rpc}\"\n\n\
-             [meta]\n  dir = \"{d}/meta\"\n\n[data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n\n\
-             [http]\n  bind-address = \"127.0.0.1:{http_port}\"\n  log-enabled = false\n\n\
-             [monitor]\n  store-enabled = false\n"
-        ),
-    );
-    let _influxd = Daemon(
-        Command::new("influxd")
-            .arg("-config")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until(http_port, "/ping", 204, "influxd");
-    let (code, body) = http(http_port, "POST", "/query?q=CREATE%20DATABASE%20bench");
-    assert_eq!(code, 200, "{body}");
-
+    let Some(influxd) = Influxd::start(dir.path()) else {
+        return;
+    };
     let server = Server::start();
     let test = rate_test(dir.path(), &server.url(), 40, 3);
-    let sink = format!("--export=influxdb=http://127.0.0.1:{http_port}/write?db=bench");
-    let s = bench_with(dir.path(), &test, &["-n", "night run", &sink]);
+    let s = bench_with(dir.path(), &test, &["-n", "night run", &influxd.sink()]);
     let total = merged_requests(&s);
     assert!(total >= 200, "{total} requests");
     assert_eq!(s["exports"][0]["dropped"], 0, "{}", s["exports"]);
     assert!(s["exports"][0]["sent"].as_u64().unwrap() >= 3);
 
-    let q = |query: &str| {
-        let target = format!(
-            "/query?db=bench&q={}",
-            query.replace(' ', "%20").replace('\'', "%27")
-        );
-        let (code, body) = http(http_port, "GET", &target);
-        assert_eq!(code, 200, "{body}");
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        v["results"][0]["series"][0]["values"][0][1].clone()
-    };
+    let q = |query: &str| influxd.query(query);
     // The cluster's seconds add up to the run's count, exactly; so do the nodes' and the step's.
     let cluster = "SELECT sum(requests) FROM bench WHERE node = 'all' AND step = 'all'";
     assert_eq!(
@@ -160,6 +204,128 @@ fn influxdb_holds_exactly_the_runs_request_count() {
         .as_f64()
         .unwrap();
     assert!(p95 >= 1.0, "p95 {p95} ms of a 1 ms page");
+    // Each node's own latency and bytes too.
+    let node_p95 = q("SELECT max(p95_ms) FROM bench WHERE node = 'node1'").as_f64();
+    assert!(node_p95.is_some_and(|p| p >= 1.0), "{node_p95:?}");
+    let node_bytes = q("SELECT sum(bytes) FROM bench WHERE node != 'all'").as_u64();
+    let all_bytes = q("SELECT sum(bytes) FROM bench WHERE node = 'all' AND step = 'all'").as_u64();
+    assert_eq!(node_bytes, all_bytes);
+}
+
+/// The requests a node's result counts, inside its windows and outside.
+fn result_requests(result: &Path) -> u64 {
+    let r = read_file(result).unwrap();
+    r.cycles
+        .iter()
+        .map(|c| c.requests.total() + c.outside.requests)
+        .sum()
+}
+
+#[test]
+fn bench_node_run_alone_exports_its_own_seconds_to_influxdb() {
+    let dir = tempdir();
+    let Some(influxd) = Influxd::start(dir.path()) else {
+        return;
+    };
+    let server = Server::start();
+    let test = rate_test(dir.path(), &server.url(), 40, 3);
+    let result = dir.path().join("result.xml");
+    run(bench_node()
+        .arg("run")
+        .arg(&test)
+        .arg("-o")
+        .arg(&result)
+        .arg(influxd.sink()));
+    let total = result_requests(&result);
+    assert!(total >= 100, "{total} requests");
+    assert_eq!(total, server.count());
+    // The node is the whole "cluster" and itself, named `local`; the run is named after the test.
+    let q = |query: &str| influxd.query(query).as_u64();
+    let cluster = "SELECT sum(requests) FROM bench WHERE node = 'all' AND step = 'all' \
+                   AND run = 'export' AND test = 'export' AND cycle = '1'";
+    assert_eq!(q(cluster), Some(total), "the result XML says {total}");
+    let node = "SELECT sum(requests) FROM bench WHERE node = 'local'";
+    assert_eq!(q(node), Some(total));
+    let step = "SELECT sum(requests) FROM bench WHERE step = 'home page'";
+    assert_eq!(q(step), Some(total));
+    assert!(q(r#"SELECT max("users") FROM bench WHERE node = 'local'"#).is_some_and(|u| u >= 1));
+}
+
+#[test]
+fn influxdb_2_gets_the_token_and_every_request_of_the_run() {
+    let dir = tempdir();
+    // InfluxDB 2.x is not in Debian: a real HTTP server records what its write API receives.
+    let influx = LogServer::start();
+    let server = Server::start();
+    let test = rate_test(dir.path(), &server.url(), 40, 3);
+    let sink = format!(
+        "--export=influxdb={}/api/v2/write?org=team&bucket=load",
+        influx.url()
+    );
+    let run_dir = bench_run(
+        dir.path(),
+        &test,
+        &[&sink],
+        &[("INFLUX_TOKEN", "s3cr3t-token")],
+    );
+    let s = summary(&run_dir);
+    let total = merged_requests(&s);
+    assert_eq!(s["exports"][0]["dropped"], 0, "{}", s["exports"]);
+    let writes = influx.logged();
+    assert!(!writes.is_empty(), "nothing was written");
+    let (mut cluster, mut nodes, mut lines) = (0, 0, 0);
+    for w in &writes {
+        assert_eq!(
+            w.target, "/api/v2/write?org=team&bucket=load&precision=ms",
+            "the 2.x write API"
+        );
+        assert_eq!(
+            w.headers.get("authorization").map(|v| v.to_str().unwrap()),
+            Some("Token s3cr3t-token")
+        );
+        let body = std::str::from_utf8(&w.body).unwrap();
+        for line in parse_lines(body) {
+            let line = line.unwrap_or_else(|e| panic!("{e}: {body}"));
+            lines += 1;
+            assert_eq!(line.series.measurement.as_str(), "bench");
+            let tag = |k: &str| line.tag_value(k).map(|v| v.as_str().to_string());
+            let Some(FieldValue::I64(requests)) = line.field_value("requests") else {
+                panic!("no integer requests in {line}");
+            };
+            let requests = *requests as u64;
+            match (tag("node").as_deref(), tag("step").as_deref()) {
+                (Some("all"), Some("all")) => cluster += requests,
+                (Some("node0" | "node1"), Some("all")) => nodes += requests,
+                (Some("all"), Some("home page")) => {}
+                other => panic!("unexpected point {other:?}: {line}"),
+            }
+            assert_eq!(tag("test").as_deref(), Some("export"));
+            assert!(line.timestamp.is_some_and(|t| t > 1_600_000_000_000), "ms");
+        }
+    }
+    assert!(lines >= 3 * 4, "{lines} lines");
+    assert_eq!(cluster, total, "summary.json says {total}");
+    assert_eq!(nodes, total);
+}
+
+#[test]
+fn an_influxdb_that_is_down_costs_no_request_and_the_report_says_what_was_dropped() {
+    let dir = tempdir();
+    let server = Server::start();
+    let test = rate_test(dir.path(), &server.url(), 40, 3);
+    let sink = format!("influxdb=http://127.0.0.1:{}/write?db=bench", closed_port());
+    let run_dir = bench_run(dir.path(), &test, &[&format!("--export={sink}")], &[]);
+    let s = summary(&run_dir);
+    assert_eq!(merged_requests(&s), server.count());
+    // Every second of the run was dropped: none could be sent.
+    let tally = &s["exports"][0];
+    assert_eq!(tally["sink"], format!("{sink}&precision=ms"));
+    assert_eq!(tally["sent"], 0, "{tally}");
+    let dropped = tally["dropped"].as_u64().unwrap();
+    assert!(dropped >= 3, "{tally}");
+    let html = std::fs::read_to_string(run_dir.join("report/index.html")).unwrap();
+    let said = format!("{dropped} of {dropped} intervals dropped");
+    assert!(html.contains(&said), "the report does not say {said:?}");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
 
-use benchmaster::master::live::{ClusterSecond, Live};
+use benchmaster::live::{ClusterSecond, Live};
 use benchmaster::protocol::progress::ProgressEvent;
 use benchmaster::result::latency::new_interval_histogram;
 use benchmaster::result::read::read_file;

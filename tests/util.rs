@@ -309,18 +309,27 @@ pub fn response(status: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
 }
 
 /// A real HTTP/1.1 server (hyper) on 127.0.0.1 port 0 that answers `200 ok` to everything and
-/// logs the path and query of every request it receives, in order: the witness of what the
-/// load really asked for.
+/// logs every request it receives (path and query, headers, body), in order: the witness of
+/// what the load (or an exporter) really sent.
 pub struct LogServer {
     pub addr: std::net::SocketAddr,
-    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    log: std::sync::Arc<std::sync::Mutex<Vec<Logged>>>,
     _thread: std::thread::JoinHandle<()>,
+}
+
+/// One request as [`LogServer`] received it.
+#[derive(Debug, Clone)]
+pub struct Logged {
+    /// Path and query.
+    pub target: String,
+    pub headers: hyper::HeaderMap,
+    pub body: Vec<u8>,
 }
 
 impl LogServer {
     pub fn start() -> LogServer {
         use std::sync::{Arc, Mutex};
-        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let log: Arc<Mutex<Vec<Logged>>> = Arc::default();
         let (tx, rx) = std::sync::mpsc::channel();
         let kept = log.clone();
         let thread = std::thread::spawn(move || {
@@ -338,18 +347,28 @@ impl LogServer {
                     };
                     let log = kept.clone();
                     tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
-                            let target = req
-                                .uri()
-                                .path_and_query()
-                                .map_or("/".to_string(), |p| p.to_string());
-                            log.lock().unwrap().push(target);
-                            async {
-                                Ok::<_, std::convert::Infallible>(hyper::Response::new(
-                                    http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
-                                ))
-                            }
-                        });
+                        let service = hyper::service::service_fn(
+                            move |req: hyper::Request<hyper::body::Incoming>| {
+                                let target = req
+                                    .uri()
+                                    .path_and_query()
+                                    .map_or("/".to_string(), |p| p.to_string());
+                                let log = log.clone();
+                                async move {
+                                    use http_body_util::BodyExt;
+                                    let (head, body) = req.into_parts();
+                                    let body = body.collect().await.map(|b| b.to_bytes().to_vec());
+                                    log.lock().unwrap().push(Logged {
+                                        target,
+                                        headers: head.headers,
+                                        body: body.unwrap_or_default(),
+                                    });
+                                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                        http_body_util::Full::new(bytes::Bytes::from_static(b"ok")),
+                                    ))
+                                }
+                            },
+                        );
                         let io = hyper_util::rt::TokioIo::new(stream);
                         let _ = hyper::server::conn::http1::Builder::new()
                             .serve_connection(io, service)
@@ -371,6 +390,11 @@ impl LogServer {
 
     /// Every request's path and query so far, in the order received.
     pub fn requests(&self) -> Vec<String> {
+        self.logged().into_iter().map(|l| l.target).collect()
+    }
+
+    /// Every request so far, whole, in the order received.
+    pub fn logged(&self) -> Vec<Logged> {
         self.log.lock().unwrap().clone()
     }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{broadcast, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 use super::client::Connector;
 use super::data::Rows;
@@ -19,8 +19,9 @@ use super::tally::{self, Tally};
 use super::user::CyclePhase;
 use super::worker::{Load, Shared, Worker};
 use super::EngineError;
-use crate::master::abort::AbortWatch;
-use crate::master::live::{ClusterSecond, Live, DEFAULT_WINDOW};
+use crate::export::{Exporter, SinkTally, Tags};
+use crate::live::abort::AbortWatch;
+use crate::live::local::{LocalExport, LocalLive};
 use crate::monitor::sampler::Sampler;
 use crate::protocol::progress::ProgressEvent;
 use crate::report::threshold::LiveStop;
@@ -54,6 +55,8 @@ pub struct RunConfig {
     /// Judge the test's `abort = true` thresholds live on this node's own seconds and stop
     /// when one stays broken (running alone; under a master, the master judges the cluster).
     pub live_abort: bool,
+    /// Where this node's own seconds go as the run goes (`--export`; none when empty).
+    pub exporter: Exporter,
 }
 
 /// How a run ended.
@@ -64,6 +67,8 @@ pub struct RunEnd {
     pub requests: u64,
     /// The threshold that stopped the run live (with [`RunConfig::live_abort`]).
     pub stopped_by: Option<LiveStop>,
+    /// How each `--export` sink fared.
+    pub exports: Vec<SinkTally>,
 }
 
 /// Extra time users get after a window to finish the request in flight, beyond the timeout.
@@ -96,8 +101,18 @@ pub async fn run(
     let t0 = Instant::now();
     let started_unix_ms = unix_ms(SystemTime::now());
     let resources = Sampler::local(t0);
-    let mut ticker = Ticker::new(t0, config.progress, &plan, config.live_abort);
+    let mut ticker = Ticker::new(t0, config.progress, &plan);
     ticker.cpu = Some(resources.cpu());
+    let abort = config
+        .live_abort
+        .then(|| AbortWatch::for_plan(&plan))
+        .flatten();
+    let export = LocalExport {
+        exporter: config.exporter,
+        tags: export_tags(&plan, &config.node),
+        start_unix_ms: started_unix_ms,
+    };
+    ticker.live = LocalLive::new(abort, Some(export));
     let walked = Cycles::new(&plan, &mut source, t0, ticker, shutdown, interrupted)
         .run()
         .await;
@@ -127,6 +142,12 @@ pub async fn run(
             source,
         }
     })?;
+    // The result is safe: now the sinks may take their time (bounded) to send what they hold.
+    let stopped_by = walked.live.as_ref().and_then(|l| l.stopped_by().cloned());
+    let exports = match walked.live {
+        Some(live) => live.finish().await,
+        None => Vec::new(),
+    };
     emit(
         config.progress,
         &ProgressEvent::Done {
@@ -138,8 +159,29 @@ pub async fn run(
         output: config.output,
         interrupted: walked.interrupted,
         requests,
-        stopped_by: walked.stopped_by,
+        stopped_by,
+        exports,
     })
+}
+
+/// The tags of this node's exported seconds: its run (the test's name when alone), and its
+/// name, `local` when alone.
+fn export_tags(plan: &TestPlan, node: &NodeInfo) -> Tags {
+    let alone = node.run.is_empty();
+    Tags {
+        run: if alone {
+            plan.name.clone()
+        } else {
+            node.run.clone()
+        },
+        test: plan.name.clone(),
+        steps: plan.step_names(),
+        nodes: vec![if alone {
+            "local".to_string()
+        } else {
+            format!("node{}", node.number)
+        }],
+    }
 }
 
 /// Prepares everything before the start, so that nodes start together on the word: opens
@@ -212,8 +254,9 @@ struct Walked {
     /// Latency per interval of the run, from the workers' tallies.
     latency: LatencySeries,
     interrupted: bool,
-    /// The threshold that stopped the run live.
-    stopped_by: Option<LiveStop>,
+    /// The node's live view (live thresholds, export), to be finished once the result is
+    /// written.
+    live: Option<LocalLive>,
 }
 
 impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
@@ -267,7 +310,7 @@ impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
             users_per_second: self.users_per_second,
             latency: self.ticker.latency.finish(),
             interrupted: self.interrupted,
-            stopped_by: self.ticker.abort.and_then(|a| a.stopped_by),
+            live: self.ticker.live,
         }
     }
 
@@ -670,48 +713,14 @@ struct Ticker {
     last_requests: u64,
     /// The run's latency intervals: sealed as they pass, so a long run holds them packed.
     latency: LatencySum,
-    /// The live thresholds judged on this node's own seconds (running alone).
-    abort: Option<LocalAbort>,
+    /// This node's own seconds, judged by the live thresholds (running alone) and exported.
+    live: Option<LocalLive>,
     /// The host's CPU busy, from the resource sampler, sent with each progress line.
     cpu: Option<watch::Receiver<Option<f64>>>,
 }
 
-/// The live abort of a node running alone: its seconds fed to a one-node live view, as the
-/// master feeds the cluster's, and each settled second judged.
-struct LocalAbort {
-    live: Live,
-    /// Settled seconds of `live`.
-    seconds: broadcast::Receiver<Arc<ClusterSecond>>,
-    watch: AbortWatch,
-    stopped_by: Option<LiveStop>,
-}
-
-impl LocalAbort {
-    /// The live abort of `plan`'s thresholds; `None` when none has `abort = true`.
-    fn new(plan: &TestPlan) -> Option<LocalAbort> {
-        let watch = AbortWatch::for_plan(plan)?;
-        let live = Live::new(vec![0], DEFAULT_WINDOW);
-        Some(LocalAbort {
-            seconds: live.subscribe(),
-            live,
-            watch,
-            stopped_by: None,
-        })
-    }
-
-    /// Takes one progress line of this node and judges the seconds it settled.
-    fn progress(&mut self, event: &ProgressEvent) {
-        self.live.progress(0, event);
-        while let Ok(second) = self.seconds.try_recv() {
-            if self.stopped_by.is_none() {
-                self.stopped_by = self.watch.second(&second);
-            }
-        }
-    }
-}
-
 impl Ticker {
-    fn new(t0: Instant, mode: ProgressMode, plan: &TestPlan, live_abort: bool) -> Ticker {
+    fn new(t0: Instant, mode: ProgressMode, plan: &TestPlan) -> Ticker {
         let mut interval =
             tokio::time::interval_at((t0 + Duration::from_secs(1)).into(), Duration::from_secs(1));
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -722,14 +731,14 @@ impl Ticker {
             mode,
             last_requests: 0,
             latency: LatencySum::new(planned, plan.step_names().len()),
-            abort: live_abort.then(|| LocalAbort::new(plan)).flatten(),
+            live: None,
             cpu: None,
         }
     }
 
     /// True once a live threshold stopped the run.
     fn stopped(&self) -> bool {
-        self.abort.as_ref().is_some_and(|a| a.stopped_by.is_some())
+        self.live.as_ref().is_some_and(|l| l.stopped_by().is_some())
     }
 
     async fn tick(&mut self) {
@@ -766,7 +775,7 @@ impl Ticker {
         let rps = (requests - self.last_requests) as f64;
         self.last_requests = requests;
         let mut lines = match self.mode {
-            _ if self.abort.is_some() => tally::to_wire(&tallies, users as u32),
+            _ if self.live.is_some() => tally::to_wire(&tallies, users as u32),
             ProgressMode::Json => tally::to_wire(&tallies, users as u32),
             _ => Vec::new(),
         };
@@ -786,8 +795,8 @@ impl Ticker {
                 seconds,
                 cpu: self.cpu.as_ref().and_then(|c| *c.borrow()),
             };
-            if let Some(abort) = &mut self.abort {
-                abort.progress(&event);
+            if let Some(live) = &mut self.live {
+                live.progress(&event);
             }
             emit(self.mode, &event);
         }

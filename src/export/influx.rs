@@ -49,13 +49,19 @@ pub fn lines(batch: &[Arc<Interval>]) -> Vec<u8> {
     for i in batch {
         let cycle = i.cycle.map_or_else(|| "0".to_string(), |c| c.to_string());
         for p in &i.points {
-            let mut l = b
-                .measurement(MEASUREMENT)
-                .tag("cycle", &cycle)
-                .tag("node", &p.node)
-                .tag("run", &i.run)
-                .tag("step", &p.step)
-                .tag("test", &i.test)
+            let mut tagged = b.measurement(MEASUREMENT);
+            let tags = [
+                ("cycle", cycle.as_str()),
+                ("node", &p.node),
+                ("run", &i.run),
+                ("step", &p.step),
+                ("test", &i.test),
+            ];
+            // InfluxDB refuses an empty tag value (`run=`): such a tag is left out.
+            for (key, value) in tags.into_iter().filter(|(_, v)| !v.is_empty()) {
+                tagged = tagged.tag(key, value);
+            }
+            let mut l = tagged
                 .field("requests", p.requests as i64)
                 .field("failures", p.failures as i64)
                 .field("errors", p.errors as i64);
@@ -176,11 +182,16 @@ mod tests {
                 ..Point::default()
             }],
         };
-        let text = String::from_utf8(lines(&[Arc::new(i)])).unwrap();
+        let mut i = Arc::new(i);
+        let text = String::from_utf8(lines(&[i.clone()])).unwrap();
         assert_eq!(
             text,
             "bench,cycle=2,node=all,run=night\\ run\\,\\ v\\=2,step=log\\ in,test=shop \
              requests=5i,failures=0i,errors=0i,p95_ms=1.5 1700000000000\n"
         );
+        // An empty tag value is left out, not written as `test=`.
+        Arc::make_mut(&mut i).test = String::new();
+        let text = String::from_utf8(lines(&[i])).unwrap();
+        assert!(text.contains(",step=log\\ in requests=5i"), "{text}");
     }
 }

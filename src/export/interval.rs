@@ -1,10 +1,22 @@
 //! What every sink sends: one [`Interval`] (a second of the run) of [`Point`]s, one per node
-//! and step, made from the live view's merged [`ClusterSecond`].
+//! and step, made from the live view's merged [`ClusterSecond`] and the run's [`Tags`].
 
-use crate::master::live::ClusterSecond;
+use crate::live::{ClusterSecond, NodeSecond};
 
 /// The name `node` and `step` take for the whole cluster and for all steps.
 pub const ALL: &str = "all";
+
+/// What the exported points are named and tagged with: the same for every second of a run.
+#[derive(Debug, Clone, Default)]
+pub struct Tags {
+    /// Run name and test name.
+    pub run: String,
+    pub test: String,
+    /// Step names, by step number.
+    pub steps: Vec<String>,
+    /// Node names, by slot of the live view (`node0`, ...; `local` for `bench-node run` alone).
+    pub nodes: Vec<String>,
+}
 
 /// One second of the run, ready to export.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,7 +36,7 @@ pub struct Interval {
 /// The numbers of one node (or the cluster) and one step (or all) in one second.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Point {
-    /// `node0`, ... or [`ALL`].
+    /// A node's name ([`Tags::nodes`]) or [`ALL`].
     pub node: String,
     /// Step name or [`ALL`].
     pub step: String,
@@ -32,9 +44,10 @@ pub struct Point {
     pub requests: u64,
     pub failures: u64,
     pub errors: u64,
-    /// Response body bytes; `None` where not known (a node's own line).
+    /// Response body bytes; `None` where not known.
     pub bytes: Option<u64>,
-    /// Latency percentiles, ms; `None` when nothing completed or not known.
+    /// Latency percentiles, ms; `None` when nothing completed or not known (a node whose
+    /// histogram was left out of its progress line).
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
     pub p99_ms: Option<f64>,
@@ -46,17 +59,33 @@ fn percentiles(h: &hdrhistogram::Histogram<u64>) -> [Option<f64>; 3] {
     [0.50, 0.95, 0.99].map(|q| (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0))
 }
 
+impl Point {
+    /// One node's own numbers in a second (all its steps).
+    fn of_node(name: String, n: &NodeSecond) -> Point {
+        let [p50_ms, p95_ms, p99_ms] = if n.latency.is_empty() {
+            [None; 3]
+        } else {
+            percentiles(&n.latency.unpack())
+        };
+        Point {
+            node: name,
+            step: ALL.into(),
+            requests: n.requests,
+            failures: n.failures,
+            errors: n.errors,
+            bytes: Some(n.bytes),
+            p50_ms,
+            p95_ms,
+            p99_ms,
+            users: Some(n.users),
+        }
+    }
+}
+
 impl Interval {
-    /// The export of one merged second; `start_unix_ms` is when the nodes started, `steps`
-    /// the test's step names (by step number).
-    pub fn of_cluster(
-        s: &ClusterSecond,
-        start_unix_ms: u64,
-        run: &str,
-        test: &str,
-        cycle: Option<u32>,
-        steps: &[String],
-    ) -> Interval {
+    /// The export of one merged second; `start_unix_ms` is when the nodes started. Its cycle
+    /// is the highest a node was in at the end of the second.
+    pub fn of_cluster(s: &ClusterSecond, start_unix_ms: u64, tags: &Tags) -> Interval {
         let [p50, p95, p99] = percentiles(&s.latency);
         let mut points = vec![Point {
             node: ALL.into(),
@@ -64,7 +93,7 @@ impl Interval {
             requests: s.requests,
             failures: s.failures,
             errors: s.errors,
-            bytes: Some(s.steps.iter().map(|x| x.bytes).sum()),
+            bytes: Some(s.bytes()),
             p50_ms: p50,
             p95_ms: p95,
             p99_ms: p99,
@@ -74,7 +103,11 @@ impl Interval {
             let [p50, p95, p99] = percentiles(&step.latency);
             points.push(Point {
                 node: ALL.into(),
-                step: steps.get(i).cloned().unwrap_or_else(|| format!("step{i}")),
+                step: tags
+                    .steps
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("step{i}")),
                 requests: step.pages,
                 failures: step.failures,
                 errors: step.errors,
@@ -85,22 +118,24 @@ impl Interval {
                 users: None,
             });
         }
-        for n in s.per_node.iter().filter(|n| n.reported) {
-            points.push(Point {
-                node: format!("node{}", n.node),
-                step: ALL.into(),
-                requests: n.requests,
-                failures: n.failures,
-                errors: n.errors,
-                users: Some(n.users),
-                ..Point::default()
-            });
+        for (slot, n) in s.per_node.iter().enumerate().filter(|(_, n)| n.reported) {
+            let name = tags
+                .nodes
+                .get(slot)
+                .cloned()
+                .unwrap_or_else(|| format!("node{}", n.node));
+            points.push(Point::of_node(name, n));
         }
         Interval {
             unix_ms: start_unix_ms + u64::from(s.second) * 1000,
-            run: run.into(),
-            test: test.into(),
-            cycle,
+            run: tags.run.clone(),
+            test: tags.test.clone(),
+            cycle: s
+                .per_node
+                .iter()
+                .filter_map(|n| n.cycle)
+                .max()
+                .map(|c| c + 1),
             points,
         }
     }

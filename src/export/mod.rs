@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-pub use interval::{Interval, Point};
+pub use interval::{Interval, Point, Tags};
 
 /// Intervals a sink may hold unsent (its channel, and again its retry buffer).
 pub const BUFFER: usize = 600;

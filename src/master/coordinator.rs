@@ -8,13 +8,13 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
-use super::abort::AbortWatch;
 use super::display::{Display, NodeLine};
 use super::follow::NodeMsg;
-use super::live::{ClusterSecond, Live, DEFAULT_WINDOW};
 use super::state::NodeStatus;
 use super::transport::{signal, Transport};
 use super::Interrupt;
+use crate::live::abort::AbortWatch;
+use crate::live::{ClusterSecond, Live, DEFAULT_WINDOW};
 use crate::protocol::control::Command;
 use crate::protocol::lines::MAX_LINE;
 use crate::protocol::progress::ProgressEvent;

@@ -2,7 +2,7 @@
 //! under a random token while the run lasts and until Ctrl+C after it.
 //!
 //! What it shows comes from a [`Board`]: the run's stages write to it (the coordinator's
-//! node lines and [`super::live::Live`] window while it runs, the node statuses of `--attach`,
+//! node lines and [`crate::live::Live`] window while it runs, the node statuses of `--attach`,
 //! the report's path at the end) and the stream reads it once a second. Every figure of the
 //! cluster is the merged [`ClusterSecond`] of the live view: nothing is counted apart.
 //!
@@ -30,7 +30,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::coordinator::State;
 use super::display::NodeLine;
-use super::live::{ClusterSecond, LiveWindow};
+use crate::live::{ClusterSecond, LiveWindow};
 
 /// A node's CPU above this share (%) is flagged on the page.
 pub const CPU_HOT: f64 = 90.0;

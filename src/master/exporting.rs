@@ -7,22 +7,12 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::display::NodeLine;
-use super::live::ClusterSecond;
-use crate::export::{Exporter, Interval, SinkTally};
+use crate::export::{Exporter, Interval, SinkTally, Tags};
+use crate::live::ClusterSecond;
 
-/// What the exported points are tagged with.
-pub struct Tags {
-    pub run: String,
-    pub test: String,
-    /// Step names, by step number.
-    pub steps: Vec<String>,
-}
-
-/// Where the feed reads from: the coordinator's live view, node lines and start time.
+/// Where the feed reads from: the coordinator's live view and start time.
 pub struct Sources {
     pub seconds: broadcast::Receiver<Arc<ClusterSecond>>,
-    pub nodes: watch::Receiver<Arc<Vec<NodeLine>>>,
     pub started: watch::Receiver<Option<u64>>,
 }
 
@@ -58,25 +48,11 @@ async fn feed(
     mut stopped: oneshot::Receiver<()>,
 ) -> Exporter {
     let push = |s: &ClusterSecond, sources: &Sources| {
-        let cycle = sources
-            .nodes
-            .borrow()
-            .iter()
-            .filter_map(|l| l.cycle)
-            .max()
-            .map(|c| c + 1);
         let start = sources.started.borrow().unwrap_or_else(|| {
             crate::result::unix_ms(std::time::SystemTime::now())
                 .saturating_sub(u64::from(s.second + 1) * 1000)
         });
-        exporter.push(Interval::of_cluster(
-            s,
-            start,
-            &tags.run,
-            &tags.test,
-            cycle,
-            &tags.steps,
-        ));
+        exporter.push(Interval::of_cluster(s, start, &tags));
     };
     loop {
         tokio::select! {

@@ -3,14 +3,14 @@
 //! The stages, in order: [`config`] (flags → validated [`Config`]), [`transport`] (how a host is
 //! reached: [`ssh`] or [`local`]), [`deploy`] (bench-node and the test onto each node;
 //! `--check`), [`coordinator`] (start together, follow with [`follow`], show with [`display`],
-//! merge the cluster second by second in [`live`], judge the live thresholds on it with
-//! [`abort`], stop or detach), [`collect`] (results → report), with [`run`] tying them
-//! together end to end, [`dashboard`] for `--live` (the page showing [`live`]'s seconds),
-//! [`attach`] for detached runs, [`service`] for the test's `[service]`, [`monitor`] for its
-//! `[monitor] hosts` (the sampling loop of [`crate::monitor::sampler`] fed over each host's
-//! transport), and [`mux`], the master's half of one SSH channel per host.
+//! merge the cluster second by second in [`crate::live`], judge the live thresholds on it
+//! with [`crate::live::abort`], stop or detach), [`collect`] (results → report), with [`run`]
+//! tying them together end to end, [`dashboard`] for `--live` (the page showing the live
+//! view's seconds), [`exporting`] for `--export`, [`attach`] for detached runs, [`service`] for
+//! the test's `[service]`, [`monitor`] for its `[monitor] hosts` (the sampling loop of
+//! [`crate::monitor::sampler`] fed over each host's transport), and [`mux`], the master's half
+//! of one SSH channel per host.
 
-pub mod abort;
 pub mod attach;
 pub mod collect;
 pub mod config;
@@ -20,7 +20,6 @@ pub mod deploy;
 pub mod display;
 pub mod exporting;
 pub mod follow;
-pub mod live;
 pub mod local;
 pub mod monitor;
 pub mod mux;

@@ -7,21 +7,21 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, Semaphore};
 
-use super::abort::AbortWatch;
 use super::collect::{self, Collected};
 use super::config::Config;
 use super::coordinator::{Coordinator, Ending, Slot, State};
 use super::dashboard::Board;
 use super::deploy::{deploy, test_files, Cluster, DeployError, DeployPlan, DeployedNode};
 use super::display::Display;
-use super::exporting::{Feed, Sources, Tags};
+use super::exporting::{Feed, Sources};
 use super::follow::{follow, log_paths, NodeMsg};
 use super::service::Service;
 use super::ssh::SshOptions;
 use super::state::{NodeState, RunState};
 use super::transport::{Process, Transport};
 use super::{join_all, monitor, mux, Interrupt, MasterError, Outcome};
-use crate::export::{Exporter, SinkTally};
+use crate::export::{Exporter, SinkTally, Tags};
+use crate::live::abort::AbortWatch;
 use crate::result::unix_ms;
 use crate::result::HostResources;
 use crate::test_def::{self, LoadModel, TestPlan};
@@ -330,6 +330,7 @@ async fn coordinate(
         .iter()
         .map(|s| format!("node{} {}", s.number, s.host.label()))
         .collect();
+    let slot_names = slots.iter().map(|s| format!("node{}", s.number)).collect();
     let budget = run_budget(plan);
     let stop_budget = plan.bench.timeout + STOP_GRACE;
     let mut coordinator = Coordinator::new(
@@ -348,13 +349,13 @@ async fn coordinate(
     let feed = (!wiring.exporter.is_empty()).then(|| {
         let sources = Sources {
             seconds: coordinator.live().subscribe(),
-            nodes: coordinator.nodes(),
             started: coordinator.start_time(),
         };
         let tags = Tags {
             run: wiring.run_name.to_string(),
             test: plan.name.clone(),
-            steps: plan.steps.iter().map(|s| s.name.clone()).collect(),
+            steps: plan.step_names(),
+            nodes: slot_names,
         };
         Feed::start(wiring.exporter, sources, tags)
     });

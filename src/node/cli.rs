@@ -141,6 +141,9 @@ pub enum NodeError {
     /// A HAR file that cannot be imported.
     #[error(transparent)]
     Har(#[from] crate::har::HarError),
+    /// An `--export` sink could not be set up.
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
     /// The result could not be read back to judge its thresholds.
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
@@ -210,7 +213,8 @@ async fn target(listen: SocketAddr, idle_timeout: Option<Duration>) -> Result<u8
 
 /// Runs one node's bench and writes its result.
 async fn bench(args: NodeRunArgs) -> Result<u8, NodeError> {
-    let config = run_config(args.node.as_ref(), &args)?;
+    let mut config = run_config(args.node.as_ref(), &args)?;
+    config.exporter = crate::export::Exporter::start(&args.run.exports()?).await?;
     let most_users = match config.plan.bench.model {
         LoadModel::Closed => config.plan.bench.cycles.iter().copied().max().unwrap_or(1),
         LoadModel::Open { max_users } => max_users,
@@ -230,6 +234,12 @@ async fn bench(args: NodeRunArgs) -> Result<u8, NodeError> {
     let judge = args.node.is_none() && !config.plan.thresholds.is_empty();
     let control = Control::spawn(args.wait_start)?;
     let outcome = engine::run(config, control.started(), control.stopped()).await?;
+    for t in outcome.exports.iter().filter(|t| t.dropped > 0) {
+        eprintln!(
+            "bench-node: export {}: {} intervals sent, {} dropped (the sink was down or slow)",
+            t.sink, t.sent, t.dropped
+        );
+    }
     if let Some(stop) = outcome.stopped_by {
         eprintln!("bench-node: stopped: threshold {stop}");
         return judge_alone(&outcome.output, Some(stop));
@@ -311,6 +321,8 @@ fn run_config(node_file: Option<&PathBuf>, args: &NodeRunArgs) -> Result<RunConf
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         // Alone, the node stops itself on a live threshold; under a master, the master does.
         live_abort: node_file.is_none(),
+        // Opened once the plan is known good (a Prometheus endpoint binds its port).
+        exporter: crate::export::Exporter::default(),
     })
 }
 

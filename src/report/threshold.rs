@@ -177,7 +177,7 @@ pub struct Basis<'a> {
 
 /// The value of `t`'s metric over `cycles` merged, in its unit; `None` when nothing was
 /// measured. One evaluation for both inputs: the cycles of a merged result at the end, and
-/// the live window of the last seconds ([`crate::master::abort`]) while the run goes on.
+/// the live window of the last seconds ([`crate::live::abort`]) while the run goes on.
 pub fn measure(basis: Basis<'_>, t: &Threshold, cycles: &[&MergedCycle]) -> Option<f64> {
     let step = match &t.step {
         Some(name) => Some(basis.steps.iter().position(|s| s.name == *name)?),

@@ -1,5 +1,5 @@
 //! The live abort: the test's thresholds with `abort = true`, judged on every second of the
-//! cluster's merged live view ([`super::live`]) by the same evaluation as at the end of the
+//! cluster's merged live view ([`super`]) by the same evaluation as at the end of the
 //! run ([`crate::report::threshold::measure`]); one that stays broken for its `abort_after`
 //! stops the run. `bench-master` feeds it the cluster's seconds, `bench-node run` alone its
 //! own.
@@ -17,7 +17,7 @@ use crate::report::threshold::{self, Basis, LiveStop};
 use crate::result::threshold::Threshold;
 use crate::result::{Counts, StepInfo};
 
-use super::live::ClusterSecond;
+use super::ClusterSecond;
 
 /// Seconds of the live view one judgement covers.
 pub const WINDOW_S: u32 = 1;

@@ -1,7 +1,12 @@
-//! The cluster second by second, merged exactly: [`Live`] takes every node's progress lines
-//! (fed by the coordinator), adds the nodes' tallies of each second (counts add, interval
-//! histograms add), and once every running node has sent a second, publishes it as a
-//! [`ClusterSecond`]. The live dashboard, the exporters and the live thresholds read it:
+//! The run second by second, merged exactly, for everything that watches it as it goes: the
+//! live dashboard and the live thresholds ([`abort`]) of `bench-master`, and the exporters
+//! ([`crate::export`]) of both `bench-master` and `bench-node run` ([`local`]: a node's own
+//! seconds). It sits between the protocol and its readers so that node code never depends on
+//! master code.
+//!
+//! [`Live`] takes every node's progress lines (fed by the master's coordinator, or by a node
+//! running alone), adds the nodes' tallies of each second (counts add, interval histograms
+//! add), and once every running node has sent a second, publishes it as a [`ClusterSecond`]:
 //!
 //! - [`Live::subscribe`]: each settled second once, in order (a `broadcast` channel: a reader
 //!   that falls more than [`CHANNEL_SECONDS`] behind loses the oldest and is told how many);
@@ -10,6 +15,9 @@
 //!
 //! Memory is bounded: `window` settled seconds, and at most `window` unsettled ones (a node
 //! that lags further has its oldest seconds settled without it).
+
+pub mod abort;
+pub mod local;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -171,8 +179,9 @@ impl ClusterSecond {
         self.steps.iter().map(|s| s.bytes).sum()
     }
 
-    /// Adds one node's tally of this second; false when a histogram was unreadable.
-    fn add_tally(&mut self, slot: usize, t: &SecondTally) -> bool {
+    /// Adds one node's tally of this second, sent in a line of `cycle`; false when a
+    /// histogram was unreadable.
+    fn add_tally(&mut self, slot: usize, cycle: u32, t: &SecondTally) -> bool {
         self.requests += t.requests;
         self.failures += t.failures;
         self.errors += t.errors;
@@ -210,6 +219,8 @@ impl ClusterSecond {
                     n.latency = Packed::pack(&h);
                 }
             }
+            // The line's cycle, unless its users line says (the last line of a run has none).
+            n.cycle.get_or_insert(cycle);
             n.reported = true;
         }
         ok
@@ -364,7 +375,7 @@ impl Live {
                 continue;
             }
             let s = self.second(t.second);
-            if !s.add_tally(slot, t) {
+            if !s.add_tally(slot, *cycle, t) {
                 self.rejected += 1;
             }
         }
