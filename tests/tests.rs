@@ -4,6 +4,7 @@ mod util;
 
 mod abort;
 mod cli;
+mod compression;
 mod dashboard;
 mod data;
 mod diff;

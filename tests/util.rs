@@ -301,11 +301,18 @@ impl RawServer {
 /// A whole HTTP/1.1 response: `status` (`200 OK`), extra header lines, then the body with its
 /// length.
 pub fn response(status: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    response_bytes(status, headers, body.as_bytes())
+}
+
+/// The same with a body of any bytes (a compressed one).
+pub fn response_bytes(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
     let mut head = format!("HTTP/1.1 {status}\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
-    format!("{head}content-length: {}\r\n\r\n{body}", body.len()).into_bytes()
+    let mut out = format!("{head}content-length: {}\r\n\r\n", body.len()).into_bytes();
+    out.extend_from_slice(body);
+    out
 }
 
 /// A real HTTP/1.1 server (hyper) on 127.0.0.1 port 0 that answers `200 ok` to everything and

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{HeaderValue, CONTENT_TYPE, COOKIE, HOST, SET_COOKIE, USER_AGENT};
+use hyper::header::{
+    HeaderValue, ACCEPT_ENCODING, CONTENT_TYPE, COOKIE, HOST, SET_COOKIE, USER_AGENT,
+};
 use hyper::{HeaderMap, Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
@@ -22,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use url::Url;
 
+use super::decode::{self, Decoder};
 use super::h2::H2Slot;
 use super::websocket::WsConn;
 use crate::result::ErrorKind;
@@ -48,18 +51,33 @@ pub struct Outgoing<'a> {
     pub headers: &'a [(hyper::header::HeaderName, HeaderValue)],
     pub content_type: Option<&'static str>,
     pub body: Bytes,
+    /// Ask for a compressed answer (`Accept-Encoding: gzip, br`) unless a header sets it.
+    pub compression: bool,
 }
 
-/// A response received, its body capped at [`MAX_KEPT_BODY`].
+/// A response received, its body decoded (see [`decode`]) and capped at [`MAX_KEPT_BODY`].
 pub struct Incoming {
     pub status: StatusCode,
     pub headers: HeaderMap,
-    /// Kept part of the body.
+    /// Kept part of the body, decoded when it came compressed.
     pub body: Bytes,
-    /// Full body length received, bytes.
+    /// Full body length as it came over the wire (compressed or not), bytes.
     pub body_len: u64,
+    /// Full body length decoded (`body_len` when it was not compressed), bytes.
+    pub decoded_len: u64,
     /// The HTTP version it came in.
     pub version: hyper::Version,
+}
+
+impl Incoming {
+    /// The body's size over the wire and decoded.
+    #[inline]
+    pub fn size(&self) -> super::record::BodySize {
+        super::record::BodySize {
+            wire: self.body_len,
+            decoded: self.decoded_len,
+        }
+    }
 }
 
 /// What every user of a node shares: TLS settings and resolved addresses.
@@ -425,27 +443,28 @@ impl Client {
             .await?
             .map_err(hyper_error)?;
         let (parts, mut body) = response.into_parts();
-        let mut kept = Kept::default();
+        let mut kept = Kept::new(&parts.headers, keep_body);
         while let Some(frame) = http.drive(std::pin::pin!(body.frame())).await? {
             let Ok(data) = frame.map_err(hyper_error)?.into_data() else {
                 continue; // trailers
             };
-            kept.push(data, keep_body);
+            kept.push(data)?;
         }
         if http.closed {
             self.conn = None;
         }
-        Ok(self.received(parts, kept, req.url))
+        self.received(parts, kept, req.url)
     }
 
-    /// The response as the user sees it, after the jar took its cookies.
+    /// The response as the user sees it, after the jar took its cookies; an error when its
+    /// compressed body stopped short.
     #[inline]
     pub(super) fn received(
         &mut self,
         parts: hyper::http::response::Parts,
         kept: Kept,
         url: &Url,
-    ) -> Incoming {
+    ) -> Result<Incoming, RequestError> {
         // A scan of the few response headers costs less than a hashed lookup.
         for (name, value) in &parts.headers {
             if name == SET_COOKIE {
@@ -454,14 +473,15 @@ impl Client {
                 }
             }
         }
-        let (body, body_len) = kept.finish();
-        Incoming {
+        let (body, body_len, decoded_len) = kept.finish()?;
+        Ok(Incoming {
             status: parts.status,
             headers: parts.headers,
             body,
             body_len,
+            decoded_len,
             version: parts.version,
-        }
+        })
     }
 
     /// The hyper request for `req` (see [`request`]): HTTP/2 names the origin in the request
@@ -494,19 +514,38 @@ impl Client {
 }
 
 /// The kept part of a body (at most `keep` bytes): the first frame as it came (no copy), more
-/// frames appended; and the whole length.
-#[derive(Default)]
+/// frames appended; and the whole length. A compressed body goes through its decoder instead,
+/// which keeps the decoded bytes.
 pub(super) struct Kept {
     first: Bytes,
     more: BytesMut,
+    /// Bytes over the wire.
     len: u64,
+    keep: usize,
+    decoder: Option<Decoder>,
 }
 
 impl Kept {
+    /// Ready for the body of an answer with `headers`, keeping `keep` bytes of it.
     #[inline]
-    pub(super) fn push(&mut self, data: Bytes, keep: usize) {
+    pub(super) fn new(headers: &HeaderMap, keep: usize) -> Kept {
+        Kept {
+            first: Bytes::new(),
+            more: BytesMut::new(),
+            len: 0,
+            keep,
+            decoder: decode::for_answer(headers, keep),
+        }
+    }
+
+    /// The next frame of the body; an error when it does not decode.
+    #[inline]
+    pub(super) fn push(&mut self, data: Bytes) -> Result<(), RequestError> {
         self.len += data.len() as u64;
-        let room = keep.saturating_sub(self.first.len() + self.more.len());
+        if let Some(decoder) = &mut self.decoder {
+            return decoder.write(&data);
+        }
+        let room = self.keep.saturating_sub(self.first.len() + self.more.len());
         if self.first.is_empty() && self.more.is_empty() {
             self.first = data.slice(..room.min(data.len()));
         } else if room > 0 {
@@ -516,16 +555,21 @@ impl Kept {
             }
             self.more.extend_from_slice(&data[..room.min(data.len())]);
         }
+        Ok(())
     }
 
+    /// The kept body, its wire length and its decoded length.
     #[inline]
-    fn finish(self) -> (Bytes, u64) {
-        let body = if self.more.is_empty() {
-            self.first
-        } else {
-            self.more.freeze()
-        };
-        (body, self.len)
+    fn finish(self) -> Result<(Bytes, u64, u64), RequestError> {
+        match self.decoder {
+            // An empty body (HEAD, 304) has no compressed stream to end.
+            Some(decoder) if self.len > 0 => {
+                let (body, decoded) = decoder.finish()?;
+                Ok((body, self.len, decoded))
+            }
+            _ if self.more.is_empty() => Ok((self.first, self.len, self.len)),
+            _ => Ok((self.more.freeze(), self.len, self.len)),
+        }
     }
 }
 
@@ -609,13 +653,17 @@ fn request(
     };
     // Built in place rather than through `Request::builder`, whose by-value steps copy the
     // request head several times.
-    let mut headers = HeaderMap::with_capacity(4 + req.headers.len());
+    let mut headers = HeaderMap::with_capacity(5 + req.headers.len());
     if let Some(host) = host {
         headers.insert(HOST, host.clone());
     }
     headers.insert(USER_AGENT, user_agent.clone());
     if let Some(ct) = req.content_type {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    // Before the step's headers, so that an Accept-Encoding the step sets wins.
+    if req.compression {
+        headers.insert(ACCEPT_ENCODING, decode::ACCEPT_ENCODING);
     }
     if let Some(v) = cookies.and_then(|c| cookie_value(c, req.url)) {
         headers.insert(COOKIE, v);

@@ -97,14 +97,14 @@ impl Client {
             }
         };
         let (parts, mut body) = response.into_parts();
-        let mut kept = Kept::default();
+        let mut kept = Kept::new(&parts.headers, keep_body);
         while let Some(frame) = body.frame().await {
             let Ok(data) = frame.map_err(hyper_error)?.into_data() else {
                 continue; // trailers
             };
-            kept.push(data, keep_body);
+            kept.push(data)?;
         }
-        Ok(self.received(parts, kept, req.url))
+        self.received(parts, kept, req.url)
     }
 
     /// A request handle on the HTTP/2 connection to `url`'s origin, opened when there is none

@@ -1,5 +1,5 @@
 //! The load engine: what `bench-node run` does. Virtual users ([`user`]) with their own HTTP
-//! connection ([`client`]) run on worker threads ([`worker`]), or a program ([`generator`])
+//! connection ([`client`], answers decoded by [`decode`]) run on worker threads ([`worker`]), or a program ([`generator`])
 //! makes the load — [`source`] is either; the controller ([`run`]) walks the cycles and
 //! assembles the result; [`record`] measures, [`tally`] second by second; [`data`] hands out
 //! the data files' rows; [`target`] is the built-in test server. Progress lines for the master
@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod data;
+pub mod decode;
 pub mod generator;
 mod h2;
 pub mod record;

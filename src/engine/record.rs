@@ -177,8 +177,9 @@ impl Recorder {
         done: Instant,
         latency: Duration,
         outcome: Verdict,
-        bytes: u64,
+        bytes: impl Into<BodySize>,
     ) {
+        let bytes = bytes.into();
         let (second, holds) = self.place(w, done);
         self.live(second).request(outcome);
         let s = &mut self.seconds[second];
@@ -204,10 +205,11 @@ impl Recorder {
         done: Instant,
         latency: Duration,
         outcome: Verdict,
-        bytes: u64,
+        bytes: impl Into<BodySize>,
     ) {
+        let bytes = bytes.into();
         let (second, holds) = self.place(w, done);
-        self.live(second).page(step, latency, outcome, bytes);
+        self.live(second).page(step, latency, outcome, bytes.wire);
         if outcome == Verdict::Success {
             self.seconds[second].pages_ok += 1;
         }
@@ -236,10 +238,10 @@ impl Recorder {
         }
         let c = self.cycle(w.cycle);
         if holds {
-            add(&mut c.tests, latency, outcome, 0);
+            add(&mut c.tests, latency, outcome, BodySize::default());
             // Absent for a test of top-level steps: it is all of `tests`.
             if let Some(s) = c.scenarios.get_mut(scenario) {
-                add(s, latency, outcome, 0);
+                add(s, latency, outcome, BodySize::default());
             }
         } else {
             c.outside.tests += 1;
@@ -345,7 +347,33 @@ impl Recorder {
     }
 }
 
-fn add(counts: &mut Counts, latency: Duration, outcome: Verdict, bytes: u64) {
+/// Body bytes of an answer, or of a page's answers: as they came over the wire, and decoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BodySize {
+    /// Over the wire (compressed when the server compressed), bytes.
+    pub wire: u64,
+    /// Decoded, bytes.
+    pub decoded: u64,
+}
+
+/// Bytes that came as they are (WebSocket messages, a generator's operations).
+impl From<u64> for BodySize {
+    fn from(n: u64) -> BodySize {
+        BodySize {
+            wire: n,
+            decoded: n,
+        }
+    }
+}
+
+impl std::ops::AddAssign for BodySize {
+    fn add_assign(&mut self, other: BodySize) {
+        self.wire += other.wire;
+        self.decoded += other.decoded;
+    }
+}
+
+fn add(counts: &mut Counts, latency: Duration, outcome: Verdict, bytes: BodySize) {
     match outcome {
         Verdict::Success => counts.success += 1,
         Verdict::Failure => counts.failure += 1,
@@ -354,7 +382,8 @@ fn add(counts: &mut Counts, latency: Duration, outcome: Verdict, bytes: u64) {
             return;
         }
     }
-    counts.bytes += bytes;
+    counts.bytes += bytes.wire;
+    counts.decoded_bytes += bytes.decoded;
     let us = (latency.as_micros() as u64).clamp(1, crate::result::HISTOGRAM_MAX_US);
     counts.latency.saturating_record(us);
 }

@@ -21,7 +21,7 @@ use url::Url;
 use super::client::{Client, Connector, Incoming, Outgoing, RequestError, MAX_KEPT_BODY};
 use super::data::Rows;
 use super::h2::H2Slot;
-use super::record::{ErrorReport, Recorder, Verdict, Window};
+use super::record::{BodySize, ErrorReport, Recorder, Verdict, Window};
 use super::Counters;
 use crate::result::{ErrorKind, MAX_SAMPLE_BODY};
 use crate::test_def::{HttpVersion, Step, TestPlan, Vars};
@@ -269,7 +269,7 @@ impl User {
         } else {
             MAX_KEPT_BODY
         };
-        let mut bytes = 0u64;
+        let mut bytes = BodySize::default();
         for n in 0..=MAX_REDIRECTS {
             // The first request of a page counts from the page's start (its schedule).
             let sent = if n == 0 { started } else { Instant::now() };
@@ -282,7 +282,7 @@ impl User {
                 Ok(r) => r,
                 Err(e) => return self.request_error(e, &hop.url, done, latency, bytes),
             };
-            bytes += response.body_len;
+            bytes += response.size();
             if step.http == HttpVersion::Auto {
                 self.counters.negotiated(index, response.version);
             }
@@ -329,6 +329,7 @@ impl User {
             headers: render_headers(step, vars),
             content_type,
             body,
+            compression: step.compression.unwrap_or(plan.bench.compression),
         })
     }
 
@@ -354,7 +355,7 @@ impl User {
         };
         self.recorder
             .borrow_mut()
-            .request(&self.window, done, latency, outcome, response.body_len);
+            .request(&self.window, done, latency, outcome, response.size());
         outcome
     }
 
@@ -365,7 +366,7 @@ impl User {
         url: &Url,
         done: Instant,
         latency: Duration,
-        bytes: u64,
+        bytes: impl Into<BodySize>,
     ) -> PageEnd {
         self.counters.errors.fetch_add(1, Ordering::Relaxed);
         self.recorder
@@ -403,6 +404,8 @@ pub(super) struct Hop<'a> {
     pub(super) headers: Vec<(HeaderName, HeaderValue)>,
     content_type: Option<&'static str>,
     body: Bytes,
+    /// Asks for a compressed answer.
+    compression: bool,
 }
 
 impl Hop<'_> {
@@ -415,6 +418,7 @@ impl Hop<'_> {
             headers: &self.headers,
             content_type: self.content_type,
             body: self.body.clone(),
+            compression: self.compression,
         }
     }
 
@@ -454,7 +458,7 @@ fn is_credential(name: &HeaderName) -> bool {
 struct Ending {
     outcome: Verdict,
     /// Body bytes of all the page's requests.
-    bytes: u64,
+    bytes: BodySize,
     done: Instant,
     /// The page's latency.
     latency: Duration,
@@ -516,7 +520,7 @@ fn follow_redirect(step: &Step, url: &Url, response: &Incoming) -> Option<Url> {
 pub(super) struct PageEnd {
     outcome: Verdict,
     /// Body bytes of all its requests.
-    bytes: u64,
+    bytes: BodySize,
     /// What to report for a failure or an error.
     pub(super) fault: Option<Fault>,
     /// When it ended.
@@ -526,10 +530,14 @@ pub(super) struct PageEnd {
 }
 
 impl PageEnd {
-    pub(super) fn new(outcome: Verdict, bytes: u64, fault: Option<Fault>) -> PageEnd {
+    pub(super) fn new(
+        outcome: Verdict,
+        bytes: impl Into<BodySize>,
+        fault: Option<Fault>,
+    ) -> PageEnd {
         PageEnd {
             outcome,
-            bytes,
+            bytes: bytes.into(),
             fault,
             done: Instant::now(),
             latency: None,
@@ -539,13 +547,13 @@ impl PageEnd {
     /// A page that ended at `done` after `latency`, without a fault.
     pub(super) fn answered(
         outcome: Verdict,
-        bytes: u64,
+        bytes: impl Into<BodySize>,
         done: Instant,
         latency: Duration,
     ) -> PageEnd {
         PageEnd {
             outcome,
-            bytes,
+            bytes: bytes.into(),
             fault: None,
             done,
             latency: Some(latency),

@@ -126,11 +126,13 @@ fn window(s: &ClusterSecond) -> MergedCycle {
             pages.failure += st.failures;
             pages.error += st.errors;
             pages.bytes += st.bytes;
+            pages.decoded_bytes += st.bytes;
             Counts {
                 success: st.pages.saturating_sub(st.failures + st.errors),
                 failure: st.failures,
                 error: st.errors,
                 bytes: st.bytes,
+                decoded_bytes: st.bytes,
                 latency: st.latency.clone(),
                 ..Counts::default()
             }

@@ -142,6 +142,14 @@ pub struct CycleSummary {
     pub latency_ms: Latency,
     /// Requests completed outside the measured window.
     pub outside_window: u64,
+    /// Response body bytes of the window's requests as they came over the wire (compressed
+    /// when the server compressed them), bytes; 0 in summaries written before it.
+    #[serde(default)]
+    pub bytes: u64,
+    /// The same bodies decoded (`Content-Encoding` undone; `bytes` when nothing came
+    /// compressed), bytes; 0 in summaries written before it.
+    #[serde(default)]
+    pub decoded_bytes: u64,
     /// Open model: executions due while every user was busy, not started (0 when closed).
     #[serde(default)]
     pub dropped: u64,
@@ -403,6 +411,8 @@ pub fn cycle_summary(run: &MergedRun, c: &MergedCycle) -> CycleSummary {
         requests: with_apdex(&c.requests, c.requests_per_s, peak_requests, t),
         latency_ms: latency(&c.requests.latency),
         outside_window: c.outside.requests,
+        bytes: c.requests.bytes,
+        decoded_bytes: c.requests.decoded_bytes,
         dropped: c.dropped,
         scenarios: run
             .scenarios

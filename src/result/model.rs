@@ -217,8 +217,12 @@ pub struct Counts {
     pub failure: u64,
     /// Did not complete: connection refused or reset, timeout, TLS or protocol error.
     pub error: u64,
-    /// Response body bytes received, bytes.
+    /// Response body bytes as they came over the wire (compressed when the server compressed
+    /// them), bytes.
     pub bytes: u64,
+    /// The same bodies decoded (`Content-Encoding` undone; equal to `bytes` when nothing came
+    /// compressed), bytes.
+    pub decoded_bytes: u64,
     /// WebSocket messages received by the steps (the awaited ones included); 0 for HTTP.
     pub messages: u64,
     /// Latency of successes and failures (errors have no response), µs.
@@ -232,6 +236,7 @@ impl Default for Counts {
             failure: 0,
             error: 0,
             bytes: 0,
+            decoded_bytes: 0,
             messages: 0,
             latency: new_histogram(),
         }
@@ -250,6 +255,7 @@ impl Counts {
         self.failure += other.failure;
         self.error += other.error;
         self.bytes += other.bytes;
+        self.decoded_bytes += other.decoded_bytes;
         self.messages += other.messages;
         self.latency
             .add(&other.latency)
@@ -382,6 +388,9 @@ words! {
         Protocol => "protocol",
         /// Error: the server closed the user's WebSocket (before the awaited message).
         Closed => "closed",
+        /// Error: a compressed answer (`Content-Encoding: gzip` or `br`) that does not decode:
+        /// corrupt, cut short, or decoding to more than 64 MiB.
+        Decode => "decode",
         /// Anything else (a URL that cannot be built, the error groups past the limit).
         #[default]
         Other => "other",

@@ -509,11 +509,13 @@ impl<R: BufRead> Parser<R> {
     }
 
     fn counts(&mut self, e: Elem) -> Result<Counts, ReadError> {
+        let bytes = self.count(&e, "bytes")?;
         let mut c = Counts {
             success: self.count(&e, "success")?,
             failure: self.count(&e, "failure")?,
             error: self.count(&e, "error")?,
-            bytes: self.count(&e, "bytes")?,
+            bytes,
+            decoded_bytes: self.opt_count(&e, "decoded-bytes")?.unwrap_or(bytes),
             messages: self.opt_count(&e, "messages")?.unwrap_or(0),
             latency: new_histogram(),
         };

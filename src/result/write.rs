@@ -287,6 +287,12 @@ fn write_counts<W: Write>(
         .add("failure", c.failure)
         .add("error", c.error)
         .add("bytes", c.bytes);
+    // Only where answers came compressed: other results read as before.
+    let a = if c.decoded_bytes != c.bytes {
+        a.add("decoded-bytes", c.decoded_bytes)
+    } else {
+        a
+    };
     // Only where there are any (WebSocket steps): HTTP results read as before.
     let a = if c.messages > 0 {
         a.add("messages", c.messages)

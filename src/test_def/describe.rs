@@ -134,6 +134,13 @@ impl TestPlan {
                 ""
             }
         )?;
+        let plain: Vec<&str> = (self.steps.iter())
+            .filter(|s| s.websocket.is_none() && !s.compression.unwrap_or(b.compression))
+            .map(|s| s.name.as_str())
+            .collect();
+        if !plain.is_empty() {
+            writeln!(out, "compress  not asked for by {}", plain.join(", "))?;
+        }
         writeln!(out, "protocol  {}", self.protocols())
     }
 

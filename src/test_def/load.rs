@@ -448,6 +448,7 @@ fn bench_times(src: &Source<'_>, raw: RawBench) -> Result<Bench, TestDefError> {
         insecure: raw.insecure.is_some_and(|i| *i.get_ref()),
         model: LoadModel::Closed,
         seed: seed(src, raw.seed)?,
+        compression: raw.compression.is_none_or(|c| *c.get_ref()),
     })
 }
 

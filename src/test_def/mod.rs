@@ -160,6 +160,9 @@ pub struct Bench {
     /// `seed`: makes every user's random stream (scenario picks, think times, random rows)
     /// the same from run to run; `None` seeds each from the system.
     pub seed: Option<u64>,
+    /// Send `Accept-Encoding: gzip, br` (default true; a step's `compression` overrides it).
+    /// Compressed answers are decoded whatever this says.
+    pub compression: bool,
 }
 
 /// How load is made.
@@ -203,6 +206,8 @@ pub struct Step {
     /// A WebSocket step (`websocket = "/ws"`): its target is the socket's URL, and it sends
     /// and waits for messages instead of making a request.
     pub websocket: Option<WebSocketStep>,
+    /// `compression = true|false` of the step; `None`: the bench's.
+    pub compression: Option<bool>,
 }
 
 words! {

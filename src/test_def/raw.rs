@@ -65,6 +65,8 @@ pub(crate) struct RawBench {
     pub max_users: Option<Spanned<i64>>,
     /// Seed of the users' random streams (scenario picks, think times, random rows).
     pub seed: Option<Spanned<i64>>,
+    /// Ask for compressed answers (default true).
+    pub compression: Option<Spanned<bool>>,
 }
 
 /// `[[scenario]]`.
@@ -100,6 +102,8 @@ pub(crate) struct RawStep {
     pub send: Option<Spanned<String>>,
     pub send_binary: Option<Spanned<String>>,
     pub expect: Option<Spanned<String>>,
+    /// Ask for a compressed answer; default the bench's `compression`.
+    pub compression: Option<Spanned<bool>>,
 }
 
 /// `[[step.capture]]`.

@@ -274,6 +274,7 @@ mod tests {
             captures: vec![],
             http: Default::default(),
             websocket: None,
+            compression: None,
         };
         let base = Url::parse("http://127.0.0.1:1/base/").unwrap();
         assert_eq!(

@@ -96,6 +96,7 @@ pub(crate) fn step(
         captures,
         http,
         websocket,
+        compression: raw.compression.map(|c| *c.get_ref()),
     })
 }
 

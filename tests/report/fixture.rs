@@ -71,6 +71,7 @@ fn counts(ok: &[u64], fail: &[u64], errors: u64) -> Counts {
         c.latency.record(us).unwrap();
         c.success += 1;
         c.bytes += 100;
+        c.decoded_bytes += 100;
     }
     for &us in fail {
         c.latency.record(us).unwrap();

@@ -16,6 +16,7 @@ fn counts(rng: &mut SmallRng, n: u64, base_us: u64) -> Counts {
         failure: n / 10,
         error: n / 100,
         bytes: n * 1234,
+        decoded_bytes: n * 4321,
         messages: n / 3,
         latency: new_histogram(),
     };
