@@ -1,13 +1,15 @@
 //! The live dashboard (`bench-master --live`) of a real run of two local nodes, read by
-//! headless Chromium while it runs and after, and refused without its token.
+//! headless Chromium while it runs and after, and refused without its token; and the page of
+//! `--attach --live` following a detached run (an ssh node and a local one) to its report.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::master::Bench;
+use crate::master::{bench_master, start_detached, test_file, Bench};
+use crate::sshd::{Sshd, ALIASES};
 use crate::util::{chromium, tempdir, write, Server};
 
 /// A `bench-master --live` run whose stderr lines arrive on a channel.
@@ -19,11 +21,9 @@ struct LiveRun {
 }
 
 impl LiveRun {
-    fn start(bench: &Bench, nodes: &std::path::Path, test: &std::path::Path) -> LiveRun {
-        let mut child = bench
-            .command(None, &["--live"])
-            .arg(nodes)
-            .arg(test)
+    /// Starts `master` (a bench-master command line with `--live`).
+    fn start(master: &mut Command) -> LiveRun {
+        let mut child = master
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -60,6 +60,30 @@ impl LiveRun {
             "no line with {needle:?}; bench-master said:\n{}",
             self.seen.join("\n")
         );
+    }
+
+    /// The page's URL as printed, and its address and token.
+    fn page(&mut self) -> (String, String, String) {
+        let line = self.wait_for("live dashboard: http://127.0.0.1:");
+        let url = line.rsplit(' ').next().unwrap().to_string();
+        let (addr, token) = url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .split_once('/')
+            .unwrap();
+        let (addr, token) = (addr.to_string(), token.to_string());
+        (url, addr, token)
+    }
+
+    /// Sends Ctrl+C and waits (at most 10 s) for the master to end, successfully.
+    fn interrupt(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "Ctrl+C did not end the page");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(self.child.wait().unwrap().success());
     }
 }
 
@@ -130,14 +154,9 @@ fn the_live_page_shows_the_running_cluster_and_refuses_a_wrong_token() {
             server.url()
         ),
     );
-    let mut run = LiveRun::start(&bench, &nodes, &test);
-    let line = run.wait_for("live dashboard: http://127.0.0.1:");
-    let url = line.rsplit(' ').next().unwrap().to_string();
-    let (addr, token) = url
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .split_once('/')
-        .unwrap();
+    let mut run = LiveRun::start(bench.command(None, &["--live"]).arg(&nodes).arg(&test));
+    let (url, addr, token) = run.page();
+    let (addr, token) = (addr.as_str(), token.as_str());
     assert_eq!(token.len(), 32, "128 bits in hex: {url}");
     assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
     run.wait_for("started");
@@ -184,11 +203,61 @@ fn the_live_page_shows_the_running_cluster_and_refuses_a_wrong_token() {
     let report = text_of(&dom, "report-link");
     assert!(report.starts_with("file:///"), "{report}");
     assert!(std::path::Path::new(report.trim_start_matches("file://")).is_file());
-    unsafe { libc::kill(run.child.id() as i32, libc::SIGINT) };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while run.child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "Ctrl+C did not end the page");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(run.child.wait().unwrap().success());
+    run.interrupt();
+}
+
+/// The state words of the page's node table, in order.
+fn node_states(dom: &str) -> Vec<String> {
+    dom.split("<tbody id=\"nodes\">")
+        .nth(1)
+        .and_then(|t| t.split("</tbody>").next())
+        .unwrap_or_else(|| panic!("no node table in:\n{dom}"))
+        .split("<tr>")
+        .skip(1)
+        .map(|row| {
+            let cells: Vec<&str> = row.split("<td").skip(1).collect();
+            let state = cells.get(1).unwrap_or_else(|| panic!("{row}"));
+            state[state.find('>').unwrap() + 1..state.find('<').unwrap()].to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn after_attach_the_live_page_shows_the_nodes_states_then_the_report() {
+    let sshd = Sshd::start();
+    let server = Server::start();
+    let dir = tempdir();
+    let b = Bench::new(dir.path());
+    let test = test_file(dir.path(), &server.url());
+    let outcome = start_detached(&sshd, &b, &test, "10");
+    let mut run = LiveRun::start(
+        bench_master()
+            .arg("--attach")
+            .arg(&outcome.run_dir)
+            .arg("--live")
+            .stdin(Stdio::null()),
+    );
+    let (url, _, _) = run.page();
+    run.wait_for("of 2 nodes running");
+
+    // While the detached nodes run: both named, both running, the run not over.
+    let (dom, _) = chromium(&["--dump-dom", &url]);
+    assert_eq!(text_of(&dom, "state"), "running", "{dom}");
+    assert!(
+        dom.contains(&format!("<td class=\"l\">node0 {}</td>", ALIASES[0])),
+        "{dom}"
+    );
+    assert!(dom.contains("<td class=\"l\">node1 local</td>"), "{dom}");
+    assert_eq!(node_states(&dom), ["running", "running"], "{dom}");
+
+    // Once they ended: both done, and the link to the report the attach built.
+    run.wait_for("the live page stays up until Ctrl+C");
+    let (dom, _) = chromium(&["--dump-dom", &url]);
+    assert_eq!(text_of(&dom, "state"), "finished", "{dom}");
+    assert_eq!(node_states(&dom), ["done", "done"], "{dom}");
+    let report = text_of(&dom, "report-link");
+    let page = std::path::Path::new(report.trim_start_matches("file://"));
+    assert!(page.is_file(), "{report}");
+    assert!(page.starts_with(std::fs::canonicalize(&outcome.run_dir).unwrap()));
+    run.interrupt();
 }

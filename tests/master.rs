@@ -556,7 +556,12 @@ fn thirty_two_virtual_nodes_on_one_stock_sshd() {
 
 /// Starts a run of a local and an ssh node through the library and detaches from it once
 /// both report progress.
-fn start_detached(sshd: &Sshd, b: &Bench, test: &Path, seconds: &str) -> master::Outcome {
+pub(crate) fn start_detached(
+    sshd: &Sshd,
+    b: &Bench,
+    test: &Path,
+    seconds: &str,
+) -> master::Outcome {
     let nodes = write(&b.dir, "nodes", &format!("{}\nlocal\n", ALIASES[0]));
     let args = Args::try_parse_from([
         "bench-master",
