@@ -159,12 +159,28 @@ fn is_step(e: &Entry) -> bool {
         return true;
     }
     match e.resource_type.as_deref() {
-        Some(kind) => matches!(kind, "document" | "xhr" | "fetch" | "websocket" | "other"),
+        // `other` is also what Chromium calls the favicon it fetches by itself.
+        Some("other") => !static_path(&e.request.url),
+        Some(kind) => matches!(kind, "document" | "xhr" | "fetch" | "websocket"),
+        None if static_path(&e.request.url) => false,
         None => {
             let mime = e.response.content.mime_type.to_ascii_lowercase();
             mime.contains("html") || mime.contains("json") || mime.is_empty()
         }
     }
+}
+
+/// True when `url`'s path names a static file by its extension (an icon, image, style, script
+/// or font).
+fn static_path(url: &str) -> bool {
+    const STATIC: [&str; 12] = [
+        "ico", "png", "jpg", "jpeg", "gif", "svg", "webp", "css", "js", "woff", "woff2", "ttf",
+    ];
+    Url::parse(url).is_ok_and(|u| {
+        let last = u.path().rsplit('/').next().unwrap_or("");
+        last.rsplit_once('.')
+            .is_some_and(|(_, ext)| STATIC.contains(&ext.to_ascii_lowercase().as_str()))
+    })
 }
 
 /// The test for `entries`; `Err` when nothing is left to make a step of.

@@ -1,8 +1,10 @@
 //! `bench-node import`: a hand-written HAR with a page and its resources, a form POST answered
 //! by a redirect, a JSON POST and an XHR becomes a test that passes `check` and runs against
-//! the built-in target, which counts what it receives.
+//! the built-in target, which counts what it receives; and the same journey recorded by
+//! headless Chromium on the target's `/__shop` page (over the DevTools protocol, by
+//! `tests/data/record-har.py`) imports, checks and runs with no error.
 
-use crate::util::{bench_node, run, tempdir, write, Server};
+use crate::util::{bench_node, run, tempdir, write, Server, TargetProcess};
 
 /// One HAR entry.
 fn entry(at: &str, method: &str, url: &str, kind: &str, status: u16, extra: &str) -> String {
@@ -169,4 +171,86 @@ fn a_file_that_is_not_a_har_is_named_with_its_place() {
         err.contains("bad.har:2:") && err.contains("not a HAR file"),
         "{err}"
     );
+}
+
+/// Debian's Python, where python3-websockets installs.
+const PYTHON: &str = "/usr/bin/python3";
+
+#[test]
+fn a_journey_recorded_by_headless_chromium_imports_checks_and_runs_without_errors() {
+    let target = TargetProcess::start();
+    let dir = tempdir();
+    let har = dir.path().join("shop.har");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/record-har.py");
+    // Chromium sometimes dies on start in containers: once more before giving up.
+    let mut recorded = None;
+    for _ in 0..2 {
+        let profile = tempdir();
+        let o = run(std::process::Command::new(PYTHON)
+            .arg(script)
+            .arg("chromium")
+            .arg(format!("{}/__shop", target.url()))
+            .arg(&har)
+            .arg(profile.path()));
+        if o.status.success() {
+            recorded = Some(());
+            break;
+        }
+        eprintln!("recording failed: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert!(
+        recorded.is_some(),
+        "headless Chromium recorded no HAR (needs chromium and python3-websockets)"
+    );
+    let test = dir.path().join("shop.toml");
+    let o = run(bench_node().arg("import").arg(&har).arg("-o").arg(&test));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&test).unwrap();
+    // The page, the JSON call, the XHR and the form; the redirect's target, the stylesheet,
+    // script, image and favicon are not steps.
+    assert_eq!(text.matches("[[step]]").count(), 4, "{text}");
+    for line in [
+        "path = \"/__shop\"",
+        "path = \"/api/cart?status=201\"",
+        "expect_status = 201",
+        "quantity = 2",
+        "path = \"/api/items?page=2\"",
+        "path = \"/login?redirect=/home\"",
+        "password = \"p&w\"",
+    ] {
+        assert!(text.contains(line), "no {line:?} in\n{text}");
+    }
+    assert!(!text.contains("path = \"/home\""), "{text}");
+    for resource in ["/__shop/style.css", "/__shop/app.js", "/__shop/logo.png"] {
+        assert!(
+            text.contains(&format!("#   {}{resource}", target.url())),
+            "{text}"
+        );
+    }
+
+    let o = run(bench_node().arg("check").arg(&test));
+    assert!(
+        o.status.success(),
+        "{}\n{text}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = dir.path().join("r.xml");
+    let o = run(bench_node()
+        .arg("run")
+        .arg(&test)
+        .args(["-c", "2", "-D", "3"])
+        .arg("-o")
+        .arg(&out));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = benchmaster::result::read::read_file(&out).unwrap();
+    assert!(r.errors.is_empty(), "{:?}\n{text}", r.errors);
+    let c = &r.cycles[0];
+    assert_eq!(
+        c.pages.failure + c.pages.error + c.requests.failure + c.requests.error,
+        0
+    );
+    // Every step ran: the form's POST and its redirect too (two requests a journey at least
+    // one more than the pages).
+    assert!(c.steps.iter().all(|s| s.success > 0), "{:?}", c.steps);
+    assert!(c.requests.success > c.pages.success, "{c:?}");
 }

@@ -9,7 +9,9 @@
 //! (at most 64 MiB, 256 MiB in all), `GET` answers it (404 when absent), `DELETE` drops it.
 //! `/__count` returns the number of requests received so far (itself not counted),
 //! `/__connections` the number of connections accepted. `/__ws` is a WebSocket echo: every text
-//! or binary message comes back as it was. With an idle
+//! or binary message comes back as it was. `/__shop` is an HTML page for a browser to record:
+//! a stylesheet, a script and an image (answered `ok`), a login form posted to a redirect, a
+//! JSON POST and an XHR made by its script. With an idle
 //! timeout it closes keep-alive connections that wait longer than that for a request, as
 //! production servers do.
 
@@ -32,6 +34,9 @@ use tokio::net::TcpListener;
 const MAX_BODY: usize = 64 << 20;
 /// Bytes the object store holds in all (256 MiB); a `PUT` beyond answers 507.
 const MAX_STORED: usize = 256 << 20;
+
+/// `/__shop`'s page.
+const SHOP: &str = include_str!("shop.html");
 
 /// The objects of `/objects/KEY`, shared by every connection.
 type Objects = Arc<Mutex<Store>>;
@@ -150,6 +155,12 @@ async fn answer(
         return Ok(Response::new(Full::new(Bytes::from(n.to_string()))));
     }
     count.fetch_add(1, Ordering::SeqCst);
+    if req.uri().path() == "/__shop" {
+        let mut page = Response::new(Full::new(Bytes::from_static(SHOP.as_bytes())));
+        let html = hyper::header::HeaderValue::from_static("text/html; charset=utf-8");
+        page.headers_mut().insert(hyper::header::CONTENT_TYPE, html);
+        return Ok(page);
+    }
     if let Some(key) = req.uri().path().strip_prefix("/objects/") {
         let key = key.to_string();
         return Ok(object(req, key, &objects).await);

@@ -69,7 +69,7 @@ pub enum Command {
     #[command(hide = true)]
     Mux { dirs: Vec<String> },
     /// Serve the built-in HTTP target (`?delay_ms=N`, `?status=N`, `?bytes=N`, `?close=1`,
-    /// an object store at `/objects/KEY`: PUT, GET, DELETE).
+    /// an object store at `/objects/KEY`: PUT, GET, DELETE, a page for a browser at `/__shop`).
     Target {
         #[arg(long, default_value = "127.0.0.1:8099")]
         listen: SocketAddr,
