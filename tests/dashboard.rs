@@ -261,3 +261,56 @@ fn after_attach_the_live_page_shows_the_nodes_states_then_the_report() {
     assert!(page.starts_with(std::fs::canonicalize(&outcome.run_dir).unwrap()));
     run.interrupt();
 }
+
+#[test]
+fn a_node_above_90_pct_cpu_is_flagged_on_a_page_of_the_reports_css_and_nothing_from_elsewhere() {
+    use benchmaster::master::coordinator::State;
+    use benchmaster::master::dashboard::{Board, Dashboard};
+    use benchmaster::master::display::NodeLine;
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let board = Board::default();
+    board.run("night", "shop");
+    let node = |cpu| NodeLine {
+        state: State::Running,
+        cpu: Some(cpu),
+        ..NodeLine::default()
+    };
+    board.statuses(
+        vec!["node0 a".into(), "node1 b".into()],
+        vec![node(97.0), node(40.0)],
+    );
+    let dashboard = runtime
+        .block_on(Dashboard::bind("127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    let url = dashboard.url();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    runtime.spawn(dashboard.serve(board, async move {
+        let _ = stopped.await;
+    }));
+
+    let (dom, _) = chromium(&["--dump-dom", &url]);
+    assert_eq!(dom.matches("<span class=\"flag\">").count(), 1, "{dom}");
+    assert!(
+        dom.contains("<span class=\"flag\">&gt; 90 %</span>"),
+        "{dom}"
+    );
+    let alert = text_of(&dom, "hot");
+    assert!(
+        alert.starts_with("1 node(s) above 90 % CPU") && alert.contains("(node0 a)"),
+        "{alert}"
+    );
+    // The report's own stylesheet, inline; nothing fetched from anywhere else.
+    let addr = url.trim_start_matches("http://").split('/').next().unwrap();
+    let (status, html) = get(addr, url.trim_start_matches(&format!("http://{addr}")));
+    assert!(status.contains(" 200 "), "{status}");
+    let css = include_str!("../templates/style.css");
+    assert!(
+        html.contains(css.trim()),
+        "the report's style.css is not in the page"
+    );
+    for outside in ["http://", "https://", "//cdn", "<link", "src=\""] {
+        assert!(!html.contains(outside), "the page refers to {outside}");
+    }
+    let _ = stop.send(());
+}

@@ -394,6 +394,49 @@ fn prometheus_scrapes_the_master_and_holds_the_series() {
 }
 
 #[test]
+fn a_statsd_daemon_receives_counters_that_add_up_to_the_run() {
+    let dir = tempdir();
+    let server = Server::start();
+    let test = rate_test(dir.path(), &server.url(), 40, 3);
+    // The daemon's socket: what the run sends waits in its buffer (a few kB) until read.
+    let daemon = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sink = format!("--export=statsd={}", daemon.local_addr().unwrap());
+    let s = bench_with(dir.path(), &test, &["-n", "udp", &sink]);
+    let total = merged_requests(&s);
+    daemon
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let mut lines = Vec::new();
+    while let Ok(n) = daemon.recv(&mut buf) {
+        let datagram = std::str::from_utf8(&buf[..n]).unwrap();
+        assert!(n <= 1400, "a datagram of {n} bytes");
+        lines.extend(datagram.lines().map(String::from));
+    }
+    // `bench.requests:N|c|#run:udp,test:export,cycle:C,step:S,node:D`, one per point.
+    let counted = |step: &str, node: &str| -> u64 {
+        let tags = format!(",step:{step},node:{node}");
+        lines
+            .iter()
+            .filter(|l| l.starts_with("bench.requests:") && l.ends_with(&tags))
+            .map(|l| {
+                assert!(l.contains("|c|#run:udp,test:export,cycle:"), "{l}");
+                let value = &l["bench.requests:".len()..l.find('|').unwrap()];
+                value.parse::<u64>().unwrap()
+            })
+            .sum()
+    };
+    assert_eq!(counted("all", "all"), total, "summary.json says {total}");
+    assert_eq!(counted("home_page", "all"), total);
+    assert_eq!(counted("all", "node0") + counted("all", "node1"), total);
+    for gauge in ["bench.p95_ms:", "bench.users:"] {
+        assert!(lines
+            .iter()
+            .any(|l| l.starts_with(gauge) && l.contains("|g|#")));
+    }
+}
+
+#[test]
 fn a_statsd_sink_that_is_down_costs_no_request() {
     let dir = tempdir();
     let server = Server::start();
