@@ -57,6 +57,11 @@ impl Nginx {
 
     /// The same with `server` directives added (e.g. `keepalive_requests 20;`).
     pub fn start_with(upstream: &str, server: &str) -> Nginx {
+        Nginx::start_full(upstream, "", server)
+    }
+
+    /// The same with `http` directives added too (e.g. a `log_format` of one's own).
+    pub fn start_full(upstream: &str, http: &str, server: &str) -> Nginx {
         let dir = tempfile::Builder::new()
             .prefix("bm-nginx-")
             .tempdir()
@@ -78,6 +83,7 @@ events {{ worker_connections 1024; }}
 http {{
     log_format bench '$server_protocol $connection $connection_requests $request_uri $status $msec $request_time';
     access_log {p}/access.log bench;
+    {http}
     client_body_temp_path {p}/tmp/body;
     proxy_temp_path {p}/tmp/proxy;
     fastcgi_temp_path {p}/tmp/fastcgi;

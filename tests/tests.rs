@@ -20,6 +20,7 @@ mod master;
 mod master_faults;
 mod nginx;
 mod report;
+mod resources;
 mod scenarios;
 mod security;
 mod sshd;

@@ -26,6 +26,7 @@ use url::Url;
 
 use super::decode::{self, Decoder};
 use super::h2::H2Slot;
+use super::resources::Browser;
 use super::websocket::WsConn;
 use crate::result::ErrorKind;
 use crate::test_def::HttpVersion;
@@ -283,6 +284,8 @@ pub struct Client {
     h2: H2Slot,
     /// The user's WebSocket, while open.
     pub(super) ws: Option<WsConn>,
+    /// The user's extra connections and cache for page resources, once a page had some.
+    pub(super) browser: Option<Box<Browser>>,
 }
 
 impl Client {
@@ -303,6 +306,7 @@ impl Client {
             last_uri: None,
             h2,
             ws: None,
+            browser: None,
         }
     }
 
@@ -591,8 +595,17 @@ impl Client {
 
     /// Parks the connection while the user thinks: the socket stays open (the server sees one
     /// keep-alive connection, as before), hyper's state and buffers are freed. A connection
-    /// that is not idle at once stays active; one the server closed is dropped.
+    /// that is not idle at once stays active; one the server closed is dropped. The user's
+    /// resource connections are parked too.
     pub async fn park(&mut self) {
+        if let Some(browser) = &mut self.browser {
+            browser.park().await;
+        }
+        self.park_connection().await;
+    }
+
+    /// Parks this client's own connection (see [`Client::park`]).
+    pub(super) async fn park_connection(&mut self) {
         let Some(Open {
             link: Link::Active(http),
             ..

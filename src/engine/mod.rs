@@ -2,15 +2,18 @@
 //! connection ([`client`], answers decoded by [`decode`]) run on worker threads ([`worker`]), or a program ([`generator`])
 //! makes the load — [`source`] is either; the controller ([`run`]) walks the cycles and
 //! assembles the result; [`record`] measures, [`tally`] second by second; [`data`] hands out
-//! the data files' rows; [`target`] is the built-in test server. Progress lines for the master
+//! the data files' rows; [`resources`] fetches a page's stylesheets, scripts and images
+//! through a per-user cache; [`target`] is the built-in test server. Progress lines for the master
 //! are [`crate::protocol::progress`].
 
+mod cache;
 pub mod client;
 pub mod data;
 pub mod decode;
 pub mod generator;
 mod h2;
 pub mod record;
+pub mod resources;
 pub mod run;
 pub mod source;
 pub mod tally;

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use super::tally::Tally;
 
 use crate::result::{
-    Counts, CycleResult, ErrorGroup, ErrorKind, ErrorSample, SecondSample, MAX_ERROR_GROUPS,
-    MAX_ERROR_SAMPLES, MAX_SAMPLE_BODY,
+    Counts, CycleResult, ErrorGroup, ErrorKind, ErrorSample, PageResources, SecondSample,
+    MAX_ERROR_GROUPS, MAX_ERROR_SAMPLES, MAX_SAMPLE_BODY,
 };
 
 /// How a request, page or test ended.
@@ -219,6 +219,15 @@ impl Recorder {
             add(&mut c.steps[step], latency, outcome, bytes);
         } else {
             c.outside.pages += 1;
+        }
+    }
+
+    /// The resources of a page of step `step` completed at `done` (recorded right after the
+    /// page, so they count where it does).
+    pub fn resources(&mut self, w: &Window, step: usize, done: Instant, r: &PageResources) {
+        let (_, holds) = self.place(w, done);
+        if holds {
+            self.cycle(w.cycle).steps[step].resources.add(r);
         }
     }
 

@@ -22,9 +22,10 @@ use super::client::{Client, Connector, Incoming, Outgoing, RequestError, MAX_KEP
 use super::data::Rows;
 use super::h2::H2Slot;
 use super::record::{BodySize, ErrorReport, Recorder, Verdict, Window};
+use super::resources::{is_html, Fetched};
 use super::Counters;
-use crate::result::{ErrorKind, MAX_SAMPLE_BODY};
-use crate::test_def::{HttpVersion, Step, TestPlan, Vars};
+use crate::result::{ErrorKind, PageResources, MAX_SAMPLE_BODY};
+use crate::test_def::{HttpVersion, Resources, Step, TestPlan, Vars};
 
 /// Redirects followed per page before the page is a failure.
 const MAX_REDIRECTS: usize = 10;
@@ -245,10 +246,14 @@ impl User {
             end.outcome,
             end.bytes,
         );
+        if !end.resources.is_empty() {
+            recorder.resources(&self.window, index, end.done, &end.resources);
+        }
         (end.outcome, end.done, latency)
     }
 
-    /// The requests of one page (redirects followed), each recorded; the page's end.
+    /// The requests of one page (redirects followed, then its resources), each recorded; the
+    /// page's end.
     async fn exchanges(
         &self,
         client: &mut Client,
@@ -264,7 +269,10 @@ impl User {
             Ok(hop) => hop,
             Err(fault) => return PageEnd::new(Verdict::Failure, 0, Some(fault)),
         };
-        let keep = if step.checks.is_empty() && step.captures.is_empty() {
+        let keep = if step.checks.is_empty()
+            && step.captures.is_empty()
+            && step.resources == Resources::Off
+        {
             MAX_SAMPLE_BODY
         } else {
             MAX_KEPT_BODY
@@ -299,7 +307,16 @@ impl User {
                 done,
                 latency,
             };
-            return page_end(step, &response, &hop.url, vars, end);
+            let mut end = page_end(step, &response, &hop.url, vars, end);
+            // An HTML page that came well brings its resources.
+            if step.resources != Resources::Off
+                && end.outcome == Verdict::Success
+                && is_html(&response.headers)
+            {
+                let fetched = self.resources(client, step, &hop.url, &response.body).await;
+                end.add(fetched, started);
+            }
+            return end;
         }
         let detail = format!("more than {MAX_REDIRECTS} redirects");
         let fault = Fault::new(ErrorKind::Status, detail, hop.url.as_str(), None, b"");
@@ -443,7 +460,7 @@ impl Hop<'_> {
 }
 
 /// True when `a` and `b` have the same scheme, host and port.
-fn same_origin(a: &Url, b: &Url) -> bool {
+pub(super) fn same_origin(a: &Url, b: &Url) -> bool {
     a.scheme() == b.scheme()
         && a.host() == b.host()
         && a.port_or_known_default() == b.port_or_known_default()
@@ -501,6 +518,7 @@ fn page_end(step: &Step, response: &Incoming, url: &Url, vars: &mut Vars, end: E
         fault,
         done: end.done,
         latency: Some(end.latency),
+        resources: PageResources::default(),
     }
 }
 
@@ -527,6 +545,8 @@ pub(super) struct PageEnd {
     done: Instant,
     /// How long it took, when already known.
     latency: Option<Duration>,
+    /// What it did for its resources.
+    resources: PageResources,
 }
 
 impl PageEnd {
@@ -541,6 +561,7 @@ impl PageEnd {
             fault,
             done: Instant::now(),
             latency: None,
+            resources: PageResources::default(),
         }
     }
 
@@ -557,6 +578,22 @@ impl PageEnd {
             fault: None,
             done,
             latency: Some(latency),
+            resources: PageResources::default(),
+        }
+    }
+
+    /// Adds the page's resources (the page began at `started`): it ends with the last of
+    /// them, and fails or errs with the worst of them.
+    fn add(&mut self, fetched: Fetched, started: Instant) {
+        self.bytes += fetched.size;
+        self.resources = fetched.counts;
+        if let Some(done) = fetched.done {
+            self.done = self.done.max(done);
+            self.latency = Some(self.done - started);
+        }
+        if fetched.outcome != Verdict::Success {
+            self.outcome = fetched.outcome;
+            self.fault = fetched.fault;
         }
     }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::merge::{MergedCycle, MergedRun};
 use super::threshold::LiveStop;
-use crate::result::{Counts, DataOrder, ErrorKind, OnEnd, Packed};
+use crate::result::{Counts, DataOrder, ErrorKind, OnEnd, Packed, PageResources};
 
 /// Version of the `summary.json` layout (see docs/SUMMARY-JSON.md).
 pub const SUMMARY_FORMAT: u32 = 1;
@@ -83,6 +83,10 @@ pub struct StepSummary {
     pub protocol: String,
     /// WebSocket messages the step received in the measured windows (0 for HTTP steps).
     pub messages: u64,
+    /// Its pages' resources in the measured windows (all zero without `resources`, and in
+    /// summaries written before page resources).
+    #[serde(default)]
+    pub resources: PageResources,
 }
 
 /// One data file over all nodes.
@@ -470,6 +474,13 @@ pub fn summarize(
                     .filter_map(|c| c.steps.get(i))
                     .map(|c| c.messages)
                     .sum(),
+                resources: run.cycles.iter().filter_map(|c| c.steps.get(i)).fold(
+                    PageResources::default(),
+                    |mut sum, c| {
+                        sum.add(&c.resources);
+                        sum
+                    },
+                ),
             })
             .collect(),
         nodes_detail: run

@@ -225,6 +225,8 @@ pub struct Counts {
     pub decoded_bytes: u64,
     /// WebSocket messages received by the steps (the awaited ones included); 0 for HTTP.
     pub messages: u64,
+    /// The page resources of these pages (steps with `resources`; zero for others).
+    pub resources: PageResources,
     /// Latency of successes and failures (errors have no response), µs.
     pub latency: Histogram<u64>,
 }
@@ -238,8 +240,39 @@ impl Default for Counts {
             bytes: 0,
             decoded_bytes: 0,
             messages: 0,
+            resources: PageResources::default(),
             latency: new_histogram(),
         }
+    }
+}
+
+/// What pages did for their resources (stylesheets, scripts, images, icons): counted with the
+/// page they belong to. Each request is also one of the cycle's requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct PageResources {
+    /// Resource requests sent (whatever the answer, revalidations and redirects included).
+    pub requests: u64,
+    /// Body bytes of their answers (also in the pages' `bytes`), bytes.
+    pub bytes: u64,
+    /// Of the requests, those answered `304 Not Modified` to a revalidation
+    /// (`If-None-Match` / `If-Modified-Since`): the cached copy was used.
+    pub revalidated: u64,
+    /// Resources taken from the user's cache while fresh, without a request.
+    pub cached: u64,
+}
+
+impl PageResources {
+    /// True when nothing was fetched or taken from the cache.
+    pub fn is_empty(&self) -> bool {
+        self.requests == 0 && self.cached == 0
+    }
+
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &PageResources) {
+        self.requests += other.requests;
+        self.bytes += other.bytes;
+        self.revalidated += other.revalidated;
+        self.cached += other.cached;
     }
 }
 
@@ -257,6 +290,7 @@ impl Counts {
         self.bytes += other.bytes;
         self.decoded_bytes += other.decoded_bytes;
         self.messages += other.messages;
+        self.resources.add(&other.resources);
         self.latency
             .add(&other.latency)
             .expect("histograms share the format's bounds");

@@ -517,6 +517,12 @@ impl<R: BufRead> Parser<R> {
             bytes,
             decoded_bytes: self.opt_count(&e, "decoded-bytes")?.unwrap_or(bytes),
             messages: self.opt_count(&e, "messages")?.unwrap_or(0),
+            resources: PageResources {
+                requests: self.opt_count(&e, "resource_requests")?.unwrap_or(0),
+                bytes: self.opt_count(&e, "resource_bytes")?.unwrap_or(0),
+                revalidated: self.opt_count(&e, "resource_revalidated")?.unwrap_or(0),
+                cached: self.opt_count(&e, "resource_cached")?.unwrap_or(0),
+            },
             latency: new_histogram(),
         };
         let mut found = false;

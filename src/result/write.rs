@@ -299,6 +299,16 @@ fn write_counts<W: Write>(
     } else {
         a
     };
+    // Only for pages with resources: other results read as before.
+    let r = &c.resources;
+    let a = if r.is_empty() {
+        a
+    } else {
+        a.add("resource_requests", r.requests)
+            .add("resource_bytes", r.bytes)
+            .add("resource_revalidated", r.revalidated)
+            .add("resource_cached", r.cached)
+    };
     let encoded = encode_histogram(&c.latency)?;
     a.element(x, name).write_inner_content(|x| {
         let h = x.create_element("histogram");

@@ -134,6 +134,11 @@ fn check_bench(src: &Source<'_>, b: &RawBench) -> Result<(), TestDefError> {
         ("insecure", b.insecure.as_ref().map(Spanned::span)),
         ("rate", b.rate.as_ref().map(Spanned::span)),
         ("max_users", b.max_users.as_ref().map(Spanned::span)),
+        ("resources", b.resources.as_ref().map(Spanned::span)),
+        (
+            "resource_connections",
+            b.resource_connections.as_ref().map(Spanned::span),
+        ),
     ];
     match given.into_iter().find_map(|(k, s)| Some((k, s?))) {
         Some((key, span)) => Err(src.error(

@@ -12,10 +12,11 @@ use super::generator::generator;
 use super::protocol::{check_streams, http_version, streams};
 use super::raw::{OneOrMany, RawBench, RawFile, RawService};
 use super::scenario::{compile_steps, scenarios, Scenarios};
+use super::step::{resources, StepDefaults};
 use super::values::{check_base_url, check_cycle_list, duration_secs, CycleUnit};
 use super::{
-    Bench, HttpVersion, LoadModel, Overrides, Service, Step, TestDefError, TestPlan,
-    DEFAULT_MAX_USERS,
+    Bench, HttpVersion, LoadModel, Overrides, Resources, Service, Step, TestDefError, TestPlan,
+    DEFAULT_MAX_USERS, DEFAULT_RESOURCE_CONNECTIONS,
 };
 
 /// Status codes a page may answer with by default.
@@ -172,7 +173,14 @@ fn build(src: &Source<'_>, raw: RawFile) -> Result<TestPlan, TestDefError> {
             bench.startup_delay = Duration::ZERO;
             Scenarios::implicit(0)
         }
-        None => steps_and_scenarios(src, (raw.step, raw.scenario), &mut steps, &data_names, http)?,
+        None => {
+            let defaults = StepDefaults {
+                http,
+                resources: bench.resources,
+            };
+            let raw_steps = (raw.step, raw.scenario);
+            steps_and_scenarios(src, raw_steps, &mut steps, &data_names, defaults)?
+        }
     };
     if let Some(span) = test.streams.as_ref().map(Spanned::span) {
         check_streams(src, span, streams, &steps)?;
@@ -209,7 +217,7 @@ fn steps_and_scenarios(
     (raw_steps, raw_scenarios): (Tables<super::raw::RawStep>, Tables<super::raw::RawScenario>),
     steps: &mut Vec<Step>,
     data_names: &std::collections::HashSet<String>,
-    http: HttpVersion,
+    defaults: StepDefaults,
 ) -> Result<Scenarios, TestDefError> {
     match (raw_steps, raw_scenarios) {
         (Some(_), Some(sc)) => Err(src.error(
@@ -218,7 +226,7 @@ fn steps_and_scenarios(
             "give either top-level [[step]]s (one scenario) or [[scenario]]s with their own \
              [[scenario.step]]s, not both",
         )),
-        (None, Some(sc)) => scenarios(src, sc, steps, data_names, http),
+        (None, Some(sc)) => scenarios(src, sc, steps, data_names, defaults),
         (Some(raw_steps), None) => {
             if raw_steps.get_ref().is_empty() {
                 return Err(src.error(raw_steps.span(), "step", "the list of steps is empty"));
@@ -229,7 +237,7 @@ fn steps_and_scenarios(
                 raw_steps.into_inner(),
                 steps,
                 data_names,
-                http,
+                defaults,
             )?;
             Ok(Scenarios::implicit(steps.len()))
         }
@@ -449,7 +457,42 @@ fn bench_times(src: &Source<'_>, raw: RawBench) -> Result<Bench, TestDefError> {
         model: LoadModel::Closed,
         seed: seed(src, raw.seed)?,
         compression: raw.compression.is_none_or(|c| *c.get_ref()),
+        resources: resources(
+            src,
+            "[bench] resources",
+            raw.resources.as_ref(),
+            Resources::Off,
+        )?,
+        resource_connections: resource_connections(src, raw.resource_connections)?,
     })
+}
+
+/// Most resource connections per user: a browser opens 6 per origin, and more mostly says the
+/// test wants more users.
+const MAX_RESOURCE_CONNECTIONS: u32 = 64;
+
+/// `[bench] resource_connections`: 1 to [`MAX_RESOURCE_CONNECTIONS`], default 6.
+fn resource_connections(
+    src: &Source<'_>,
+    value: Option<Spanned<i64>>,
+) -> Result<u32, TestDefError> {
+    let Some(value) = value else {
+        return Ok(DEFAULT_RESOURCE_CONNECTIONS);
+    };
+    let n = *value.get_ref();
+    u32::try_from(n)
+        .ok()
+        .filter(|n| (1..=MAX_RESOURCE_CONNECTIONS).contains(n))
+        .ok_or_else(|| {
+            src.error(
+                value.span(),
+                "[bench] resource_connections",
+                format!(
+                    "{n} is not a connection count: give 1 to {MAX_RESOURCE_CONNECTIONS} extra \
+                     connections per user for page resources"
+                ),
+            )
+        })
 }
 
 fn service(src: &Source<'_>, raw: Spanned<RawService>) -> Result<Service, TestDefError> {

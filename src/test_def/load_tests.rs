@@ -706,3 +706,53 @@ fn a_generator_refuses_steps_pacing_and_bad_declarations() {
     );
     assert!(m.contains("unknown key `step` in [generator]"), "{m}");
 }
+
+#[test]
+fn resources_keys_and_their_default() {
+    let plan = load_text(&format!("{HEAD}{STEP}")).unwrap();
+    assert_eq!(plan.bench.resources, Resources::Off);
+    assert_eq!(plan.bench.resource_connections, 6);
+    assert_eq!(plan.steps[0].resources, Resources::Off);
+    // [bench] sets the default; a step says otherwise.
+    let text = format!(
+        "{HEAD}[bench]\nresources = true\nresource_connections = 2\n{STEP}\
+         [[step]]\nname = \"all\"\npath = \"/a\"\nresources = \"all\"\n\
+         [[step]]\nname = \"none\"\npath = \"/n\"\nresources = false\n\
+         [[step]]\nname = \"ws\"\nwebsocket = \"/ws\"\n"
+    );
+    let plan = load_text(&text).unwrap();
+    assert_eq!(plan.bench.resource_connections, 2);
+    let set: Vec<Resources> = plan.steps.iter().map(|s| s.resources).collect();
+    use Resources::*;
+    assert_eq!(set, [SameOrigin, All, Off, Off]);
+}
+
+#[test]
+fn bad_resources_keys() {
+    let e = error(
+        &format!("{HEAD}[bench]\nresources = \"some\"\n{STEP}"),
+        5,
+        13,
+    );
+    assert!(
+        e.starts_with("[bench] resources: \"some\" is not a resources setting"),
+        "{e}"
+    );
+    let e = error(&format!("{HEAD}{STEP}resources = 1\n"), 7, 13);
+    assert!(
+        e.starts_with("[[step]] #1 \"home\" resources: 1 is not"),
+        "{e}"
+    );
+    let e = error(
+        &format!("{HEAD}[bench]\nresource_connections = 0\n{STEP}"),
+        5,
+        24,
+    );
+    assert!(e.contains("0 is not a connection count"), "{e}");
+    let e = error(
+        &format!("{HEAD}[[step]]\nname = \"ws\"\nwebsocket = \"/ws\"\nresources = true\n"),
+        7,
+        13,
+    );
+    assert!(e.contains("a WebSocket step has no page"), "{e}");
+}

@@ -163,6 +163,12 @@ pub struct Bench {
     /// Send `Accept-Encoding: gzip, br` (default true; a step's `compression` overrides it).
     /// Compressed answers are decoded whatever this says.
     pub compression: bool,
+    /// `resources`: the steps' default for fetching their page's resources (default off).
+    pub resources: Resources,
+    /// `resource_connections`: extra keep-alive connections per user that fetch page
+    /// resources in parallel (default 6, as browsers open per origin); over HTTP/2 that many
+    /// streams on the user's one connection.
+    pub resource_connections: u32,
 }
 
 /// How load is made.
@@ -208,7 +214,27 @@ pub struct Step {
     pub websocket: Option<WebSocketStep>,
     /// `compression = true|false` of the step; `None`: the bench's.
     pub compression: Option<bool>,
+    /// Which of the page's resources (stylesheets, scripts, images, icons) are fetched after
+    /// an HTML answer: `resources = ...` of the step, else of `[bench]` (off for WebSocket
+    /// steps).
+    pub resources: Resources,
 }
+
+/// Which of a page's resources its step fetches, as a browser would after the HTML.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Resources {
+    /// None (`resources = false`, the default).
+    #[default]
+    Off,
+    /// Those on the page's own origin (`resources = true`).
+    SameOrigin,
+    /// Those of every `http(s)` origin (`resources = "all"`).
+    All,
+}
+
+/// Default resource connections per user (`[bench] resource_connections`): what browsers open
+/// per origin.
+pub const DEFAULT_RESOURCE_CONNECTIONS: u32 = 6;
 
 words! {
     /// The HTTP version a step speaks (`http = "..."` in `[test]` or a step).

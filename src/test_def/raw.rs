@@ -67,6 +67,10 @@ pub(crate) struct RawBench {
     pub seed: Option<Spanned<i64>>,
     /// Ask for compressed answers (default true).
     pub compression: Option<Spanned<bool>>,
+    /// The steps' default for `resources` (`true`, `false` or `"all"`).
+    pub resources: Option<Spanned<toml::Value>>,
+    /// Extra connections per user that fetch page resources.
+    pub resource_connections: Option<Spanned<i64>>,
 }
 
 /// `[[scenario]]`.
@@ -104,6 +108,8 @@ pub(crate) struct RawStep {
     pub expect: Option<Spanned<String>>,
     /// Ask for a compressed answer; default the bench's `compression`.
     pub compression: Option<Spanned<bool>>,
+    /// Fetch the page's resources: `true` (same origin), `false` or `"all"` (every origin).
+    pub resources: Option<Spanned<toml::Value>>,
 }
 
 /// `[[step.capture]]`.

@@ -275,6 +275,7 @@ mod tests {
             http: Default::default(),
             websocket: None,
             compression: None,
+            resources: Default::default(),
         };
         let base = Url::parse("http://127.0.0.1:1/base/").unwrap();
         assert_eq!(

@@ -10,8 +10,8 @@ use toml::Spanned;
 
 use super::error::Source;
 use super::raw::{RawScenario, RawStep};
-use super::step::step;
-use super::{HttpVersion, Step, TestDefError};
+use super::step::{step, StepDefaults};
+use super::{Step, TestDefError};
 
 /// One scenario: a journey through some of the plan's steps.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +99,7 @@ pub(crate) fn scenarios(
     raw: Spanned<Vec<Spanned<RawScenario>>>,
     steps: &mut Vec<Step>,
     data: &HashSet<String>,
-    http: HttpVersion,
+    defaults: StepDefaults,
 ) -> Result<Scenarios, TestDefError> {
     if raw.get_ref().is_empty() {
         return Err(src.error(raw.span(), "scenario", "the list of scenarios is empty"));
@@ -149,7 +149,7 @@ pub(crate) fn scenarios(
         };
         let first = steps.len();
         let section = format!("{at} {name:?} [[scenario.step]]");
-        compile_steps(src, &section, raw_steps.into_inner(), steps, data, http)?;
+        compile_steps(src, &section, raw_steps.into_inner(), steps, data, defaults)?;
         for s in &mut steps[first..] {
             s.name = format!("{name}/{}", s.name);
         }
@@ -170,7 +170,7 @@ pub(crate) fn compile_steps(
     raw: Vec<Spanned<RawStep>>,
     steps: &mut Vec<Step>,
     data: &HashSet<String>,
-    http: HttpVersion,
+    defaults: StepDefaults,
 ) -> Result<(), TestDefError> {
     let first = steps.len();
     let mut captured: HashSet<String> = data.clone();
@@ -183,7 +183,7 @@ pub(crate) fn compile_steps(
             span.clone(),
             raw_step.into_inner(),
             &captured,
-            http,
+            defaults,
         )?;
         if let Some(earlier) = steps[first..].iter().position(|s| s.name == step.name) {
             return Err(src.error(

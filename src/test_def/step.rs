@@ -16,11 +16,46 @@ use super::raw::{OneOrMany, RawCapture, RawStep};
 use super::request::{is_absolute, JsonBody};
 use super::values::check_base_url;
 use super::{
-    Body, Capture, CaptureSource, Check, HttpVersion, Step, Template, TestDefError, BUILTINS,
+    Body, Capture, CaptureSource, Check, HttpVersion, Resources, Step, Template, TestDefError,
+    BUILTINS,
 };
 
 /// Compiles a templated value, naming its key when it is wrong.
 type Compile<'a> = dyn Fn(&Spanned<String>, &str) -> Result<Template, TestDefError> + 'a;
+
+/// What a step takes from `[test]` and `[bench]` when it does not say.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StepDefaults {
+    /// `[test] http`.
+    pub http: HttpVersion,
+    /// `[bench] resources`.
+    pub resources: Resources,
+}
+
+/// `resources = true | false | "all"` at `key`, else `default`.
+pub(crate) fn resources(
+    src: &Source<'_>,
+    key: &str,
+    value: Option<&Spanned<toml::Value>>,
+    default: Resources,
+) -> Result<Resources, TestDefError> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    match value.get_ref() {
+        toml::Value::Boolean(false) => Ok(Resources::Off),
+        toml::Value::Boolean(true) => Ok(Resources::SameOrigin),
+        toml::Value::String(s) if s.trim() == "all" => Ok(Resources::All),
+        other => Err(src.error(
+            value.span(),
+            key,
+            format!(
+                "{other} is not a resources setting: give true (the page's own origin), \
+                 \"all\" (every origin) or false"
+            ),
+        )),
+    }
+}
 
 /// Validates and compiles step number `i` (from 0) of `section` (`[[step]]`, or a scenario's
 /// steps); `captured` holds the names earlier steps capture.
@@ -31,7 +66,7 @@ pub(crate) fn step(
     span: Range<usize>,
     mut raw: RawStep,
     captured: &HashSet<String>,
-    http: HttpVersion,
+    defaults: StepDefaults,
 ) -> Result<Step, TestDefError> {
     let name = raw.name.get_ref().trim().to_string();
     let at = format!("{section} #{} {name:?}", i + 1);
@@ -62,7 +97,7 @@ pub(crate) fn step(
     let (target, target_text) = target(src, &at, span, &raw, &template)?;
     let headers = headers(src, &key, &raw, &template)?;
     let body = body(src, &key, &raw, &known)?;
-    let http = protocol::http_version(src, &key("http"), raw.http.as_ref(), http)?;
+    let http = protocol::http_version(src, &key("http"), raw.http.as_ref(), defaults.http)?;
     let mut checks = checks(
         src,
         &key,
@@ -71,6 +106,18 @@ pub(crate) fn step(
         raw.regex.take(),
     )?;
     let websocket = protocol::websocket(src, &key, &raw, &mut checks, &known)?;
+    let resources = match (&websocket, &raw.resources) {
+        (Some(_), Some(r)) => {
+            return Err(src.error(
+                r.span(),
+                &key("resources"),
+                "a WebSocket step has no page whose resources could be fetched",
+            ))
+        }
+        // The bench's default is for HTTP pages.
+        (Some(_), None) => Resources::Off,
+        (None, r) => resources(src, &key("resources"), r.as_ref(), defaults.resources)?,
+    };
     let expect_status = raw
         .expect_status
         .take()
@@ -97,6 +144,7 @@ pub(crate) fn step(
         http,
         websocket,
         compression: raw.compression.map(|c| *c.get_ref()),
+        resources,
     })
 }
 

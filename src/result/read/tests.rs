@@ -18,6 +18,12 @@ fn counts(rng: &mut SmallRng, n: u64, base_us: u64) -> Counts {
         bytes: n * 1234,
         decoded_bytes: n * 4321,
         messages: n / 3,
+        resources: PageResources {
+            requests: n * 3,
+            bytes: n * 999,
+            revalidated: n,
+            cached: n / 2,
+        },
         latency: new_histogram(),
     };
     for _ in 0..n {
@@ -601,6 +607,29 @@ fn files_from_before_http2_read_as_http1() {
         read(&to_bytes(&with)).unwrap().cycles[0].steps[0].messages,
         7
     );
+}
+
+/// A step without page resources writes none of their attributes (files read as before);
+/// one with them reads back what it wrote, a 304 or a fresh cache hit alone included.
+#[test]
+fn page_resources_are_written_only_where_there_are_some() {
+    let mut r = rich();
+    for c in &mut r.cycles {
+        let all = [&mut c.tests, &mut c.pages, &mut c.requests];
+        for counts in all.into_iter().chain(&mut c.steps).chain(&mut c.scenarios) {
+            counts.resources = PageResources::default();
+        }
+    }
+    let bytes = to_bytes(&r);
+    assert!(!String::from_utf8_lossy(&bytes).contains("resource_"));
+    r.cycles[0].steps[0].resources.cached = 1;
+    r.cycles[0].steps[1].resources = PageResources {
+        requests: 4,
+        bytes: 0,
+        revalidated: 4,
+        cached: 0,
+    };
+    assert_eq!(read(&to_bytes(&r)).unwrap(), r);
 }
 
 /// The example of docs/RESULT-FORMAT.md reads, and is exactly what the writer writes.
