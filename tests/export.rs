@@ -252,6 +252,38 @@ fn bench_node_run_alone_exports_its_own_seconds_to_influxdb() {
 }
 
 #[test]
+fn a_bad_sink_is_refused_before_the_run_by_both_commands() {
+    let dir = tempdir();
+    let server = Server::start();
+    let test = rate_test(dir.path(), &server.url(), 10, 1);
+    let nodes = write(dir.path(), "nodes", "local\n");
+    let bad = "--export=influxdb=http://127.0.0.1:8086/query?db=x";
+    let node = bench_node()
+        .arg("run")
+        .arg(&test)
+        .arg(bad)
+        .output()
+        .unwrap();
+    let master = Bench::new(dir.path())
+        .command(None, &[bad])
+        .arg(&nodes)
+        .arg(&test)
+        .output()
+        .unwrap();
+    for out in [node, master] {
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("--export `influxdb=http://127.0.0.1:8086/query?db=x`")
+                && stderr.contains("/write?db=DB"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    assert_eq!(server.count(), 0, "nothing ran");
+}
+
+#[test]
 fn influxdb_2_gets_the_token_and_every_request_of_the_run() {
     let dir = tempdir();
     // InfluxDB 2.x is not in Debian: a real HTTP server records what its write API receives.
