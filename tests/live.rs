@@ -1,5 +1,6 @@
 //! The live per-second stream: two real bench-node processes' progress lines merged by the
-//! master's live view, checked against what the nodes and the server counted.
+//! live view, checked against what the nodes and the server counted; and the bound of the
+//! latency over time they record (1 s intervals up to a 10-minute plan, coarser above).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
@@ -8,8 +9,62 @@ use benchmaster::live::{ClusterSecond, Live};
 use benchmaster::protocol::progress::ProgressEvent;
 use benchmaster::result::latency::new_interval_histogram;
 use benchmaster::result::read::read_file;
+use benchmaster::result::NodeResult;
 
 use crate::util::{bench_node, tempdir, write, Server};
+
+/// The result of a `bench-node run` planned for `duration` s (one user, one page), stopped by
+/// Ctrl+C after about 3 s: the plan, not the time run, sets the interval.
+fn interrupted_run(dir: &std::path::Path, url: &str, duration: u32) -> NodeResult {
+    let test = write(
+        dir,
+        &format!("t{duration}.toml"),
+        &format!(
+            "[test]\nname = \"bound\"\nurl = \"{url}\"\n\n[bench]\ncycles = [1]\n\
+             duration = {duration}\nsleep_time_min = 0.01\nsleep_time_max = 0.01\n\n\
+             [[step]]\nname = \"home\"\npath = \"/\"\n"
+        ),
+    );
+    let out = dir.join(format!("r{duration}.xml"));
+    let mut child = bench_node()
+        .arg("run")
+        .arg(&test)
+        .arg("-o")
+        .arg(&out)
+        .args(["--progress", "none"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(child.wait().unwrap().code(), Some(130), "interrupted");
+    read_file(&out).unwrap()
+}
+
+#[test]
+fn latency_intervals_are_one_second_for_a_ten_minute_plan_and_two_just_above() {
+    let server = Server::start();
+    let dir = tempdir();
+    for (duration, interval_s) in [(600, 1), (601, 2)] {
+        let r = interrupted_run(dir.path(), &server.url(), duration);
+        let series = &r.latency;
+        assert_eq!(series.interval_s, interval_s, "a plan of {duration} s");
+        assert!(!series.intervals.is_empty());
+        // Each interval holds the pages of its seconds of the run, no more, no fewer.
+        for iv in &series.intervals {
+            let seconds = iv.index * interval_s..(iv.index + 1) * interval_s;
+            let in_series: u64 = r
+                .series
+                .iter()
+                .filter(|s| seconds.contains(&s.second))
+                .map(|s| s.requests)
+                .sum();
+            assert_eq!(iv.pages().len(), in_series, "interval {}", iv.index);
+        }
+        let pages: u64 = series.intervals.iter().map(|iv| iv.pages().len()).sum();
+        assert_eq!(pages, r.series.iter().map(|s| s.requests).sum::<u64>());
+        assert!(pages > 10, "{pages} pages");
+    }
+}
 
 #[test]
 fn two_nodes_merged_live_add_up_to_their_totals_with_exact_percentiles() {
