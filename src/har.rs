@@ -3,7 +3,8 @@
 //!
 //! One step per document, XHR/fetch or non-GET request, in the order recorded; a request that
 //! only follows a redirect is left to the engine, which follows redirects itself; static
-//! resources (stylesheets, scripts, images, fonts) are left out and listed in a comment (kept as
+//! resources (stylesheets, scripts, images, fonts) are folded into `resources = true` on the
+//! page before them (`"all"` when one is on another origin) and listed in a comment (kept as
 //! steps with `--keep-resources`). Headers that matter are kept (credentials, content type,
 //! custom `X-` headers, `Accept` of an API call); cookies (the server sets them again) and
 //! browser noise are dropped. The recorded gaps between steps become the think time.
@@ -170,6 +171,27 @@ fn is_step(e: &Entry) -> bool {
     }
 }
 
+/// True for an HTML document: the page whose resources follow it.
+fn is_page(e: &Entry) -> bool {
+    e.request.method == "GET"
+        && match e.resource_type.as_deref() {
+            Some(kind) => kind == "document",
+            None => e
+                .response
+                .content
+                .mime_type
+                .to_ascii_lowercase()
+                .contains("html"),
+        }
+}
+
+/// The origin of `url` (`None` when it is not a URL).
+fn origin_of(url: &str) -> Option<String> {
+    Url::parse(url)
+        .ok()
+        .map(|u| u.origin().ascii_serialization())
+}
+
 /// True when `url`'s path names a static file by its extension (an icon, image, style, script
 /// or font).
 fn static_path(url: &str) -> bool {
@@ -192,6 +214,8 @@ fn test_text(
 ) -> Result<String, String> {
     let mut steps: Vec<&Entry> = Vec::new();
     let mut folded: Vec<&str> = Vec::new();
+    // Per step, the `resources` its page gets from the resources folded after it.
+    let mut resources: Vec<Option<&str>> = Vec::new();
     let mut redirected_to: Option<String> = None;
     for e in entries {
         if e.request.url.starts_with("data:") {
@@ -209,8 +233,16 @@ fn test_text(
         }
         if keep_resources || is_step(e) {
             steps.push(e);
+            resources.push(None);
         } else {
             folded.push(&e.request.url);
+            // The resource belongs to the last page before it: fetched with that page.
+            if let Some(i) = steps.iter().rposition(|s| is_page(s)) {
+                let same = origin_of(&steps[i].request.url) == origin_of(&e.request.url);
+                if resources[i] != Some("\"all\"") {
+                    resources[i] = Some(if same { "true" } else { "\"all\"" });
+                }
+            }
         }
     }
     let first = steps
@@ -246,11 +278,15 @@ fn test_text(
     for (i, e) in steps.iter().enumerate() {
         out.push('\n');
         write_step(&mut out, i, e, &origin, gaps[i]);
+        if let Some(r) = resources[i] {
+            let _ = writeln!(out, "resources = {r}");
+        }
     }
     if !folded.is_empty() {
         let _ = writeln!(
             out,
-            "\n# Static resources left out ({}; --keep-resources makes steps of them):",
+            "\n# Static resources fetched by their page's `resources` ({}; --keep-resources makes \
+             steps of them):",
             folded.len()
         );
         for url in folded {

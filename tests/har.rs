@@ -118,6 +118,10 @@ fn a_recorded_journey_becomes_a_test_that_checks_and_runs() {
         text.contains("#   ") && text.contains("/style.css"),
         "{text}"
     );
+    // ... and fetched by the page they came with (its step, the first), the only one.
+    let page = &text[..text.match_indices("[[step]]").nth(1).unwrap().0];
+    assert!(page.contains("\nresources = true\n"), "{text}");
+    assert_eq!(text.matches("resources = ").count(), 1, "{text}");
     // Think time from the gaps: 1.95 s before the login (after the page's 50 ms), 0.45 s the
     // least (before the XHR), to 0.1 s.
     assert!(text.contains("sleep_time_max = 2.0"), "{text}");
@@ -221,6 +225,7 @@ fn a_journey_recorded_by_headless_chromium_imports_checks_and_runs_without_error
         assert!(text.contains(line), "no {line:?} in\n{text}");
     }
     assert!(!text.contains("path = \"/home\""), "{text}");
+    assert!(text.contains("\nresources = true\n"), "{text}");
     for resource in ["/__shop/style.css", "/__shop/app.js", "/__shop/logo.png"] {
         assert!(
             text.contains(&format!("#   {}{resource}", target.url())),
@@ -253,4 +258,11 @@ fn a_journey_recorded_by_headless_chromium_imports_checks_and_runs_without_error
     // one more than the pages).
     assert!(c.steps.iter().all(|s| s.success > 0), "{:?}", c.steps);
     assert!(c.requests.success > c.pages.success, "{c:?}");
+    // The page fetched its stylesheet, script and image (the favicon Chromium asked for by
+    // itself is not in the page).
+    let page = c.steps[0].resources;
+    assert!(
+        page.requests + page.cached >= 3 * c.steps[0].success,
+        "{page:?}"
+    );
 }

@@ -5,8 +5,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::process::Command;
 
 use benchmaster::result::read::read_file;
+use benchmaster::result::write::write_file;
 use benchmaster::result::{NodeResult, PageResources};
 
 use crate::nginx::Nginx;
@@ -255,6 +257,52 @@ fn resources_are_fetched_once_per_user_then_revalidated_or_taken_fresh_from_the_
         summary["cycles"][0]["pages"]["total"].as_u64().unwrap(),
         2 * users
     );
+    merged_as_two_nodes(&r, dir.path());
+}
+
+/// `r` and a copy of it merged as two nodes: the resources add up exactly, in summary.json
+/// and in the report's step tables.
+fn merged_as_two_nodes(r: &NodeResult, dir: &Path) {
+    let mut other = r.clone();
+    other.node.number = 1;
+    other.node.host = "second".into();
+    let (a, b) = (dir.join("a.xml"), dir.join("b.xml"));
+    write_file(r, &a).unwrap();
+    write_file(&other, &b).unwrap();
+    let out = dir.join("merged");
+    let o = run(Command::new(env!("CARGO_BIN_EXE_bench-report"))
+        .arg("-o")
+        .arg(&out)
+        .arg(&a)
+        .arg(&b));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    for (i, step) in summary["steps"].as_array().unwrap().iter().enumerate() {
+        let one = step_resources(r, i);
+        let two: PageResources = serde_json::from_value(step["resources"].clone()).unwrap();
+        let twice = PageResources {
+            requests: 2 * one.requests,
+            bytes: 2 * one.bytes,
+            revalidated: 2 * one.revalidated,
+            cached: 2 * one.cached,
+        };
+        assert_eq!(two, twice, "step {i}");
+    }
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(
+        html.contains("<th>Resource KiB</th>"),
+        "no resources column"
+    );
+    let second = step_resources(r, 1);
+    let row = format!(
+        "<td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td>",
+        2 * second.requests,
+        (2 * second.bytes) as f64 / 1024.0,
+        2 * second.revalidated,
+        2 * second.cached
+    );
+    assert!(html.contains(&row), "{row} not in the report");
 }
 
 #[test]

@@ -106,6 +106,11 @@ fn full_example_uses_every_feature() {
     assert!(plan.steps.iter().any(|s| s.websocket.is_some()));
     assert!(plan.steps.iter().any(|s| s.http == HttpVersion::Auto));
     assert!(plan.steps.iter().any(|s| s.http == HttpVersion::Http1));
+    assert!(plan
+        .steps
+        .iter()
+        .any(|s| s.resources == test_def::Resources::SameOrigin));
+    assert_eq!(plan.bench.resource_connections, 6);
 }
 
 #[test]

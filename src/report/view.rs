@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::merge::{MergedRun, NodeFigures};
 use super::stats::{self, CycleSummary, Latency, Summary};
-use crate::result::{ErrorKind, HostResources, ModelKind, SecondSample};
+use crate::result::{ErrorKind, HostResources, ModelKind, PageResources, SecondSample};
 
 /// Steps listed as the slowest at the best cycle.
 pub const SLOWEST_STEPS: usize = 5;
@@ -100,6 +100,8 @@ pub struct StepCycle {
     pub error_pct: f64,
     /// WebSocket messages received.
     pub messages: u64,
+    /// The pages' resources: requests, their bytes, 304s and fresh cache hits.
+    pub resources: PageResources,
     pub apdex: Option<f64>,
     pub rating: String,
     pub latency_ms: Latency,
@@ -115,6 +117,8 @@ pub struct StepDetail {
     pub protocol: String,
     /// True for a step that received WebSocket messages (its table shows them).
     pub has_messages: bool,
+    /// True for a step whose pages had resources (its table shows them).
+    pub has_resources: bool,
     pub cycles: Vec<StepCycle>,
 }
 
@@ -305,6 +309,10 @@ fn step_details(run: &MergedRun) -> Vec<StepDetail> {
                 .cycles
                 .iter()
                 .any(|cy| cy.steps.get(i).is_some_and(|c| c.messages > 0)),
+            has_resources: run
+                .cycles
+                .iter()
+                .any(|cy| cy.steps.get(i).is_some_and(|c| !c.resources.is_empty())),
             cycles: run
                 .cycles
                 .iter()
@@ -318,6 +326,7 @@ fn step_details(run: &MergedRun) -> Vec<StepDetail> {
                         success: c.success,
                         error_pct: stats::pct(c.failure + c.error, c.total()),
                         messages: c.messages,
+                        resources: c.resources,
                         apdex,
                         rating: stats::rating(apdex).to_string(),
                         latency_ms: stats::latency(&c.latency),

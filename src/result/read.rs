@@ -518,10 +518,10 @@ impl<R: BufRead> Parser<R> {
             decoded_bytes: self.opt_count(&e, "decoded-bytes")?.unwrap_or(bytes),
             messages: self.opt_count(&e, "messages")?.unwrap_or(0),
             resources: PageResources {
-                requests: self.opt_count(&e, "resource_requests")?.unwrap_or(0),
-                bytes: self.opt_count(&e, "resource_bytes")?.unwrap_or(0),
-                revalidated: self.opt_count(&e, "resource_revalidated")?.unwrap_or(0),
-                cached: self.opt_count(&e, "resource_cached")?.unwrap_or(0),
+                requests: self.opt_count(&e, "resource-requests")?.unwrap_or(0),
+                bytes: self.opt_count(&e, "resource-bytes")?.unwrap_or(0),
+                revalidated: self.opt_count(&e, "resource-revalidated")?.unwrap_or(0),
+                cached: self.opt_count(&e, "resource-cached")?.unwrap_or(0),
             },
             latency: new_histogram(),
         };

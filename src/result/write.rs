@@ -304,10 +304,10 @@ fn write_counts<W: Write>(
     let a = if r.is_empty() {
         a
     } else {
-        a.add("resource_requests", r.requests)
-            .add("resource_bytes", r.bytes)
-            .add("resource_revalidated", r.revalidated)
-            .add("resource_cached", r.cached)
+        a.add("resource-requests", r.requests)
+            .add("resource-bytes", r.bytes)
+            .add("resource-revalidated", r.revalidated)
+            .add("resource-cached", r.cached)
     };
     let encoded = encode_histogram(&c.latency)?;
     a.element(x, name).write_inner_content(|x| {

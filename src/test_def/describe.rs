@@ -280,6 +280,18 @@ impl TestPlan {
                     capture.name, capture.source
                 )?;
             }
+            let origins = match step.resources {
+                super::Resources::Off => None,
+                super::Resources::SameOrigin => Some("its own origin"),
+                super::Resources::All => Some("every origin"),
+            };
+            if let Some(origins) = origins {
+                writeln!(
+                    out,
+                    "{indent}then its page resources of {origins}, over {} connections, cached per user",
+                    self.bench.resource_connections
+                )?;
+            }
         }
         Ok(())
     }

@@ -621,7 +621,7 @@ fn page_resources_are_written_only_where_there_are_some() {
         }
     }
     let bytes = to_bytes(&r);
-    assert!(!String::from_utf8_lossy(&bytes).contains("resource_"));
+    assert!(!String::from_utf8_lossy(&bytes).contains("resource-"));
     r.cycles[0].steps[0].resources.cached = 1;
     r.cycles[0].steps[1].resources = PageResources {
         requests: 4,
