@@ -301,3 +301,58 @@ fn the_shipped_generator_examples_load_and_the_shell_one_counts_what_was_served(
     );
     assert!(r.errors.is_empty(), "{:#?}", r.errors);
 }
+
+/// Keys that only the engine's own users read do nothing with a generator: `bench-node check`
+/// refuses each, naming the key and its line, instead of running a test that ignores it.
+#[test]
+fn keys_that_do_nothing_with_a_generator_are_refused_at_check() {
+    let dir = tempdir();
+    write(dir.path(), "rows.csv", "user\na\n");
+    let generator = "[generator]\ncommand = [\"true\"]\nsteps = [\"op\"]\n";
+    let cases = [
+        ("[test] http", "http = \"2\"\n", ""),
+        ("[test] streams", "streams = 4\n", ""),
+        ("[bench] seed", "", "seed = 7\n"),
+        ("[bench] resources", "", "resources = true\n"),
+        ("[bench] compression", "", "compression = false\n"),
+        (
+            "[[data]]",
+            "",
+            "\n[[data]]\nname = \"row\"\nfile = \"rows.csv\"\n",
+        ),
+        (
+            "[[step]]",
+            "",
+            "\n[[step]]\nname = \"home\"\npath = \"/\"\n",
+        ),
+    ];
+    for (key, in_test, after_bench) in cases {
+        let test = write(
+            dir.path(),
+            "test.toml",
+            &format!(
+                "[test]\nname = \"gen\"\nurl = \"http://127.0.0.1:1\"\n{in_test}\n[bench]\n\
+                 cycles = [1]\nduration = 1\n{after_bench}\n{generator}"
+            ),
+        );
+        let out = run(bench_node().arg("check").arg(&test));
+        assert!(!out.status.success(), "{key}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("test.toml:") && err.contains(key) && err.contains("[generator]"),
+            "{key}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    // The same test without them passes.
+    let test = write(
+        dir.path(),
+        "test.toml",
+        &format!(
+            "[test]\nname = \"gen\"\nurl = \"http://127.0.0.1:1\"\n\n[bench]\ncycles = [1]\n\
+             duration = 1\napdex_t = 0.5\n\n{generator}"
+        ),
+    );
+    let out = run(bench_node().arg("check").arg(&test));
+    assert!(out.status.success(), "{}", text(&out));
+}

@@ -15,13 +15,19 @@ use super::{Generator, TestDefError};
 /// Longest step name a generator may declare, bytes.
 const MAX_STEP_NAME: usize = 200;
 
+/// Keys of the rest of the file that only the engine's own users read, each with where it is
+/// given (`None`: not given): a [`generator`] refuses them rather than ignore them.
+pub(crate) type UsersOnly = [(&'static str, Option<Range<usize>>)];
+
 /// Validates `[generator]` against the rest of the file: no `[[step]]`s or `[[scenario]]`s
-/// (`steps`: which of them is given, and where), no `[bench]` key that only HTTP users use.
+/// (`steps`: which of them is given, and where), no `[bench]` key that only HTTP users use,
+/// none of `users_only` (`[test] http`, `[[data]]`, ...).
 pub(crate) fn generator(
     src: &Source<'_>,
     raw: Spanned<RawGenerator>,
     steps: Option<(&str, Range<usize>)>,
     bench: &RawBench,
+    users_only: &UsersOnly,
 ) -> Result<Generator, TestDefError> {
     if let Some((what, span)) = steps {
         return Err(src.error(
@@ -34,6 +40,15 @@ pub(crate) fn generator(
         ));
     }
     check_bench(src, bench)?;
+    if let Some((key, span)) = users_only.iter().find_map(|(k, s)| Some((*k, s.clone()?))) {
+        return Err(src.error(
+            span,
+            key,
+            "does nothing with a [generator]: the program makes its own requests and gets only \
+             BENCH_URL, BENCH_NODE, BENCH_USERS and the other BENCH_* values; remove it (a \
+             file the program reads goes in [generator] files)",
+        ));
+    }
     let raw = raw.into_inner();
     let command = raw.command.get_ref();
     if command.first().is_none_or(|p| p.trim().is_empty()) {
@@ -139,6 +154,8 @@ fn check_bench(src: &Source<'_>, b: &RawBench) -> Result<(), TestDefError> {
             "resource_connections",
             b.resource_connections.as_ref().map(Spanned::span),
         ),
+        ("seed", b.seed.as_ref().map(Spanned::span)),
+        ("compression", b.compression.as_ref().map(Spanned::span)),
     ];
     match given.into_iter().find_map(|(k, s)| Some((k, s?))) {
         Some((key, span)) => Err(src.error(

@@ -155,16 +155,30 @@ fn build(src: &Source<'_>, raw: RawFile) -> Result<TestPlan, TestDefError> {
     let http = http_version(src, "[test] http", test.http.as_ref(), HttpVersion::Http1)?;
     let streams = streams(src, test.streams.as_ref())?;
 
-    let data = data_sources(src, raw.data.unwrap_or_default())?;
-    let data_names = column_names(&data);
     let generator = match raw.generator {
         Some(g) => {
             let steps = raw.step.as_ref().map(|s| ("[[step]]s", s.span()));
             let scenarios = raw.scenario.as_ref().map(|s| ("[[scenario]]s", s.span()));
-            Some(generator(src, g, steps.or(scenarios), &raw_bench)?)
+            let users_only = [
+                ("[test] http", test.http.as_ref().map(Spanned::span)),
+                ("[test] streams", test.streams.as_ref().map(Spanned::span)),
+                (
+                    "[[data]]",
+                    raw.data.iter().flatten().next().map(Spanned::span),
+                ),
+            ];
+            Some(generator(
+                src,
+                g,
+                steps.or(scenarios),
+                &raw_bench,
+                &users_only,
+            )?)
         }
         None => None,
     };
+    let data = data_sources(src, raw.data.unwrap_or_default())?;
+    let data_names = column_names(&data);
     let mut bench = bench(src, raw_bench)?;
     let mut steps: Vec<Step> = Vec::new();
     let scenarios = match &generator {
