@@ -243,7 +243,7 @@ fn auto_takes_http2_from_alpn_and_http1_on_a_plain_url() {
 
 #[test]
 fn http2_to_a_server_without_it_is_a_protocol_error_named() {
-    // The built-in target speaks HTTP/1.1 only: over TLS it offers no ALPN h2.
+    // The built-in target offers no ALPN h2 over TLS (h2c only on a plain port).
     let server = Server::start_tls();
     let home = "[[step]]\nname = \"home\"\npath = \"/\"\n";
     let r = run_test(&test_toml(&server.url(), "http = \"2\"", 1, 0.3, home));
@@ -254,4 +254,29 @@ fn http2_to_a_server_without_it_is_a_protocol_error_named() {
         .unwrap_or_else(|| panic!("{:?}", r.errors));
     assert!(group.detail.contains("HTTP/2"), "{}", group.detail);
     assert_eq!(server.count(), 0);
+}
+
+/// The built-in target speaks h2c with prior knowledge beside HTTP/1.1 on one port: an
+/// `http = "2"` test against it has no errors, the target counted each of its requests, and
+/// its result says HTTP/2; an HTTP/1.1 test on the same port still runs as HTTP/1.1.
+#[test]
+fn the_built_in_target_speaks_h2c_beside_http1() {
+    let server = Server::start();
+    let home = "[[step]]\nname = \"home\"\npath = \"/\"\n";
+    let r = run_test(&test_toml(
+        &server.url(),
+        "http = \"2\"\nstreams = 4",
+        2,
+        0.5,
+        home,
+    ));
+    assert_eq!(failures_and_errors(&r), 0, "{:?}", r.errors);
+    assert!(requests(&r) > 0);
+    assert_eq!(server.count(), requests(&r));
+    assert_eq!(r.steps[0].protocol, "HTTP/2");
+    let before = server.count();
+    let r = run_test(&test_toml(&server.url(), "", 1, 0.3, home));
+    assert_eq!(failures_and_errors(&r), 0, "{:?}", r.errors);
+    assert_eq!(server.count() - before, requests(&r));
+    assert_eq!(r.steps[0].protocol, "HTTP/1.1");
 }

@@ -1,5 +1,7 @@
-//! The built-in target (`bench-node target --listen ADDR`): a small HTTP/1.1 server for the
-//! quickstart, the tests and for calibrating how much load a node can make.
+//! The built-in target (`bench-node target --listen ADDR`): a small HTTP server for the
+//! quickstart, the tests and for calibrating how much load a node can make. It speaks HTTP/1.1
+//! and, on the same port, HTTP/2 to a client that starts with HTTP/2's preface (h2c with prior
+//! knowledge, `http = "2"` on a plain `http://` URL).
 //!
 //! Any path answers `200 ok`; the query changes the answer:
 //! `delay_ms=N` waits N ms first, `status=N` answers with status N, `bytes=N` sends a body of
@@ -24,10 +26,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
 /// Largest body `bytes=N` sends, and largest object `PUT` keeps (64 MiB).
@@ -94,20 +96,21 @@ impl Target {
                     let counts = (self.requests.clone(), self.connections.clone());
                     let objects = self.objects.clone();
                     let tls = tls.clone();
-                    let mut http = http1::Builder::new();
+                    // HTTP/1.1, or HTTP/2 when the connection opens with its preface.
+                    let mut http = auto::Builder::new(TokioExecutor::new());
                     if let Some(idle) = self.idle_timeout {
                         // hyper's header timeout runs from the end of the previous answer, so
                         // it is also the keep-alive idle timeout.
-                        http.timer(TokioTimer::new()).header_read_timeout(idle);
+                        http.http1().timer(TokioTimer::new()).header_read_timeout(idle);
                     }
                     tokio::spawn(async move {
                         let service = service_fn(move |req| answer(req, counts.clone(), objects.clone()));
                         let _ = match tls {
                             Some(tls) => match tls.accept(stream).await {
-                                Ok(stream) => http.serve_connection(TokioIo::new(stream), service).with_upgrades().await,
+                                Ok(stream) => http.serve_connection_with_upgrades(TokioIo::new(stream), service).await,
                                 Err(_) => return,
                             },
-                            None => http.serve_connection(TokioIo::new(stream), service).with_upgrades().await,
+                            None => http.serve_connection_with_upgrades(TokioIo::new(stream), service).await,
                         };
                     });
                 }
