@@ -1,32 +1,48 @@
 #!/usr/bin/env bash
-# Orchestration benchmark (issue 5, target 4): 32 virtual nodes through one real sshd on
-# loopback (sshd's default MaxStartups and MaxSessions), one 2-s cycle. The time beyond the
-# cycle (deploy, start, collect, report) must be at most twice that of 1 node.
+# Orchestration benchmark: the time bench-master takes beyond one 2-s cycle (deploy, start,
+# collect, report) with many nodes, against that of 1 node. Two cases, each at most twice the
+# 1-node figure:
 #
-# Starts its own sshd on a free 127.0.0.1 port (generated host and user keys, its own config
-# keeping sshd's default connection limits, an ssh config mapping the node aliases to it), a
-# built-in target on another free port, warms up once (the first run uploads bench-node into
-# the node workspace), then alternates 1-node and 32-node runs ROUNDS times and compares the
-# medians. Prints every run's overhead and the ratio; exits 1 when the ratio is above 2.
+#   A (issue 5): 32 virtual nodes through one real sshd on loopback;
+#   B (issue 16): 128 nodes: 8 hosts, each its own stock sshd on its own loopback address
+#     (127.0.0.2 ... 127.0.0.9) with its own generated host key, 16 virtual nodes each; no node
+#     may be lost and every node must start within 100 ms of the planned instant.
+#
+# Every sshd keeps sshd's default connection limits (MaxStartups 10:30:100, MaxSessions 10).
+# A built-in target serves the load. After a warm-up run (the first run uploads bench-node
+# into the node workspace) the 1-node run and the cases alternate ROUNDS times; the medians
+# are compared. Each run prints its overhead, the master's CPU seconds (user + system) and peak
+# RSS, and its start figures: the latest node's start after the planned instant (from run.json:
+# the instant the master planned, and each node's first user as its result says) and the
+# spread between the nodes. Prints the CPU model, kernel and load average; exits 1 when a
+# target is missed.
 #
 #   scripts/bench-orchestration.sh [ROUNDS] [NODES] [HOSTS]   (default: 5 rounds, 32 nodes)
 #
-# HOSTS=one (default) puts every node on one host (`node-a` listed NODES times: one connection,
-# one remote command per stage); HOSTS=distinct gives each node its own alias of the same sshd
-# (`vnode-0`...: NODES connections through sshd's MaxStartups), for comparison.
+# HOSTS=one (default) puts case A's nodes on one host (`node-a` listed NODES times: one
+# connection, one remote command per stage); HOSTS=distinct gives each its own alias of the
+# same sshd (`vnode-0`...: NODES connections through sshd's MaxStartups), for comparison.
+# WIDE_HOSTS (8) and PER_HOST (16) shape case B; CASES=a or CASES=b runs one case only;
+# NO_BUILD=1 reuses the release binaries already built.
 #
-# Needs sshd (Debian openssh-server) and ssh-keygen; run it as the user the nodes log in as.
+# Needs sshd (Debian openssh-server), ssh-keygen, jq and GNU time; run it as the user the nodes
+# log in as.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 rounds="${1:-5}"
 nodes="${2:-32}"
 hosts="${3:-one}"
+wide_hosts="${WIDE_HOSTS:-8}"
+per_host="${PER_HOST:-16}"
+cases="${CASES:-ab}"
 cycle=2
 sshd=/usr/sbin/sshd
 [ -x "$sshd" ] || { echo "$sshd is missing: apt-get install -y openssh-server" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "/usr/bin/time is missing: apt-get install -y time" >&2; exit 2; }
+command -v jq >/dev/null || { echo "jq is missing: apt-get install -y jq" >&2; exit 2; }
 
-cargo build --release --quiet --bin bench-master --bin bench-node
+[ -n "${NO_BUILD:-}" ] || cargo build --release --quiet --bin bench-master --bin bench-node
 master="$PWD/target/release/bench-master"
 node="$PWD/target/release/bench-node"
 
@@ -39,34 +55,42 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A loopback port the kernel would give now: no socket uses it, not even an outgoing
+# A port on address $1 the kernel would give now: no socket uses it, not even an outgoing
 # connection's local port (a port chosen at random in the ephemeral range can be, after the
 # load runs of scripts/bench.sh, and sshd then fails to bind it).
 free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  python3 -c 'import socket, sys; s = socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1])' "$1"
 }
 
-# Waits (at most 10 s) until something accepts on 127.0.0.1:$1; shows log $2 if not.
+# Waits (at most 10 s) until something accepts on $1:$2; shows log $3 if not.
 wait_port() {
   for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return
+    (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return
     sleep 0.1
   done
-  echo "nothing listens on 127.0.0.1:$1" >&2
-  [ -n "${2:-}" ] && [ -f "$2" ] && tail -5 "$2" >&2
+  echo "nothing listens on $1:$2" >&2
+  [ -n "${3:-}" ] && [ -f "$3" ] && tail -5 "$3" >&2
   exit 1
 }
 
-# --- sshd with sshd's default connection limits (as tests/sshd.rs starts it) ---
+# --- sshds with sshd's default connection limits (as tests/sshd.rs starts them) ---
 mkdir -p /run/sshd
-ssh-keygen -q -t ed25519 -N '' -C bench-orchestration -f "$work/host_key"
 ssh-keygen -q -t ed25519 -N '' -C bench-orchestration -f "$work/id_ed25519"
 cp "$work/id_ed25519.pub" "$work/authorized_keys"
-port=$(free_port)
-cat >"$work/sshd_config" <<EOF
+: >"$work/known_hosts"
+: >"$work/ssh_config"
+
+# Starts an sshd named $1 on address $2 with its own host key, known to the client, reached
+# by the ssh aliases $3 (a pattern list).
+start_sshd() {
+  local name=$1 addr=$2 aliases=$3 dir="$work/$1" port
+  mkdir -p "$dir"
+  ssh-keygen -q -t ed25519 -N '' -C "bench-orchestration-$name" -f "$dir/host_key"
+  port=$(free_port "$addr")
+  cat >"$dir/sshd_config" <<EOF
 Port $port
-ListenAddress 127.0.0.1
-HostKey $work/host_key
+ListenAddress $addr
+HostKey $dir/host_key
 AuthorizedKeysFile $work/authorized_keys
 PasswordAuthentication no
 KbdInteractiveAuthentication no
@@ -77,10 +101,10 @@ UsePAM no
 PidFile none
 LogLevel INFO
 EOF
-echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$work/host_key.pub")" >"$work/known_hosts"
-cat >"$work/ssh_config" <<EOF
-Host node-a vnode-*
-  HostName 127.0.0.1
+  echo "[$addr]:$port $(cut -d' ' -f1,2 "$dir/host_key.pub")" >>"$work/known_hosts"
+  cat >>"$work/ssh_config" <<EOF
+Host $aliases
+  HostName $addr
   Port $port
   User $(id -un)
   IdentityFile $work/id_ed25519
@@ -89,15 +113,25 @@ Host node-a vnode-*
   GlobalKnownHostsFile /dev/null
   LogLevel ERROR
 EOF
-"$sshd" -D -f "$work/sshd_config" -E "$work/sshd.log" </dev/null &
-pids+=($!)
-wait_port "$port" "$work/sshd.log"
+  "$sshd" -D -f "$dir/sshd_config" -E "$dir/sshd.log" </dev/null &
+  pids+=($!)
+  wait_port "$addr" "$port" "$dir/sshd.log"
+  echo "  sshd $name on $addr:$port"
+}
+
+echo "sshds (default MaxStartups/MaxSessions, each its own host key):"
+start_sshd a 127.0.0.1 "node-a vnode-*"
+if [[ $cases == *b* ]]; then
+  for h in $(seq "$wide_hosts"); do
+    start_sshd "host-$h" "127.0.0.$((h + 1))" "host-$h"
+  done
+fi
 
 # --- the target and the test ---
-tport=$(free_port)
+tport=$(free_port 127.0.0.1)
 "$node" target --listen "127.0.0.1:$tport" >/dev/null 2>&1 &
 pids+=($!)
-wait_port "$tport"
+wait_port 127.0.0.1 "$tport"
 cat >"$work/test.toml" <<EOF
 [test]
 name = "orchestration"
@@ -120,46 +154,103 @@ case "$hosts" in
   one) for _ in $(seq "$nodes"); do echo node-a; done ;;
   distinct) for i in $(seq "$nodes"); do echo "vnode-$i"; done ;;
   *) echo "HOSTS is one or distinct, not $hosts" >&2; exit 2 ;;
-esac >"$work/nodes-$nodes"
+esac >"$work/nodes-a"
+wide=$((wide_hosts * per_host))
+for h in $(seq "$wide_hosts"); do
+  for _ in $(seq "$per_host"); do echo "host-$h"; done
+done >"$work/nodes-b"
 
-# Runs the master on nodes file $1; prints its overhead beyond the cycle, in seconds.
-overhead() {
-  local log t0 t1
+# Runs the master on nodes file $1 (of $2 nodes); prints one line: overhead beyond the cycle
+# (s), master CPU (s), peak RSS (MB), latest start after the planned instant (ms), spread of
+# the starts (ms), nodes with a result, load average. Fails when the master does.
+measure() {
+  local log times t0 t1 run
   log=$(mktemp "$work/master-$1.XXXXXX")
+  times="$log.time"
   t0=$(date +%s.%N)
-  if ! "$master" -w "$work/ws" -x "$work/node-ws" --ssh-config "$work/ssh_config" \
-    -n "$1" "$work/$1" "$work/test.toml" >"$log" 2>&1 </dev/null; then
+  if ! /usr/bin/time -f '%U %S %M' -o "$times" "$master" -w "$work/ws" -x "$work/node-ws" \
+    --ssh-config "$work/ssh_config" -n "$1" "$work/$1" "$work/test.toml" >"$log" 2>&1 </dev/null; then
     echo "bench-master failed on $1:" >&2
     cat "$log" >&2
     exit 1
   fi
   t1=$(date +%s.%N)
-  grep -E " in [0-9.]+ ?m?s|skew" "$log" | sed 's/^/    /' >&2 || true
-  awk -v a="$t0" -v b="$t1" -v c="$cycle" 'BEGIN { printf "%.2f\n", b - a - c }'
+  grep -E " in [0-9.]+ ?m?s|skew|failed|missing" "$log" | sed 's/^/      /' >&2 || true
+  run=$(ls -d "$work/ws/$1"/*/ | sort | tail -1)
+  local start
+  start=$(jq -r '[.planned_start_unix_ms as $p | .nodes[] | select(.started_unix_ms != null)
+      | .started_unix_ms - $p] | "\(max // "nan") \(if length > 0 then max - min else "nan" end) \(length)"' \
+    "$run/run.json")
+  awk -v a="$t0" -v b="$t1" -v c="$cycle" -v t="$(cat "$times")" -v s="$start" \
+    -v l="$(cut -d' ' -f1 /proc/loadavg)" 'BEGIN {
+      split(t, x, " "); split(s, y, " ")
+      printf "%.2f %.2f %.0f %s %s %s %s\n", b - a - c, x[1] + x[2], x[3] / 1024, y[1], y[2], y[3], l
+    }'
 }
 
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# Column $1 of the lines in file $2, one per line.
+column() { awk -v c="$1" '{ print $c }' "$2"; }
+show() {
+  printf '    %-34s %s\n' "$1" "$(column "$2" "$3" | tr '\n' ' ')(median $(column "$2" "$3" | median))"
+}
 
-echo "sshd on 127.0.0.1:$port (default MaxStartups/MaxSessions), target on :$tport"
-echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) (other load skews the figures)"
-echo "warm-up run (uploads bench-node into the node workspace)..."
-overhead nodes-1 >/dev/null
-one=()
-many=()
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores," \
+  "kernel $(uname -r); load average $(cut -d' ' -f1-3 /proc/loadavg) (other load skews the figures)"
+echo "target on 127.0.0.1:$tport; warm-up run (uploads bench-node into the node workspace)..."
+measure nodes-1 1 >/dev/null
+: >"$work/res-one"
+: >"$work/res-a"
+: >"$work/res-b"
 for r in $(seq "$rounds"); do
   echo "round $r: 1 node" >&2
-  one+=("$(overhead nodes-1)")
-  echo "round $r: $nodes nodes" >&2
-  many+=("$(overhead "nodes-$nodes")")
+  measure nodes-1 1 >>"$work/res-one"
+  if [[ $cases == *a* ]]; then
+    echo "round $r: case A, $nodes nodes" >&2
+    measure nodes-a "$nodes" >>"$work/res-a"
+  fi
+  if [[ $cases == *b* ]]; then
+    echo "round $r: case B, $wide nodes on $wide_hosts sshds" >&2
+    measure nodes-b "$wide" >>"$work/res-b"
+  fi
 done
-m1=$(printf '%s\n' "${one[@]}" | median)
-mn=$(printf '%s\n' "${many[@]}" | median)
-ratio=$(awk -v a="$m1" -v b="$mn" 'BEGIN { printf "%.2f", b / a }')
-echo "time beyond the ${cycle}-s cycle (deploy, start, collect, report), release build:"
-echo "  1 node:        ${one[*]} s (median $m1 s)"
-echo "  $nodes nodes ($hosts host$([ "$hosts" = one ] || echo s)): ${many[*]} s (median $mn s)"
-echo "  ratio: $ratio (target: at most 2)"
-awk -v r="$ratio" 'BEGIN { exit !(r <= 2) }' && echo "within target" || {
-  echo "TARGET MISSED"
-  exit 1
+
+report() {
+  local title=$1 file=$2
+  echo "  $title"
+  show "beyond the cycle (s):" 1 "$file"
+  show "master CPU, user + system (s):" 2 "$file"
+  show "master peak RSS (MB):" 3 "$file"
+  show "latest start after plan (ms):" 4 "$file"
+  show "spread of the starts (ms):" 5 "$file"
+  show "nodes with a result:" 6 "$file"
+  show "load average (1 min):" 7 "$file"
 }
+echo "time beyond the ${cycle}-s cycle (deploy, start, collect, report), release build, $rounds rounds:"
+report "1 node" "$work/res-one"
+m1=$(column 1 "$work/res-one" | median)
+missed=()
+if [[ $cases == *a* ]]; then
+  report "A: $nodes nodes ($hosts host$([ "$hosts" = one ] || echo s) on one sshd)" "$work/res-a"
+  ma=$(column 1 "$work/res-a" | median)
+  ra=$(awk -v a="$m1" -v b="$ma" 'BEGIN { printf "%.2f", b / a }')
+  echo "  A ratio: $ra (target: at most 2)"
+  awk -v r="$ra" 'BEGIN { exit !(r <= 2) }' || missed+=("A ratio $ra")
+fi
+if [[ $cases == *b* ]]; then
+  report "B: $wide nodes ($wide_hosts sshds x $per_host nodes)" "$work/res-b"
+  mb=$(column 1 "$work/res-b" | median)
+  rb=$(awk -v a="$m1" -v b="$mb" 'BEGIN { printf "%.2f", b / a }')
+  late=$(column 4 "$work/res-b" | median)
+  echo "  B ratio: $rb (target: at most 2); latest start $late ms after plan (target: under 100)"
+  awk -v r="$rb" 'BEGIN { exit !(r <= 2) }' || missed+=("B ratio $rb")
+  awk -v l="$late" 'BEGIN { exit !(l == l + 0 && l < 100) }' || missed+=("B start $late ms late")
+  lost=$(awk -v n="$wide" '$6 != n' "$work/res-b" | wc -l)
+  [ "$lost" -eq 0 ] || missed+=("B lost nodes in $lost rounds")
+fi
+if [ "${#missed[@]}" -eq 0 ]; then
+  echo "within target"
+else
+  echo "TARGET MISSED: ${missed[*]}"
+  exit 1
+fi

@@ -554,6 +554,50 @@ fn thirty_two_virtual_nodes_on_one_stock_sshd() {
     assert!(skew_shared < 1000.0 && skew_many < 1000.0);
 }
 
+/// Two hosts, each its own stock sshd with its own host key, carrying 12 nodes each (more than
+/// sshd's MaxSessions 10 per connection): every node ends with its result, and each host is
+/// reached by one connection and one remote command for the whole run (deploy, start and the
+/// results through its mux), as each sshd's log says.
+#[test]
+fn two_sshds_carry_their_nodes_with_one_command_per_host() {
+    let hosts = [Sshd::start(), Sshd::start()];
+    let server = Server::start();
+    let dir = tempdir();
+    let b = Bench::new(dir.path());
+    let test = test_file(dir.path(), &server.url());
+    let config = write(
+        dir.path(),
+        "ssh_config",
+        &(hosts[0].host_block("host-one") + &hosts[1].host_block("host-two")),
+    );
+    let lines: Vec<&str> = (0..24)
+        .map(|i| if i % 2 == 0 { "host-one" } else { "host-two" })
+        .collect();
+    let nodes = write(dir.path(), "nodes", &(lines.join("\n") + "\n"));
+    let out = b
+        .command(
+            None,
+            &["-c", "1", "-D", "1", "-s", env!("CARGO_BIN_EXE_bench-node")],
+        )
+        .arg("--ssh-config")
+        .arg(&config)
+        .arg(&nodes)
+        .arg(&test)
+        .output()
+        .unwrap();
+    let logs = || format!("{}\n{}", hosts[0].log(), hosts[1].log());
+    assert!(out.status.success(), "{}\n{}", text(&out), logs());
+    let run_dir = b.run_dir();
+    assert_eq!(count_files(&run_dir.join("results")), 24);
+    let s = summary(&run_dir);
+    assert!(failed_names(&s).is_empty(), "{s}");
+    assert_eq!(users(&s), [24]);
+    assert_eq!(merged_requests(&s), server.count());
+    for sshd in &hosts {
+        assert_eq!(sshd.sessions(), (1, 1), "{}", sshd.log());
+    }
+}
+
 /// Starts a run of a local and an ssh node through the library and detaches from it once
 /// both report progress.
 pub(crate) fn start_detached(

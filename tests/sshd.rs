@@ -112,14 +112,14 @@ impl Sshd {
         let port = free_port();
         let sshd_config = d.join("sshd_config");
         // sshd's defaults are kept for MaxStartups (10:30:100) and MaxSessions (10): the master
-        // must cope with them.
+        // must cope with them. VERBOSE logs every remote command ("Starting session: command").
         std::fs::write(
             &sshd_config,
             format!(
                 "Port {port}\nListenAddress {addr}\nHostKey {hk}\nAuthorizedKeysFile {ak}\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
                  PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nStrictModes no\n\
-                 UsePAM no\nPidFile none\nLogLevel INFO\n",
+                 UsePAM no\nPidFile none\nLogLevel VERBOSE\n",
                 hk = host_key.display(),
                 ak = d.join("authorized_keys").display(),
             ),
@@ -255,6 +255,15 @@ impl Sshd {
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// Connections accepted and remote commands started so far, from the log.
+    pub fn sessions(&self) -> (usize, usize) {
+        let log = self.log();
+        (
+            log.matches("Accepted publickey").count(),
+            log.matches("Starting session: command").count(),
+        )
     }
 
     /// Runs `ssh -F <config> <alias> <args...>` and returns its output.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use super::follow::{log_paths, tail};
+use super::follow::{log_paths, result_path, tail};
 use super::state::{NodeState, NodeStatus};
 use super::transport::{read_files, Transport};
 use crate::report::{self, FailedNode, ReportOptions};
@@ -23,8 +23,8 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct Collected {
     /// Result files in `<run dir>/results/`, in node order, each read back whole.
     pub results: Vec<PathBuf>,
-    /// When each result's node started its first cycle, Unix ms (as `results`).
-    pub started_unix_ms: Vec<u64>,
+    /// Each result's node number and when it started its first cycle, Unix ms (as `results`).
+    pub started: Vec<(u32, u64)>,
     /// Nodes without a (readable) result.
     pub failed: Vec<FailedNode>,
     /// The results directory could not be written: where, and why.
@@ -36,9 +36,11 @@ pub struct Collected {
 }
 
 /// Fetches the results of the nodes marked `done`, one command per host (hosts in parallel,
-/// at most `parallel` at once); every other node is listed as failed.
+/// at most `parallel` at once), but for those `delivered` already (their mux brought them into
+/// `results/`); every other node is listed as failed.
 pub async fn collect(
     nodes: &[(NodeState, Arc<dyn Transport>)],
+    delivered: &[bool],
     run_dir: &Path,
     parallel: &Arc<Semaphore>,
 ) -> Collected {
@@ -47,7 +49,7 @@ pub async fn collect(
     // The done nodes, grouped by host (one transport per host).
     let mut hosts: Vec<(&Arc<dyn Transport>, Vec<usize>)> = Vec::new();
     for (i, (node, host)) in nodes.iter().enumerate() {
-        if node.status != NodeStatus::Done {
+        if node.status != NodeStatus::Done || delivered.get(i) == Some(&true) {
             continue;
         }
         match hosts.iter_mut().find(|(h, _)| Arc::ptr_eq(h, host)) {
@@ -77,9 +79,11 @@ pub async fn collect(
         }
     }
     let mut collected = Collected::default();
-    for ((node, host), file) in nodes.iter().zip(fetched) {
-        let local = results_dir.join(format!("node{}.xml", node.number));
+    for (i, ((node, host), file)) in nodes.iter().zip(fetched).enumerate() {
+        let local = result_path(run_dir, node.number);
+        let here = node.status == NodeStatus::Done && delivered.get(i) == Some(&true);
         let saved = match file {
+            None if here => check_result(&local),
             None => Err(node
                 .reason
                 .clone()
@@ -97,7 +101,7 @@ pub async fn collect(
         match saved {
             Ok(started) => {
                 collected.results.push(local);
-                collected.started_unix_ms.push(started);
+                collected.started.push((node.number, started));
             }
             Err(reason) => collected.failed.push(FailedNode {
                 name: format!("node{}", node.number),

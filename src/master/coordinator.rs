@@ -93,6 +93,8 @@ pub struct Slot {
     pub result: Option<String>,
     /// Whether the node's process ended.
     pub exited: bool,
+    /// Whether its result came with its end (already in the run's `results/`).
+    pub delivered: bool,
     last_heard: Instant,
     line: NodeLine,
 }
@@ -110,6 +112,7 @@ impl Slot {
             reason: None,
             result: None,
             exited: false,
+            delivered: false,
             last_heard: Instant::now(),
             line: NodeLine::default(),
         }
@@ -183,6 +186,8 @@ pub struct Coordinator {
     stop_budget: Duration,
     /// When `start` was sent.
     pub started: Option<SystemTime>,
+    /// The instant the nodes were told to start at, Unix ms.
+    pub planned_start: Option<u64>,
     /// When the coordinator stops waiting for done nodes to end (see [`Coordinator::exited`]).
     exit_deadline: Option<Instant>,
     /// Start instants as received from each node's first cycle event, for the skew.
@@ -227,6 +232,7 @@ impl Coordinator {
             stop_deadline: None,
             stop_budget,
             started: None,
+            planned_start: None,
             exit_deadline: None,
             first_cycle: vec![None; n],
             created: Instant::now(),
@@ -302,6 +308,7 @@ impl Coordinator {
                 );
                 self.fail(i, why, true);
             }
+            NodeMsg::Delivered(i) => self.slots[i].delivered = true,
             NodeMsg::Exited(i, code) => {
                 self.slots[i].exited = true;
                 let why = match code {
@@ -521,6 +528,7 @@ impl Coordinator {
         // which the words arrive (one channel per host, busy machines) do not skew the start.
         let at = SystemTime::now() + START_LEAD;
         let at_ms = crate::result::unix_ms(at);
+        self.planned_start = Some(at_ms);
         self.start_tx.send_replace(Some(at_ms));
         let writes = self
             .slots

@@ -1,21 +1,28 @@
 //! Deploy: reach every host in parallel (bounded by `--parallel`), make sure it has this very
 //! bench-node (uploading the master's own when the architecture matches), and copy each node's
-//! test, its files and its `node.toml` into `<x>/<run>/node<N>/`. Also `--check`, the cluster
-//! preflight.
+//! test, its files and its `node.toml` into `<x>/<run>/node<N>/`. On an SSH host one remote
+//! command does it all once bench-node is there: it checks the version and starts the host's
+//! mux, which receives the files and runs the nodes (and brings their results back): every
+//! remote command starts the user's login shell and its rc files, the largest cost of a host.
+//! Also `--check`, the cluster preflight.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, BufReader};
 use tokio::sync::Semaphore;
 
 use super::local::LocalHost;
+use super::mux::{self, NodeFile};
 use super::ssh::SshOptions;
 use super::transport::{
-    self, batches, exec_ok, host_facts, parse_facts, put_file, HostFacts, Transport,
-    TransportError, FACTS_SCRIPT,
+    self, batches, display_argv, exec_ok, host_facts, parse_facts, put_file, HostFacts, Process,
+    Transport, TransportError, FACTS_SCRIPT,
 };
 use crate::nodes::{Node, NodeHost};
+use crate::protocol::lines::{read_line, Line, MAX_LINE};
 use crate::test_def::{node_config_toml, NodeConfig, Overrides, TestPlan};
 
 /// What `bench-node --version` prints for this build.
@@ -50,6 +57,19 @@ cat > "$first/$r"
 for d; do
   [ "$d" = "$first" ] || ln -f -- "$first/$r" "$d/$r" 2>/dev/null || cp -- "$first/$r" "$d/$r"
 done"#;
+
+/// Ends [`FACTS_SCRIPT`] on an SSH host: when `$1` is bench-node of version `$2`, says `mux`
+/// and becomes `bench-node mux` for the node directories after `$2` (which receives their
+/// files on stdin); otherwise ends after the facts. Constant: values travel as arguments.
+const MUX_SCRIPT: &str = r#"if [ "$version" = "$2" ]; then
+  echo mux
+  bench_node="$1"
+  shift 2
+  exec "$bench_node" mux -- "$@"
+fi"#;
+
+/// The line of [`MUX_SCRIPT`] after which the mux's frames follow.
+const MUX_STARTED: &[u8] = b"mux\n";
 
 /// A deploy that failed on a host or a node.
 #[derive(Debug, thiserror::Error)]
@@ -132,9 +152,9 @@ pub struct DeployPlan {
     /// Installed bench-node (`-s`); `None` = deploy the master's own.
     pub bench_node: Option<String>,
     /// The test file's bytes.
-    pub test: Vec<u8>,
+    pub test: Bytes,
     /// Files the test names ([`test_files`]), relative to the test, with their bytes.
-    pub files: Vec<(String, Vec<u8>)>,
+    pub files: Vec<(String, Bytes)>,
     /// Run name written into each node's configuration.
     pub run_name: String,
     pub overrides: Overrides,
@@ -166,13 +186,15 @@ pub fn local_bench_node() -> PathBuf {
     exe.with_file_name("bench-node")
 }
 
-/// Deploys every node; one result per node, in order. Hosts are handled in parallel, at most
-/// `parallel` at once.
-pub async fn deploy(
-    cluster: &Cluster,
-    plan: &DeployPlan,
-    parallel: &Arc<Semaphore>,
-) -> Vec<Result<DeployedNode, DeployError>> {
+/// What a deploy did: one result per node, in order, and for each host (in the order of
+/// [`Cluster::hosts`]) the processes of its nodes when its mux already runs them (an SSH host).
+pub struct Deployed {
+    pub nodes: Vec<Result<DeployedNode, DeployError>>,
+    pub running: Vec<Option<Vec<Process>>>,
+}
+
+/// Deploys every node. Hosts are handled in parallel, at most `parallel` at once.
+pub async fn deploy(cluster: &Cluster, plan: &DeployPlan, parallel: &Arc<Semaphore>) -> Deployed {
     let local_arch = host_facts(&LocalHost, "/nonexistent").await.map(|f| f.arch);
     let uploads = Uploads::default();
     let per_host = cluster.hosts.iter().enumerate().map(|(h, host)| {
@@ -187,12 +209,25 @@ pub async fn deploy(
         let count = cluster.nodes.len();
         async move {
             let _permit = parallel.acquire().await.expect("semaphore never closed");
-            deploy_host(host.as_ref(), &nodes, plan, count, local_arch, uploads).await
+            let host = HostDeploy {
+                host: host.as_ref(),
+                nodes: &nodes,
+                plan,
+                count,
+            };
+            if host.host.is_local() {
+                host.local(local_arch, uploads).await.map(|n| (n, None))
+            } else {
+                host.ssh(local_arch, uploads)
+                    .await
+                    .map(|(n, p)| (n, Some(p)))
+            }
         }
     });
     let results = super::join_all(per_host).await;
     let mut by_node: Vec<Option<Result<DeployedNode, DeployError>>> =
         (0..cluster.nodes.len()).map(|_| None).collect();
+    let mut running = Vec::with_capacity(results.len());
     for (h, result) in results.into_iter().enumerate() {
         let positions = cluster
             .nodes
@@ -201,10 +236,11 @@ pub async fn deploy(
             .filter(|(_, (_, i))| *i == h)
             .map(|(p, _)| p);
         match result {
-            Ok(nodes) => {
+            Ok((nodes, processes)) => {
                 for (p, node) in positions.zip(nodes) {
                     by_node[p] = Some(Ok(node));
                 }
+                running.push(processes);
             }
             Err(e) => {
                 // The first node of the host keeps the typed error, the others its text.
@@ -216,84 +252,223 @@ pub async fn deploy(
                         .unwrap_or_else(|| DeployError::Host(text.clone()));
                     by_node[p] = Some(Err(e));
                 }
+                running.push(None);
             }
         }
     }
-    by_node
+    let nodes = by_node
         .into_iter()
         .map(|r| r.expect("every node has a result"))
-        .collect()
+        .collect();
+    Deployed { nodes, running }
 }
 
-/// Deploys the nodes of one host in as few remote commands as possible (each one starts the
-/// user's login shell there): one writes every node's directory, test and node.toml and
-/// reports the host's facts, one more per file the test refers to, and bench-node is
-/// uploaded only when missing or of another version.
-async fn deploy_host(
-    host: &dyn Transport,
-    nodes: &[&Node],
-    plan: &DeployPlan,
+/// The deploy of one host's nodes.
+struct HostDeploy<'a> {
+    host: &'a dyn Transport,
+    nodes: &'a [&'a Node],
+    plan: &'a DeployPlan,
+    /// Nodes in the whole run.
     count: usize,
-    local_arch: &str,
-    uploads: &Uploads,
-) -> Result<Vec<DeployedNode>, DeployError> {
-    let dirs: Vec<String> = nodes
-        .iter()
-        .map(|node| {
-            format!(
-                "{}/{}/node{}",
-                plan.node_workdir.trim_end_matches('/'),
-                plan.run_id,
-                node.number
-            )
-        })
-        .collect();
-    let mut pairs = Vec::with_capacity(2 * nodes.len());
-    for (node, dir) in nodes.iter().zip(&dirs) {
-        let config = NodeConfig {
-            number: node.number,
-            count: count as u32,
-            run: plan.run_name.clone(),
-            host: host.label().to_string(),
-            overrides: plan.overrides.clone(),
+}
+
+/// How [`HostDeploy::start_mux`] went.
+enum MuxStart {
+    /// The mux runs (the frames follow on its stdout).
+    Started(Process),
+    /// bench-node is missing or of another version: the host's facts.
+    Refused(HostFacts),
+}
+
+impl HostDeploy<'_> {
+    /// The node directories, in order.
+    fn dirs(&self) -> Vec<String> {
+        let plan = self.plan;
+        self.nodes
+            .iter()
+            .map(|node| {
+                format!(
+                    "{}/{}/node{}",
+                    plan.node_workdir.trim_end_matches('/'),
+                    plan.run_id,
+                    node.number
+                )
+            })
+            .collect()
+    }
+
+    /// Each node's `node.toml`, in order.
+    fn configs(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|node| {
+                node_config_toml(&NodeConfig {
+                    number: node.number,
+                    count: self.count as u32,
+                    run: self.plan.run_name.clone(),
+                    host: self.host.label().to_string(),
+                    overrides: self.plan.overrides.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// The nodes as deployed, run by `bench_node`.
+    fn deployed(&self, dirs: Vec<String>, bench_node: &str) -> Vec<DeployedNode> {
+        self.nodes
+            .iter()
+            .zip(dirs)
+            .map(|(node, dir)| DeployedNode {
+                number: node.number,
+                dir,
+                bench_node: bench_node.to_string(),
+            })
+            .collect()
+    }
+
+    /// An SSH host: one command checks bench-node and starts the mux, which receives the
+    /// files and runs the nodes; when bench-node is missing or of another version, it is
+    /// uploaded (or refused) and the mux started again. Returns the nodes and their processes.
+    async fn ssh(
+        &self,
+        local_arch: &str,
+        uploads: &Uploads,
+    ) -> Result<(Vec<DeployedNode>, Vec<Process>), DeployError> {
+        let (host, plan) = (self.host, self.plan);
+        let dirs = self.dirs();
+        let probe = bench_node_path(host, &plan.node_workdir, plan.bench_node.as_deref());
+        let process = match self.start_mux(&probe, &dirs).await? {
+            MuxStart::Started(process) => process,
+            MuxStart::Refused(facts) => {
+                let bench_node =
+                    ensure_bench_node(host, plan, &probe, facts, local_arch, uploads).await?;
+                match self.start_mux(&bench_node, &dirs).await? {
+                    MuxStart::Started(process) => process,
+                    MuxStart::Refused(facts) => {
+                        return Err(DeployError::Version {
+                            host: host.label().to_string(),
+                            path: bench_node,
+                            found: facts.version,
+                            expected: expected_version(),
+                        })
+                    }
+                }
+            }
         };
-        pairs.push(dir.clone());
-        pairs.push(node_config_toml(&config));
-    }
-    let probe = bench_node_path(host, &plan.node_workdir, plan.bench_node.as_deref());
-    let mut facts = None;
-    for chunk in batches(&pairs, 2) {
-        let script = format!("{FACTS_SCRIPT}\n{NODES_SCRIPT}");
-        let mut words = vec!["sh".to_string(), "-c".into(), script, "sh".into()];
-        words.push(probe.clone());
-        words.extend(chunk.iter().cloned());
-        let out = exec_ok(host, words, plan.test.clone()).await?;
-        facts.get_or_insert_with(|| parse_facts(&String::from_utf8_lossy(&out.stdout)));
-    }
-    for (rel, bytes) in &plan.files {
-        for chunk in batches(&dirs, 1) {
-            let mut words = vec![
-                "sh".to_string(),
-                "-c".into(),
-                FANOUT_SCRIPT.into(),
-                "sh".into(),
-                rel.clone(),
-            ];
-            words.extend(chunk.iter().cloned());
-            exec_ok(host, words, bytes.clone()).await?;
+        let mut files = vec![NodeFile {
+            node: None,
+            path: "test.toml".into(),
+            bytes: plan.test.clone(),
+        }];
+        for (i, config) in self.configs().into_iter().enumerate() {
+            files.push(NodeFile {
+                node: Some(i),
+                path: "node.toml".into(),
+                bytes: Bytes::from(config),
+            });
         }
+        for (rel, bytes) in &plan.files {
+            files.push(NodeFile {
+                node: None,
+                path: rel.clone(),
+                bytes: bytes.clone(),
+            });
+        }
+        let processes = mux::split(process, dirs.len(), &files);
+        Ok((self.deployed(dirs, &probe), processes))
     }
-    let facts = facts.unwrap_or_default();
-    let bench_node = ensure_bench_node(host, plan, &probe, facts, local_arch, uploads).await?;
-    Ok(nodes
-        .iter()
-        .zip(dirs)
-        .map(|(node, dir)| DeployedNode {
-            number: node.number,
-            dir,
-            bench_node: bench_node.clone(),
-        })
-        .collect())
+
+    /// Runs [`FACTS_SCRIPT`] and [`MUX_SCRIPT`] with `bench_node` for `dirs`: the mux when
+    /// that is bench-node of this version, the host's facts otherwise.
+    async fn start_mux(&self, bench_node: &str, dirs: &[String]) -> Result<MuxStart, DeployError> {
+        let script = format!("{FACTS_SCRIPT}\n{MUX_SCRIPT}");
+        let mut argv = vec!["sh".to_string(), "-c".into(), script, "sh".into()];
+        argv.push(bench_node.to_string());
+        argv.push(expected_version());
+        argv.extend(dirs.iter().cloned());
+        let Process {
+            stdin,
+            stdout,
+            mut stderr,
+            exit,
+            result,
+        } = self.host.spawn(argv.clone()).await?;
+        let mut out = BufReader::new(stdout);
+        let (mut facts, mut line) = (String::new(), Vec::new());
+        while let Ok(Line::Full) = read_line(&mut out, &mut line, MAX_LINE).await {
+            if line == MUX_STARTED {
+                return Ok(MuxStart::Started(Process {
+                    stdin,
+                    stdout: Box::new(out),
+                    stderr,
+                    exit,
+                    result,
+                }));
+            }
+            facts.push_str(&String::from_utf8_lossy(&line));
+        }
+        drop(stdin);
+        let mut complaint = Vec::new();
+        let _ = (&mut stderr)
+            .take(64 * 1024)
+            .read_to_end(&mut complaint)
+            .await;
+        let code = exit.await;
+        if code != Some(0) {
+            return Err(DeployError::Transport(TransportError::Failed {
+                host: self.host.label().to_string(),
+                command: display_argv(&argv),
+                status: code.map_or("killed or disconnected".to_string(), |c| {
+                    format!("exit {c}")
+                }),
+                stderr: String::from_utf8_lossy(&complaint).trim().to_string(),
+            }));
+        }
+        Ok(MuxStart::Refused(parse_facts(&facts)))
+    }
+
+    /// The master's own machine: every node's directory, test and node.toml in as few
+    /// commands as possible, one more per file the test refers to; the nodes run from
+    /// bench-node beside bench-master.
+    async fn local(
+        &self,
+        local_arch: &str,
+        uploads: &Uploads,
+    ) -> Result<Vec<DeployedNode>, DeployError> {
+        let (host, plan) = (self.host, self.plan);
+        let dirs = self.dirs();
+        let mut pairs = Vec::with_capacity(2 * dirs.len());
+        for (dir, config) in dirs.iter().zip(self.configs()) {
+            pairs.push(dir.clone());
+            pairs.push(config);
+        }
+        let probe = bench_node_path(host, &plan.node_workdir, plan.bench_node.as_deref());
+        let mut facts = None;
+        for chunk in batches(&pairs, 2) {
+            let script = format!("{FACTS_SCRIPT}\n{NODES_SCRIPT}");
+            let mut words = vec!["sh".to_string(), "-c".into(), script, "sh".into()];
+            words.push(probe.clone());
+            words.extend(chunk.iter().cloned());
+            let out = exec_ok(host, words, plan.test.to_vec()).await?;
+            facts.get_or_insert_with(|| parse_facts(&String::from_utf8_lossy(&out.stdout)));
+        }
+        for (rel, bytes) in &plan.files {
+            for chunk in batches(&dirs, 1) {
+                let mut words = vec![
+                    "sh".to_string(),
+                    "-c".into(),
+                    FANOUT_SCRIPT.into(),
+                    "sh".into(),
+                    rel.clone(),
+                ];
+                words.extend(chunk.iter().cloned());
+                exec_ok(host, words, bytes.to_vec()).await?;
+            }
+        }
+        let facts = facts.unwrap_or_default();
+        let bench_node = ensure_bench_node(host, plan, &probe, facts, local_arch, uploads).await?;
+        Ok(self.deployed(dirs, &bench_node))
+    }
 }
 
 /// Where bench-node lives on a host, the one place this is decided: `-s PATH` (`installed`)
@@ -466,18 +641,20 @@ pub fn check_line(r: &CheckReport) -> String {
 
 /// The files `plan` names ([`TestPlan::files`]) with their bytes, read from beside the test,
 /// for [`DeployPlan::files`]. Only paths inside the test's directory can be placed beside the
-/// test on a node; others (absolute, `..`) are left out, and the node then names the missing
-/// file when it loads the test.
-pub fn test_files(plan: &TestPlan) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+/// test on a node; others (absolute, `..`, a name with a newline) are left out, and the node
+/// then names the missing file when it loads the test.
+pub fn test_files(plan: &TestPlan) -> std::io::Result<Vec<(String, Bytes)>> {
     let base = plan.path.parent().unwrap_or(Path::new("."));
     let mut files = Vec::new();
     for rel in plan.files() {
         let inside = rel
             .components()
             .all(|c| matches!(c, std::path::Component::Normal(_)));
-        if inside {
+        let name = rel.to_string_lossy().into_owned();
+        // A name with a newline cannot be announced to a mux on its line.
+        if inside && !name.contains('\n') {
             let bytes = std::fs::read(base.join(rel))?;
-            files.push((rel.to_string_lossy().into_owned(), bytes));
+            files.push((name, Bytes::from(bytes)));
         }
     }
     Ok(files)

@@ -1,7 +1,8 @@
 //! Follows one running node: its stdout and stderr are appended to `out/node<N>.log` and
 //! `err/node<N>.log` as they arrive, its JSON progress lines are parsed and sent to the run's
-//! coordinator, and its end is reported. Every line is bounded ([`MAX_LINE`]): a node that
-//! sends a longer one is reported, and that output is no longer read.
+//! coordinator, and its end is reported, after its result file when its mux sent it (written to
+//! `results/node<N>.xml` at once). Every line is bounded ([`MAX_LINE`]): a node that sends a
+//! longer one is reported, and that output is no longer read.
 
 use std::path::{Path, PathBuf};
 
@@ -20,8 +21,15 @@ pub enum NodeMsg {
     /// The node at this position sent a line longer than [`MAX_LINE`] on this stream
     /// (`stdout`, `stderr`): a broken or hostile node, no longer heard on it.
     Overlong(usize, &'static str),
+    /// The node's result file came with its end and is in the run's `results/`.
+    Delivered(usize),
     /// The node's process ended (exit code; `None` when killed or cut off).
     Exited(usize, Option<i32>),
+}
+
+/// Where the result of node `number` goes in the master's run directory.
+pub fn result_path(run_dir: &Path, number: u32) -> PathBuf {
+    run_dir.join("results").join(format!("node{number}.xml"))
 }
 
 /// The log files of one node in the master's run directory.
@@ -32,13 +40,13 @@ pub fn log_paths(run_dir: &Path, number: u32) -> (PathBuf, PathBuf) {
     )
 }
 
-/// Starts following `process`; returns its stdin. Messages go to `tx` (bounded: a slow
+/// Starts following `process`; returns its stdin. Its output goes to `out_path` and
+/// `err_path`, a result it brings to `result_path`. Messages go to `tx` (bounded: a slow
 /// display slows the readers, never grows memory).
 pub fn follow(
     position: usize,
     process: Process,
-    out_path: PathBuf,
-    err_path: PathBuf,
+    (out_path, err_path, result_path): (PathBuf, PathBuf, PathBuf),
     tx: mpsc::Sender<NodeMsg>,
 ) -> Box<dyn tokio::io::AsyncWrite + Send + Unpin> {
     let Process {
@@ -46,6 +54,7 @@ pub fn follow(
         stdout,
         stderr,
         exit,
+        result,
     } = process;
     tokio::spawn(async move {
         let events = tx.clone();
@@ -63,6 +72,15 @@ pub fn follow(
             overlong(err, &tx, NodeMsg::Overlong(position, "stderr"))
         );
         let code = exit.await;
+        if let Some(bytes) = match result {
+            Some(result) => result.await,
+            None => None,
+        } {
+            // Not written: the master fetches it from the node's host.
+            if tokio::fs::write(&result_path, bytes).await.is_ok() {
+                let _ = tx.send(NodeMsg::Delivered(position)).await;
+            }
+        }
         let _ = tx.send(NodeMsg::Exited(position, code)).await;
     });
     stdin

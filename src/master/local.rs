@@ -84,6 +84,7 @@ impl Transport for LocalHost {
                 stdout: Box::new(stdout),
                 stderr: Box::new(stderr),
                 exit: Box::pin(async move { child.wait().await.ok().and_then(|s| s.code()) }),
+                result: None,
             })
         })
     }

@@ -6,25 +6,40 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use base64::Engine as _;
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::transport::{Process, Transport, TransportError};
+use super::transport::Process;
 use crate::protocol::control::Command;
 use crate::protocol::lines::{read_line, Line, MAX_LINE};
-use crate::protocol::mux::{Frame, ToMux, HEARTBEAT, MAX_FRAME};
+use crate::protocol::mux::{Frame, Put, ToMux, GO, HEARTBEAT, MAX_FRAME, MAX_RESULT};
 
-/// Starts the nodes in `dirs` on `host` through one `bench_node mux` process; returns one
-/// [`Process`] per node, in order.
-pub async fn spawn(
-    host: &dyn Transport,
-    bench_node: &str,
-    dirs: &[String],
-) -> Result<Vec<Process>, TransportError> {
-    let mut argv = vec![bench_node.to_string(), "mux".into(), "--".into()];
-    argv.extend(dirs.iter().cloned());
-    let process = host.spawn(argv).await?;
-    Ok(split(process, dirs.len()))
+/// A file the mux writes into its nodes' directories before starting them.
+#[derive(Debug, Clone)]
+pub struct NodeFile {
+    /// The node (its position among the mux's nodes); `None`: every node.
+    pub node: Option<usize>,
+    /// Where, relative to the node's directory.
+    pub path: String,
+    pub bytes: Bytes,
+}
+
+/// What the master sends the mux before the nodes' lines: every file, then `go`.
+fn preamble(files: &[NodeFile]) -> Vec<Bytes> {
+    let mut out = Vec::with_capacity(2 * files.len() + 1);
+    for f in files {
+        let put = Put {
+            node: f.node,
+            len: f.bytes.len() as u64,
+            path: f.path.clone(),
+        };
+        out.push(Bytes::from(put.line()));
+        out.push(f.bytes.clone());
+    }
+    out.push(Bytes::from(format!("{GO}\n")));
+    out
 }
 
 /// The master's end of one node: where its output and exit go.
@@ -32,6 +47,11 @@ struct NodeEnds {
     stdout: Option<DuplexStream>,
     stderr: Option<DuplexStream>,
     exit: Option<oneshot::Sender<Option<i32>>>,
+    /// The node's result file as received so far; `None` once it passed [`MAX_RESULT`] or
+    /// could not be decoded (the master then fetches it itself).
+    result: Option<Vec<u8>>,
+    /// Where the complete result goes.
+    result_tx: Option<oneshot::Sender<Vec<u8>>>,
 }
 
 /// Buffer of each node's stdout and stderr pipe in the master.
@@ -39,17 +59,18 @@ const PIPE: usize = 64 * 1024;
 /// Longest line a node's stdin keeps (`start` and a Unix time in ms are 20 bytes).
 const MAX_COMMAND: usize = 64;
 
-/// Splits the mux's process into the processes of its `n` nodes.
-pub fn split(process: Process, n: usize) -> Vec<Process> {
+/// Splits the mux's process into the processes of its `n` nodes, sending it `files` first.
+pub fn split(process: Process, n: usize, files: &[NodeFile]) -> Vec<Process> {
     let Process {
         stdin,
         stdout,
         stderr,
         exit,
+        ..
     } = process;
     let (lines_tx, lines_rx) = mpsc::unbounded_channel();
     let (written_tx, written) = watch::channel(0);
-    tokio::spawn(feed(stdin, lines_rx, written_tx));
+    tokio::spawn(feed(stdin, preamble(files), lines_rx, written_tx));
     let lines = Arc::new(Lines {
         queue: std::sync::Mutex::new((0, lines_tx)),
     });
@@ -59,6 +80,7 @@ pub fn split(process: Process, n: usize) -> Vec<Process> {
         let (out_w, out_r) = tokio::io::duplex(PIPE);
         let (err_w, err_r) = tokio::io::duplex(PIPE);
         let (exit_tx, exit_rx) = oneshot::channel();
+        let (result_tx, result_rx) = oneshot::channel();
         let stdin = NodeStdin {
             node: i,
             line: Vec::new(),
@@ -72,11 +94,14 @@ pub fn split(process: Process, n: usize) -> Vec<Process> {
             stdout: Box::new(out_r),
             stderr: Box::new(err_r),
             exit: Box::pin(async move { exit_rx.await.ok().flatten() }),
+            result: Some(Box::pin(async move { result_rx.await.ok() })),
         });
         ends.push(NodeEnds {
             stdout: Some(out_w),
             stderr: Some(err_w),
             exit: Some(exit_tx),
+            result: Some(Vec::new()),
+            result_tx: Some(result_tx),
         });
     }
     tokio::spawn(demux(stdout, stderr, exit, ends));
@@ -175,17 +200,22 @@ impl Drop for NodeStdin {
     }
 }
 
-/// Writes the nodes' lines to the mux in order, and a `ping` every [`HEARTBEAT`]; publishes
-/// the number of the last line written; closes the mux's input once every node's stdin is
-/// closed.
+/// Writes the `preamble` (the nodes' files), then the nodes' lines to the mux in order, and a
+/// `ping` every [`HEARTBEAT`]; publishes the number of the last line written; closes the mux's
+/// input once every node's stdin is closed.
 async fn feed(
     mut stdin: Box<dyn AsyncWrite + Send + Unpin>,
+    preamble: Vec<Bytes>,
     mut lines: mpsc::UnboundedReceiver<(u64, String)>,
     written: watch::Sender<u64>,
 ) {
+    let mut ok = true;
+    for piece in &preamble {
+        ok = ok && stdin.write_all(piece).await.is_ok();
+    }
+    drop(preamble);
     let mut beat = tokio::time::interval(HEARTBEAT);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut ok = true;
     loop {
         let (number, text) = tokio::select! {
             // A node's line, or the end of every node's input.
@@ -287,16 +317,42 @@ async fn route(line: &[u8], ends: &mut [NodeEnds]) {
     let Some(frame) = Frame::decode(line) else {
         return;
     };
-    let (Frame::Stdout(i, _) | Frame::Stderr(i, _) | Frame::Exit(i, _)) = frame;
+    let (Frame::Stdout(i, _)
+    | Frame::Stderr(i, _)
+    | Frame::Result(i, _)
+    | Frame::ResultEnd(i, _)
+    | Frame::Exit(i, _)) = frame;
     let Some(end) = ends.get_mut(i) else {
         return;
     };
     let (w, payload) = match frame {
         Frame::Stdout(_, payload) => (&mut end.stdout, payload),
         Frame::Stderr(_, payload) => (&mut end.stderr, payload),
+        Frame::Result(_, piece) => {
+            let decoded = base64::engine::general_purpose::STANDARD.decode(piece);
+            end.result = match (end.result.take(), decoded) {
+                (Some(mut got), Ok(bytes)) if got.len() + bytes.len() <= MAX_RESULT => {
+                    got.extend_from_slice(&bytes);
+                    Some(got)
+                }
+                _ => None,
+            };
+            return;
+        }
+        Frame::ResultEnd(_, size) => {
+            let got = end.result.take();
+            if let (Some(got), Some(tx)) = (got, end.result_tx.take()) {
+                if got.len() as u64 == size {
+                    let _ = tx.send(got);
+                }
+            }
+            return;
+        }
         Frame::Exit(_, code) => {
             end.stdout = None;
             end.stderr = None;
+            end.result = None;
+            end.result_tx = None;
             if let Some(tx) = end.exit.take() {
                 let _ = tx.send(code);
             }
@@ -333,6 +389,7 @@ mod tests {
             stdout: Box::new(stdout),
             stderr: Box::new(stderr),
             exit: Box::pin(async move { exit_rx.await.ok() }),
+            result: None,
         };
         (process, remote_in, remote_out, remote_err, exit_tx)
     }
@@ -346,7 +403,7 @@ mod tests {
     #[tokio::test]
     async fn frames_reach_their_node_and_words_reach_the_mux() {
         let (process, remote_in, mut remote_out, remote_err, exit) = fake();
-        let mut nodes = split(process, 2);
+        let mut nodes = split(process, 2, &[]);
         let mut n1 = nodes.pop().unwrap();
         let mut n0 = nodes.pop().unwrap();
         n1.stdin.write_all(b"start\n").await.unwrap();
@@ -377,7 +434,7 @@ mod tests {
     #[tokio::test]
     async fn a_lost_mux_ends_its_nodes_and_its_errors_reach_them() {
         let (process, _remote_in, remote_out, mut remote_err, exit) = fake();
-        let mut nodes = split(process, 2);
+        let mut nodes = split(process, 2, &[]);
         remote_err
             .write_all(b"sh: bench-node: not found\n")
             .await
@@ -400,7 +457,7 @@ mod tests {
     #[tokio::test]
     async fn an_overlong_frame_is_passed_on_and_the_mux_given_up() {
         let (process, _remote_in, mut remote_out, _remote_err, _exit) = fake();
-        let mut nodes = split(process, 2);
+        let mut nodes = split(process, 2, &[]);
         tokio::spawn(async move {
             remote_out.write_all(b"0 o fine\n1 o ").await.unwrap();
             let chunk = vec![b'a'; 64 * 1024];

@@ -11,15 +11,15 @@ use super::collect::{self, Collected};
 use super::config::Config;
 use super::coordinator::{Coordinator, Ending, Slot, State};
 use super::dashboard::Board;
-use super::deploy::{deploy, test_files, Cluster, DeployError, DeployPlan, DeployedNode};
+use super::deploy::{deploy, test_files, Cluster, DeployPlan, Deployed, DeployedNode};
 use super::display::Display;
 use super::exporting::{Feed, Sources};
-use super::follow::{follow, log_paths, NodeMsg};
+use super::follow::{follow, log_paths, result_path, NodeMsg};
 use super::service::Service;
 use super::ssh::SshOptions;
 use super::state::{NodeState, RunState};
 use super::transport::{Process, Transport};
-use super::{join_all, monitor, mux, Interrupt, MasterError, Outcome};
+use super::{join_all, monitor, Interrupt, MasterError, Outcome};
 use crate::export::{Exporter, SinkTally, Tags};
 use crate::live::abort::AbortWatch;
 use crate::result::unix_ms;
@@ -60,9 +60,9 @@ pub fn run_budget(plan: &TestPlan) -> Duration {
 struct LoadedTest {
     plan: TestPlan,
     /// The test file's bytes.
-    bytes: Vec<u8>,
+    bytes: bytes::Bytes,
     /// The files it names ([`test_files`]) with their bytes.
-    files: Vec<(String, Vec<u8>)>,
+    files: Vec<(String, bytes::Bytes)>,
 }
 
 impl LoadedTest {
@@ -74,7 +74,7 @@ impl LoadedTest {
             path: path.to_owned(),
             source,
         };
-        let bytes = std::fs::read(path).map_err(read_err)?;
+        let bytes = std::fs::read(path).map_err(read_err)?.into();
         let files = test_files(&plan).map_err(read_err)?;
         Ok(LoadedTest { plan, bytes, files })
     }
@@ -257,14 +257,14 @@ async fn deploy_all(
     plan: &DeployPlan,
     parallel: &Arc<Semaphore>,
     interrupts: &mut mpsc::Receiver<Interrupt>,
-) -> Result<Vec<Result<DeployedNode, DeployError>>, MasterError> {
+) -> Result<Deployed, MasterError> {
     eprintln!(
         "deploying to {} nodes on {} hosts...",
         cluster.nodes.len(),
         cluster.hosts.len()
     );
     tokio::select! {
-        // One result per node, in order.
+        // One result per node, in order, and the SSH hosts' muxes running their nodes.
         d = deploy(cluster, plan, parallel) => Ok(d),
         // Ctrl+C while deploying: nothing runs yet.
         Some(_) = interrupts.recv() => Err(MasterError::Interrupted),
@@ -393,6 +393,7 @@ impl Coordinated {
             ssh_config: config.ssh.config_file.clone(),
             accept_new_host_keys: config.ssh.accept_new_host_keys,
             started_unix_ms: started.map_or(0, unix_ms),
+            planned_start_unix_ms: self.coordinator.planned_start,
             deadline_unix_ms: started.map_or(0, |s| unix_ms(s + self.budget + self.stop_budget)),
             detached: self.ending == Ending::Detached,
             start_skew_ms: None,
@@ -432,10 +433,11 @@ async fn collect_all(
         .iter()
         .map(|s| (node_state(s), s.host.clone()))
         .collect();
+    let delivered: Vec<bool> = slots.iter().map(|s| s.delivered).collect();
     let stopped_by = coordinated.coordinator.stopped_by.clone();
     drop(coordinated.coordinator);
     let collecting = std::time::Instant::now();
-    let collected = collect::collect(&hosts, run_dir, parallel).await;
+    let collected = collect::collect(&hosts, &delivered, run_dir, parallel).await;
     eprintln!(
         "collected {} results in {:.1}s",
         collected.results.len(),
@@ -449,33 +451,61 @@ async fn collect_all(
     }
 }
 
-/// Records the nodes' start skew in the state file, then builds the report ([`finish`]).
+/// Records when each node started against the planned instant in the state file, says it,
+/// then builds the report ([`finish`]).
 fn report(
     workdir: &Path,
     run_dir: &Path,
     mut state: RunState,
     collected: Collected,
 ) -> Result<Outcome, MasterError> {
-    state.start_skew_ms = start_skew_ms(&collected.started_unix_ms);
-    if let (Some(skew), Some(seen)) = (state.start_skew_ms, state.observed_skew_ms) {
-        eprintln!("start skew between nodes: {skew:.1} ms ({seen:.1} ms as seen by the master)");
+    for node in &mut state.nodes {
+        node.started_unix_ms = collected
+            .started
+            .iter()
+            .find(|(n, _)| *n == node.number)
+            .map(|(_, at)| *at);
+    }
+    let starts: Vec<u64> = collected.started.iter().map(|(_, at)| *at).collect();
+    state.start_skew_ms = start_skew_ms(&starts);
+    if let Some(line) = start_line(&starts, state.planned_start_unix_ms, state.observed_skew_ms) {
+        eprintln!("{line}");
     }
     state.save(run_dir)?;
     finish(workdir, run_dir, collected)
 }
 
-/// Spawns every deployed node, one channel per SSH host, and follows it; the nodes that
-/// failed to deploy are failed from the start. Returns the coordinator's slots and the
-/// channel of their messages.
+/// How the nodes started (`starts`, Unix ms) against the `planned` instant, for the terminal.
+fn start_line(starts: &[u64], planned: Option<u64>, seen: Option<f64>) -> Option<String> {
+    let (first, last) = (starts.iter().min()?, starts.iter().max()?);
+    let mut line = format!("start skew between nodes: {} ms", last - first);
+    if let Some(seen) = seen {
+        line.push_str(&format!(" ({seen:.1} ms as seen by the master)"));
+    }
+    if let Some(planned) = planned {
+        let off = |at: u64| at as i64 - planned as i64;
+        line.push_str(&format!(
+            "; nodes started {} to {} ms after the planned instant",
+            off(*first),
+            off(*last)
+        ));
+    }
+    Some(line)
+}
+
+/// Follows every deployed node (an SSH host's already run by its mux, one channel per host;
+/// local ones spawned now); the nodes that failed to deploy are failed from the start. Returns
+/// the coordinator's slots and the channel of their messages.
 async fn spawn_all(
     cluster: &Cluster,
-    deployed: Vec<Result<DeployedNode, DeployError>>,
+    deployed: Deployed,
     run_dir: &Path,
 ) -> (Vec<Slot>, mpsc::Receiver<NodeMsg>) {
     let (tx, rx) = mpsc::channel(1024);
-    let mut slots = Vec::with_capacity(deployed.len());
+    let Deployed { nodes, mut running } = deployed;
+    let mut slots = Vec::with_capacity(nodes.len());
     let mut by_host: Vec<Vec<(usize, DeployedNode)>> = vec![Vec::new(); cluster.hosts.len()];
-    for (p, d) in deployed.into_iter().enumerate() {
+    for (p, d) in nodes.into_iter().enumerate() {
         let (node, h) = &cluster.nodes[p];
         let mut slot = Slot::new(node.number, cluster.hosts[*h].clone(), String::new());
         match d {
@@ -490,14 +520,16 @@ async fn spawn_all(
     let starts = by_host
         .iter()
         .zip(&cluster.hosts)
-        .map(|(nodes, host)| start_nodes(host.as_ref(), nodes));
+        .zip(running.iter_mut())
+        .map(|((nodes, host), running)| start_nodes(host.as_ref(), nodes, running.take()));
     for (nodes, started) in by_host.iter().zip(join_all(starts).await) {
         for ((p, _), process) in nodes.iter().zip(started) {
             let slot = &mut slots[*p];
             match process {
                 Ok(process) => {
                     let (out, err) = log_paths(run_dir, slot.number);
-                    slot.stdin = Some(follow(*p, process, out, err, tx.clone()));
+                    let result = result_path(run_dir, slot.number);
+                    slot.stdin = Some(follow(*p, process, (out, err, result), tx.clone()));
                 }
                 Err(e) => slot.give_up(State::Failed, format!("cannot start bench-node: {e}")),
             }
@@ -506,28 +538,22 @@ async fn spawn_all(
     (slots, rx)
 }
 
-/// Starts the deployed `nodes` of `host`: through one `bench-node mux` channel on an SSH host
-/// (one remote command however many nodes), as child processes on the local one.
+/// The processes of the deployed `nodes` of `host`: those its mux already runs (`running`, an
+/// SSH host), or child processes started now on the local one.
 async fn start_nodes(
     host: &dyn Transport,
     nodes: &[(usize, DeployedNode)],
+    running: Option<Vec<Process>>,
 ) -> Vec<Result<Process, String>> {
-    if host.is_local() {
-        let spawns = nodes.iter().map(|(_, n)| host.spawn(n.command()));
-        return join_all(spawns)
-            .await
-            .into_iter()
-            .map(|r| r.map_err(|e| e.to_string()))
-            .collect();
+    if let Some(processes) = running {
+        return processes.into_iter().map(Ok).collect();
     }
-    let Some((_, first)) = nodes.first() else {
-        return Vec::new();
-    };
-    let dirs: Vec<String> = nodes.iter().map(|(_, n)| n.dir.clone()).collect();
-    match mux::spawn(host, &first.bench_node, &dirs).await {
-        Ok(processes) => processes.into_iter().map(Ok).collect(),
-        Err(e) => nodes.iter().map(|_| Err(e.to_string())).collect(),
-    }
+    let spawns = nodes.iter().map(|(_, n)| host.spawn(n.command()));
+    join_all(spawns)
+        .await
+        .into_iter()
+        .map(|r| r.map_err(|e| e.to_string()))
+        .collect()
 }
 
 /// Builds the report of a collected run, refreshes the workspace index and says where it is.
@@ -586,6 +612,7 @@ pub fn node_state(s: &Slot) -> NodeState {
         dir: s.dir.clone(),
         pid: s.pid,
         status: s.state.into(),
+        started_unix_ms: None,
         reason: s.reason.clone(),
     }
 }

@@ -303,6 +303,7 @@ impl Transport for SshHost {
                     drop(permit);
                     status.ok().and_then(|s| s.code())
                 }),
+                result: None,
             })
         })
     }

@@ -26,6 +26,10 @@ pub struct RunState {
     pub accept_new_host_keys: bool,
     /// When the nodes were told to start, Unix ms (0: never started).
     pub started_unix_ms: u64,
+    /// The instant the nodes were told to start at, Unix ms (`None`: never started, or a state
+    /// file of before).
+    #[serde(default)]
+    pub planned_start_unix_ms: Option<u64>,
     /// When the run must be over at the latest, Unix ms.
     pub deadline_unix_ms: u64,
     /// True once the master detached from the running nodes.
@@ -48,6 +52,9 @@ pub struct NodeState {
     /// bench-node's process id on the host, once known.
     pub pid: Option<u32>,
     pub status: NodeStatus,
+    /// When its first user started, Unix ms, as its collected result says.
+    #[serde(default)]
+    pub started_unix_ms: Option<u64>,
     /// Why it failed or is missing.
     pub reason: Option<String>,
 }

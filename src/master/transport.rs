@@ -57,6 +57,9 @@ pub struct Process {
     /// Resolves with the exit code when the program ends (`None`: signal or lost channel). It
     /// owns whatever keeps the channel open (an SSH session slot).
     pub exit: BoxFuture<'static, Option<i32>>,
+    /// A node run by a mux: resolves, once it ended, with its result file as the mux sent it
+    /// (`None`: none came, the master fetches it). `None` for any other process.
+    pub result: Option<BoxFuture<'static, Option<Vec<u8>>>>,
 }
 
 /// A host where programs run: over SSH or as local processes.
@@ -236,12 +239,14 @@ pub async fn signal(t: &dyn Transport, pid: u32, signal: &str) -> Result<bool, T
 }
 
 /// Script printing `key=value` facts about a host for `--check` and deploy; `$1` is the
-/// bench-node path to ask for its version. Deploy runs it as the start of a longer script.
+/// bench-node path to ask for its version (left in `$version`). Deploy runs it as the start of
+/// a longer script.
 pub const FACTS_SCRIPT: &str = r#"echo "arch=$(uname -m)"
 echo "cores=$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc 2>/dev/null)"
 echo "nofile=$(ulimit -n)"
 echo "mem_available_kib=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo 2>/dev/null)"
-echo "version=$("$1" --version 2>/dev/null | head -n 1)"
+version=$("$1" --version 2>/dev/null | head -n 1)
+echo "version=$version"
 echo "machine=$(cat /etc/machine-id 2>/dev/null)""#;
 
 /// Facts about a host that matter to a run.

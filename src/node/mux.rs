@@ -1,16 +1,18 @@
 //! The node's half of the mux ([`crate::protocol::mux`]): runs the nodes of a host as children of
 //! one `bench-node mux` process and relays their stdio over its own.
 
-use std::path::Path;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::process::Child;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::protocol::lines::{read_line, read_line_blocking, Line, MAX_LINE};
-use crate::protocol::mux::{node_args, Frame, ToMux, WATCHDOG};
+use crate::protocol::mux::{node_args, Frame, Put, ToMux, GO, MAX_RESULT, RESULT_CHUNK, WATCHDOG};
 
 /// Exit code reported for a node that could not be started.
 const NOT_STARTED: i32 = 127;
@@ -20,12 +22,36 @@ const NOT_STARTED: i32 = 127;
 /// Emptied when the master is gone.
 type Stdins = Arc<std::sync::Mutex<Vec<Option<std::fs::File>>>>;
 
-/// `bench-node mux -- DIR...`: runs `bench_node` (this very binary) for the node in each of
-/// `dirs` and relays their stdio over this process's stdio until every node ended.
+/// `bench-node mux -- DIR...`: writes the nodes' files the master sends first (see
+/// [`crate::protocol::mux`]), then runs `bench_node` (this very binary) for the node in each
+/// of `dirs` and relays their stdio over this process's stdio until every node ended.
 pub async fn serve(bench_node: &Path, dirs: &[String]) {
     let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(1024);
     let writer = tokio::spawn(write_frames(tokio::io::stdout(), out_rx));
     let stdins: Stdins = Arc::default();
+    let heard = Arc::new(std::sync::Mutex::new(Instant::now()));
+    let (files_tx, files) = oneshot::channel();
+    let (spawned_tx, spawned) = std::sync::mpsc::channel();
+    let (input, last, owned) = (stdins.clone(), heard.clone(), dirs.to_vec());
+    // Blocked in read() until the master writes or goes; ends with the process.
+    std::thread::spawn(move || listen(&owned, files_tx, spawned, input, last));
+    let received = files
+        .await
+        .unwrap_or_else(|_| Err("the files were not received".into()));
+    if let Err(why) = received {
+        let why = format!("bench-node mux: {why}");
+        for i in 0..dirs.len() {
+            let _ = out_tx.send(Frame::Stderr(i, why.as_bytes()).encode()).await;
+            let _ = out_tx
+                .send(Frame::Exit(i, Some(NOT_STARTED)).encode())
+                .await;
+        }
+        drop(out_tx);
+        let _ = writer.await;
+        return;
+    }
+    // One node's result is sent at a time, so that the master holds at most one per host.
+    let results = Arc::new(tokio::sync::Mutex::new(()));
     let mut relays = tokio::task::JoinSet::new();
     for (i, dir) in dirs.iter().enumerate() {
         let spawned = tokio::process::Command::new(bench_node)
@@ -37,7 +63,8 @@ pub async fn serve(bench_node: &Path, dirs: &[String]) {
         let stdin = match spawned {
             Ok(mut child) => {
                 let stdin = child.stdin.take().and_then(|s| s.into_owned_fd().ok());
-                relays.spawn(relay(i, child, out_tx.clone()));
+                let result = Path::new(dir).join("result.xml");
+                relays.spawn(relay(i, child, result, results.clone(), out_tx.clone()));
                 stdin.map(std::fs::File::from)
             }
             Err(e) => {
@@ -52,11 +79,8 @@ pub async fn serve(bench_node: &Path, dirs: &[String]) {
         lock(&stdins).push(stdin);
     }
     drop(out_tx);
+    let _ = spawned_tx.send(());
 
-    let heard = Arc::new(std::sync::Mutex::new(Instant::now()));
-    let (input, last) = (stdins.clone(), heard.clone());
-    // Blocked in read() until the master writes or goes; ends with the process.
-    std::thread::spawn(move || listen(input, last));
     let mut check = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -78,14 +102,91 @@ pub async fn serve(bench_node: &Path, dirs: &[String]) {
     let _ = writer.await;
 }
 
+/// Reads the nodes' files from `input` up to `go`, writing each into the directories in `dirs`
+/// it is for (a file for every node written once, then hard-linked, or copied where a link
+/// cannot be made).
+fn receive(
+    input: &mut impl BufRead,
+    dirs: &[String],
+    heard: &std::sync::Mutex<Instant>,
+) -> Result<(), String> {
+    let mut line = Vec::new();
+    loop {
+        match read_line_blocking(input, &mut line, MAX_LINE) {
+            Ok(Line::Full) => {}
+            _ => return Err("the master went away before sending the nodes' files".into()),
+        }
+        *lock(heard) = Instant::now();
+        if line.strip_suffix(b"\n").unwrap_or(&line) == GO.as_bytes() {
+            return Ok(());
+        }
+        if line.strip_suffix(b"\n").unwrap_or(&line) == b"ping" {
+            continue;
+        }
+        let Some(put) = Put::parse(&line) else {
+            return Err(format!(
+                "unexpected line from the master: {:?}",
+                String::from_utf8_lossy(&line)
+            ));
+        };
+        let targets: Vec<PathBuf> = match put.node {
+            None => dirs.iter().map(|d| Path::new(d).join(&put.path)).collect(),
+            Some(i) => match dirs.get(i) {
+                Some(d) => vec![Path::new(d).join(&put.path)],
+                None => return Err(format!("no node {i} for {}", put.path)),
+            },
+        };
+        let fail = |path: &Path, e: std::io::Error| format!("cannot write {}: {e}", path.display());
+        let Some((first, others)) = targets.split_first() else {
+            return Err("no node directories given".into());
+        };
+        if let Some(parent) = first.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| fail(parent, e))?;
+        }
+        let mut file = std::fs::File::create(first).map_err(|e| fail(first, e))?;
+        let copied = std::io::copy(&mut std::io::Read::take(&mut *input, put.len), &mut file)
+            .map_err(|e| fail(first, e))?;
+        if copied != put.len {
+            return Err(format!(
+                "{} ended after {copied} of {} bytes",
+                put.path, put.len
+            ));
+        }
+        drop(file);
+        for path in others {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| fail(parent, e))?;
+            }
+            let _ = std::fs::remove_file(path);
+            if std::fs::hard_link(first, path).is_err() {
+                std::fs::copy(first, path).map_err(|e| fail(path, e))?;
+            }
+        }
+    }
+}
+
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Reads the master's lines and carries them out; at the end of its input (the master is
-/// gone, or wrote a line no master writes), closes every node's stdin.
-fn listen(stdins: Stdins, heard: Arc<std::sync::Mutex<Instant>>) {
+/// Receives the nodes' files ([`receive`], its outcome to `files`), waits until the nodes are
+/// `spawned`, then reads the master's lines and carries them out; at the end of its input (the
+/// master is gone, or wrote a line no master writes), closes every node's stdin.
+fn listen(
+    dirs: &[String],
+    files: oneshot::Sender<Result<(), String>>,
+    spawned: std::sync::mpsc::Receiver<()>,
+    stdins: Stdins,
+    heard: Arc<std::sync::Mutex<Instant>>,
+) {
     let mut input = std::io::stdin().lock();
+    let received = receive(&mut input, dirs, &heard);
+    let ok = received.is_ok();
+    let _ = files.send(received);
+    // The nodes are not started (files missing): nothing more to hear.
+    if !ok || spawned.recv().is_err() {
+        return;
+    }
     let mut line = Vec::new();
     while let Ok(Line::Full) = read_line_blocking(&mut input, &mut line, MAX_LINE) {
         *lock(&heard) = Instant::now();
@@ -115,8 +216,15 @@ fn command(line: &[u8], stdins: &mut [Option<std::fs::File>]) {
     }
 }
 
-/// Relays node `i`'s stdout and stderr as frames, then its exit code.
-async fn relay(i: usize, mut child: Child, tx: mpsc::Sender<Vec<u8>>) {
+/// Relays node `i`'s stdout and stderr as frames, then its result file ([`send_result`],
+/// holding `results` meanwhile) and its exit code.
+async fn relay(
+    i: usize,
+    mut child: Child,
+    result: PathBuf,
+    results: Arc<tokio::sync::Mutex<()>>,
+    tx: mpsc::Sender<Vec<u8>>,
+) {
     let out = child.stdout.take();
     let err = child.stderr.take();
     tokio::join!(
@@ -124,7 +232,35 @@ async fn relay(i: usize, mut child: Child, tx: mpsc::Sender<Vec<u8>>) {
         relay_lines(err, tx.clone(), |line| Frame::Stderr(i, line))
     );
     let code = child.wait().await.ok().and_then(|s| s.code());
+    let turn = results.lock().await;
+    send_result(i, &result, &tx).await;
+    drop(turn);
     let _ = tx.send(Frame::Exit(i, code).encode()).await;
+}
+
+/// Sends node `i`'s result file, when there is one of at most [`MAX_RESULT`] bytes, as `r`
+/// frames and an `f` frame; otherwise nothing (the master fetches it, or names it missing).
+async fn send_result(i: usize, path: &Path, tx: &mpsc::Sender<Vec<u8>>) {
+    let Ok(bytes) = tokio::fs::read(path).await else {
+        return;
+    };
+    if bytes.len() > MAX_RESULT {
+        return;
+    }
+    let base64 = base64::engine::general_purpose::STANDARD;
+    for piece in bytes.chunks(RESULT_CHUNK) {
+        let text = base64.encode(piece);
+        if tx
+            .send(Frame::Result(i, text.as_bytes()).encode())
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+    let _ = tx
+        .send(Frame::ResultEnd(i, bytes.len() as u64).encode())
+        .await;
 }
 
 /// Relays the lines of `input` as frames (`frame` makes one of a line). A line passing

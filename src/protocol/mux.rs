@@ -5,14 +5,21 @@
 //! then costs one command, not 32. The node's half is [`crate::node::mux`], the master's
 //! [`crate::master::mux`].
 //!
-//! Master → mux, a line each: `<i> <word>` (a line for node i's stdin), `<i> close` (close
-//! node i's stdin), `ping` (the master is alive, every [`HEARTBEAT`]). The end of the input, or
-//! no line for [`WATCHDOG`] (the master was killed, or its host cut off), closes every node's
-//! stdin: a node that no longer hears its master stops by itself, unless it was detached.
+//! Master → mux: first the nodes' files, each a line `put <i> <len> <path>` (`*` for `<i>`:
+//! the same file for every node, written once and hard-linked) followed by its `<len>` bytes,
+//! then `go`, after which the mux starts the nodes. So the one command that starts the mux
+//! also deploys the test: a host costs one remote command (one login shell) for the whole run
+//! once bench-node is there. Then a line each: `<i> <word>` (a line for node i's stdin),
+//! `<i> close` (close node i's stdin), `ping` (the master is alive, every [`HEARTBEAT`]). The
+//! end of the input, or no line for [`WATCHDOG`] (the master was killed, or its host cut off),
+//! closes every node's stdin: a node that no longer hears its master stops by itself, unless it
+//! was detached.
 //!
-//! Mux → master: `<i> o <line>` and `<i> e <line>` (a line of node i's stdout or stderr), then
-//! `<i> x <code>` once node i ended (`-` when a signal killed it). The mux ends when every node
-//! has ended.
+//! Mux → master: `<i> o <line>` and `<i> e <line>` (a line of node i's stdout or stderr); once
+//! node i ended, its result file, when there is one of at most [`MAX_RESULT`] bytes, as
+//! `<i> r <base64>` lines of [`RESULT_CHUNK`] bytes each and `<i> f <size>` (complete, that
+//! many bytes; one node's result at a time), so that collecting costs no command of its own;
+//! then `<i> x <code>` (`-` when a signal killed it). The mux ends when every node has ended.
 
 use std::time::Duration;
 
@@ -50,8 +57,56 @@ pub const FRAME_HEAD: usize = 32;
 /// lines at [`MAX_LINE`] + 1 bytes, so a longer one means a broken or hostile mux.
 pub const MAX_FRAME: usize = MAX_LINE + FRAME_HEAD;
 
+/// Largest result file a mux carries back; the master fetches a larger one itself.
+pub const MAX_RESULT: usize = 64 << 20;
+/// Bytes of a result carried by one `r` frame (its line holds 4/3 of that in base64).
+pub const RESULT_CHUNK: usize = 48 * 1024;
+
 const CLOSE: &str = "close";
 const PING: &str = "ping";
+const PUT: &str = "put";
+/// The line after the files: start the nodes.
+pub const GO: &str = "go";
+
+/// A file for the nodes' directories, sent before [`GO`]: its line, then `len` bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Put {
+    /// The node whose directory gets it; `None`: every node's.
+    pub node: Option<usize>,
+    /// Its size in bytes.
+    pub len: u64,
+    /// Where, relative to the node's directory (no `..`, no root, no newline).
+    pub path: String,
+}
+
+impl Put {
+    /// The line announcing the file, its newline included.
+    pub fn line(&self) -> String {
+        let node = self.node.map_or("*".to_string(), |i| i.to_string());
+        format!("{PUT} {node} {} {}\n", self.len, self.path)
+    }
+
+    /// The file a line announces; `None` for anything else, and for a path that leaves the
+    /// node's directory.
+    pub fn parse(line: &[u8]) -> Option<Put> {
+        let line = std::str::from_utf8(line).ok()?;
+        let line = line.strip_suffix('\n').unwrap_or(line);
+        let mut parts = line.splitn(4, ' ');
+        if parts.next()? != PUT {
+            return None;
+        }
+        let node = match parts.next()? {
+            "*" => None,
+            i => Some(i.parse().ok()?),
+        };
+        let len = parts.next()?.parse().ok()?;
+        let path = parts.next()?.to_string();
+        let inside = std::path::Path::new(&path)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        (inside && !path.is_empty()).then_some(Put { node, len, path })
+    }
+}
 
 /// A line of the master to the mux.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +151,10 @@ pub enum Frame<'a> {
     Stdout(usize, &'a [u8]),
     /// `<i> e <line>`: a line of node i's stderr.
     Stderr(usize, &'a [u8]),
+    /// `<i> r <base64>`: a piece of node i's result file.
+    Result(usize, &'a [u8]),
+    /// `<i> f <size>`: node i's result file is complete, of this many bytes.
+    ResultEnd(usize, u64),
     /// `<i> x <code>`: node i ended with this exit code (`-`: killed by a signal).
     Exit(usize, Option<i32>),
 }
@@ -106,6 +165,8 @@ impl<'a> Frame<'a> {
         let (i, kind, payload): (usize, u8, std::borrow::Cow<'_, [u8]>) = match *self {
             Frame::Stdout(i, line) => (i, b'o', line.into()),
             Frame::Stderr(i, line) => (i, b'e', line.into()),
+            Frame::Result(i, piece) => (i, b'r', piece.into()),
+            Frame::ResultEnd(i, size) => (i, b'f', size.to_string().into_bytes().into()),
             Frame::Exit(i, code) => {
                 let code = code.map_or("-".to_string(), |c| c.to_string());
                 (i, b'x', code.into_bytes().into())
@@ -129,6 +190,11 @@ impl<'a> Frame<'a> {
         match kind {
             b"o" => Some(Frame::Stdout(i, payload)),
             b"e" => Some(Frame::Stderr(i, payload)),
+            b"r" => Some(Frame::Result(i, payload)),
+            b"f" => Some(Frame::ResultEnd(
+                i,
+                std::str::from_utf8(payload).ok()?.parse().ok()?,
+            )),
             b"x" if payload == b"-" => Some(Frame::Exit(i, None)),
             b"x" => {
                 let code = std::str::from_utf8(payload).ok()?.parse().ok()?;
@@ -160,11 +226,17 @@ mod tests {
             Frame::Exit(1, None),
             Frame::Exit(2, Some(-1)),
             Frame::Exit(12, Some(130)),
+            Frame::Result(4, b"PHJlc3VsdC8+"),
+            Frame::ResultEnd(4, 9),
         ];
         for f in frames {
             // A variant added and not listed here fails to compile.
             match f {
-                Frame::Stdout(..) | Frame::Stderr(..) | Frame::Exit(..) => {}
+                Frame::Stdout(..)
+                | Frame::Stderr(..)
+                | Frame::Result(..)
+                | Frame::ResultEnd(..)
+                | Frame::Exit(..) => {}
             }
             assert_eq!(Frame::decode(&f.encode()), Some(f), "{f:?}");
         }
@@ -175,6 +247,7 @@ mod tests {
             b"1 x",
             b"1 x nine",
             b"1 o",
+            b"1 f many",
         ] {
             assert_eq!(Frame::decode(bad), None, "{bad:?}");
         }
@@ -188,6 +261,35 @@ mod tests {
         }
         for bad in [&b"pong\n"[..], b"1 jump", b"x close", b"1", b"\xff close"] {
             assert_eq!(ToMux::parse(bad), None, "{bad:?}");
+        }
+        for put in [
+            Put {
+                node: None,
+                len: 12,
+                path: "test.toml".into(),
+            },
+            Put {
+                node: Some(3),
+                len: 0,
+                path: "data/a b.csv".into(),
+            },
+        ] {
+            assert_eq!(
+                Put::parse(put.line().as_bytes()),
+                Some(put.clone()),
+                "{put:?}"
+            );
+        }
+        for bad in [
+            &b"put * 1 ../x\n"[..],
+            b"put * 1 /etc/passwd",
+            b"put * 1 a/../../b",
+            b"put x 1 a",
+            b"put * -1 a",
+            b"put * 1 ",
+            b"go",
+        ] {
+            assert_eq!(Put::parse(bad), None, "{bad:?}");
         }
     }
 }
