@@ -2,7 +2,8 @@
 //! every metric, a server slowed by 30 % is significantly worse (its interval shown), and
 //! `--fail-if-worse` gates on it (exit codes 0, 4 and 2). Both runs of a pair go at the same
 //! time against the built-in target on 127.0.0.1, so that the machine's load (other tests,
-//! other builds) weighs on both alike; each lasts about 8 s.
+//! other builds) weighs on both alike; each lasts about 8 s. Runs of two scenarios and a data
+//! file are compared (and followed by `--trend`) per scenario and per data file.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -19,19 +20,27 @@ const SECONDS: &str = "8";
 
 /// `bench-node run` of one step at `path` of `url`, started (not waited for); writes `out`.
 fn start_run(dir: &Path, name: &str, url: &str, path: &str) -> (std::process::Child, PathBuf) {
-    let test = write(
-        dir,
-        &format!("{name}.toml"),
-        &format!(
-            "[test]\nname = \"diff\"\nurl = \"{url}\"\n\n[bench]\nstartup_delay = 0\n\n\
-             [[step]]\nname = \"home\"\npath = '{path}'\n"
-        ),
+    let test = format!(
+        "[test]\nname = \"diff\"\nurl = \"{url}\"\n\n[bench]\nstartup_delay = 0\n\n\
+         [[step]]\nname = \"home\"\npath = '{path}'\n"
     );
+    start_test(dir, name, &test, [USERS, SECONDS])
+}
+
+/// `bench-node run` of the test `text` (written as `name.toml` in `dir`) with `users` and
+/// `seconds`, started; writes `name.xml`.
+fn start_test(
+    dir: &Path,
+    name: &str,
+    text: &str,
+    [users, seconds]: [&str; 2],
+) -> (std::process::Child, PathBuf) {
+    let test = write(dir, &format!("{name}.toml"), text);
     let out = dir.join(format!("{name}.xml"));
     let child = bench_node()
         .arg("run")
         .arg(&test)
-        .args(["-c", USERS, "-D", SECONDS, "-o"])
+        .args(["-c", users, "-D", seconds, "-o"])
         .arg(&out)
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -179,4 +188,134 @@ fn fail_if_worse_takes_a_percentage_of_zero_or_more() {
     // Without --diff it means nothing.
     let o = bench_report(&[a.as_os_str(), "--fail-if-worse".as_ref(), "5%".as_ref()]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+/// A test of two scenarios, `browse` (20 ms answers) and `buy` (answers of `buy_delay_ms`),
+/// each execution taking one row of a `unique` data file of `rows` rows that stops the users
+/// when they run out.
+fn mix_test(dir: &Path, name: &str, url: &str, buy_delay_ms: u32, rows: usize) -> String {
+    let csv: String = std::iter::once("login\n".to_string())
+        .chain((0..rows).map(|i| format!("user{i}\n")))
+        .collect();
+    write(dir, &format!("{name}.csv"), &csv);
+    format!(
+        r#"[test]
+name = "mix"
+url = "{url}"
+
+[bench]
+startup_delay = 0
+seed = 1
+
+[[data]]
+name = "account"
+file = "{name}.csv"
+order = "unique"
+on_end = "stop"
+
+[[scenario]]
+name = "browse"
+weight = 1
+[[scenario.step]]
+name = "home"
+path = "/?delay_ms=20&who={{{{ account.login }}}}"
+
+[[scenario]]
+name = "buy"
+weight = 1
+[[scenario.step]]
+name = "pay"
+path = "/?delay_ms={buy_delay_ms}&who={{{{ account.login }}}}"
+"#
+    )
+}
+
+#[test]
+fn scenarios_and_data_files_are_compared_and_followed() {
+    let server = Server::start();
+    let dir = tempdir();
+    let d = dir.path();
+    // The new build's `buy` answers in 80 ms instead of 20; its data file has 60 rows, which
+    // run out, where the base's 100 000 do not.
+    let base_test = mix_test(d, "base", &server.url(), 20, 100_000);
+    let new_test = mix_test(d, "new", &server.url(), 80, 60);
+    let (mut a, base) = start_test(d, "base", &base_test, ["4", "3"]);
+    let (mut b, new) = start_test(d, "new", &new_test, ["4", "3"]);
+    assert!(a.wait().unwrap().success(), "base run failed");
+    assert!(b.wait().unwrap().success(), "new run failed");
+
+    let diff = compare(&base, &new);
+    let scenarios = &diff.levels[0].scenarios;
+    let names: Vec<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["browse", "buy"]);
+    let metrics: Vec<&str> = scenarios[1].deltas.iter().map(|d| d.metric).collect();
+    assert_eq!(metrics, ["STPS", "error %", "test p95 (ms)"]);
+    let (browse_p95, buy_p95) = (&scenarios[0].deltas[2], &scenarios[1].deltas[2]);
+    assert_eq!(buy_p95.verdict, diff::Verdict::Worse, "{buy_p95:?}");
+    assert!(buy_p95.change_pct.unwrap() > 100.0, "{buy_p95:?}");
+    assert!(
+        browse_p95.change_pct.unwrap().abs() < buy_p95.change_pct.unwrap() / 2.0,
+        "browse {browse_p95:?}, buy {buy_p95:?}"
+    );
+    assert!(diff.unmatched_scenarios.is_empty());
+    let data = &diff.data;
+    assert_eq!(data.len(), 1);
+    let (b_data, n_data) = (
+        data[0].base.as_ref().unwrap(),
+        data[0].new.as_ref().unwrap(),
+    );
+    assert_eq!((b_data.rows, n_data.rows), (100_000, 60));
+    assert_eq!(n_data.used, 60, "every row used, once");
+    assert!(b_data.used > 60, "{b_data:?}");
+    assert!(
+        b_data.ran_out_s.is_none() && n_data.ran_out_s.is_some(),
+        "{data:?}"
+    );
+
+    let out = d.join("diff");
+    let o = diff_cli(&base, &new, &out, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(
+        html.contains("<h2>Scenarios</h2>") && html.contains("test p95 (ms)"),
+        "{html}"
+    );
+    // The new run's rows ran out on its one node; the base's did not.
+    assert!(
+        html.contains("<h2>Data files</h2>") && html.contains(" s (1 node)</td>"),
+        "{html}"
+    );
+
+    // The trend follows each scenario and the data file's rows run by run.
+    let load = |p: &Path| report::input::load(p, &ReportOptions::default()).unwrap();
+    let t = report::trend::trend(&[load(&base), load(&new)]);
+    assert!(t.has_scenarios && t.has_data);
+    let cell = |run: usize| t.runs[run].cells[0].as_ref().unwrap();
+    let buy = |run: usize| cell(run).scenarios[1].clone();
+    assert_eq!(buy(0).name, "buy");
+    assert!(
+        buy(1).p95_ms > 2.0 * buy(0).p95_ms,
+        "{:?} {:?}",
+        buy(0),
+        buy(1)
+    );
+    assert_eq!(t.runs[1].data[0].used, 60);
+    let out = d.join("trend");
+    let o = bench_report(&[
+        "--trend".as_ref(),
+        base.as_os_str(),
+        new.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(
+        html.contains("<h2>Scenarios</h2>") && html.contains(">buy<"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<h2>Data files</h2>") && html.contains(">account<"),
+        "{html}"
+    );
 }

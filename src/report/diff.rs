@@ -1,6 +1,7 @@
 //! Differential report: two runs side by side per concurrency level, with deltas, charts and
 //! a verdict per metric that says better or worse only when the change is significant
-//! ([`super::significance`]).
+//! ([`super::significance`]); per scenario (STPS, error %, test latency) and per data file
+//! (rows used, ran out) when the runs have them.
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +10,7 @@ use serde::Serialize;
 use super::chart::{figure, Figure, LineChart};
 use super::input::{self, RunInput};
 use super::significance::{self, Change, Interval, Mean, Quantile, Share, Statistic};
-use super::stats::{CycleSummary, WindowSecond};
+use super::stats::{CycleSummary, DataSummary, ScenarioSummary, WindowSecond};
 use super::{ReportError, ReportOptions, Summary, Templates};
 use crate::result::Packed;
 
@@ -177,6 +178,35 @@ pub struct Level {
     /// Users in the new run (differs from `users` when cycles matched by position).
     pub new_users: u32,
     pub deltas: Vec<Delta>,
+    /// The scenarios both runs have, in the base run's order (empty without scenarios).
+    pub scenarios: Vec<ScenarioLevel>,
+}
+
+/// One scenario's tests at one level in both runs: STPS, error % and test p95, in that order.
+/// Judged by the fixed noise band only (a scenario has no per-second series to give an
+/// interval), and not gated by `--fail-if-worse`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioLevel {
+    pub name: String,
+    pub deltas: Vec<Delta>,
+}
+
+/// A scenario's figure compared: name, the metric whose verdict rules it follows, the value.
+type ScenarioMetric = (&'static str, Metric, fn(&ScenarioSummary) -> f64);
+
+/// What a scenario is compared on.
+const SCENARIO_METRICS: [ScenarioMetric; 3] = [
+    ("STPS", Metric::Spps, |s| s.tests.per_s),
+    ("error %", Metric::ErrorPct, |s| s.tests.error_pct),
+    ("test p95 (ms)", Metric::P95, |s| s.latency_ms.p95),
+];
+
+/// One `[[data]]` file in either run, by name.
+#[derive(Debug, Clone, Serialize)]
+pub struct DataDiff {
+    pub name: String,
+    pub base: Option<DataSummary>,
+    pub new: Option<DataSummary>,
 }
 
 /// The verdict on one metric over every level.
@@ -197,6 +227,10 @@ pub struct Diff {
     /// True when cycles were matched by position because no users level matched.
     pub by_position: bool,
     pub verdicts: Vec<MetricVerdict>,
+    /// Scenarios found in one run only.
+    pub unmatched_scenarios: Vec<String>,
+    /// The data files of both runs (base's order, then the new run's others).
+    pub data: Vec<DataDiff>,
 }
 
 /// A metric at a level that is significantly worse by more than `--fail-if-worse`'s limit.
@@ -273,28 +307,89 @@ fn latency_seconds(c: &CycleSummary) -> Option<Vec<Vec<(u64, u64)>>> {
         .collect()
 }
 
+/// A metric's delta from `vb` to `vn`, judged by `interval` or else the noise band.
+fn delta(name: &'static str, m: Metric, (vb, vn): (f64, f64), interval: Option<Interval>) -> Delta {
+    let change_pct = Change::Relative.of(vb, vn);
+    Delta {
+        metric: name,
+        base: vb,
+        new: vn,
+        delta: vn - vb,
+        change_pct,
+        interval,
+        verdict: Verdict::judge(m, vn - vb, change_pct, interval),
+    }
+}
+
 fn level(b: &CycleSummary, n: &CycleSummary) -> Level {
+    let scenarios = b
+        .scenarios
+        .iter()
+        .filter_map(|sb| {
+            let sn = n.scenarios.iter().find(|s| s.name == sb.name)?;
+            let deltas = SCENARIO_METRICS
+                .iter()
+                .map(|(name, m, f)| delta(name, *m, (f(sb), f(sn)), None))
+                .collect();
+            Some(ScenarioLevel {
+                name: sb.name.clone(),
+                deltas,
+            })
+        })
+        .collect();
     Level {
         users: b.users,
         new_users: n.users,
         deltas: Metric::ALL
             .iter()
-            .map(|&m| {
-                let (vb, vn) = (m.of(b), m.of(n));
-                let change_pct = Change::Relative.of(vb, vn);
-                let interval = m.interval(b, n);
-                Delta {
-                    metric: m.name(),
-                    base: vb,
-                    new: vn,
-                    delta: vn - vb,
-                    change_pct,
-                    interval,
-                    verdict: Verdict::judge(m, vn - vb, change_pct, interval),
-                }
-            })
+            .map(|&m| delta(m.name(), m, (m.of(b), m.of(n)), m.interval(b, n)))
             .collect(),
+        scenarios,
     }
+}
+
+/// The scenario names of one run only.
+fn unmatched_scenarios(base: &Summary, new: &Summary) -> Vec<String> {
+    let names = |s: &Summary| -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for c in &s.cycles {
+            for sc in &c.scenarios {
+                if !names.contains(&sc.name) {
+                    names.push(sc.name.clone());
+                }
+            }
+        }
+        names
+    };
+    let (b, n) = (names(base), names(new));
+    let only = |a: &[String], other: &[String]| -> Vec<String> {
+        a.iter().filter(|x| !other.contains(x)).cloned().collect()
+    };
+    [only(&b, &n), only(&n, &b)].concat()
+}
+
+/// The data files of both runs, matched by name.
+fn data_diff(base: &Summary, new: &Summary) -> Vec<DataDiff> {
+    let find = |s: &Summary, name: &str| s.data.iter().find(|d| d.name == name).cloned();
+    let mut out: Vec<DataDiff> = base
+        .data
+        .iter()
+        .map(|d| DataDiff {
+            name: d.name.clone(),
+            base: Some(d.clone()),
+            new: find(new, &d.name),
+        })
+        .collect();
+    for d in &new.data {
+        if find(base, &d.name).is_none() {
+            out.push(DataDiff {
+                name: d.name.clone(),
+                base: None,
+                new: Some(d.clone()),
+            });
+        }
+    }
+    out
 }
 
 /// Compares `new` with `base`, level by level: cycles match by their total users; when no
@@ -334,6 +429,8 @@ pub fn compare(base: &Summary, new: &Summary) -> Diff {
         unmatched,
         by_position,
         verdicts,
+        unmatched_scenarios: unmatched_scenarios(base, new),
+        data: data_diff(base, new),
     }
 }
 

@@ -1,4 +1,5 @@
-//! Trend report: SPPS, p95 and Apdex of many runs (oldest first) per concurrency level.
+//! Trend report: SPPS, p95 and Apdex of many runs (oldest first) per concurrency level, each
+//! scenario's STPS, error % and test p95, and the data files' rows used.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -7,7 +8,7 @@ use serde::Serialize;
 
 use super::chart::{figure, Figure, LineChart};
 use super::input::{self, RunInput};
-use super::stats::CycleSummary;
+use super::stats::{CycleSummary, DataSummary};
 use super::{ReportError, ReportOptions, Templates};
 
 /// One run at one concurrency level.
@@ -20,6 +21,20 @@ pub struct TrendCell {
     pub apdex: Option<f64>,
     pub rating: String,
     pub error_pct: f64,
+    /// The cycle's scenarios, in the test's order (empty without scenarios).
+    pub scenarios: Vec<ScenarioCell>,
+}
+
+/// One scenario's tests in one run at one level.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScenarioCell {
+    pub name: String,
+    /// Its successful tests/s.
+    pub stps: f64,
+    /// Failed or erred tests, %.
+    pub error_pct: f64,
+    /// Test latency p95, ms.
+    pub p95_ms: f64,
 }
 
 /// One run of the trend.
@@ -31,6 +46,8 @@ pub struct TrendRun {
     pub nodes: u32,
     /// One entry per level of [`Trend::levels`] (None when the run lacks that level).
     pub cells: Vec<Option<TrendCell>>,
+    /// The run's data files: rows used, and when they ran out.
+    pub data: Vec<DataSummary>,
 }
 
 /// Runs across concurrency levels.
@@ -42,6 +59,9 @@ pub struct Trend {
     /// True when levels are cycle positions rather than users.
     pub by_position: bool,
     pub runs: Vec<TrendRun>,
+    /// True when some run has scenarios, and when some has data files.
+    pub has_scenarios: bool,
+    pub has_data: bool,
 }
 
 fn cell(c: &CycleSummary) -> TrendCell {
@@ -52,6 +72,16 @@ fn cell(c: &CycleSummary) -> TrendCell {
         apdex: c.pages.apdex,
         rating: c.pages.rating.clone(),
         error_pct: c.requests.rates.error_pct,
+        scenarios: c
+            .scenarios
+            .iter()
+            .map(|s| ScenarioCell {
+                name: s.name.clone(),
+                stps: s.tests.per_s,
+                error_pct: s.tests.error_pct,
+                p95_ms: s.latency_ms.p95,
+            })
+            .collect(),
     }
 }
 
@@ -81,6 +111,10 @@ pub fn trend(runs: &[RunInput]) -> Trend {
                 .collect(),
         )
     };
+    let has_scenarios = runs
+        .iter()
+        .any(|r| r.summary.cycles.iter().any(|c| !c.scenarios.is_empty()));
+    let has_data = runs.iter().any(|r| !r.summary.data.is_empty());
     let runs = runs
         .iter()
         .zip(cells)
@@ -90,12 +124,15 @@ pub fn trend(runs: &[RunInput]) -> Trend {
             started: r.summary.started.clone(),
             nodes: r.summary.nodes,
             cells,
+            data: r.summary.data.clone(),
         })
         .collect();
     Trend {
         levels,
         by_position,
         runs,
+        has_scenarios,
+        has_data,
     }
 }
 
