@@ -36,16 +36,27 @@ fn site(dir: &Path, other_origin: &str) {
         "broken.html",
         r#"<img src="logo.png"><img src="missing.png">"#,
     );
+    write(
+        &site,
+        "cookie.html",
+        r#"<link rel="stylesheet" href="moved.css"><img src="cookie.png">"#,
+    );
     write(&site, "app.css", &"body { color: red }\n".repeat(50));
     write(&site, "app.js", &"console.log(1);\n".repeat(80));
     write(&site, "fresh.js", "var fresh = true;\n");
-    for (name, size) in [("logo.png", 700), ("icon.png", 90), ("hero-960.png", 3000)] {
+    for (name, size) in [
+        ("logo.png", 700),
+        ("icon.png", 90),
+        ("hero-960.png", 3000),
+        ("cookie.png", 10),
+    ] {
         write(&site, name, &"p".repeat(size));
     }
 }
 
 /// nginx serving `dir/site/` (types for the page and its resources, `fresh.js` with
-/// `max-age`) and logging every request of its server to `dir/res.log` with the protocol,
+/// `max-age`, `moved.css` redirected to `app.css`, `cookie.png` setting the session cookie
+/// nginx's `/need` wants) and logging every request of its server to `dir/res.log` with the protocol,
 /// connection, status, body bytes and validators sent.
 fn start_nginx(dir: &Path, upstream: &Server) -> Nginx {
     let d = dir.display();
@@ -55,7 +66,9 @@ fn start_nginx(dir: &Path, upstream: &Server) -> Nginx {
         r#"types {{ text/html html; text/css css; application/javascript js; image/png png; }}
         access_log {d}/res.log res;
         location /site/ {{ root {d}; }}
-        location = /site/fresh.js {{ root {d}; add_header Cache-Control "max-age=600"; }}"#
+        location = /site/fresh.js {{ root {d}; add_header Cache-Control "max-age=600"; }}
+        location = /site/moved.css {{ return 301 /site/app.css; }}
+        location = /site/cookie.png {{ root {d}; add_header Set-Cookie "session=res1; Path=/"; }}"#
     );
     Nginx::start_full(&upstream.target.addr.to_string(), http, &server)
 }
@@ -361,6 +374,16 @@ path = "/site/index.html"
 resources = "all"
 
 [[step]]
+name = "cookie"
+path = "/site/cookie.html"
+resources = true
+
+[[step]]
+name = "need"
+path = "/need"
+contains = "hello res1"
+
+[[step]]
 name = "broken"
 path = "/site/broken.html"
 resources = true
@@ -374,7 +397,7 @@ resources = true
     assert_eq!(other.requests(), ["/cross.png"]);
     let second_page = lines
         .iter()
-        .position(|l| l.uri == "/site/broken.html")
+        .position(|l| l.uri == "/site/cookie.html")
         .unwrap();
     let connections: HashSet<u64> = lines[..second_page].iter().map(|l| l.connection).collect();
     assert_eq!(connections.len(), 3, "{lines:#?}");
@@ -382,8 +405,19 @@ resources = true
     let missing = lines.iter().filter(|l| l.status == 404).count() as u64;
     assert_eq!(missing, 1, "{lines:#?}");
     let c = &r.cycles[0];
-    assert_eq!((c.steps[0].success, c.steps[0].failure), (1, 0));
-    assert_eq!((c.steps[1].success, c.steps[1].failure), (0, 1));
+    let outcomes: Vec<(u64, u64)> = c.steps.iter().map(|s| (s.success, s.failure)).collect();
+    assert_eq!(outcomes, [(1, 0), (1, 0), (1, 0), (0, 1)], "{:?}", r.errors);
+    // The stylesheet's redirect was followed (two requests of that resource), and the cookie
+    // an image set went with the user's next page (its check passed).
+    let moved = lines
+        .iter()
+        .position(|l| l.uri == "/site/moved.css")
+        .unwrap();
+    assert_eq!(lines[moved].status, 301);
+    assert!(lines[moved..]
+        .iter()
+        .any(|l| l.uri == "/site/app.css" && l.status == 200));
+    assert_eq!(step_resources(&r, 1).requests, 3);
     assert_eq!(c.requests.failure, 1);
     assert_eq!(c.tests.failure, 1);
     assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
@@ -398,8 +432,10 @@ resources = true
         e.samples
     );
     assert_eq!(summary["errors"][0]["detail"], "resource HTTP 404");
-    // The page's requests: its HTML, then logo.png (from the cache? no: revalidated) and the
+    // The broken page's resources: logo.png, kept since the first page, revalidated, and the
     // missing one.
-    assert_eq!(step_resources(&r, 1).requests, 2);
-    assert_eq!(step_resources(&r, 1).revalidated, 1);
+    assert_eq!(step_resources(&r, 3).requests, 2);
+    assert_eq!(step_resources(&r, 3).revalidated, 1);
+    // Every request in nginx's log, and one to the other origin.
+    assert_eq!(c.requests.total(), lines.len() as u64 + 1);
 }

@@ -469,14 +469,7 @@ impl Client {
         kept: Kept,
         url: &Url,
     ) -> Result<Incoming, RequestError> {
-        // A scan of the few response headers costs less than a hashed lookup.
-        for (name, value) in &parts.headers {
-            if name == SET_COOKIE {
-                if let Ok(s) = value.to_str() {
-                    self.has_cookies |= self.cookies.parse(s, url).is_ok();
-                }
-            }
-        }
+        self.keep_cookies(&parts.headers, url);
         let (body, body_len, decoded_len) = kept.finish()?;
         Ok(Incoming {
             status: parts.status,
@@ -486,6 +479,20 @@ impl Client {
             decoded_len,
             version: parts.version,
         })
+    }
+
+    /// Takes into the jar the cookies `headers` (an answer from `url`) set: this client's
+    /// answers, and those of the user's resource connections.
+    #[inline]
+    pub(super) fn keep_cookies(&mut self, headers: &HeaderMap, url: &Url) {
+        // A scan of the few response headers costs less than a hashed lookup.
+        for (name, value) in headers {
+            if name == SET_COOKIE {
+                if let Ok(s) = value.to_str() {
+                    self.has_cookies |= self.cookies.parse(s, url).is_ok();
+                }
+            }
+        }
     }
 
     /// The hyper request for `req` (see [`request`]): HTTP/2 names the origin in the request

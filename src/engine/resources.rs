@@ -2,8 +2,10 @@
 //! stylesheets, scripts, images and icons the page names are fetched as a browser would —
 //! through the user's cache ([`super::cache`]), over up to `resource_connections` extra
 //! keep-alive connections at once (streams on the user's one connection for HTTP/2). They are
-//! requests of their page: each one is recorded as a request, the page lasts until the last of
-//! them is in, and one that fails or errs makes its page fail or err, in the page's error group.
+//! requests of their page: each one is recorded as a request (and each redirect it follows
+//! within the step's origins), the page lasts until the last of them is in, and one that fails
+//! or errs makes its page fail or err, in the page's error group. They carry the user's
+//! cookies, and the cookies they set go to the user's jar.
 //!
 //! What a page names, in document order and each once: `<link rel=stylesheet>` (not an
 //! alternate one) and `<link rel=icon>`, `<script src>`, `<img>` and, in a `<picture>`,
@@ -24,7 +26,9 @@ use html5ever::tokenizer::states::RawKind;
 use html5ever::tokenizer::{
     BufferQueue, Tag, TagKind, Token, TokenSink, TokenSinkResult, Tokenizer, TokenizerOpts,
 };
-use hyper::header::{CONTENT_TYPE, COOKIE};
+use std::sync::atomic::Ordering;
+
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE, COOKIE};
 use hyper::{HeaderMap, Method, StatusCode};
 use url::Url;
 
@@ -32,9 +36,9 @@ use super::cache::{Cache, Lookup, Stored};
 use super::client::{Client, Connector, Outgoing};
 use super::h2::H2Slot;
 use super::record::{BodySize, Verdict};
-use super::user::{same_origin, Fault, User};
+use super::user::{redirect_target, same_origin, Fault, User, MAX_REDIRECTS};
 use crate::result::{ErrorKind, PageResources, MAX_SAMPLE_BODY};
-use crate::test_def::{Resources, Step};
+use crate::test_def::{HttpVersion, Resources, Step};
 
 /// Most resources one page fetches: a bound on what a generated or hostile page can ask for.
 pub const MAX_PAGE_RESOURCES: usize = 256;
@@ -90,13 +94,26 @@ pub(super) fn is_html(headers: &HeaderMap) -> bool {
         })
 }
 
-/// How one resource request went.
+/// How one resource went (its request, and the redirects it followed).
 struct Answer {
     outcome: Verdict,
+    /// Requests sent: 1, or more when it was redirected.
+    requests: u64,
     size: BodySize,
     revalidated: bool,
     done: Instant,
     fault: Option<Fault>,
+}
+
+/// What the connections fetching one page's resources share.
+struct Shared<'a> {
+    /// The user's own client: its cookie jar sends and takes the resources' cookies.
+    user: RefCell<&'a mut Client>,
+    cache: RefCell<&'a mut Cache>,
+    http: HttpVersion,
+    compression: bool,
+    page: &'a Url,
+    scope: Resources,
 }
 
 impl User {
@@ -130,37 +147,28 @@ impl User {
         for url in urls {
             match browser.cache.lookup(&url, now) {
                 Lookup::Fresh => fetched.counts.cached += 1,
-                Lookup::Send(mut headers) => {
-                    if let Some(cookie) = client.cookie_header(&url) {
-                        headers.push((COOKIE, cookie));
-                    }
-                    wanted.push((url, headers));
-                }
+                Lookup::Send(validators) => wanted.push((url, validators)),
             }
         }
         let Browser { clients, cache } = &mut *browser;
         let queue = &RefCell::new(wanted.iter());
-        let cache = &RefCell::new(cache);
-        let http = step.http;
-        let compression = step.compression.unwrap_or(self.plan.bench.compression);
+        let shared = &Shared {
+            user: RefCell::new(&mut *client),
+            cache: RefCell::new(cache),
+            http: step.http,
+            compression: step.compression.unwrap_or(self.plan.bench.compression),
+            page,
+            scope: step.resources,
+        };
         // Each connection takes the next resource when it is free, as a browser's do.
         let lanes = clients.iter_mut().take(wanted.len()).map(|c| async move {
             let mut answers = Vec::new();
             loop {
                 let next = queue.borrow_mut().next();
-                let Some((url, headers)) = next else {
+                let Some((url, validators)) = next else {
                     break answers;
                 };
-                let req = Outgoing {
-                    http,
-                    method: Method::GET,
-                    url,
-                    headers,
-                    content_type: None,
-                    body: Bytes::new(),
-                    compression,
-                };
-                answers.push(self.resource(c, req, cache).await);
+                answers.push(self.resource(c, url, validators, shared).await);
             }
         });
         for answer in futures_util::future::join_all(lanes)
@@ -169,7 +177,7 @@ impl User {
             .flatten()
         {
             let c = &mut fetched.counts;
-            c.requests += 1;
+            c.requests += answer.requests;
             c.bytes += answer.size.wire;
             fetched.size += answer.size;
             c.revalidated += u64::from(answer.revalidated);
@@ -183,70 +191,104 @@ impl User {
         fetched
     }
 
-    /// One resource request on `client`, recorded; the cache takes in its answer.
+    /// One resource on `client`: its request (with the cache's `validators`), and the
+    /// redirects it follows within the step's origins, each recorded; the cache takes in its
+    /// answer, the user's jar its cookies.
     async fn resource(
         &self,
         client: &mut Client,
-        req: Outgoing<'_>,
-        cache: &RefCell<&mut Cache>,
+        url: &Url,
+        validators: &[(HeaderName, HeaderValue)],
+        shared: &Shared<'_>,
     ) -> Answer {
-        let url = req.url;
-        let sent = Instant::now();
-        let result = client.send(req, MAX_SAMPLE_BODY, sent).await;
-        let done = Instant::now();
-        let latency = done - sent;
-        self.counters
-            .requests
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let response = match result {
-            Ok(r) => r,
-            Err(e) => {
-                let page = self.request_error(e, url, done, latency, 0);
-                return Answer {
-                    outcome: Verdict::Error,
-                    size: BodySize::default(),
-                    revalidated: false,
-                    done,
-                    fault: page.fault,
-                };
+        let mut answer = Answer {
+            outcome: Verdict::Success,
+            requests: 0,
+            size: BodySize::default(),
+            revalidated: false,
+            done: Instant::now(),
+            fault: None,
+        };
+        let mut url = url.clone();
+        let mut headers = validators.to_vec();
+        for hop in 0..=MAX_REDIRECTS {
+            if let Some(cookie) = shared.user.borrow().cookie_header(&url) {
+                headers.push((COOKIE, cookie));
             }
-        };
-        let code = response.status.as_u16();
-        let accepted = response.status.is_success()
-            || response.status == StatusCode::NOT_MODIFIED
-            || self.plan.bench.ok_codes.contains(&code);
-        let outcome = if accepted {
-            Verdict::Success
-        } else {
-            self.counters
-                .failures
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Verdict::Failure
-        };
-        self.recorder
-            .borrow_mut()
-            .request(&self.window, done, latency, outcome, response.size());
-        let stored =
-            cache
+            let req = Outgoing {
+                http: shared.http,
+                method: Method::GET,
+                url: &url,
+                headers: &headers,
+                content_type: None,
+                body: Bytes::new(),
+                compression: shared.compression,
+            };
+            let sent = Instant::now();
+            let result = client.send(req, MAX_SAMPLE_BODY, sent).await;
+            let done = Instant::now();
+            let latency = done - sent;
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            answer.requests += 1;
+            answer.done = done;
+            let response = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    answer.outcome = Verdict::Error;
+                    answer.fault = self.request_error(e, &url, done, latency, 0).fault;
+                    return answer;
+                }
+            };
+            answer.size += response.size();
+            shared
+                .user
                 .borrow_mut()
-                .answered(url, response.status, &response.headers, SystemTime::now());
-        let fault = (!accepted).then(|| {
-            let detail = format!("resource HTTP {code}");
-            Fault::new(
-                ErrorKind::Status,
-                detail,
-                url.as_str(),
-                Some(code),
-                &response.body,
-            )
-        });
-        Answer {
-            outcome,
-            size: response.size(),
-            revalidated: stored == Stored::Revalidated,
-            done,
-            fault,
+                .keep_cookies(&response.headers, &url);
+            let code = response.status.as_u16();
+            let accepted = response.status.is_success()
+                || response.status == StatusCode::NOT_MODIFIED
+                || self.plan.bench.ok_codes.contains(&code);
+            answer.outcome = if accepted {
+                Verdict::Success
+            } else {
+                self.counters.failures.fetch_add(1, Ordering::Relaxed);
+                Verdict::Failure
+            };
+            self.recorder.borrow_mut().request(
+                &self.window,
+                done,
+                latency,
+                answer.outcome,
+                response.size(),
+            );
+            let allowed = |next: &Url| match shared.scope {
+                Resources::All => matches!(next.scheme(), "http" | "https"),
+                _ => same_origin(next, shared.page),
+            };
+            let next = redirect_target(&url, response.status, &response.headers);
+            if let Some(next) = next.filter(|n| hop < MAX_REDIRECTS && allowed(n)) {
+                url = next;
+                headers.clear();
+                continue;
+            }
+            let now = SystemTime::now();
+            let stored =
+                (shared.cache.borrow_mut()).answered(&url, response.status, &response.headers, now);
+            answer.revalidated = stored == Stored::Revalidated;
+            if !accepted {
+                let detail = format!("resource HTTP {code}");
+                let body = &response.body;
+                answer.fault = Some(Fault::new(
+                    ErrorKind::Status,
+                    detail,
+                    url.as_str(),
+                    Some(code),
+                    body,
+                ));
+            }
+            break;
         }
+        answer
     }
 }
 

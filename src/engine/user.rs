@@ -28,7 +28,7 @@ use crate::result::{ErrorKind, PageResources, MAX_SAMPLE_BODY};
 use crate::test_def::{HttpVersion, Resources, Step, TestPlan, Vars};
 
 /// Redirects followed per page before the page is a failure.
-const MAX_REDIRECTS: usize = 10;
+pub(super) const MAX_REDIRECTS: usize = 10;
 
 /// Where a cycle stands, as users see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -638,7 +638,11 @@ fn render_headers(step: &Step, vars: &Vars) -> Vec<(HeaderName, HeaderValue)> {
 }
 
 /// The URL to follow when `status` is a redirect with a usable `Location`.
-fn redirect_target(url: &Url, status: StatusCode, headers: &hyper::HeaderMap) -> Option<Url> {
+pub(super) fn redirect_target(
+    url: &Url,
+    status: StatusCode,
+    headers: &hyper::HeaderMap,
+) -> Option<Url> {
     if !status.is_redirection() || status == StatusCode::NOT_MODIFIED {
         return None;
     }
