@@ -107,8 +107,12 @@ fn gzip_from_nginx_is_decoded_before_checks_over_http1_and_http2() {
             wire * 5 < decoded,
             "{url}: {wire} bytes on the wire, {decoded} decoded"
         );
-        // The report's summary.json carries both counts.
-        let (_, summary) = report(&path, dir.path());
+        // The report and its summary.json carry both counts.
+        let (html, summary) = report(&path, dir.path());
+        assert!(
+            html.contains("<th>Decoded KiB</th>"),
+            "no decoded bytes in the report"
+        );
         let cycle = &summary["cycles"][0];
         assert_eq!(cycle["bytes"], wire, "{cycle}");
         assert_eq!(cycle["decoded_bytes"], decoded, "{cycle}");
