@@ -316,6 +316,22 @@ fn merged_as_two_nodes(r: &NodeResult, dir: &Path) {
         2 * second.cached
     );
     assert!(html.contains(&row), "{row} not in the report");
+
+    // Per page the same in both, side by side in --diff: 7 requests on the first visit, 6 on
+    // the second, when 6 of 7 resources came from the cache (5 revalidated, 1 fresh).
+    let diff = dir.join("diff");
+    let o = run(Command::new(env!("CARGO_BIN_EXE_bench-report"))
+        .arg("--diff")
+        .arg(dir.join("report"))
+        .arg(&out)
+        .arg("-o")
+        .arg(&diff));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let html = std::fs::read_to_string(diff.join("index.html")).unwrap();
+    let first = "<td class=\"l\">first</td><td>7.00</td>";
+    let second = "<td class=\"l\">second</td><td>6.00</td>";
+    assert!(html.contains(first) && html.contains(second), "{html}");
+    assert_eq!(html.matches("<td>85.7</td>").count(), 2, "{html}");
 }
 
 #[test]
