@@ -1,6 +1,7 @@
 //! The live dashboard (`bench-master --live`) of a real run of two local nodes, read by
 //! headless Chromium while it runs and after, and refused without its token; and the page of
-//! `--attach --live` following a detached run (an ssh node and a local one) to its report.
+//! `--attach --live` following a detached run (an ssh node and a local one), its numbers back,
+//! to its report.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -222,14 +223,26 @@ fn node_states(dom: &str) -> Vec<String> {
         .collect()
 }
 
+/// The page as headless Chromium shows it once it has a settled second (waiting at most 15 s).
+fn page_with_numbers(url: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (dom, _) = chromium(&["--dump-dom", url]);
+        if text_of(&dom, "rps") != "–" || Instant::now() > deadline {
+            return dom;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 #[test]
-fn after_attach_the_live_page_shows_the_nodes_states_then_the_report() {
+fn after_attach_the_live_page_shows_the_running_numbers_then_the_report() {
     let sshd = Sshd::start();
     let server = Server::start();
     let dir = tempdir();
     let b = Bench::new(dir.path());
     let test = test_file(dir.path(), &server.url());
-    let outcome = start_detached(&sshd, &b, &test, "10");
+    let outcome = start_detached(&sshd, &b, &test, "20");
     let mut run = LiveRun::start(
         bench_master()
             .arg("--attach")
@@ -237,18 +250,35 @@ fn after_attach_the_live_page_shows_the_nodes_states_then_the_report() {
             .arg("--live")
             .stdin(Stdio::null()),
     );
-    let (url, _, _) = run.page();
+    let (url, addr, token) = run.page();
     run.wait_for("of 2 nodes running");
 
-    // While the detached nodes run: both named, both running, the run not over.
-    let (dom, _) = chromium(&["--dump-dom", &url]);
-    assert_eq!(text_of(&dom, "state"), "running", "{dom}");
-    assert!(
-        dom.contains(&format!("<td class=\"l\">node0 {}</td>", ALIASES[0])),
-        "{dom}"
-    );
-    assert!(dom.contains("<td class=\"l\">node1 local</td>"), "{dom}");
-    assert_eq!(node_states(&dom), ["running", "running"], "{dom}");
+    // While the detached nodes run: both named, both running, and the cluster's numbers back
+    // (the nodes' progress logs followed over ssh and locally), newer at a second read.
+    let first = page_with_numbers(&url);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (second, _) = chromium(&["--dump-dom", &url]);
+    for dom in [&first, &second] {
+        assert_eq!(text_of(dom, "state"), "running", "{dom}");
+        assert!(
+            dom.contains(&format!("<td class=\"l\">node0 {}</td>", ALIASES[0])),
+            "{dom}"
+        );
+        assert!(dom.contains("<td class=\"l\">node1 local</td>"), "{dom}");
+        assert_eq!(node_states(dom), ["running", "running"], "{dom}");
+        let rps: u64 = text_of(dom, "rps")
+            .parse()
+            .unwrap_or_else(|_| panic!("{dom}"));
+        assert!(rps > 10, "{rps} requests/s");
+        assert_eq!(text_of(dom, "users"), "2", "{dom}");
+        assert_eq!(text_of(dom, "cycle"), "1", "{dom}");
+    }
+    let seconds = [&first, &second].map(|d| text_of(d, "second").parse::<u32>().unwrap());
+    assert!(seconds[1] > seconds[0], "seconds {seconds:?}");
+    let events = two_events(&addr, &token);
+    let second_of = |e: &serde_json::Value| e["cluster"]["second"].as_u64().unwrap();
+    assert!(second_of(&events[1]) > second_of(&events[0]), "{events:?}");
+    assert!(events[1]["cluster"]["requests"].as_u64().unwrap() > 0);
 
     // Once they ended: both done, and the link to the report the attach built.
     run.wait_for("the live page stays up until Ctrl+C");

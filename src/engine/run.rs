@@ -23,7 +23,7 @@ use crate::export::{Exporter, SinkTally, Tags};
 use crate::live::abort::AbortWatch;
 use crate::live::local::{LocalExport, LocalLive};
 use crate::monitor::sampler::Sampler;
-use crate::protocol::progress::ProgressEvent;
+use crate::protocol::progress::{ProgressEvent, ProgressLog};
 use crate::report::threshold::LiveStop;
 use crate::result::latency::interval_for;
 use crate::result::{
@@ -50,6 +50,8 @@ pub struct RunConfig {
     /// Where the result XML goes.
     pub output: PathBuf,
     pub progress: ProgressMode,
+    /// Where every progress line is also kept ([`ProgressLog`]), whatever `progress` says.
+    pub progress_log: Option<PathBuf>,
     /// Worker threads (one current-thread runtime each).
     pub workers: usize,
     /// Judge the test's `abort = true` thresholds live on this node's own seconds and stop
@@ -85,13 +87,17 @@ pub async fn run(
     let plan = Arc::new(config.plan);
     let (mut source, rows) = prepare(&plan, &config.node, config.workers).await?;
     let mut shutdown = pin!(shutdown);
-    emit(
-        config.progress,
-        &ProgressEvent::Ready {
-            node: config.node.number,
-            pid: std::process::id(),
-        },
-    );
+    let progress = Progress {
+        mode: config.progress,
+        log: config
+            .progress_log
+            .as_deref()
+            .map(|p| Arc::new(ProgressLog::create(p))),
+    };
+    progress.emit(&ProgressEvent::Ready {
+        node: config.node.number,
+        pid: std::process::id(),
+    });
     let interrupted = tokio::select! {
         // The master's word (or at once when running alone).
         _ = start => false,
@@ -101,7 +107,7 @@ pub async fn run(
     let t0 = Instant::now();
     let started_unix_ms = unix_ms(SystemTime::now());
     let resources = Sampler::local(t0);
-    let mut ticker = Ticker::new(t0, config.progress, &plan);
+    let mut ticker = Ticker::new(t0, progress.clone(), &plan);
     ticker.cpu = Some(resources.cpu());
     let abort = config
         .live_abort
@@ -148,13 +154,10 @@ pub async fn run(
         Some(live) => live.finish().await,
         None => Vec::new(),
     };
-    emit(
-        config.progress,
-        &ProgressEvent::Done {
-            result: config.output.display().to_string(),
-            interrupted: walked.interrupted,
-        },
-    );
+    progress.emit(&ProgressEvent::Done {
+        result: config.output.display().to_string(),
+        interrupted: walked.interrupted,
+    });
     Ok(RunEnd {
         output: config.output,
         interrupted: walked.interrupted,
@@ -325,7 +328,7 @@ impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
             start,
             end: start + bench.duration,
         };
-        emit(self.ticker.mode, &ProgressEvent::Cycle { cycle, users });
+        self.ticker.out.emit(&ProgressEvent::Cycle { cycle, users });
         let (phase, phase_rx) = watch::channel(CyclePhase::Running);
         let start = CycleStart {
             t0: self.t0,
@@ -664,8 +667,26 @@ async fn futures_all(done: Vec<oneshot::Receiver<()>>) {
     }
 }
 
+/// Where a run's progress goes: shown as `mode` says, and kept in the node's log if it has one.
+#[derive(Clone)]
+struct Progress {
+    mode: ProgressMode,
+    log: Option<Arc<ProgressLog>>,
+}
+
+impl Progress {
+    /// Shows one progress event and keeps it in the log.
+    fn emit(&self, event: &ProgressEvent) {
+        if let Some(log) = &self.log {
+            log.append(&event.to_line());
+        }
+        emit(self.mode, event);
+    }
+}
+
 /// Prints one progress event where the mode says. Write errors (a closed pipe after the master
-/// detached) are ignored: the result file is what matters.
+/// detached) are ignored: the result file, and the progress log for `--attach`, are what
+/// matter.
 pub fn emit(mode: ProgressMode, event: &ProgressEvent) {
     use std::io::Write;
     match mode {
@@ -709,7 +730,8 @@ pub fn emit(mode: ProgressMode, event: &ProgressEvent) {
 struct Ticker {
     t0: Instant,
     interval: tokio::time::Interval,
-    mode: ProgressMode,
+    /// Where its lines go.
+    out: Progress,
     last_requests: u64,
     /// The run's latency intervals: sealed as they pass, so a long run holds them packed.
     latency: LatencySum,
@@ -720,7 +742,7 @@ struct Ticker {
 }
 
 impl Ticker {
-    fn new(t0: Instant, mode: ProgressMode, plan: &TestPlan) -> Ticker {
+    fn new(t0: Instant, out: Progress, plan: &TestPlan) -> Ticker {
         let mut interval =
             tokio::time::interval_at((t0 + Duration::from_secs(1)).into(), Duration::from_secs(1));
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -728,7 +750,7 @@ impl Ticker {
         Ticker {
             t0,
             interval,
-            mode,
+            out,
             last_requests: 0,
             latency: LatencySum::new(planned, plan.step_names().len()),
             live: None,
@@ -774,8 +796,10 @@ impl Ticker {
         users_per_second[second] = users as u32;
         let rps = (requests - self.last_requests) as f64;
         self.last_requests = requests;
-        let mut lines = match self.mode {
-            _ if self.live.is_some() => tally::to_wire(&tallies, users as u32),
+        let mut lines = match self.out.mode {
+            _ if self.live.is_some() || self.out.log.is_some() => {
+                tally::to_wire(&tallies, users as u32)
+            }
             ProgressMode::Json => tally::to_wire(&tallies, users as u32),
             _ => Vec::new(),
         };
@@ -798,7 +822,7 @@ impl Ticker {
             if let Some(live) = &mut self.live {
                 live.progress(&event);
             }
-            emit(self.mode, &event);
+            self.out.emit(&event);
         }
     }
 

@@ -306,6 +306,8 @@ pub struct Live {
     pending: BTreeMap<u32, ClusterSecond>,
     /// Every second before this one has been settled (published).
     settled_through: u32,
+    /// Seconds before this one are skipped, not counted as rejected (see [`Live::starting_at`]).
+    first: u32,
     /// Each settled second, once (see [`Live::subscribe`]).
     seconds_tx: broadcast::Sender<Arc<ClusterSecond>>,
     /// The last `window` settled seconds (see [`Live::watch`]).
@@ -332,10 +334,25 @@ impl Live {
             numbers,
             pending: BTreeMap::new(),
             settled_through: 0,
+            first: 0,
             seconds_tx,
             window_tx,
             rejected: 0,
         }
+    }
+
+    /// The same view starting at second `first`: what the nodes send for the seconds before
+    /// is skipped (`--attach` skips the seconds already past, which the master may have
+    /// exported before it detached, so that nothing is counted twice).
+    pub fn starting_at(mut self, first: u32) -> Live {
+        self.first = first;
+        self.settled_through = first;
+        self
+    }
+
+    /// Every second before this one is settled (published).
+    pub fn settled_through(&self) -> u32 {
+        self.settled_through
     }
 
     /// Each second of the cluster once it is settled, in order.
@@ -371,7 +388,9 @@ impl Live {
         }
         for t in seconds {
             if t.second < self.settled_through {
-                self.rejected += 1;
+                if t.second >= self.first {
+                    self.rejected += 1;
+                }
                 continue;
             }
             let s = self.second(t.second);
@@ -513,6 +532,23 @@ mod tests {
         // Late for a settled second: rejected, counted.
         live.progress(0, &line(2, 5, vec![tally(0, 1, &[10])]));
         assert_eq!(live.rejected(), 1);
+    }
+
+    #[test]
+    fn a_view_starting_later_skips_the_seconds_before_and_merges_the_rest_exactly() {
+        let mut live = Live::new(vec![0, 1], 3).starting_at(5);
+        let mut each = live.subscribe();
+        // Replayed lines of seconds already past: skipped, not rejected, not settled.
+        for n in 0..2 {
+            live.progress(n, &line(5, 1, vec![tally(3, 9, &[1]), tally(4, 9, &[1])]));
+        }
+        assert!(each.try_recv().is_err());
+        assert_eq!(live.rejected(), 0);
+        live.progress(0, &line(6, 1, vec![tally(5, 2, &[1000, 2000])]));
+        live.progress(1, &line(6, 1, vec![tally(5, 3, &[3000])]));
+        let s = each.try_recv().unwrap();
+        assert_eq!((s.second, s.requests, s.latency.len()), (5, 5, 3));
+        assert_eq!(live.settled_through(), 6);
     }
 
     #[test]

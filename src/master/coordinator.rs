@@ -328,6 +328,7 @@ impl Coordinator {
         }
         let slot = &mut self.slots[i];
         slot.last_heard = Instant::now();
+        slot.line.heard(&event);
         match event {
             ProgressEvent::Ready { pid, .. } => {
                 slot.pid = Some(pid);
@@ -335,35 +336,18 @@ impl Coordinator {
                     slot.state = State::Ready;
                 }
             }
-            ProgressEvent::Cycle { cycle, users } => {
+            ProgressEvent::Cycle { .. } => {
                 if slot.state == State::Ready {
                     slot.state = State::Running;
                 }
                 if self.first_cycle[i].is_none() {
                     self.first_cycle[i] = Some(Instant::now());
                 }
-                slot.line.cycle = Some(cycle);
-                slot.line.users = users;
             }
-            ProgressEvent::Progress {
-                cycle,
-                users,
-                requests,
-                failures,
-                errors,
-                rps,
-                cpu,
-                ..
-            } => {
+            ProgressEvent::Progress { .. } => {
                 if slot.state == State::Ready {
                     slot.state = State::Running;
                 }
-                slot.line.cycle = Some(cycle);
-                slot.line.users = users;
-                slot.line.requests = requests;
-                slot.line.errors = failures + errors;
-                slot.line.rps = rps;
-                slot.line.cpu = cpu;
             }
             ProgressEvent::Done {
                 result,
@@ -373,8 +357,6 @@ impl Coordinator {
                     slot.state = State::Done;
                 }
                 slot.result = Some(result);
-                slot.line.rps = 0.0;
-                slot.line.users = 0;
                 if interrupted {
                     slot.reason = Some("interrupted".into());
                 }

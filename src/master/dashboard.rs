@@ -2,8 +2,8 @@
 //! under a random token while the run lasts and until Ctrl+C after it.
 //!
 //! What it shows comes from a [`Board`]: the run's stages write to it (the coordinator's
-//! node lines and [`crate::live::Live`] window while it runs, the node statuses of `--attach`,
-//! the report's path at the end) and the stream reads it once a second. Every figure of the
+//! node lines and [`crate::live::Live`] window while it runs, or `--attach`'s, fed from the
+//! nodes' progress logs; the report's path at the end) and the stream reads it once a second. Every figure of the
 //! cluster is the merged [`ClusterSecond`] of the live view: nothing is counted apart.
 //!
 //! Only `GET /TOKEN/` (the page) and `GET /TOKEN/events` (the stream) are served; a request
@@ -51,10 +51,9 @@ struct BoardState {
     names: Vec<String>,
     /// The nodes' lines, as the coordinator last drew them.
     nodes: Option<watch::Receiver<Arc<Vec<NodeLine>>>>,
-    /// The cluster's settled seconds (absent after `--attach`: the nodes' progress is not
-    /// followed then).
+    /// The cluster's settled seconds.
     window: Option<watch::Receiver<Arc<LiveWindow>>>,
-    /// Node statuses set directly (`--attach`), when there is no coordinator.
+    /// Node statuses set directly, when nothing follows the nodes.
     statuses: Vec<NodeLine>,
     /// The report, once built.
     report: Option<String>,
@@ -77,7 +76,8 @@ impl Board {
         });
     }
 
-    /// Follows a coordinator: its nodes' lines and the cluster's settled seconds.
+    /// Follows a run (the coordinator's, or `--attach`'s): its nodes' lines and the
+    /// cluster's settled seconds.
     pub fn follow(
         &self,
         names: Vec<String>,
@@ -91,7 +91,7 @@ impl Board {
         });
     }
 
-    /// Node names and statuses known without a coordinator (`--attach`).
+    /// Node names and statuses known without following the nodes.
     pub fn statuses(&self, names: Vec<String>, lines: Vec<NodeLine>) {
         self.with(|s| {
             s.names = names;
@@ -149,7 +149,7 @@ pub struct Snapshot {
     pub test: String,
     /// Highest cycle a node is in, from 1.
     pub cycle: Option<u32>,
-    /// The cluster's last settled second; `None` before the first (or after `--attach`).
+    /// The cluster's last settled second; `None` before the first.
     pub cluster: Option<ClusterView>,
     /// Requests of each settled second of the window, oldest first (the page's sparkline).
     pub rates: Vec<u64>,
@@ -231,7 +231,7 @@ impl NodeView {
     }
 }
 
-/// A node line from the state file of a detached run (`--attach`).
+/// A node line that says its state only.
 pub fn status_line(state: State) -> NodeLine {
     NodeLine {
         state,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::coordinator::State;
+use crate::protocol::progress::ProgressEvent;
 
 /// What one node's line shows.
 #[derive(Debug, Clone, Default)]
@@ -23,6 +24,41 @@ pub struct NodeLine {
     pub errors: u64,
     /// CPU busy of the node's host, % of all cores, when it reports it.
     pub cpu: Option<f64>,
+}
+
+impl NodeLine {
+    /// What a progress event of the node says of it (its state is the coordinator's, or the
+    /// state file's after `--attach`).
+    pub fn heard(&mut self, event: &ProgressEvent) {
+        match *event {
+            ProgressEvent::Ready { .. } => {}
+            ProgressEvent::Cycle { cycle, users } => {
+                self.cycle = Some(cycle);
+                self.users = users;
+            }
+            ProgressEvent::Progress {
+                cycle,
+                users,
+                requests,
+                failures,
+                errors,
+                rps,
+                cpu,
+                ..
+            } => {
+                self.cycle = Some(cycle);
+                self.users = users;
+                self.requests = requests;
+                self.errors = failures + errors;
+                self.rps = rps;
+                self.cpu = cpu;
+            }
+            ProgressEvent::Done { .. } => {
+                self.rps = 0.0;
+                self.users = 0;
+            }
+        }
+    }
 }
 
 /// The progress display of a run.

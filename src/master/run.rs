@@ -398,6 +398,8 @@ impl Coordinated {
             detached: self.ending == Ending::Detached,
             start_skew_ms: None,
             observed_skew_ms: self.coordinator.observed_skew_ms(),
+            steps: plan.step_names(),
+            live_through: self.coordinator.live().settled_through(),
             nodes: self.coordinator.slots.iter().map(node_state).collect(),
         }
     }

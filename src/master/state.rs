@@ -38,6 +38,13 @@ pub struct RunState {
     pub start_skew_ms: Option<f64>,
     /// Spread of the arrival of the nodes' first cycle events at the master, ms.
     pub observed_skew_ms: Option<f64>,
+    /// The test's step names, by step number (for `--export` after `--attach`).
+    #[serde(default)]
+    pub steps: Vec<String>,
+    /// Every second of the cluster before this one was settled, shown and exported when the
+    /// master left: `--attach` starts after it, so that nothing is exported twice.
+    #[serde(default)]
+    pub live_through: u32,
     pub nodes: Vec<NodeState>,
 }
 

@@ -42,7 +42,7 @@ pub enum Command {
                             test failed (without --node: judged on this node's result), 130 \
                             interrupted (the result is still written)."
     )]
-    Run(NodeRunArgs),
+    Run(Box<NodeRunArgs>),
     /// Validate a test definition (`[[step]]`s, `[[scenario]]`s or a `[generator]`) and print
     /// its plan: scenarios and their weights, data files
     /// (read through: row count and first row), steps and thresholds.
@@ -101,6 +101,10 @@ pub struct NodeRunArgs {
     /// Write this process's id here.
     #[arg(long)]
     pub pid_file: Option<PathBuf>,
+    /// Also keep every progress line, as JSON, in this file (bench-master's nodes keep one in
+    /// their directory, for `--attach`; emptied past 16 MiB).
+    #[arg(long)]
+    pub progress_log: Option<PathBuf>,
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,
@@ -189,7 +193,7 @@ pub async fn run(command: Command) -> Result<u8, NodeError> {
             listen,
             idle_timeout,
         } => target(listen, idle_timeout).await,
-        Command::Run(args) => bench(args).await,
+        Command::Run(args) => bench(*args).await,
     }
 }
 
@@ -316,6 +320,7 @@ fn run_config(node_file: Option<&PathBuf>, args: &NodeRunArgs) -> Result<RunConf
             Progress::Json => ProgressMode::Json,
             Progress::None => ProgressMode::None,
         },
+        progress_log: args.progress_log.clone(),
         workers: args
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
@@ -334,7 +339,7 @@ mod tests {
         let mut argv = vec!["bench-node", "run", "t.toml"];
         argv.extend_from_slice(extra);
         match Cli::try_parse_from(argv).unwrap().command {
-            Some(Command::Run(args)) => args,
+            Some(Command::Run(args)) => *args,
             other => panic!("{other:?}"),
         }
     }

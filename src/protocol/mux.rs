@@ -47,6 +47,8 @@ pub fn node_args(dir: &str) -> Vec<String> {
         "--wait-start".into(),
         "--pid-file".into(),
         f("pid"),
+        "--progress-log".into(),
+        f(crate::protocol::progress::LOG_FILE),
     ]
 }
 

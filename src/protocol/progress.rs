@@ -124,3 +124,97 @@ impl ProgressEvent {
         serde_json::to_string(self).expect("progress events always serialise")
     }
 }
+
+/// File name of a node's progress log in its directory (see [`ProgressLog`]).
+pub const LOG_FILE: &str = "progress.jsonl";
+/// Bytes past which a progress log starts again from empty: 16 MiB is some hours of one line
+/// a second (a typical line is 0.5-4 KiB), and only the last minute is ever read.
+pub const LOG_CAP: u64 = 16 * 1024 * 1024;
+
+/// A node's progress lines, also kept in a file of its directory, so that `bench-master
+/// --attach` can follow a detached node whose stdout nobody reads any more. Each line is
+/// written whole in one call; past [`LOG_CAP`] the file is emptied and written again from its
+/// start (`tail -F` follows that). A log that cannot be written is said once and given up:
+/// the run never depends on it.
+#[derive(Debug)]
+pub struct ProgressLog {
+    path: std::path::PathBuf,
+    /// The open file and its length; `None` once given up.
+    file: std::sync::Mutex<Option<(std::fs::File, u64)>>,
+}
+
+impl ProgressLog {
+    /// Creates (or empties) the log at `path`.
+    pub fn create(path: &std::path::Path) -> ProgressLog {
+        let log = ProgressLog {
+            path: path.to_owned(),
+            file: std::sync::Mutex::new(None),
+        };
+        match std::fs::File::create(path) {
+            Ok(f) => *log.lock() = Some((f, 0)),
+            Err(e) => log.give_up(&e),
+        }
+        log
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(std::fs::File, u64)>> {
+        self.file.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn give_up(&self, e: &std::io::Error) {
+        eprintln!(
+            "bench-node: cannot write {}: {e} (bench-master --attach will not show this \
+             node's numbers)",
+            self.path.display()
+        );
+    }
+
+    /// Appends `line` (without its newline).
+    pub fn append(&self, line: &str) {
+        use std::io::{Seek, Write};
+        let mut guard = self.lock();
+        let Some((file, len)) = guard.as_mut() else {
+            return;
+        };
+        let mut bytes = Vec::with_capacity(line.len() + 1);
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+        let mut write = || {
+            if *len + bytes.len() as u64 > LOG_CAP {
+                file.set_len(0)?;
+                file.rewind()?;
+                *len = 0;
+            }
+            file.write_all(&bytes)?;
+            *len += bytes.len() as u64;
+            Ok(())
+        };
+        if let Err(e) = write() {
+            *guard = None;
+            drop(guard);
+            self.give_up(&e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_keeps_whole_lines_and_starts_again_past_its_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOG_FILE);
+        let log = ProgressLog::create(&path);
+        let line = "x".repeat(1023);
+        for _ in 0..LOG_CAP / 1024 {
+            log.append(&line);
+        }
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), LOG_CAP);
+        log.append("last");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "last\n");
+        // A directory that is not there: said, given up, the node goes on.
+        let gone = ProgressLog::create(&dir.path().join("no/such/dir/log"));
+        gone.append("ignored");
+    }
+}
