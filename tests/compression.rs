@@ -107,8 +107,12 @@ fn gzip_from_nginx_is_decoded_before_checks_over_http1_and_http2() {
             wire * 5 < decoded,
             "{url}: {wire} bytes on the wire, {decoded} decoded"
         );
-        // The report's summary.json carries both counts.
-        let (_, summary) = report(&path, dir.path());
+        // The report and its summary.json carry both counts.
+        let (html, summary) = report(&path, dir.path());
+        assert!(
+            html.contains("<th>Decoded KiB</th>"),
+            "no decoded bytes in the report"
+        );
         let cycle = &summary["cycles"][0];
         assert_eq!(cycle["bytes"], wire, "{cycle}");
         assert_eq!(cycle["decoded_bytes"], decoded, "{cycle}");
@@ -319,4 +323,45 @@ fn bodies_that_do_not_decode_are_decode_errors_of_their_request() {
         "[[step]]\nname = \"good\"\npath = \"/good\"\ncontains = \"token=decoded42\"\n",
     ));
     assert_eq!(totals(&good).1, 0, "{:?}", good.errors);
+}
+
+#[test]
+fn check_names_the_steps_that_ask_for_no_compression() {
+    let dir = tempdir();
+    let steps = "[[step]]\nname = \"a\"\npath = \"/\"\n\n[[step]]\nname = \"b\"\npath = \"/\"\ncompression = false\n";
+    let test = write(
+        dir.path(),
+        "t.toml",
+        &test_toml("http://127.0.0.1:1", "", steps),
+    );
+    let o = run(bench_node().arg("check").arg(&test));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(said.contains("compress  not asked for by b\n"), "{said}");
+    // Off in [bench], a step turns it on again.
+    let on = steps.replace("compression = false", "compression = true");
+    let test = write(
+        dir.path(),
+        "t.toml",
+        &test_toml("http://127.0.0.1:1", "compression = false", &on),
+    );
+    let said =
+        String::from_utf8_lossy(&run(bench_node().arg("check").arg(&test)).stdout).into_owned();
+    assert!(said.contains("compress  not asked for by a\n"), "{said}");
+    // Not a boolean: named with its place.
+    let bad = steps.replace("compression = false", "compression = \"no\"");
+    let test = write(
+        dir.path(),
+        "t.toml",
+        &test_toml("http://127.0.0.1:1", "", &bad),
+    );
+    let o = run(bench_node().arg("check").arg(&test));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("compression"), "{err}");
 }

@@ -53,7 +53,7 @@ fn har(base: &str) -> String {
         entry(
             "2024-05-01T12:00:02.000Z",
             "POST",
-            &format!("{base}/login"),
+            &format!("{base}/login?redirect=/home?from=login"),
             "document",
             302,
             form,
@@ -69,7 +69,7 @@ fn har(base: &str) -> String {
         entry(
             "2024-05-01T12:00:03.500Z",
             "POST",
-            &format!("{base}/api/cart"),
+            &format!("{base}/api/cart?status=201"),
             "fetch",
             201,
             json,
@@ -100,7 +100,10 @@ fn a_recorded_journey_becomes_a_test_that_checks_and_runs() {
     let text = std::fs::read_to_string(&test).unwrap();
     // One step per document, form, JSON call and XHR; the redirect's target is the engine's.
     assert_eq!(text.matches("[[step]]").count(), 4, "{text}");
-    assert!(text.contains("path = \"/login\""), "{text}");
+    assert!(
+        text.contains("path = \"/login?redirect=/home?from=login\""),
+        "{text}"
+    );
     assert!(!text.contains("path = \"/home?from=login\""), "{text}");
     assert!(text.contains("form = {"), "{text}");
     assert!(text.contains("password = \"p&w\""), "{text}");
@@ -127,7 +130,7 @@ fn a_recorded_journey_becomes_a_test_that_checks_and_runs() {
     assert!(text.contains("sleep_time_max = 2.0"), "{text}");
     assert!(text.contains("sleep_time_min = 0.5"), "{text}");
     assert!(
-        text.contains(&format!("# recorded: POST {}/login", server.url())),
+        text.contains(&format!("# recorded: POST {}/login?", server.url())),
         "{text}"
     );
 
@@ -150,6 +153,8 @@ fn a_recorded_journey_becomes_a_test_that_checks_and_runs() {
     let r = benchmaster::result::read::read_file(&dir.path().join("r.xml")).unwrap();
     assert_eq!(r.steps.len(), 4);
     assert_eq!(r.steps[1].name, "02 POST /login");
+    // The target answers as recorded (the login's 302, the cart's 201): nothing failed.
+    assert!(r.errors.is_empty(), "{:?}\n{text}", r.errors);
 
     // --keep-resources makes steps of the stylesheet and the image too.
     let o = run(bench_node()

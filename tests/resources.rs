@@ -316,10 +316,26 @@ fn merged_as_two_nodes(r: &NodeResult, dir: &Path) {
         2 * second.cached
     );
     assert!(html.contains(&row), "{row} not in the report");
+
+    // Per page the same in both, side by side in --diff: 7 requests on the first visit, 6 on
+    // the second, when 6 of 7 resources came from the cache (5 revalidated, 1 fresh).
+    let diff = dir.join("diff");
+    let o = run(Command::new(env!("CARGO_BIN_EXE_bench-report"))
+        .arg("--diff")
+        .arg(dir.join("report"))
+        .arg(&out)
+        .arg("-o")
+        .arg(&diff));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let html = std::fs::read_to_string(diff.join("index.html")).unwrap();
+    let first = "<td class=\"l\">first</td><td>7.00</td>";
+    let second = "<td class=\"l\">second</td><td>6.00</td>";
+    assert!(html.contains(first) && html.contains(second), "{html}");
+    assert_eq!(html.matches("<td>85.7</td>").count(), 2, "{html}");
 }
 
 #[test]
-fn over_http2_resources_are_streams_on_the_users_one_connection() {
+fn over_http2_and_tls_resources_are_streams_on_the_users_one_connection() {
     if skip_without_nginx() {
         return;
     }
@@ -328,21 +344,34 @@ fn over_http2_resources_are_streams_on_the_users_one_connection() {
     let upstream = Server::start();
     let nginx = start_nginx(dir.path(), &upstream);
     let users = 2u64;
-    let text = two_visits(&nginx.h2c_url(), users as u32, "http = \"2\"", "");
-    let (r, _) = run_test(dir.path(), &text);
-    let lines = log(dir.path());
-    assert!(lines.iter().all(|l| l.protocol == "HTTP/2.0"), "{lines:#?}");
-    let mut per_connection: HashMap<u64, u64> = HashMap::new();
-    for l in &lines {
-        *per_connection.entry(l.connection).or_default() += 1;
+    // h2c with prior knowledge, and TLS where `auto` takes the h2 that ALPN offers.
+    for (url, http) in [
+        (nginx.h2c_url(), "http = \"2\""),
+        (nginx.tls_url(), "http = \"auto\""),
+    ] {
+        let text = two_visits(&url, users as u32, http, "insecure = true");
+        let (r, _) = run_test(dir.path(), &text);
+        let lines = log(dir.path());
+        assert!(
+            lines.iter().all(|l| l.protocol == "HTTP/2.0"),
+            "{url}: {lines:#?}"
+        );
+        let mut per_connection: HashMap<u64, u64> = HashMap::new();
+        for l in &lines {
+            *per_connection.entry(l.connection).or_default() += 1;
+        }
+        assert_eq!(
+            per_connection.len() as u64,
+            users,
+            "{url}: {per_connection:?}"
+        );
+        // Per user: 2 pages, 7 resources, then 6 of them again (fresh.js from the cache).
+        assert!(per_connection.values().all(|n| *n == 2 + 7 + 6), "{url}");
+        let revalidated = lines.iter().filter(|l| l.status == 304).count() as u64;
+        assert_eq!(step_resources(&r, 1).revalidated, revalidated, "{url}");
+        assert_eq!(revalidated, 5 * users, "{url}");
+        assert_eq!(step_resources(&r, 1).cached, users, "{url}");
     }
-    assert_eq!(per_connection.len() as u64, users, "{per_connection:?}");
-    // Per user: 2 pages, 7 resources, then 6 of them again (fresh.js from the cache).
-    assert!(per_connection.values().all(|n| *n == 2 + 7 + 6));
-    let revalidated = lines.iter().filter(|l| l.status == 304).count() as u64;
-    assert_eq!(step_resources(&r, 1).revalidated, revalidated);
-    assert_eq!(revalidated, 5 * users);
-    assert_eq!(step_resources(&r, 1).cached, users);
 }
 
 #[test]

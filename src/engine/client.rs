@@ -283,7 +283,8 @@ pub struct Client {
     /// The user's HTTP/2 connection, shared with its other stream lanes.
     h2: H2Slot,
     /// The user's WebSocket, while open.
-    pub(super) ws: Option<WsConn>,
+    /// Boxed: 376 bytes inline in every user's task, WebSocket steps or not.
+    pub(super) ws: Option<Box<WsConn>>,
     /// The user's extra connections and cache for page resources, once a page had some.
     pub(super) browser: Option<Box<Browser>>,
 }
@@ -376,8 +377,10 @@ impl Client {
     ) -> Result<Incoming, RequestError> {
         match req.http {
             HttpVersion::Http1 => self.exchange_h1(req, keep_body, None).await,
-            HttpVersion::Http2 => self.exchange_h2(req, keep_body, None).await,
-            HttpVersion::Auto => self.exchange_auto(req, keep_body).await,
+            // Boxed: inline, their state machines would make every user's task larger by the
+            // size of the largest (HTTP/1.1 users included), and count for each user at rest.
+            HttpVersion::Http2 => Box::pin(self.exchange_h2(req, keep_body, None)).await,
+            HttpVersion::Auto => Box::pin(self.exchange_auto(req, keep_body)).await,
         }
     }
 
@@ -420,7 +423,9 @@ impl Client {
             None => {
                 let socket = match socket {
                     Some(socket) => socket,
-                    None => self.connect(req.url, HttpVersion::Http1).await?.0,
+                    // Boxed: the TLS handshake's state machine, once per connection, would
+                    // otherwise be part of every user's task (1.2 KB).
+                    None => Box::pin(self.connect(req.url, HttpVersion::Http1)).await?.0,
                 };
                 Open {
                     host: host_header(req.url),

@@ -414,18 +414,24 @@ mod tests {
         r.request(&w, t0 + ms(500), ms(5), Verdict::Success, 10);
         r.request(&w, t0 + ms(1500), ms(5), Verdict::Success, 10);
         r.request(&w, t0 + ms(1600), ms(7), Verdict::Failure, 3);
+        let gzipped = BodySize {
+            wire: 4,
+            decoded: 40,
+        };
+        r.request(&w, t0 + ms(1650), ms(7), Verdict::Success, gzipped);
         r.request(&w, t0 + ms(1700), ms(7), Verdict::Error, 0);
         r.request(&w, t0 + ms(2000), ms(5), Verdict::Success, 10);
         let (cycles, series, _) = r.finish(1);
         let c = &cycles[0];
         assert_eq!(
             (c.requests.success, c.requests.failure, c.requests.error),
-            (1, 1, 1)
+            (2, 1, 1)
         );
-        assert_eq!(c.requests.bytes, 13);
-        assert_eq!(c.requests.latency.len(), 2);
+        // Wire and decoded bytes apart; plain bodies count the same in both.
+        assert_eq!((c.requests.bytes, c.requests.decoded_bytes), (17, 53));
+        assert_eq!(c.requests.latency.len(), 3);
         assert_eq!(c.outside.requests, 2);
-        assert_eq!(series.iter().map(|s| s.requests).sum::<u64>(), 5);
+        assert_eq!(series.iter().map(|s| s.requests).sum::<u64>(), 6);
         assert_eq!(series[1].failures + series[1].errors, 2);
     }
 

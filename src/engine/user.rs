@@ -72,8 +72,7 @@ impl User {
         let _running = self.counters.user_running();
         let lanes = self.plan.streams.max(1);
         if lanes == 1 {
-            let client = Client::new(self.connector.clone(), self.plan.bench.timeout);
-            return self.lane(client, 0, 1).await;
+            return self.lane(H2Slot::default(), 0, 1).await;
         }
         let h2 = H2Slot::default();
         let user = Rc::new(self);
@@ -81,16 +80,18 @@ impl User {
         let mut set = tokio::task::JoinSet::new();
         for lane in 0..lanes {
             let user = user.clone();
-            let timeout = user.plan.bench.timeout;
-            let client = Client::sharing(user.connector.clone(), timeout, h2.clone());
-            set.spawn_local(async move { user.lane(client, lane, lanes).await });
+            let h2 = h2.clone();
+            set.spawn_local(async move { user.lane(h2, lane, lanes).await });
         }
         while set.join_next().await.is_some() {}
     }
 
     /// One loop over the test: lane `lane` of `lanes` numbers its iterations `lane`,
-    /// `lane + lanes`, ... so that they stay unique per user.
-    async fn lane(&self, mut client: Client, lane: u32, lanes: u32) {
+    /// `lane + lanes`, ... so that they stay unique per user. Its client (HTTP/2 over `h2`)
+    /// is made here, not passed in: an argument is kept twice in the task's state machine.
+    async fn lane(&self, h2: H2Slot, lane: u32, lanes: u32) {
+        let timeout = self.plan.bench.timeout;
+        let mut client = Client::sharing(self.connector.clone(), timeout, h2);
         // Lane 0 draws the user's own stream (so one stream per user picks as before); the
         // others draw streams of their own, from the seed when there is one.
         let seed = self
@@ -263,7 +264,8 @@ impl User {
     ) -> PageEnd {
         let step = &self.plan.steps[index];
         if let Some(ws) = &step.websocket {
-            return self.ws_page(client, index, ws, vars, started).await;
+            // Boxed, as the HTTP/2 exchange: not every user's task sized for a WebSocket's.
+            return Box::pin(self.ws_page(client, index, ws, vars, started)).await;
         }
         let mut hop = match self.first_hop(index, vars) {
             Ok(hop) => hop,
@@ -313,7 +315,9 @@ impl User {
                 && end.outcome == Verdict::Success
                 && is_html(&response.headers)
             {
-                let fetched = self.resources(client, step, &hop.url, &response.body).await;
+                // Boxed, as a WebSocket page: not every user's task sized for it.
+                let fetched = self.resources(client, step, &hop.url, &response.body);
+                let fetched = Box::pin(fetched).await;
                 end.add(fetched, started);
             }
             return end;

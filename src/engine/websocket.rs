@@ -54,10 +54,10 @@ impl Client {
             kind: ErrorKind::Timeout,
             message: format!("no WebSocket upgrade within {timeout:?}"),
         })??;
-        self.ws = Some(WsConn {
+        self.ws = Some(Box::new(WsConn {
             url: url.clone(),
             stream,
-        });
+        }));
         Ok(true)
     }
 

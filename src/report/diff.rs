@@ -209,6 +209,36 @@ pub struct DataDiff {
     pub new: Option<DataSummary>,
 }
 
+/// One step's page resources in either run (a step that had some in one of them), by name.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceDiff {
+    pub step: String,
+    pub base: Option<PerPage>,
+    pub new: Option<PerPage>,
+}
+
+/// A step's page resources per page, over the run's measured windows.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PerPage {
+    /// Resource requests per page.
+    pub requests: f64,
+    /// Their body KiB per page, over the wire.
+    pub kib: f64,
+    /// Resources answered 304 or taken fresh from the cache, % of all the page wanted.
+    pub from_cache_pct: f64,
+}
+
+impl PerPage {
+    fn of(s: &super::stats::StepSummary) -> Option<PerPage> {
+        let r = &s.resources;
+        (!r.is_empty() && s.pages > 0).then(|| PerPage {
+            requests: r.requests as f64 / s.pages as f64,
+            kib: r.bytes as f64 / 1024.0 / s.pages as f64,
+            from_cache_pct: super::stats::pct(r.revalidated + r.cached, r.requests + r.cached),
+        })
+    }
+}
+
 /// The verdict on one metric over every level.
 #[derive(Debug, Clone, Serialize)]
 pub struct MetricVerdict {
@@ -231,6 +261,8 @@ pub struct Diff {
     pub unmatched_scenarios: Vec<String>,
     /// The data files of both runs (base's order, then the new run's others).
     pub data: Vec<DataDiff>,
+    /// The steps with page resources in either run (base's order, then the new run's others).
+    pub resources: Vec<ResourceDiff>,
 }
 
 /// A metric at a level that is significantly worse by more than `--fail-if-worse`'s limit.
@@ -392,6 +424,31 @@ fn data_diff(base: &Summary, new: &Summary) -> Vec<DataDiff> {
     out
 }
 
+/// The steps with page resources in either run, matched by name.
+fn resource_diff(base: &Summary, new: &Summary) -> Vec<ResourceDiff> {
+    let find = |s: &Summary, name: &str| {
+        s.steps
+            .iter()
+            .find(|x| x.name == name)
+            .and_then(PerPage::of)
+    };
+    let mut names: Vec<&str> = base.steps.iter().map(|s| s.name.as_str()).collect();
+    for s in &new.steps {
+        if !names.contains(&s.name.as_str()) {
+            names.push(&s.name);
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| ResourceDiff {
+            step: name.to_string(),
+            base: find(base, name),
+            new: find(new, name),
+        })
+        .filter(|d| d.base.is_some() || d.new.is_some())
+        .collect()
+}
+
 /// Compares `new` with `base`, level by level: cycles match by their total users; when no
 /// level matches but both runs have as many cycles, they match by position instead (the node
 /// count changed).
@@ -431,6 +488,7 @@ pub fn compare(base: &Summary, new: &Summary) -> Diff {
         verdicts,
         unmatched_scenarios: unmatched_scenarios(base, new),
         data: data_diff(base, new),
+        resources: resource_diff(base, new),
     }
 }
 

@@ -87,6 +87,10 @@ pub struct StepSummary {
     /// summaries written before page resources).
     #[serde(default)]
     pub resources: PageResources,
+    /// Its pages that completed in the measured windows (0 in summaries written before page
+    /// resources).
+    #[serde(default)]
+    pub pages: u64,
 }
 
 /// One data file over all nodes.
@@ -481,6 +485,12 @@ pub fn summarize(
                         sum
                     },
                 ),
+                pages: run
+                    .cycles
+                    .iter()
+                    .filter_map(|c| c.steps.get(i))
+                    .map(Counts::total)
+                    .sum(),
             })
             .collect(),
         nodes_detail: run

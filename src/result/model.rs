@@ -503,4 +503,17 @@ mod tests {
         crate::words::assert_round_trip(OnEnd::ALL);
         crate::words::assert_round_trip(HostRole::ALL);
     }
+
+    #[test]
+    fn counts_merge_wire_and_decoded_bytes_apart() {
+        let node = |bytes, decoded_bytes| Counts {
+            success: 1,
+            bytes,
+            decoded_bytes,
+            ..Counts::default()
+        };
+        let mut all = node(10, 90);
+        all.merge(&node(5, 5));
+        assert_eq!((all.success, all.bytes, all.decoded_bytes), (2, 15, 95));
+    }
 }
