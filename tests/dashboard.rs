@@ -1,7 +1,7 @@
 //! The live dashboard (`bench-master --live`) of a real run of two local nodes, read by
 //! headless Chromium while it runs and after, and refused without its token; and the page of
 //! `--attach --live` following a detached run (an ssh node and a local one), its numbers back,
-//! to its report.
+//! to its report; and `--attach --export` sending the seconds after the attach only.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::master::{bench_master, start_detached, test_file, Bench};
+use crate::master::{bench_master, merged_requests, start_detached, summary, test_file, Bench};
 use crate::sshd::{Sshd, ALIASES};
 use crate::util::{chromium, tempdir, write, Server};
 
@@ -343,4 +343,54 @@ fn a_node_above_90_pct_cpu_is_flagged_on_a_page_of_the_reports_css_and_nothing_f
         assert!(!html.contains(outside), "the page refers to {outside}");
     }
     let _ = stop.send(());
+}
+
+#[test]
+fn after_attach_export_resumes_with_the_seconds_to_come_only() {
+    let sshd = Sshd::start();
+    let server = Server::start();
+    let dir = tempdir();
+    let b = Bench::new(dir.path());
+    let test = test_file(dir.path(), &server.url());
+    let outcome = start_detached(&sshd, &b, &test, "8");
+    // The daemon's socket: what the attach sends waits in its buffer until read.
+    let daemon = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sink = format!("--export=statsd={}", daemon.local_addr().unwrap());
+    let mut child = bench_master()
+        .arg("--attach")
+        .arg(&outcome.run_dir)
+        .arg(&sink)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "--attach did not end");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(child.wait().unwrap().success());
+    let total = merged_requests(&summary(&outcome.run_dir));
+    daemon
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let mut counted = 0;
+    while let Ok(n) = daemon.recv(&mut buf) {
+        counted += std::str::from_utf8(&buf[..n])
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("bench.requests:") && l.ends_with(",step:all,node:all"))
+            .map(|l| {
+                l["bench.requests:".len()..l.find('|').unwrap()]
+                    .parse::<u64>()
+                    .unwrap()
+            })
+            .sum::<u64>();
+    }
+    // The seconds after the attach are exported; those before it (the master that detached
+    // may have exported them) are not, though the nodes' logs hold them.
+    assert!(counted > 0, "nothing exported after --attach");
+    assert!(counted < total, "{counted} exported of the run's {total}");
 }
