@@ -188,6 +188,21 @@ measure() {
     }'
 }
 
+# The floor of case B: plain ssh connecting to the hosts $@ at once and running `true`, each a
+# new connection and one remote command as bench-master pays per host; prints the seconds.
+ssh_floor() {
+  local t0 t1 h started=()
+  t0=$(date +%s.%N)
+  for h in "$@"; do
+    ssh -F "$work/ssh_config" -o BatchMode=yes -o ControlMaster=no -o ControlPath=none "$h" true &
+    started+=($!)
+  done
+  # Only these: a bare `wait` would wait for the sshds too.
+  wait "${started[@]}"
+  t1=$(date +%s.%N)
+  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f\n", b - a }'
+}
+
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 # Column $1 of the lines in file $2, one per line.
 column() { awk -v c="$1" '{ print $c }' "$2"; }
@@ -202,6 +217,8 @@ measure nodes-1 1 >/dev/null
 : >"$work/res-one"
 : >"$work/res-a"
 : >"$work/res-b"
+: >"$work/floor-1"
+: >"$work/floor-b"
 for r in $(seq "$rounds"); do
   echo "round $r: 1 node" >&2
   measure nodes-1 1 >>"$work/res-one"
@@ -212,6 +229,9 @@ for r in $(seq "$rounds"); do
   if [[ $cases == *b* ]]; then
     echo "round $r: case B, $wide nodes on $wide_hosts sshds" >&2
     measure nodes-b "$wide" >>"$work/res-b"
+    ssh_floor host-1 >>"$work/floor-1"
+    # shellcheck disable=SC2046
+    ssh_floor $(seq -f 'host-%g' "$wide_hosts") >>"$work/floor-b"
   fi
 done
 
@@ -243,6 +263,11 @@ if [[ $cases == *b* ]]; then
   rb=$(awk -v a="$m1" -v b="$mb" 'BEGIN { printf "%.2f", b / a }')
   late=$(column 4 "$work/res-b" | median)
   echo "  B ratio: $rb (target: at most 2); latest start $late ms after plan (target: under 100)"
+  f1=$(median <"$work/floor-1")
+  fb=$(median <"$work/floor-b")
+  echo "  floor: plain ssh, connect and run true: 1 host $(tr '\n' ' ' <"$work/floor-1")s" \
+    "(median $f1), $wide_hosts hosts at once $(tr '\n' ' ' <"$work/floor-b")s (median $fb):" \
+    "ratio $(awk -v a="$f1" -v b="$fb" 'BEGIN { printf "%.2f", b / a }')"
   awk -v r="$rb" 'BEGIN { exit !(r <= 2) }' || missed+=("B ratio $rb")
   awk -v l="$late" 'BEGIN { exit !(l == l + 0 && l < 100) }' || missed+=("B start $late ms late")
   lost=$(awk -v n="$wide" '$6 != n' "$work/res-b" | wc -l)

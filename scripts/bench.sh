@@ -165,7 +165,7 @@ echo "   difference to the reference: $diff ms (target within 2 ms)"
 python3 -c "import sys; sys.exit(0 if abs($diff) <= 2 else 1)" || failed+=("p50 $p50 ms vs $truth ms")
 kill "$target_pid" 2>/dev/null; target_pid=""
 
-echo "== 4. orchestration: 32 virtual nodes through one sshd vs 1 node"
+echo "== 4. orchestration: 32 virtual nodes through one sshd, 128 nodes on 8 sshds, vs 1 node"
 if [ -x scripts/bench-orchestration.sh ]; then
   scripts/bench-orchestration.sh || failed+=("orchestration")
 else

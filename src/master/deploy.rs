@@ -58,10 +58,11 @@ for d; do
   [ "$d" = "$first" ] || ln -f -- "$first/$r" "$d/$r" 2>/dev/null || cp -- "$first/$r" "$d/$r"
 done"#;
 
-/// Ends [`FACTS_SCRIPT`] on an SSH host: when `$1` is bench-node of version `$2`, says `mux`
-/// and becomes `bench-node mux` for the node directories after `$2` (which receives their
-/// files on stdin); otherwise ends after the facts. Constant: values travel as arguments.
-const MUX_SCRIPT: &str = r#"if [ "$version" = "$2" ]; then
+/// On an SSH host: when `$1` is bench-node of version `$2`, says `mux` and becomes
+/// `bench-node mux` for the node directories after `$2` (which receives their files on stdin);
+/// otherwise goes on with [`FACTS_SCRIPT`] (its programs run only then). Constant: values
+/// travel as arguments.
+const MUX_SCRIPT: &str = r#"if [ "$("$1" --version 2>/dev/null)" = "$2" ]; then
   echo mux
   bench_node="$1"
   shift 2
@@ -195,7 +196,6 @@ pub struct Deployed {
 
 /// Deploys every node. Hosts are handled in parallel, at most `parallel` at once.
 pub async fn deploy(cluster: &Cluster, plan: &DeployPlan, parallel: &Arc<Semaphore>) -> Deployed {
-    let local_arch = host_facts(&LocalHost, "/nonexistent").await.map(|f| f.arch);
     let uploads = Uploads::default();
     let per_host = cluster.hosts.iter().enumerate().map(|(h, host)| {
         let nodes: Vec<&Node> = cluster
@@ -204,7 +204,6 @@ pub async fn deploy(cluster: &Cluster, plan: &DeployPlan, parallel: &Arc<Semapho
             .filter(|(_, i)| *i == h)
             .map(|(n, _)| n)
             .collect();
-        let local_arch = local_arch.as_ref().map(String::as_str).unwrap_or("");
         let uploads = &uploads;
         let count = cluster.nodes.len();
         async move {
@@ -216,11 +215,9 @@ pub async fn deploy(cluster: &Cluster, plan: &DeployPlan, parallel: &Arc<Semapho
                 count,
             };
             if host.host.is_local() {
-                host.local(local_arch, uploads).await.map(|n| (n, None))
+                host.local(uploads).await.map(|n| (n, None))
             } else {
-                host.ssh(local_arch, uploads)
-                    .await
-                    .map(|(n, p)| (n, Some(p)))
+                host.ssh(uploads).await.map(|(n, p)| (n, Some(p)))
             }
         }
     });
@@ -331,7 +328,6 @@ impl HostDeploy<'_> {
     /// uploaded (or refused) and the mux started again. Returns the nodes and their processes.
     async fn ssh(
         &self,
-        local_arch: &str,
         uploads: &Uploads,
     ) -> Result<(Vec<DeployedNode>, Vec<Process>), DeployError> {
         let (host, plan) = (self.host, self.plan);
@@ -340,8 +336,7 @@ impl HostDeploy<'_> {
         let process = match self.start_mux(&probe, &dirs).await? {
             MuxStart::Started(process) => process,
             MuxStart::Refused(facts) => {
-                let bench_node =
-                    ensure_bench_node(host, plan, &probe, facts, local_arch, uploads).await?;
+                let bench_node = ensure_bench_node(host, plan, &probe, facts, uploads).await?;
                 match self.start_mux(&bench_node, &dirs).await? {
                     MuxStart::Started(process) => process,
                     MuxStart::Refused(facts) => {
@@ -378,10 +373,10 @@ impl HostDeploy<'_> {
         Ok((self.deployed(dirs, &probe), processes))
     }
 
-    /// Runs [`FACTS_SCRIPT`] and [`MUX_SCRIPT`] with `bench_node` for `dirs`: the mux when
+    /// Runs [`MUX_SCRIPT`] and [`FACTS_SCRIPT`] with `bench_node` for `dirs`: the mux when
     /// that is bench-node of this version, the host's facts otherwise.
     async fn start_mux(&self, bench_node: &str, dirs: &[String]) -> Result<MuxStart, DeployError> {
-        let script = format!("{FACTS_SCRIPT}\n{MUX_SCRIPT}");
+        let script = format!("{MUX_SCRIPT}\n{FACTS_SCRIPT}");
         let mut argv = vec!["sh".to_string(), "-c".into(), script, "sh".into()];
         argv.push(bench_node.to_string());
         argv.push(expected_version());
@@ -430,11 +425,7 @@ impl HostDeploy<'_> {
     /// The master's own machine: every node's directory, test and node.toml in as few
     /// commands as possible, one more per file the test refers to; the nodes run from
     /// bench-node beside bench-master.
-    async fn local(
-        &self,
-        local_arch: &str,
-        uploads: &Uploads,
-    ) -> Result<Vec<DeployedNode>, DeployError> {
+    async fn local(&self, uploads: &Uploads) -> Result<Vec<DeployedNode>, DeployError> {
         let (host, plan) = (self.host, self.plan);
         let dirs = self.dirs();
         let mut pairs = Vec::with_capacity(2 * dirs.len());
@@ -466,7 +457,7 @@ impl HostDeploy<'_> {
             }
         }
         let facts = facts.unwrap_or_default();
-        let bench_node = ensure_bench_node(host, plan, &probe, facts, local_arch, uploads).await?;
+        let bench_node = ensure_bench_node(host, plan, &probe, facts, uploads).await?;
         Ok(self.deployed(dirs, &bench_node))
     }
 }
@@ -493,12 +484,26 @@ pub fn bench_node_path(
 struct Uploads {
     /// One upload cell per machine id; the lock is held only to find the cell.
     by_machine: std::sync::Mutex<HashMap<String, UploadCell>>,
+    /// This machine's architecture, asked once and only when an upload is considered.
+    local_arch: tokio::sync::OnceCell<String>,
 }
 
 /// The outcome of one machine's upload, shared by its aliases.
 type UploadCell = Arc<tokio::sync::OnceCell<Result<(), String>>>;
 
 impl Uploads {
+    /// `uname -m` of the master's machine (empty when it cannot be asked).
+    async fn local_arch(&self) -> &str {
+        self.local_arch
+            .get_or_init(|| async {
+                host_facts(&LocalHost, "/nonexistent")
+                    .await
+                    .map(|f| f.arch)
+                    .unwrap_or_default()
+            })
+            .await
+    }
+
     /// The upload cell of `machine` (a fresh one when the machine id is unknown).
     fn cell(&self, machine: &str) -> UploadCell {
         if machine.is_empty() {
@@ -516,7 +521,6 @@ async fn ensure_bench_node(
     plan: &DeployPlan,
     probe: &str,
     facts: HostFacts,
-    local_arch: &str,
     uploads: &Uploads,
 ) -> Result<String, DeployError> {
     let expected = expected_version();
@@ -541,6 +545,7 @@ async fn ensure_bench_node(
     if facts.version == expected {
         return Ok(probe.to_string());
     }
+    let local_arch = uploads.local_arch().await;
     if facts.arch != local_arch {
         return Err(DeployError::Arch {
             host: host.label().to_string(),
