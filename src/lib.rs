@@ -49,6 +49,12 @@ mod words;
 /// Version of this build, written into results and compared by the master when deploying.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// What `bench-node --version` says: the version and the revision of the words master and node
+/// exchange (deploy, mux, progress). The master keeps a node host's bench-node only when this
+/// matches exactly, so a build that changed the protocol replaces an older binary of the same
+/// version. Raise the revision with any change to those words.
+pub const NODE_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (protocol 3)");
+
 /// Writes `text` to standard output. A reader that went away (`bench-node check t.toml | head`)
 /// ends the output quietly: `print!` would panic on the broken pipe.
 pub fn print_stdout(text: &str) {

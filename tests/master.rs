@@ -7,7 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::sshd::{Sshd, ALIASES, CLOSED, STRANGER, VNODE_PREFIX};
-use crate::util::{tempdir, write, Server};
+use crate::util::{tempdir, write, write_script, Server};
 use benchmaster::master::{self, Args, Config, Interrupt};
 use clap::Parser;
 
@@ -286,6 +286,42 @@ fn rates_run_the_open_model_on_every_node() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+/// A host that holds a bench-node of the same version but an older protocol revision (what an
+/// earlier build printed: no "(protocol N)") gets the master's own: the run succeeds and the
+/// binary on the host is the master's afterwards. Fails when the version check ignores the
+/// protocol revision (the stale script would be kept and no node would get ready).
+#[test]
+fn a_bench_node_of_an_older_protocol_on_the_host_is_replaced() {
+    let sshd = Sshd::start();
+    let server = Server::start();
+    let dir = tempdir();
+    let b = Bench::new(dir.path());
+    let test = test_file(dir.path(), &server.url());
+    std::fs::create_dir_all(&b.node_workdir).unwrap();
+    let stale = format!(
+        "#!/bin/sh\n[ \"$1\" = --version ] && echo 'bench-node {}' && exit 0\nexit 1\n",
+        benchmaster::VERSION
+    );
+    write_script(&b.node_workdir, "bench-node", &stale);
+    let nodes = write(dir.path(), "nodes", &format!("{}\n", ALIASES[0]));
+    let out = b
+        .command(Some(&sshd), &["-c", "1", "-D", "1"])
+        .arg(&nodes)
+        .arg(&test)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", text(&out), sshd.log());
+    let version = Command::new(b.node_workdir.join("bench-node"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("bench-node {}", benchmaster::NODE_VERSION)
+    );
+    assert_eq!(merged_requests(&summary(&b.run_dir())), server.count());
 }
 
 #[test]

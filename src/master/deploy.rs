@@ -27,7 +27,7 @@ use crate::test_def::{node_config_toml, NodeConfig, Overrides, TestPlan};
 
 /// What `bench-node --version` prints for this build.
 pub fn expected_version() -> String {
-    format!("bench-node {}", crate::VERSION)
+    format!("bench-node {}", crate::NODE_VERSION)
 }
 
 /// Writes the nodes of one host, after [`FACTS_SCRIPT`] (whose `$1` is the bench-node to ask

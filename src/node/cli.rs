@@ -20,7 +20,7 @@ use crate::test_def::{self, LoadModel, Overrides, TestDefError};
 #[derive(Debug, Parser)]
 #[command(
     name = "bench-node",
-    version,
+    version = crate::NODE_VERSION,
     about = "One node of a Bench Master run",
     args_conflicts_with_subcommands = true,
     after_help = "Exit codes: 0 done, 1 failed, 2 bad input, 4 a threshold of the test failed \
