@@ -7,6 +7,13 @@
 #   5. reports: 64-node report under 2 s (scripts/bench-report.sh)
 #   6. HTTP/2: bench-node / h2load, same nginx, connections and streams, ratio >= 0.8
 #      (scripts/bench-h2.sh)
+# and those of issue 16:
+#   7. users in lockstep: 10 000 users started at once (startup_delay = 0), 1 s pause, one
+#      step: peak RSS < 150 MB, no error
+#   8. 30 000 users, spread start, 1 s pause: peak RSS < 400 MB, p99 printed (needs an
+#      open-files hard limit above 30 000: said so, and missed, where it is lower)
+#   9. HTTPS: nginx TLS 1.3 (self-signed), keep-alive, 50 users: bench-node / wrk over https,
+#      alternated, median ratio >= 0.9
 # Prints every figure and ratio; exits non-zero when a target is missed.
 #
 #   scripts/bench.sh [ROUNDS] [SECONDS]     (default 3 rounds of 10 s)
@@ -30,9 +37,13 @@ node="$PWD/target/release/bench-node"
 floor="$PWD/target/release/examples/hyper_floor"
 report="$PWD/target/release/bench-report"
 ulimit -n "$(ulimit -Hn)"
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; kernel $(uname -r); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # One nginx worker answering `return 200` on loopback, as in the issue's reference figures.
 port=18080
+tls_port=18444   # bench-h2.sh has 18443
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -days 2 \
+  -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null || exit 1
 cat >"$work/nginx.conf" <<EOF
 worker_processes 1;
 worker_rlimit_nofile 30000;
@@ -45,6 +56,13 @@ http {
   keepalive_requests 100000000;
   keepalive_timeout 120s;
   server { listen 127.0.0.1:$port; location / { return 200 "ok\n"; } }
+  server {
+    listen 127.0.0.1:$tls_port ssl;
+    ssl_protocols TLSv1.3;
+    ssl_certificate $work/cert.pem;
+    ssl_certificate_key $work/key.pem;
+    location / { return 200 "ok\n"; }
+  }
 }
 EOF
 /usr/sbin/nginx -c "$work/nginx.conf" -p "$work" || exit 1
@@ -78,6 +96,7 @@ EOF
 ratios=()
 floors=()
 for i in $(seq "$rounds"); do
+  load=$(cut -d' ' -f1 /proc/loadavg)
   w=$(wrk -t1 -c50 -d"${secs}s" "http://127.0.0.1:$port/" | awk '/Requests\/sec/ {print $2}')
   # One worker thread, as wrk's -t1: the server needs the other core.
   "$node" run "$work/throughput.toml" -o "$work/throughput.xml" --progress none --workers 1
@@ -86,8 +105,8 @@ for i in $(seq "$rounds"); do
   r=$(python3 -c "print(round($b / $w, 3))")
   ratios+=("$r")
   floors+=("$(python3 -c "print(round($f / $w, 3))")")
-  printf '   round %d: wrk %8.0f req/s   bench-node %8.0f req/s   ratio %s   (bare hyper loop %8.0f req/s: %s of wrk)\n' \
-    "$i" "$w" "$b" "$r" "$f" "${floors[-1]}"
+  printf '   round %d: wrk %8.0f req/s   bench-node %8.0f req/s   ratio %s   (bare hyper loop %8.0f req/s: %s of wrk; load average %s)\n' \
+    "$i" "$w" "$b" "$r" "$f" "${floors[-1]}" "$load"
 done
 median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 fmedian=$(printf '%s\n' "${floors[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
@@ -177,6 +196,68 @@ scripts/bench-report.sh 64 || failed+=("report build")
 
 echo "== 6. HTTP/2 against h2load"
 scripts/bench-h2.sh "$rounds" "$secs" || failed+=("HTTP/2 ratio")
+
+# Peak RSS of NAME: USERS users with this startup delay, a 1 s pause after their one step;
+# prints the figures and sets `rss_mb`, `errors`, `p99`.
+users_run() { # NAME USERS STARTUP_DELAY
+  cat >"$work/$1.toml" <<EOF
+[test]
+name = "$1"
+url = "http://127.0.0.1:$port"
+[bench]
+cycles = [$2]
+duration = $usecs
+startup_delay = $3
+sleep_time = 1
+[[step]]
+name = "a"
+path = "/a"
+EOF
+  local load rps
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  /usr/bin/time -f '%M' -o "$work/$1.rss" "$node" run "$work/$1.toml" -o "$work/$1.xml" --progress none
+  rss_mb=$(( $(cat "$work/$1.rss") / 1024 ))
+  errors=$(figure "$work/$1.xml" "c['requests']['error']")
+  p99=$(figure "$work/$1.xml" "c['latency_ms']['p99']")
+  rps=$(figure "$work/$1.xml" "round(c['requests']['per_s'])")
+  echo "   $2 users: peak RSS ${rss_mb} MB ($(( $(cat "$work/$1.rss") / $2 )) KB per user), $rps req/s, p99 $p99 ms, $errors errors (load average $load)"
+}
+
+echo "== 7. 10 000 users in lockstep (all started at once), 1 s pause, one step, ${usecs} s"
+users_run lockstep 10000 0
+[ "$rss_mb" -lt 150 ] || failed+=("RSS ${rss_mb} MB for 10 000 users in lockstep")
+[ "$errors" = "0" ] || failed+=("$errors errors with 10 000 users in lockstep")
+
+echo "== 8. 30 000 users, spread start, 1 s pause, ${usecs} s"
+if [ "$(ulimit -Hn)" -gt 30100 ]; then
+  users_run many 30000 0.0002
+  [ "$rss_mb" -lt 400 ] || failed+=("RSS ${rss_mb} MB for 30 000 users")
+  [ "$errors" = "0" ] || failed+=("$errors errors with 30 000 users")
+else
+  echo "   not measured: the open-files hard limit here is $(ulimit -Hn), 30 000 sockets need more"
+  failed+=("30 000 users not measured (open-files hard limit $(ulimit -Hn))")
+fi
+
+echo "== 9. HTTPS (TLS 1.3, self-signed) against nginx, 50 connections, ${secs} s, ${rounds} rounds"
+sed -e "s|http://127.0.0.1:$port|https://127.0.0.1:$tls_port|" -e 's/^name = "throughput"/name = "https"/' \
+  -e 's/^startup_delay = 0$/startup_delay = 0\ninsecure = true/' "$work/throughput.toml" >"$work/https.toml"
+ratios=()
+for i in $(seq "$rounds"); do
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  w=$(wrk -t1 -c50 -d"${secs}s" "https://127.0.0.1:$tls_port/" | awk '/Requests\/sec/ {print $2}')
+  "$node" run "$work/https.toml" -o "$work/https.xml" --progress none --workers 1
+  b=$(figure "$work/https.xml" "c['requests']['per_s']")
+  e=$(figure "$work/https.xml" "c['requests']['error']")
+  r=$(python3 -c "print(round($b / $w, 3))")
+  ratios+=("$r")
+  printf '   round %d: wrk %8.0f req/s   bench-node %8.0f req/s (%s errors)   ratio %s   (load average %s)\n' \
+    "$i" "$w" "$b" "$e" "$r" "$load"
+done
+median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+echo "   median ratio bench-node / wrk over https: $median (target >= 0.9)"
+python3 -c "import sys; sys.exit(0 if $median >= 0.9 else 1)" || failed+=("HTTPS ratio $median")
+
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); kernel $(uname -r); load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo
 if [ ${#failed[@]} -eq 0 ]; then
