@@ -130,13 +130,21 @@ fn two_events(addr: &str, token: &str) -> Vec<serde_json::Value> {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(s, "GET /{token}/events HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
-    BufReader::new(s)
+    let mut events = BufReader::new(s)
         .lines()
         .map_while(Result::ok)
         .filter_map(|l| l.strip_prefix("data: ").map(String::from))
-        .take(2)
-        .map(|j| serde_json::from_str(&j).unwrap())
-        .collect()
+        .map(|j| serde_json::from_str::<serde_json::Value>(&j).unwrap());
+    // The first event, then the first of a newer second: an event a second carries the last
+    // second every node has sent, and a node's line can come a little late (its progress log
+    // followed over ssh after --attach), so one event may repeat a second. At most 8 events.
+    let first = events.next().expect("no event");
+    let second_of = |e: &serde_json::Value| e["cluster"]["second"].as_u64();
+    let newer = events
+        .take(7)
+        .find(|e| second_of(e) > second_of(&first))
+        .unwrap_or_else(|| panic!("no newer second than {first} in 8 events"));
+    vec![first, newer]
 }
 
 #[test]
