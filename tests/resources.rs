@@ -164,16 +164,36 @@ fn skip_without_nginx() -> bool {
     true
 }
 
-#[test]
-fn resources_are_fetched_once_per_user_then_revalidated_or_taken_fresh_from_the_cache() {
+/// The site in a temp dir served by nginx (its access log beside it), the other origin the
+/// page links to, and the upstream nginx stands in front of; `None` (skipped) without nginx.
+struct Served {
+    dir: tempfile::TempDir,
+    other: LogServer,
+    _upstream: Server,
+    nginx: Nginx,
+}
+
+fn serve() -> Option<Served> {
     if skip_without_nginx() {
-        return;
+        return None;
     }
     let dir = tempdir();
     let other = LogServer::start();
     site(dir.path(), &other.url());
     let upstream = Server::start();
     let nginx = start_nginx(dir.path(), &upstream);
+    Some(Served {
+        dir,
+        other,
+        _upstream: upstream,
+        nginx,
+    })
+}
+
+#[test]
+fn resources_are_fetched_once_per_user_then_revalidated_or_taken_fresh_from_the_cache() {
+    let Some(served) = serve() else { return };
+    let (dir, other, nginx) = (&served.dir, &served.other, &served.nginx);
     let users = 3u64;
     let (r, summary) = run_test(
         dir.path(),
@@ -336,13 +356,8 @@ fn merged_as_two_nodes(r: &NodeResult, dir: &Path) {
 
 #[test]
 fn over_http2_and_tls_resources_are_streams_on_the_users_one_connection() {
-    if skip_without_nginx() {
-        return;
-    }
-    let dir = tempdir();
-    site(dir.path(), "http://127.0.0.1:9");
-    let upstream = Server::start();
-    let nginx = start_nginx(dir.path(), &upstream);
+    let Some(served) = serve() else { return };
+    let (dir, nginx) = (&served.dir, &served.nginx);
     let users = 2u64;
     // h2c with prior knowledge, and TLS where `auto` takes the h2 that ALPN offers.
     for (url, http) in [
@@ -376,14 +391,8 @@ fn over_http2_and_tls_resources_are_streams_on_the_users_one_connection() {
 
 #[test]
 fn a_missing_resource_fails_its_page_and_all_origins_are_fetched_when_asked() {
-    if skip_without_nginx() {
-        return;
-    }
-    let dir = tempdir();
-    let other = LogServer::start();
-    site(dir.path(), &other.url());
-    let upstream = Server::start();
-    let nginx = start_nginx(dir.path(), &upstream);
+    let Some(served) = serve() else { return };
+    let (dir, other, nginx) = (&served.dir, &served.other, &served.nginx);
     let text = format!(
         r#"
 [test]
