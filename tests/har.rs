@@ -89,6 +89,16 @@ fn har(base: &str) -> String {
     )
 }
 
+/// `bench-node check` accepts the imported test (`text`, shown when it does not).
+fn checks(test: &std::path::Path, text: &str) {
+    let o = run(bench_node().arg("check").arg(test));
+    assert!(
+        o.status.success(),
+        "{}\n{text}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 #[test]
 fn a_recorded_journey_becomes_a_test_that_checks_and_runs() {
     let server = Server::start();
@@ -134,12 +144,7 @@ fn a_recorded_journey_becomes_a_test_that_checks_and_runs() {
         "{text}"
     );
 
-    let o = run(bench_node().arg("check").arg(&test));
-    assert!(
-        o.status.success(),
-        "{}\n{text}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    checks(&test, &text);
     // It runs: the target received its requests, the result has its four steps (how far the
     // journey gets in 3 s depends on the recorded think times and the machine's load).
     let o = run(bench_node()
@@ -238,12 +243,7 @@ fn a_journey_recorded_by_headless_chromium_imports_checks_and_runs_without_error
         );
     }
 
-    let o = run(bench_node().arg("check").arg(&test));
-    assert!(
-        o.status.success(),
-        "{}\n{text}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    checks(&test, &text);
     let out = dir.path().join("r.xml");
     let o = run(bench_node()
         .arg("run")
