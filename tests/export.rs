@@ -248,7 +248,10 @@ fn bench_node_run_alone_exports_its_own_seconds_to_influxdb() {
     assert_eq!(q(node), Some(total));
     let step = "SELECT sum(requests) FROM bench WHERE step = 'home page'";
     assert_eq!(q(step), Some(total));
-    assert!(q(r#"SELECT max("users") FROM bench WHERE node = 'local'"#).is_some_and(|u| u >= 1));
+    // Active users are exported for the node; their count is the executions in flight at each
+    // second's end, which in this open model of 1 ms answers is mostly 0, so only its presence
+    // is certain.
+    assert!(q(r#"SELECT max("users") FROM bench WHERE node = 'local'"#).is_some());
 }
 
 #[test]
