@@ -17,6 +17,10 @@
 # Prints every figure and ratio; exits non-zero when a target is missed.
 #
 #   scripts/bench.sh [ROUNDS] [SECONDS]     (default 3 rounds of 10 s)
+#
+# BENCH_SECTIONS="1 7 8 9" runs only those sections (default: all); BENCH_NODE=PATH measures
+# that bench-node binary instead of this tree's (an earlier build, for before/after figures
+# taken in one session).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,17 +31,21 @@ work="$PWD/target/bench"
 [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null && sleep 0.5
 rm -rf "$work" && mkdir -p "$work"
 failed=()
+# True when section $1 is to run.
+want() { [ -z "${BENCH_SECTIONS:-}" ] || [[ " $BENCH_SECTIONS " == *" $1 "* ]]; }
 
 if ! command -v wrk >/dev/null || ! [ -x /usr/sbin/nginx ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
 fi
 cargo build --release --quiet --bin bench-node --bin bench-report --bin bench-master \
   --example hyper_floor || exit 1
-node="$PWD/target/release/bench-node"
+node="${BENCH_NODE:-$PWD/target/release/bench-node}"
+[ -x "$node" ] || { echo "no bench-node at $node" >&2; exit 1; }
 floor="$PWD/target/release/examples/hyper_floor"
 report="$PWD/target/release/bench-report"
 ulimit -n "$(ulimit -Hn)"
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; kernel $(uname -r); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "bench-node: $node ($("$node" --version)); sections: ${BENCH_SECTIONS:-all}"
 
 # One nginx worker answering `return 200` on loopback, as in the issue's reference figures.
 port=18080
@@ -80,7 +88,7 @@ figure() { # RESULT.xml python-expression-on-cycle
   python3 -c "import json,sys; c=json.load(open('$work/r/summary.json'))['cycles'][0]; print($2)"
 }
 
-echo "== 1. throughput against nginx (1 worker), 50 connections, ${secs} s, ${rounds} rounds"
+# The 50-user test of sections 1 and 9.
 cat >"$work/throughput.toml" <<EOF
 [test]
 name = "throughput"
@@ -93,6 +101,8 @@ startup_delay = 0
 name = "root"
 path = "/"
 EOF
+if want 1; then
+echo "== 1. throughput against nginx (1 worker), 50 connections, ${secs} s, ${rounds} rounds"
 ratios=()
 floors=()
 for i in $(seq "$rounds"); do
@@ -113,10 +123,12 @@ fmedian=$(printf '%s\n' "${floors[@]}" | sort -n | awk '{a[NR]=$1} END {print a[
 echo "   median ratio bench-node / wrk: $median (target >= 0.9)"
 echo "   median ratio bare hyper loop / wrk: $fmedian (the ceiling of hyper's client::conn::http1 here)"
 python3 -c "import sys; sys.exit(0 if $median >= 0.9 else 1)" || failed+=("throughput ratio $median (hyper's own ceiling here: $fmedian)")
+fi
 
 # At least 30 s: peak memory follows the largest burst of users in flight at once, which grows
 # with the length of the run.
 usecs=$(( secs > 30 ? secs : 30 ))
+if want 2; then
 echo "== 2. 10 000 users, keep-alive, 1 s think time, ${usecs} s"
 cat >"$work/users.toml" <<EOF
 [test]
@@ -144,7 +156,9 @@ p99=$(figure "$work/users.xml" "c['latency_ms']['p99']")
 echo "   $users users: peak RSS ${rss_mb} MB (target < 200), $rps req/s, p99 $p99 ms, $errors errors"
 [ "$rss_mb" -lt 200 ] || failed+=("RSS ${rss_mb} MB for 10 000 users")
 [ "$errors" = "0" ] || failed+=("$errors errors with 10 000 users")
+fi
 
+if want 3; then
 echo "== 3. accuracy: 200 users against a target answering after 20 ms"
 # The truth is what a client sees from this server on this machine: the 20 ms the target waits,
 # plus its own and the kernel's overhead. wrk (C, one epoll loop) measures it as the reference,
@@ -183,19 +197,26 @@ echo "   bench-node p50 $p50 ms at $rps req/s; wrk p50 $truth1 ms before, $truth
 echo "   difference to the reference: $diff ms (target within 2 ms)"
 python3 -c "import sys; sys.exit(0 if abs($diff) <= 2 else 1)" || failed+=("p50 $p50 ms vs $truth ms")
 kill "$target_pid" 2>/dev/null; target_pid=""
+fi
 
+if want 4; then
 echo "== 4. orchestration: 32 virtual nodes through one sshd, 128 nodes on 8 sshds, vs 1 node"
 if [ -x scripts/bench-orchestration.sh ]; then
   scripts/bench-orchestration.sh || failed+=("orchestration")
 else
   echo "   scripts/bench-orchestration.sh missing"; failed+=("orchestration script missing")
 fi
+fi
 
+if want 5; then
 echo "== 5. report of 64 nodes"
 scripts/bench-report.sh 64 || failed+=("report build")
+fi
 
+if want 6; then
 echo "== 6. HTTP/2 against h2load"
 scripts/bench-h2.sh "$rounds" "$secs" || failed+=("HTTP/2 ratio")
+fi
 
 # Peak RSS of NAME: USERS users with this startup delay, a 1 s pause after their one step;
 # prints the figures and sets `rss_mb`, `errors`, `p99`.
@@ -223,11 +244,14 @@ EOF
   echo "   $2 users: peak RSS ${rss_mb} MB ($(( $(cat "$work/$1.rss") / $2 )) KB per user), $rps req/s, p99 $p99 ms, $errors errors (load average $load)"
 }
 
+if want 7; then
 echo "== 7. 10 000 users in lockstep (all started at once), 1 s pause, one step, ${usecs} s"
 users_run lockstep 10000 0
 [ "$rss_mb" -lt 150 ] || failed+=("RSS ${rss_mb} MB for 10 000 users in lockstep")
 [ "$errors" = "0" ] || failed+=("$errors errors with 10 000 users in lockstep")
+fi
 
+if want 8; then
 echo "== 8. 30 000 users, spread start, 1 s pause, ${usecs} s"
 if [ "$(ulimit -Hn)" -gt 30100 ]; then
   users_run many 30000 0.0002
@@ -287,7 +311,9 @@ EOF
   [ "$rss_mb" -lt 400 ] || failed+=("RSS ${rss_mb} MB for 30 000 users")
   [ "$errors" = "0" ] || failed+=("$errors errors with 30 000 users")
 fi
+fi
 
+if want 9; then
 echo "== 9. HTTPS (TLS 1.3, self-signed) against nginx, 50 connections, ${secs} s, ${rounds} rounds"
 sed -e "s|http://127.0.0.1:$port|https://127.0.0.1:$tls_port|" -e 's/^name = "throughput"/name = "https"/' \
   -e 's/^startup_delay = 0$/startup_delay = 0\ninsecure = true/' "$work/throughput.toml" >"$work/https.toml"
@@ -306,6 +332,7 @@ done
 median=$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 echo "   median ratio bench-node / wrk over https: $median (target >= 0.9)"
 python3 -c "import sys; sys.exit(0 if $median >= 0.9 else 1)" || failed+=("HTTPS ratio $median")
+fi
 
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); kernel $(uname -r); load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 

@@ -6,6 +6,8 @@
 # (docs/PERFORMANCE.md keeps the history).
 #
 #   scripts/instructions.sh [SHORT_S] [LONG_S]     (default 3 and 6)
+#
+# BENCH_NODE=PATH counts that bench-node binary instead of this tree's (an earlier build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,8 +18,8 @@ work="$PWD/target/instructions"
 rm -rf "$work" && mkdir -p "$work"
 command -v valgrind >/dev/null || { echo "valgrind is needed" >&2; exit 1; }
 [ -x /usr/sbin/nginx ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
-[ -n "${NO_BUILD:-}" ] || cargo build --release --quiet --bin bench-node
-node="$PWD/target/release/bench-node"
+[ -n "${NO_BUILD:-}${BENCH_NODE:-}" ] || cargo build --release --quiet --bin bench-node
+node="${BENCH_NODE:-$PWD/target/release/bench-node}"
 
 # One nginx worker; its access log is the count of requests that reached it.
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
