@@ -13,6 +13,7 @@ mod export;
 mod faults;
 mod fuzz_corpora;
 mod generator;
+mod h1_conformance;
 mod har;
 mod http2;
 mod live;
