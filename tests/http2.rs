@@ -280,3 +280,99 @@ fn the_built_in_target_speaks_h2c_beside_http1() {
     assert_eq!(server.count() - before, requests(&r));
     assert_eq!(r.steps[0].protocol, "HTTP/1.1");
 }
+
+/// Bodies larger than HTTP/2's default 64 KiB window, both ways, over TLS through nginx to the
+/// built-in target's object store: each PUT sends 300 000 bytes (in the windows nginx grants),
+/// each GET brings them back whole (its end checked, every byte counted), two streams at once.
+#[test]
+fn bodies_larger_than_the_default_window_go_and_come_whole() {
+    if !Nginx::available() {
+        // .ci/run installs it: in CI a missing server is a failure, not a skip.
+        assert!(std::env::var_os("CI").is_none(), "no nginx-light");
+        eprintln!("skipped: no nginx-light");
+        return;
+    }
+    const SIZE: usize = 300_000;
+    let upstream = Server::start();
+    let to = upstream.target.addr;
+    let objects =
+        format!("location /objects/ {{ proxy_pass http://{to}; client_max_body_size 1m; }}");
+    let nginx = Nginx::start_with(&to.to_string(), &objects);
+    let dir = tempdir();
+    let mut body = vec![b'a'; SIZE - 10];
+    body.extend_from_slice(b"tail-mark\n");
+    let file = write(dir.path(), "big.bin", std::str::from_utf8(&body).unwrap());
+    let steps = format!(
+        r#"
+[[step]]
+name = "put"
+method = "PUT"
+path = "/objects/u{{{{ user }}}}-{{{{ iteration }}}}"
+body_file = "{}"
+expect_status = [201]
+
+[[step]]
+name = "get"
+path = "/objects/u{{{{ user }}}}-{{{{ iteration }}}}"
+contains = "tail-mark"
+"#,
+        file.display()
+    );
+    let r = run_test(&test_toml(
+        &nginx.tls_url(),
+        "http = \"2\"\nstreams = 2",
+        1,
+        1.0,
+        &steps,
+    ));
+    let log = nginx.take_log();
+    assert_eq!(failures_and_errors(&r), 0, "{:?}", r.errors);
+    assert_eq!(log.len() as u64, requests(&r));
+    assert!(log.iter().all(|l| l.protocol == "HTTP/2.0"), "{log:?}");
+    assert_eq!(by_connection(&log).len(), 1, "{log:?}");
+    // The target stored what was sent (a short PUT would have failed the GET's check).
+    assert_eq!(upstream.count(), requests(&r));
+    let gets: u64 = r.cycles.iter().map(|c| c.steps[1].total()).sum();
+    let bytes: u64 = r.cycles.iter().map(|c| c.steps[1].bytes).sum();
+    assert!(gets > 2, "{gets} GETs");
+    assert_eq!(bytes, gets * SIZE as u64);
+}
+
+/// More lanes than the server's stream limit: they wait their turn on the user's one
+/// connection (h2 holds a stream until the server takes it), none refused or counted twice.
+#[test]
+fn lanes_beyond_the_servers_stream_limit_wait_their_turn() {
+    if !Nginx::available() {
+        // .ci/run installs it: in CI a missing server is a failure, not a skip.
+        assert!(std::env::var_os("CI").is_none(), "no nginx-light");
+        eprintln!("skipped: no nginx-light");
+        return;
+    }
+    let upstream = Server::start();
+    let nginx = Nginx::start_with(
+        &upstream.target.addr.to_string(),
+        "http2_max_concurrent_streams 2;",
+    );
+    let steps = "[[step]]\nname = \"slow\"\npath = \"/slow\"\n";
+    for url in [nginx.tls_url(), nginx.h2c_url()] {
+        let r = run_test(&test_toml(&url, "http = \"2\"\nstreams = 6", 1, 1.0, steps));
+        let log = nginx.take_log();
+        assert_eq!(failures_and_errors(&r), 0, "{url}: {:?}", r.errors);
+        assert_eq!(log.len() as u64, requests(&r), "{url}");
+        assert_eq!(by_connection(&log).len(), 1, "{url}: {log:?}");
+        // The server's limit held, and was used: 2 at once, never more. In whole milliseconds
+        // (the log's resolution), an end before a start of the same millisecond.
+        let ms = |t: f64| (t * 1000.0).round() as i64;
+        let mut edges: Vec<(i64, i32)> = log
+            .iter()
+            .flat_map(|l| [(ms(l.start), 1), (ms(l.end), -1)])
+            .collect();
+        edges.sort();
+        let (mut now, mut most) = (0, 0);
+        for (_, d) in edges {
+            now += d;
+            most = most.max(now);
+        }
+        assert_eq!(most, 2, "{url}: {log:?}");
+    }
+}

@@ -25,7 +25,7 @@ use tokio::net::TcpStream;
 use url::Url;
 
 use super::decode::{self, Decoder};
-use super::h2::H2Slot;
+use super::h2::{H2Lane, H2Slot};
 use super::resources::Browser;
 use super::websocket::WsConn;
 use crate::result::ErrorKind;
@@ -280,8 +280,9 @@ pub struct Client {
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The last URL requested and its request target (absolute for HTTP/2: the flag).
     last_uri: Option<(String, bool, Uri)>,
-    /// The user's HTTP/2 connection, shared with its other stream lanes.
-    h2: H2Slot,
+    /// The user's HTTP/2 connection, shared with its other stream lanes, and this client's
+    /// handle on it.
+    h2: H2Lane,
     /// The user's WebSocket, while open.
     /// Boxed: 376 bytes inline in every user's task, WebSocket steps or not.
     pub(super) ws: Option<Box<WsConn>>,
@@ -305,7 +306,7 @@ impl Client {
             timeout,
             timer: None,
             last_uri: None,
-            h2,
+            h2: H2Lane::new(h2),
             ws: None,
             browser: None,
         }
@@ -395,7 +396,7 @@ impl Client {
         if req.url.scheme() != "https" || h1_open {
             return self.exchange_h1(req, keep_body, None).await;
         }
-        if self.h2.holds(req.url).await {
+        if self.h2.holds(req.url) {
             return self.exchange_h2(req, keep_body, None).await;
         }
         let (socket, h2) = self.connect(req.url, HttpVersion::Auto).await?;
@@ -525,7 +526,12 @@ impl Client {
 
     /// The user's HTTP/2 connection.
     pub(super) fn h2(&self) -> &H2Slot {
-        &self.h2
+        self.h2.slot()
+    }
+
+    /// This client's handle on the user's HTTP/2 connection.
+    pub(super) fn h2_lane(&mut self) -> &mut H2Lane {
+        &mut self.h2
     }
 }
 
