@@ -2,12 +2,18 @@
 //! by the user's stream lanes (`streams = N`), opened on first use and again once the server
 //! closed it. Beside the HTTP/1.1 path, not under it: a step's `http` picks one.
 //!
-//! The connection's frames are read and written by a local task of its own (on the worker's
-//! thread); each request is a stream on it, sent by the lane straight into h2's stream store
-//! (no channel, no lock of ours per request).
+//! The connection's frames are read and written in the user's own task, which polls it beside
+//! the user's lanes ([`H2Slot::drive`]): one task wake-up serves a whole batch of answers, where
+//! a connection task of its own costs one more per batch and one per lane. Each request is a
+//! stream on it, sent by the lane straight into h2's stream store (no channel, no lock of ours
+//! per request). A client nobody drives (the open model's executions) gets a local task for
+//! its connection instead.
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use h2::client::SendRequest;
@@ -40,6 +46,18 @@ struct Slot {
     connecting: tokio::sync::Mutex<()>,
     /// The open connection. Borrowed only between awaits, never across one.
     open: RefCell<Option<H2Link>>,
+    /// The user's task polls `connections` ([`H2Slot::drive`]).
+    driven: Cell<bool>,
+    /// The user's connections' futures, which read and write their frames: the open one, and
+    /// an older one still answering streams after the server said GOAWAY. Borrowed only by
+    /// `drive`, never while a lane runs.
+    connections: RefCell<Vec<Driver>>,
+}
+
+/// A connection's future and what its handles know of it.
+struct Driver {
+    connection: h2::client::Connection<Socket, Bytes>,
+    conn: Rc<H2Conn>,
 }
 
 /// A request handle on an open connection. Each lane keeps its own clone: h2 remembers per
@@ -76,6 +94,38 @@ impl H2Slot {
         if open.as_ref().is_some_and(|l| Rc::ptr_eq(&l.conn, conn)) {
             *open = None;
         }
+    }
+
+    /// Runs `user` (the user's lanes) while polling the user's HTTP/2 connections in the same
+    /// task. The connections are polled before the lanes (answers read wake them) and after
+    /// (requests they sent are written at once, in one flush), with the task's own waker, so
+    /// that a connection is read whichever lane waits on it. `user` comes pinned: a future
+    /// taken by value would be kept twice in the user's task.
+    pub(super) fn drive<'a, F: Future>(
+        &'a self,
+        mut user: Pin<&'a mut F>,
+    ) -> impl Future<Output = F::Output> + 'a {
+        self.0.driven.set(true);
+        std::future::poll_fn(move |cx| {
+            self.poll_connections(cx);
+            if let Poll::Ready(out) = user.as_mut().poll(cx) {
+                return Poll::Ready(out);
+            }
+            self.poll_connections(cx);
+            Poll::Pending
+        })
+    }
+
+    /// Polls each connection once; those that ended are marked closed and dropped.
+    fn poll_connections(&self, cx: &mut Context<'_>) {
+        let mut connections = self.0.connections.borrow_mut();
+        connections.retain_mut(|d| match Pin::new(&mut d.connection).poll(cx) {
+            Poll::Ready(_) => {
+                d.conn.closed.set(true);
+                false
+            }
+            Poll::Pending => true,
+        });
     }
 
     /// A handle on the open connection if it serves `url`.
@@ -310,12 +360,19 @@ impl Client {
             origin: Origin::of(url),
             closed: Cell::new(false),
         });
-        // Ends when the server closes the connection or every handle and stream is dropped.
-        let watch = conn.clone();
-        tokio::task::spawn_local(async move {
-            let _ = connection.await;
-            watch.closed.set(true);
-        });
+        // It ends when the server closes it, or every handle and stream is dropped.
+        let driver = Driver {
+            connection,
+            conn: conn.clone(),
+        };
+        if slot.0.driven.get() {
+            slot.0.connections.borrow_mut().push(driver);
+        } else {
+            tokio::task::spawn_local(async move {
+                let _ = driver.connection.await;
+                driver.conn.closed.set(true);
+            });
+        }
         let link = H2Link { conn, sender };
         *slot.0.open.borrow_mut() = Some(link.clone());
         Ok(Box::new(link))

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::StreamExt as _;
 use hyper::header::{
     HeaderName, HeaderValue, AUTHORIZATION, COOKIE, LOCATION, PROXY_AUTHORIZATION,
 };
@@ -71,19 +72,18 @@ impl User {
         }
         let _running = self.counters.user_running();
         let lanes = self.plan.streams.max(1);
-        if lanes == 1 {
-            return self.lane(H2Slot::default(), 0, 1).await;
-        }
+        // The user's HTTP/2 connection is read and written in this task, beside its lanes.
         let h2 = H2Slot::default();
-        let user = Rc::new(self);
-        // Dropped with the user's task (an abort), which aborts the lanes.
-        let mut set = tokio::task::JoinSet::new();
-        for lane in 0..lanes {
-            let user = user.clone();
-            let h2 = h2.clone();
-            set.spawn_local(async move { user.lane(h2, lane, lanes).await });
+        if lanes == 1 {
+            return h2.drive(std::pin::pin!(self.lane(h2.clone(), 0, 1))).await;
         }
-        while set.join_next().await.is_some() {}
+        // In this task too (one wake-up for a batch of answers, not one per lane), dropped
+        // with it (an abort).
+        let mut set: futures_util::stream::FuturesUnordered<_> = (0..lanes)
+            .map(|lane| self.lane(h2.clone(), lane, lanes))
+            .collect();
+        let all = async { while set.next().await.is_some() {} };
+        h2.drive(std::pin::pin!(all)).await;
     }
 
     /// One loop over the test: lane `lane` of `lanes` numbers its iterations `lane`,
