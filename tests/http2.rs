@@ -376,3 +376,31 @@ fn lanes_beyond_the_servers_stream_limit_wait_their_turn() {
         assert_eq!(most, 2, "{url}: {log:?}");
     }
 }
+
+/// The open model over HTTP/2: its executions are tasks of their own, with no user task to
+/// read the connection beside them, so the connection gets a task of its own. Every execution
+/// is answered (none waits for its timeout), each user keeps one connection across its
+/// executions, all of it HTTP/2.
+#[test]
+fn the_open_model_over_http2_answers_every_execution() {
+    if !Nginx::available() {
+        // .ci/run installs it: in CI a missing server is a failure, not a skip.
+        assert!(std::env::var_os("CI").is_none(), "no nginx-light");
+        eprintln!("skipped: no nginx-light");
+        return;
+    }
+    let upstream = Server::start();
+    let nginx = Nginx::start(&upstream.target.addr.to_string());
+    let text = format!(
+        "[test]\nname = \"open\"\nurl = \"{}\"\nhttp = \"2\"\n[bench]\nrate = [40]\nmax_users = 4\n\
+         duration = 1.5\ntimeout = 2\n[[step]]\nname = \"home\"\npath = \"/\"\n",
+        nginx.h2c_url()
+    );
+    let r = run_test(&text);
+    let log = nginx.take_log();
+    assert_eq!(failures_and_errors(&r), 0, "{:?}", r.errors);
+    assert!(log.len() >= 40, "{} requests", log.len());
+    assert_eq!(log.len() as u64, requests(&r));
+    assert!(log.iter().all(|l| l.protocol == "HTTP/2.0"), "{log:?}");
+    assert!(by_connection(&log).len() <= 4, "{log:?}");
+}
