@@ -366,8 +366,8 @@ fn thinking_test(url: &str, users: u32, think: f64) -> String {
     )
 }
 
-/// A thinking user parks its connection (hyper's state and buffers freed, the socket kept):
-/// all its requests still go over one keep-alive connection, plain or TLS.
+/// A thinking user keeps its connection (only the socket: nothing else is held between two
+/// requests): all its requests go over one keep-alive connection, plain or TLS.
 #[test]
 fn thinking_users_keep_one_connection_each() {
     for server in [Server::start(), Server::start_tls()] {
@@ -387,9 +387,9 @@ fn thinking_users_keep_one_connection_each() {
 }
 
 /// A server that closes connections idle for 50 ms, users that think 150 ms: each connection
-/// is closed while parked, and the next request opens a new one instead of failing.
+/// is closed while the user thinks, and the next request opens a new one instead of failing.
 #[test]
-fn a_connection_closed_while_parked_is_reopened() {
+fn a_connection_closed_while_the_user_thinks_is_reopened() {
     let server = Server::start_closing_idle(Duration::from_millis(50));
     let dir = tempdir();
     let test = write(dir.path(), "t.toml", &thinking_test(&server.url(), 3, 0.15));

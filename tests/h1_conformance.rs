@@ -491,6 +491,34 @@ fn a_server_closing_idle_kept_connections_costs_no_error() {
 }
 
 #[test]
+fn bytes_beyond_an_answer_make_the_connection_unusable() {
+    // What follows the body was never asked for: read as the next answer, it would be
+    // a malformed head (or a wrong answer to the next request).
+    let server = ScriptServer::start(|_| {
+        Script::keep(
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 500 Stale\r\n\r\n"[..],
+        )
+    });
+    let t = recorded(&bench(&server.url(), 1.0, "sleep_time = 0.05", ""));
+    all_succeeded(&t, &server, 2);
+    assert_eq!(server.connections(), server.requests());
+}
+
+#[test]
+fn a_kept_connection_closed_as_the_next_request_goes_is_retried_once() {
+    // The server closes 2 ms after each answer, not reading what came meanwhile: the user,
+    // with no pause, has sent its next request on it by then, and gets the close (a reset, no
+    // byte of an answer) instead. That request is sent again, once, on a new connection.
+    let server = ScriptServer::start(|_| Script {
+        close_after: Some(Duration::from_millis(2)),
+        ..Script::keep(&b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"[..])
+    });
+    let t = recorded(&bench(&server.url(), 1.0, "", ""));
+    all_succeeded(&t, &server, 2);
+    assert!(server.connections() >= server.requests(), "{t:?}");
+}
+
+#[test]
 fn gzip_bodies_are_decoded_and_counted_both_ways() {
     use flate2::write::GzEncoder;
     let text = "gzip conformance ".repeat(40) + "token=decoded";

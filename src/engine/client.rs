@@ -1,8 +1,10 @@
-//! One virtual user's HTTP client: a single keep-alive HTTP/1.1 connection (hyper's
-//! `client::conn::http1`, not a pool), reopened when the server closes it or the host changes,
-//! plus the user's own cookie jar. While the user thinks, the connection is parked: the socket
-//! stays open but hyper's state and buffers are freed, so 10 000 thinking users cost little.
+//! One virtual user's HTTP client: a single keep-alive HTTP/1.1 connection (our own codec,
+//! [`super::h1`], straight on the socket: no pool, no connection task), reopened when the
+//! server closes it or the host changes, plus the user's own cookie jar. Answers are read into
+//! one buffer per worker thread; between two requests a connection costs only its socket, so
+//! 10 000 thinking users cost little.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,19 +14,19 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::{self, SendRequest};
+use http_body_util::Full;
 use hyper::header::{
-    HeaderValue, ACCEPT_ENCODING, CONTENT_TYPE, COOKIE, HOST, SET_COOKIE, USER_AGENT,
+    HeaderName, HeaderValue, ACCEPT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST,
+    SET_COOKIE, USER_AGENT,
 };
 use hyper::{HeaderMap, Method, Request, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use url::Url;
 
 use super::decode::{self, Decoder};
+use super::h1;
 use super::h2::{H2Lane, H2Slot};
 use super::resources::Browser;
 use super::websocket::WsConn;
@@ -172,90 +174,34 @@ pub(super) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 pub(super) type Socket = Box<dyn Io>;
 
-/// hyper's side of a connection: the request handle and the connection future, which the user's
-/// own task polls (never spawned: one task per user, and a response is seen the moment it is
-/// read, without waiting for another task's turn).
-struct Http {
-    sender: SendRequest<Full<Bytes>>,
-    driver: http1::Connection<TokioIo<Socket>, Full<Bytes>>,
-    /// The driver completed (the connection closed); it must not be polled again.
-    closed: bool,
-}
-
-/// What an open connection holds between two requests.
-enum Link {
-    /// In use: hyper's state machine and its buffers (about 35 KB: read and write buffers and
-    /// the request channel's blocks).
-    Active(Box<Http>),
-    /// The user thinks: only the socket, still open and kept alive; hyper's state is rebuilt
-    /// over it for the next request (a few microseconds, against a think time).
-    Parked(Socket),
-}
-
-/// An open connection.
+/// An open HTTP/1.1 connection: the socket itself. Between two requests nothing else is kept:
+/// an answer is read whole before the next request is sent, and bytes beyond it make the
+/// connection unusable.
 struct Open {
     origin: Origin,
     /// The Host header for this origin.
     host: HeaderValue,
-    link: Link,
+    socket: Socket,
 }
 
-impl Http {
-    /// True when the connection can take the next request (false once it closed).
-    async fn ready(&mut self) -> bool {
-        if self.closed {
-            return false;
-        }
-        // Mostly so already: hyper asked for the next request when it finished the last one.
-        if self.sender.is_ready() {
-            return true;
-        }
-        let ready = self.sender.ready();
-        let ready = drive(&mut self.driver, &mut self.closed, std::pin::pin!(ready)).await;
-        matches!(ready, Ok(Ok(())))
-    }
+/// Size of each worker thread's read buffer, bytes: an answer that fits is parsed where it was
+/// read, with no per-user buffer at all.
+const READ_BUF: usize = 32 << 10;
 
-    /// Awaits `fut` while driving the connection.
-    fn drive<'a, F: Future>(
-        &'a mut self,
-        fut: Pin<&'a mut F>,
-    ) -> impl Future<Output = Result<F::Output, RequestError>> + 'a {
-        drive(&mut self.driver, &mut self.closed, fut)
-    }
+thread_local! {
+    /// The read buffer of this worker thread's users. Only borrowed inside one poll (never
+    /// across an await), so the users of a thread take turns with it.
+    static READ: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUF].into_boxed_slice());
 }
 
-/// Awaits `fut` while polling the connection `driver` in the same task; `closed` tells that the
-/// driver completed (the connection closed: what it delivered is still in `fut`'s channel).
-/// After the driver's turn `fut` is polled again at once: the driver's progress mostly completes
-/// it, and waiting for the wake-up it sent to this same task costs a round through the
-/// scheduler (measured: 4-10 % more requests/s). A plain function over a pinned `fut`, not an
-/// `async fn`: nothing is moved into a new state machine for each await.
-fn drive<'a, F: Future>(
-    driver: &'a mut http1::Connection<TokioIo<Socket>, Full<Bytes>>,
-    closed: &'a mut bool,
-    mut fut: Pin<&'a mut F>,
-) -> impl Future<Output = Result<F::Output, RequestError>> + 'a {
-    std::future::poll_fn(move |cx| {
-        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
-            return Poll::Ready(Ok(out));
-        }
-        if !*closed {
-            if let Poll::Ready(r) = Pin::new(&mut *driver).poll(cx) {
-                *closed = true;
-                if let Err(e) = r {
-                    return Poll::Ready(Err(hyper_error(e)));
-                }
-            }
-        }
-        fut.as_mut().poll(cx).map(Ok)
-    })
-}
+/// A request head bigger than this is not kept in a user's write buffer after its request
+/// (a large one is rare: the buffer is made again when needed).
+const WRITE_BUF_KEPT: usize = 4 << 10;
 
-/// How long parking waits for hyper to take a next request: at once after a complete keep-alive
-/// exchange; longer only while a request body is still being written, and then it is not parked.
-const PARK_WAIT: Duration = Duration::from_millis(5);
+/// A request body up to this size goes into the head's write (one write per request).
+const BODY_COPIED: usize = 8 << 10;
 
-/// True when a parked socket is still usable: nothing to read and not closed. A server that
+/// True when a kept socket is still usable: nothing to read and not closed. A server that
 /// closed it (EOF or reset) or sent bytes nobody asked for makes it unusable. For TLS this also
 /// consumes records that carry no data (session tickets).
 fn still_open(socket: &mut Socket) -> bool {
@@ -278,6 +224,8 @@ pub struct Client {
     /// request costs a timer-wheel insertion and removal each). `None` until the first request
     /// (or after a cancelled one).
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The request head being written (kept for a retry); its capacity stays for the next.
+    head: Vec<u8>,
     /// The last URL requested and its request target (absolute for HTTP/2: the flag).
     last_uri: Option<(String, bool, Uri)>,
     /// The user's HTTP/2 connection, shared with its other stream lanes, and this client's
@@ -305,6 +253,7 @@ impl Client {
             has_cookies: false,
             timeout,
             timer: None,
+            head: Vec::new(),
             last_uri: None,
             h2: H2Lane::new(h2),
             ws: None,
@@ -408,62 +357,98 @@ impl Client {
     }
 
     /// An HTTP/1.1 exchange on the kept connection, or on `socket` (connected by `auto`), or
-    /// on a new one.
+    /// on a new one. A kept connection that the server closed before any byte of the answer
+    /// came (its close crossed our request) is replaced once by a new one.
     async fn exchange_h1(
         &mut self,
         req: Outgoing<'_>,
         keep_body: usize,
         socket: Option<Socket>,
     ) -> Result<Incoming, RequestError> {
-        let kept_open = match self.conn.take() {
-            Some(open) if open.origin.holds(req.url) => self.reuse(open).await?,
-            _ => None,
-        };
-        let open = match kept_open {
+        let kept = self
+            .conn
+            .take()
+            .filter(|open| open.origin.holds(req.url))
+            .and_then(|mut open| still_open(&mut open.socket).then_some(open));
+        let reused = kept.is_some();
+        let mut open = match kept {
             Some(open) => open,
-            None => {
-                let socket = match socket {
-                    Some(socket) => socket,
-                    // Boxed: the TLS handshake's state machine, once per connection, would
-                    // otherwise be part of every user's task (1.2 KB).
-                    None => Box::pin(self.connect(req.url, HttpVersion::Http1)).await?.0,
-                };
-                Open {
-                    host: host_header(req.url),
-                    origin: Origin::of(req.url),
-                    link: Link::Active(handshake(socket).await?),
-                }
-            }
+            None => self.open_h1(req.url, socket).await?,
         };
-        let open = self.conn.insert(open);
-        let Link::Active(http) = &mut open.link else {
-            unreachable!("a connection about to send is active")
+        let copied = self.write_head(&req, &open.host);
+        let body: &[u8] = if copied { &[] } else { &req.body };
+        let head_request = req.method == Method::HEAD;
+        let mut result =
+            roundtrip(&mut open.socket, &self.head, body, head_request, keep_body).await;
+        if reused && matches!(result, Err((_, false))) {
+            open = self.open_h1(req.url, None).await?;
+            result = roundtrip(&mut open.socket, &self.head, body, head_request, keep_body).await;
+        }
+        if self.head.capacity() > WRITE_BUF_KEPT {
+            self.head = Vec::new();
+        }
+        let (answer, kept) = result.map_err(|(e, _)| e)?;
+        let reusable = answer.reusable();
+        let Some(head) = answer.into_head() else {
+            unreachable!("a complete answer has its head")
         };
-        let request = request(
-            &req,
-            Some(&open.host),
-            self.has_cookies.then_some(&self.cookies),
-            &self.connector.user_agent,
-            &mut self.last_uri,
-        )?;
+        if reusable {
+            self.conn = Some(open);
+        }
+        self.received(head.status, head.version, head.headers, kept, req.url)
+    }
 
-        let response = http.sender.send_request(request);
-        let response = http
-            .drive(std::pin::pin!(response))
-            .await?
-            .map_err(hyper_error)?;
-        let (parts, mut body) = response.into_parts();
-        let mut kept = Kept::new(&parts.headers, keep_body);
-        while let Some(frame) = http.drive(std::pin::pin!(body.frame())).await? {
-            let Ok(data) = frame.map_err(hyper_error)?.into_data() else {
-                continue; // trailers
-            };
-            kept.push(data)?;
+    /// A new HTTP/1.1 connection to `url`'s origin over `socket`, or a new socket.
+    async fn open_h1(&self, url: &Url, socket: Option<Socket>) -> Result<Open, RequestError> {
+        let socket = match socket {
+            Some(socket) => socket,
+            // Boxed: the TLS handshake's state machine, once per connection, would otherwise
+            // be part of every user's task (1.2 KB).
+            None => Box::pin(self.connect(url, HttpVersion::Http1)).await?.0,
+        };
+        Ok(Open {
+            host: host_header(url),
+            origin: Origin::of(url),
+            socket,
+        })
+    }
+
+    /// Writes `req`'s head into the user's write buffer, with Host, User-Agent and the user's
+    /// cookies (a header the step sets wins over ours), and its body when small: true then.
+    fn write_head(&mut self, req: &Outgoing<'_>, host: &HeaderValue) -> bool {
+        let out = &mut self.head;
+        out.clear();
+        h1::request_line(out, &req.method, req.url.path(), req.url.query());
+        let set = |name: &HeaderName| req.headers.iter().any(|(n, _)| n == name);
+        if !set(&HOST) {
+            h1::header(out, &HOST, host);
         }
-        if http.closed {
-            self.conn = None;
+        if !set(&USER_AGENT) {
+            h1::header(out, &USER_AGENT, &self.connector.user_agent);
         }
-        self.received(parts, kept, req.url)
+        if let Some(ct) = req.content_type.filter(|_| !set(&CONTENT_TYPE)) {
+            h1::header(out, &CONTENT_TYPE, &HeaderValue::from_static(ct));
+        }
+        if req.compression && !set(&ACCEPT_ENCODING) {
+            h1::header(out, &ACCEPT_ENCODING, &decode::ACCEPT_ENCODING);
+        }
+        if self.has_cookies && !set(&COOKIE) {
+            if let Some(v) = cookie_value(&self.cookies, req.url) {
+                h1::header(out, &COOKIE, &v);
+            }
+        }
+        for (i, (name, value)) in req.headers.iter().enumerate() {
+            // As in a header map: of two of the same name, the later one is sent.
+            if !req.headers[i + 1..].iter().any(|(n, _)| n == name) {
+                h1::header(out, name, value);
+            }
+        }
+        h1::end_head(out, &req.method, req.body.len(), set(&CONTENT_LENGTH));
+        let copied = req.body.len() <= BODY_COPIED;
+        if copied {
+            out.extend_from_slice(&req.body);
+        }
+        copied
     }
 
     /// The response as the user sees it, after the jar took its cookies; an error when its
@@ -471,19 +456,21 @@ impl Client {
     #[inline]
     pub(super) fn received(
         &mut self,
-        parts: hyper::http::response::Parts,
+        status: StatusCode,
+        version: hyper::Version,
+        headers: HeaderMap,
         kept: Kept,
         url: &Url,
     ) -> Result<Incoming, RequestError> {
-        self.keep_cookies(&parts.headers, url);
+        self.keep_cookies(&headers, url);
         let (body, body_len, decoded_len) = kept.finish()?;
         Ok(Incoming {
-            status: parts.status,
-            headers: parts.headers,
+            status,
+            headers,
             body,
             body_len,
             decoded_len,
-            version: parts.version,
+            version,
         })
     }
 
@@ -580,6 +567,24 @@ impl Kept {
         Ok(())
     }
 
+    /// The next piece of the body, from a read buffer: copied as far as it is kept.
+    #[inline]
+    pub(super) fn push_slice(&mut self, data: &[u8]) -> Result<(), RequestError> {
+        self.len += data.len() as u64;
+        if let Some(decoder) = &mut self.decoder {
+            return decoder.write(data);
+        }
+        let room = self.keep.saturating_sub(self.first.len() + self.more.len());
+        if room > 0 {
+            if !self.first.is_empty() {
+                self.more.extend_from_slice(&self.first);
+                self.first = Bytes::new();
+            }
+            self.more.extend_from_slice(&data[..room.min(data.len())]);
+        }
+        Ok(())
+    }
+
     /// The kept body, its wire length and its decoded length.
     #[inline]
     fn finish(self) -> Result<(Bytes, u64, u64), RequestError> {
@@ -591,65 +596,6 @@ impl Kept {
             }
             _ if self.more.is_empty() => Ok((self.first, self.len, self.len)),
             _ => Ok((self.more.freeze(), self.len, self.len)),
-        }
-    }
-}
-
-impl Client {
-    /// `open`, ready for the next request: an active connection once hyper takes one, a parked
-    /// one with hyper's state rebuilt over its socket. `None` when the server closed it.
-    async fn reuse(&mut self, mut open: Open) -> Result<Option<Open>, RequestError> {
-        match open.link {
-            Link::Active(ref mut http) => Ok(http.ready().await.then_some(open)),
-            Link::Parked(mut socket) => {
-                if !still_open(&mut socket) {
-                    return Ok(None);
-                }
-                open.link = Link::Active(handshake(socket).await?);
-                Ok(Some(open))
-            }
-        }
-    }
-
-    /// Parks the connection while the user thinks: the socket stays open (the server sees one
-    /// keep-alive connection, as before), hyper's state and buffers are freed. A connection
-    /// that is not idle at once stays active; one the server closed is dropped. The user's
-    /// resource connections are parked too.
-    pub async fn park(&mut self) {
-        if let Some(browser) = &mut self.browser {
-            browser.park().await;
-        }
-        self.park_connection().await;
-    }
-
-    /// Parks this client's own connection (see [`Client::park`]).
-    pub(super) async fn park_connection(&mut self) {
-        let Some(Open {
-            link: Link::Active(http),
-            ..
-        }) = &mut self.conn
-        else {
-            return;
-        };
-        match tokio::time::timeout(PARK_WAIT, http.ready()).await {
-            Ok(true) => {}
-            Ok(false) => {
-                self.conn = None;
-                return;
-            }
-            Err(_) => return,
-        }
-        let Some(open) = self.conn.take() else { return };
-        let Link::Active(http) = open.link else {
-            unreachable!("checked active above")
-        };
-        let parts = http.driver.into_parts();
-        // Bytes beyond the response: the connection is out of step, and is dropped.
-        if parts.read_buf.is_empty() {
-            self.conn = Some(Open {
-                link: Link::Parked(parts.io.into_inner()),
-                ..open
-            });
         }
     }
 }
@@ -772,20 +718,69 @@ impl Client {
     }
 }
 
-/// hyper's HTTP/1.1 state over `socket` (no I/O: the request is the first thing written).
-async fn handshake(socket: Socket) -> Result<Box<Http>, RequestError> {
-    // One write per request (headers and a small body copied into one buffer) instead of a
-    // vectored write: measured 3-4 % more requests/s on loopback.
-    let (sender, driver) = http1::Builder::new()
-        .writev(false)
-        .handshake(TokioIo::new(socket))
-        .await
-        .map_err(hyper_error)?;
-    Ok(Box::new(Http {
-        sender,
-        driver,
-        closed: false,
-    }))
+/// Writes `head` (and `body`) on `socket` and reads the answer, keeping `keep` bytes of its
+/// body. An error says whether any byte of the answer came.
+async fn roundtrip(
+    socket: &mut Socket,
+    head: &[u8],
+    body: &[u8],
+    head_request: bool,
+    keep: usize,
+) -> Result<(h1::Answer, Kept), (RequestError, bool)> {
+    let written = async {
+        socket.write_all(head).await?;
+        if !body.is_empty() {
+            socket.write_all(body).await?;
+        }
+        // A no-op for TCP; TLS may still hold records.
+        socket.flush().await
+    };
+    written.await.map_err(|e| (io_error(e), false))?;
+    let mut answer = h1::Answer::new(head_request);
+    let mut sink = Collect { kept: None, keep };
+    let read = std::future::poll_fn(|cx| {
+        READ.with_borrow_mut(|buf| loop {
+            let mut read = ReadBuf::new(&mut buf[..]);
+            match Pin::new(&mut *socket).poll_read(cx, &mut read) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(io_error(e))),
+                Poll::Ready(Ok(())) if read.filled().is_empty() => {
+                    return Poll::Ready(answer.end())
+                }
+                // Read on while the socket has more: mostly the whole answer came at once.
+                Poll::Ready(Ok(())) => match answer.feed(read.filled(), &mut sink) {
+                    Ok(false) => {}
+                    done => return Poll::Ready(done.map(|_| ())),
+                },
+            }
+        })
+    });
+    match read.await {
+        Ok(()) => match sink.kept {
+            Some(kept) => Ok((answer, kept)),
+            None => unreachable!("a complete answer has its head"),
+        },
+        Err(e) => Err((e, answer.started())),
+    }
+}
+
+/// Where [`roundtrip`] puts an answer's body.
+struct Collect {
+    kept: Option<Kept>,
+    keep: usize,
+}
+
+impl h1::Sink for Collect {
+    fn head(&mut self, head: &h1::Head) {
+        self.kept = Some(Kept::new(&head.headers, self.keep));
+    }
+
+    fn data(&mut self, data: &[u8]) -> Result<(), RequestError> {
+        match &mut self.kept {
+            Some(kept) => kept.push_slice(data),
+            None => unreachable!("a body's data comes after its head"),
+        }
+    }
 }
 
 pub(super) fn host_header(url: &Url) -> HeaderValue {
@@ -797,30 +792,12 @@ pub(super) fn host_header(url: &Url) -> HeaderValue {
     HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("localhost"))
 }
 
-/// Classifies a hyper error into the result kinds.
-pub(super) fn hyper_error(e: hyper::Error) -> RequestError {
-    use std::error::Error as _;
-    let mut source = e.source();
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            let kind = match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => ErrorKind::Connect,
-                std::io::ErrorKind::TimedOut => ErrorKind::Timeout,
-                _ => ErrorKind::Reset,
-            };
-            return RequestError {
-                kind,
-                message: io.to_string(),
-            };
-        }
-        source = s.source();
-    }
-    let kind = if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
-        ErrorKind::Reset
-    } else if e.is_parse() {
-        ErrorKind::Protocol
-    } else {
-        ErrorKind::Other
+/// Classifies an I/O error on a connection into the result kinds.
+fn io_error(e: std::io::Error) -> RequestError {
+    let kind = match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => ErrorKind::Connect,
+        std::io::ErrorKind::TimedOut => ErrorKind::Timeout,
+        _ => ErrorKind::Reset,
     };
     RequestError {
         kind,

@@ -4,6 +4,7 @@
 //! (a partial head) stays with the caller, a body's bytes are handed out as they are decoded, and
 //! the chunked decoder's state is a few words.
 
+use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use hyper::{HeaderMap, Method, StatusCode, Version};
 
@@ -24,26 +25,31 @@ fn protocol(message: String) -> RequestError {
     }
 }
 
-/// Appends the request head to `out`: request line with the origin-form `target`, then
-/// `headers` (Host among them), then a Content-Length when the request has a body or its method
-/// expects one (as hyper wrote it) and `headers` set none.
-pub(super) fn write_head(
-    out: &mut Vec<u8>,
-    method: &Method,
-    target: &str,
-    headers: &HeaderMap,
-    body_len: usize,
-) {
+/// Appends the request line for the origin-form `target` (`path` and `query`) to `out`.
+pub(super) fn request_line(out: &mut Vec<u8>, method: &Method, path: &str, query: Option<&str>) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(path.as_bytes());
+    if let Some(q) = query {
+        out.push(b'?');
+        out.extend_from_slice(q.as_bytes());
     }
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+}
+
+/// Appends one header line to `out`.
+#[inline]
+pub(super) fn header(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Ends the request head in `out`: a Content-Length when the request has a body or its method
+/// expects one (as hyper wrote it) and `has_length` says the headers set none, then the blank
+/// line.
+pub(super) fn end_head(out: &mut Vec<u8>, method: &Method, body_len: usize, has_length: bool) {
     let bodiless = matches!(
         *method,
         Method::GET
@@ -53,10 +59,9 @@ pub(super) fn write_head(
             | Method::TRACE
             | Method::CONNECT
     );
-    if !headers.contains_key(CONTENT_LENGTH) && (body_len > 0 || !bodiless) {
-        out.extend_from_slice(b"content-length: ");
-        out.extend_from_slice(body_len.to_string().as_bytes());
-        out.extend_from_slice(b"\r\n");
+    if !has_length && (body_len > 0 || !bodiless) {
+        use std::io::Write as _;
+        let _ = write!(out, "content-length: {body_len}\r\n");
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -137,11 +142,14 @@ pub(super) fn parse_head(buf: &[u8], head: bool) -> Result<Option<(Head, usize)>
     } else {
         Version::HTTP_11
     };
+    // The values share one copy of the head (one allocation, not one per header).
+    let shared = Bytes::copy_from_slice(&buf[..parsed]);
     let mut headers = HeaderMap::with_capacity(response.headers.len());
     for h in response.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| protocol(format!("bad response header name {:?}", h.name)))?;
-        let value = HeaderValue::from_bytes(h.value)
+        let at = h.value.as_ptr() as usize - buf.as_ptr() as usize;
+        let value = HeaderValue::from_maybe_shared(shared.slice(at..at + h.value.len()))
             .map_err(|_| protocol(format!("bad value of response header {}", h.name)))?;
         headers.append(name, value);
     }
@@ -338,6 +346,108 @@ impl Body {
     }
 }
 
+/// Where one answer's parts go as they are read: its final head, then its body's data.
+pub(super) trait Sink {
+    /// The final head (interim answers are skipped), before any of its body.
+    fn head(&mut self, head: &Head);
+    /// The next piece of decoded body data (chunk framing removed; content coding kept).
+    fn data(&mut self, data: &[u8]) -> Result<(), RequestError>;
+}
+
+/// One answer being read from the bytes of successive reads. Only a head cut across reads is
+/// copied (into `partial`); everything else is handled in the caller's read buffer.
+pub(super) struct Answer {
+    /// The request was HEAD: the answer has no body.
+    head_request: bool,
+    /// The start of a head whose end has not come yet.
+    partial: Vec<u8>,
+    head: Option<Head>,
+    body: Body,
+    /// Some byte of the answer came (a reused connection that ends before any is retried).
+    started: bool,
+    /// Bytes came after the answer's end: the connection is out of step.
+    beyond: bool,
+}
+
+impl Answer {
+    pub fn new(head_request: bool) -> Answer {
+        Answer {
+            head_request,
+            partial: Vec::new(),
+            head: None,
+            body: Body::Done,
+            started: false,
+            beyond: false,
+        }
+    }
+
+    /// Feeds one read's bytes; true when the answer is complete (bytes after its end make
+    /// [`Answer::reusable`] false).
+    pub fn feed(&mut self, input: &[u8], sink: &mut impl Sink) -> Result<bool, RequestError> {
+        self.started |= !input.is_empty();
+        if self.partial.is_empty() {
+            return self.feed_whole(input, sink);
+        }
+        let mut joined = std::mem::take(&mut self.partial);
+        joined.extend_from_slice(input);
+        self.feed_whole(&joined, sink)
+    }
+
+    fn feed_whole(&mut self, buf: &[u8], sink: &mut impl Sink) -> Result<bool, RequestError> {
+        let mut at = 0;
+        loop {
+            if self.head.is_none() {
+                let Some((head, n)) = parse_head(&buf[at..], self.head_request)? else {
+                    self.partial.extend_from_slice(&buf[at..]);
+                    return Ok(false);
+                };
+                at += n;
+                if head.is_interim() {
+                    continue;
+                }
+                sink.head(&head);
+                self.body = Body::new(head.framing);
+                self.head = Some(head);
+            }
+            if !self.body.is_done() {
+                at += self.body.decode(&buf[at..], |d| sink.data(d))?;
+            }
+            if self.body.is_done() {
+                self.beyond = at < buf.len();
+                return Ok(true);
+            }
+            return Ok(false);
+        }
+    }
+
+    /// The server closed the connection: complete for a body read to close, else an error.
+    pub fn end(&mut self) -> Result<(), RequestError> {
+        if self.head.is_none() {
+            return Err(RequestError {
+                kind: ErrorKind::Reset,
+                message: "connection closed before a complete response head".to_string(),
+            });
+        }
+        self.body.end()
+    }
+
+    /// Some byte of the answer came.
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
+    /// The connection can take the next request: the head allowed it and nothing came beyond
+    /// the answer.
+    pub fn reusable(&self) -> bool {
+        !self.beyond && self.head.as_ref().is_some_and(|h| h.keep_alive)
+    }
+
+    /// The final head, once read.
+    pub fn into_head(self) -> Option<Head> {
+        self.head
+    }
+}
+
 /// The chunked decoder's step over one framing byte (not chunk data); `None` once the body
 /// ended.
 fn chunked_byte(chunk: Chunk, byte: u8) -> Result<Option<Chunk>, RequestError> {
@@ -415,59 +525,39 @@ mod tests {
     use super::*;
 
     /// What one answer read from `chunks` gives: the final head, its body, and the bytes left
-    /// after it; the way the client reads (partial heads kept, interim answers skipped).
+    /// after it (reported as a flag by [`Answer`]: here `b"NEXT"` or nothing).
     fn read(chunks: &[&[u8]], head: bool) -> Result<(Head, Vec<u8>, Vec<u8>), RequestError> {
-        let mut pending = Vec::new();
-        let mut parsed: Option<(Head, Body)> = None;
-        let mut body = Vec::new();
-        let mut rest = Vec::new();
-        let mut feed = |input: &[u8],
-                        parsed: &mut Option<(Head, Body)>,
-                        pending: &mut Vec<u8>|
-         -> Result<(), RequestError> {
-            pending.extend_from_slice(input);
-            loop {
-                match parsed {
-                    None => match parse_head(pending, head)? {
-                        None => return Ok(()),
-                        Some((h, n)) => {
-                            pending.drain(..n);
-                            if !h.is_interim() {
-                                let b = Body::new(h.framing);
-                                *parsed = Some((h, b));
-                            }
-                        }
-                    },
-                    Some((_, b)) if b.is_done() => {
-                        rest.append(pending);
-                        return Ok(());
-                    }
-                    Some((_, b)) => {
-                        let n = b.decode(pending, |d| {
-                            body.extend_from_slice(d);
-                            Ok(())
-                        })?;
-                        pending.drain(..n);
-                        if !b.is_done() {
-                            return Ok(());
-                        }
-                    }
-                }
+        struct Collect(Vec<u8>, u32);
+        impl Sink for Collect {
+            fn head(&mut self, _: &Head) {
+                self.1 += 1;
             }
-        };
+            fn data(&mut self, data: &[u8]) -> Result<(), RequestError> {
+                self.0.extend_from_slice(data);
+                Ok(())
+            }
+        }
+        let mut answer = Answer::new(head);
+        let mut sink = Collect(Vec::new(), 0);
+        let mut complete = false;
         for chunk in chunks {
-            feed(chunk, &mut parsed, &mut pending)?;
-        }
-        match parsed {
-            Some((h, mut b)) => {
-                b.end()?;
-                Ok((h, body, rest))
+            if !complete {
+                complete = answer.feed(chunk, &mut sink)?;
+            } else if !chunk.is_empty() {
+                answer.beyond = true;
             }
-            None => Err(RequestError {
-                kind: ErrorKind::Reset,
-                message: "closed before a complete head".to_string(),
-            }),
         }
+        if !complete {
+            answer.end()?;
+        }
+        assert!(sink.1 <= 1, "one final head");
+        let rest = if answer.beyond {
+            b"NEXT".to_vec()
+        } else {
+            Vec::new()
+        };
+        let h = answer.into_head().unwrap();
+        Ok((h, sink.0, rest))
     }
 
     /// `wire` read whole, split at every position into two reads, and byte by byte: all give
@@ -667,20 +757,34 @@ mod tests {
 
     #[test]
     fn request_head() {
-        let mut headers = HeaderMap::new();
-        headers.insert("host", HeaderValue::from_static("localhost:8080"));
-        headers.insert("user-agent", HeaderValue::from_static("t"));
         let mut out = Vec::new();
-        write_head(&mut out, &Method::GET, "/a?b=c", &headers, 0);
-        assert_eq!(
-            out,
-            b"GET /a?b=c HTTP/1.1\r\nhost: localhost:8080\r\nuser-agent: t\r\n\r\n"
+        request_line(&mut out, &Method::GET, "/a", Some("b=c"));
+        header(
+            &mut out,
+            &hyper::header::HOST,
+            &HeaderValue::from_static("localhost:8080"),
         );
+        end_head(&mut out, &Method::GET, 0, false);
+        assert_eq!(out, b"GET /a?b=c HTTP/1.1\r\nhost: localhost:8080\r\n\r\n");
         out.clear();
-        write_head(&mut out, &Method::POST, "/", &headers, 0);
-        assert!(out.ends_with(b"content-length: 0\r\n\r\n"));
+        request_line(&mut out, &Method::POST, "/", None);
+        end_head(&mut out, &Method::POST, 0, false);
+        assert_eq!(out, b"POST / HTTP/1.1\r\ncontent-length: 0\r\n\r\n");
         out.clear();
-        write_head(&mut out, &Method::PUT, "/", &headers, 12);
-        assert!(out.ends_with(b"content-length: 12\r\n\r\n"));
+        end_head(&mut out, &Method::PUT, 12, false);
+        assert_eq!(out, b"content-length: 12\r\n\r\n");
+        out.clear();
+        end_head(&mut out, &Method::PUT, 12, true);
+        assert_eq!(out, b"\r\n");
+    }
+
+    #[test]
+    fn header_values_share_the_head() {
+        let wire = b"HTTP/1.1 200 OK\r\nServer: x\r\nX-Two: a b \r\nContent-Length: 0\r\n\r\n";
+        let (h, n) = parse_head(wire, false).unwrap().unwrap();
+        assert_eq!(n, wire.len());
+        assert_eq!(h.headers["server"], "x");
+        assert_eq!(h.headers["x-two"], "a b");
+        assert_eq!(h.framing, Framing::Length(0));
     }
 }

@@ -313,7 +313,7 @@ impl Client {
             let _ = body.flow_control().release_capacity(data.len());
             kept.push(data)?;
         }
-        self.received(parts, kept, req.url)
+        self.received(parts.status, parts.version, parts.headers, kept, req.url)
     }
 
     /// The request head for HTTP/2: the origin in the request target, no connection headers,

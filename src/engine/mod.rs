@@ -11,8 +11,6 @@ pub mod client;
 pub mod data;
 pub mod decode;
 pub mod generator;
-// Not yet wired into `Client` (issue 16: the switch from hyper's http1 client comes next).
-#[allow(dead_code)]
 mod h1;
 mod h2;
 pub mod record;

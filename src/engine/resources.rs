@@ -44,7 +44,7 @@ use crate::test_def::{HttpVersion, Resources, Step};
 pub const MAX_PAGE_RESOURCES: usize = 256;
 
 /// A user's extra connections for page resources and its cache of them, made with its first
-/// page that has resources and kept with its client (parked with it while it thinks).
+/// page that has resources and kept with its client.
 pub struct Browser {
     /// One client per extra connection: its own HTTP/1.1 connection, or streams on the user's
     /// HTTP/2 connection (they share its slot).
@@ -59,13 +59,6 @@ impl Browser {
                 .map(|_| Client::sharing(connector.clone(), timeout, h2.clone()))
                 .collect(),
             cache: Cache::default(),
-        }
-    }
-
-    /// Parks every extra connection while the user thinks.
-    pub(super) async fn park(&mut self) {
-        for client in &mut self.clients {
-            client.park_connection().await;
         }
     }
 }

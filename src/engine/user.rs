@@ -110,7 +110,7 @@ impl User {
             }
             iteration += u64::from(lanes);
             let pause = self.plan.bench.sleep_time;
-            if !pause.is_zero() && !self.rest(&mut client, Instant::now() + pause).await {
+            if !pause.is_zero() && !self.rest(Instant::now() + pause).await {
                 break;
             }
         }
@@ -146,7 +146,7 @@ impl User {
         let mut done = scheduled;
         let mut latency = Duration::ZERO;
         for index in steps {
-            if index > first && !self.think(client, rng).await {
+            if index > first && !self.think(rng).await {
                 return false;
             }
             if !self.running() {
@@ -192,8 +192,8 @@ impl User {
         }
     }
 
-    /// Think time between two steps, uniform in [min, max], with the connection parked.
-    async fn think(&self, client: &mut Client, rng: &mut SmallRng) -> bool {
+    /// Think time between two steps, uniform in [min, max].
+    async fn think(&self, rng: &mut SmallRng) -> bool {
         let (min, max) = (
             self.plan.bench.sleep_time_min,
             self.plan.bench.sleep_time_max,
@@ -206,12 +206,12 @@ impl User {
         } else {
             min
         };
-        self.rest(client, Instant::now() + d).await
+        self.rest(Instant::now() + d).await
     }
 
-    /// Waits until `t` with the connection parked; false when the cycle ended meanwhile.
-    async fn rest(&self, client: &mut Client, t: Instant) -> bool {
-        client.park().await;
+    /// Waits until `t` (the connection stays open, costing only its socket); false when the
+    /// cycle ended meanwhile.
+    async fn rest(&self, t: Instant) -> bool {
         self.pause_until(t).await
     }
 

@@ -258,7 +258,6 @@ async fn run_rate(cast: &Cast<'_>, users: &mut tokio::task::JoinSet<()>, rate: R
                     let running = u.counters.user_running();
                     u.execute(&mut client, &mut rng, iteration, scheduled).await;
                     // Idle until its next execution is due.
-                    client.park().await;
                     drop(running);
                     idle.borrow_mut().push((number, client, iteration + 1, rng));
                 });
