@@ -9,6 +9,11 @@
 #     may be lost and every node must start within 100 ms of the planned instant.
 #
 # Every sshd keeps sshd's default connection limits (MaxStartups 10:30:100, MaxSessions 10).
+# Each host is logged into as its own user, as 8 real machines have 8 homes: bmhost1 ...
+# bmhost8 for case B's hosts, bmhost0 for the 1-node run and case A (so that both sides pay the
+# same kind of login), each created here when missing (useradd -m, bash), with its own
+# authorized_keys and the node workspace (-x, relative) in its home. Sharing root's home would
+# make the hosts wait for each other on whatever their login shell rc locks there.
 # A built-in target serves the load. After a warm-up run (the first run uploads bench-node
 # into the node workspace) the 1-node run and the cases alternate ROUNDS times; the medians
 # are compared. Each run prints its overhead, the master's CPU seconds (user + system) and peak
@@ -25,8 +30,8 @@
 # WIDE_HOSTS (8) and PER_HOST (16) shape case B; CASES=a or CASES=b runs one case only;
 # NO_BUILD=1 reuses the release binaries already built.
 #
-# Needs sshd (Debian openssh-server), ssh-keygen, jq and GNU time; run it as the user the nodes
-# log in as.
+# Needs sshd (Debian openssh-server), ssh-keygen, jq and GNU time; run it as root (it adds the
+# users).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,16 +46,21 @@ sshd=/usr/sbin/sshd
 [ -x "$sshd" ] || { echo "$sshd is missing: apt-get install -y openssh-server" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "/usr/bin/time is missing: apt-get install -y time" >&2; exit 2; }
 command -v jq >/dev/null || { echo "jq is missing: apt-get install -y jq" >&2; exit 2; }
+[ "$(id -u)" -eq 0 ] || { echo "run this as root: it adds the users bmhost0..bmhost$wide_hosts" >&2; exit 2; }
 
 [ -n "${NO_BUILD:-}" ] || cargo build --release --quiet --bin bench-master --bin bench-node
 master="$PWD/target/release/bench-master"
 node="$PWD/target/release/bench-node"
 
 work=$(mktemp -d /tmp/bm-orchestration.XXXXXX)
+# The node workspace, relative: in the home of the user each host logs in as.
+node_ws="bench-orchestration-ws"
 pids=()
+homes=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  for h in "${homes[@]}"; do rm -rf "${h:?}/$node_ws"; done
   [ -n "${KEEP:-}" ] && echo "kept $work" >&2 || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -76,14 +86,26 @@ wait_port() {
 # --- sshds with sshd's default connection limits (as tests/sshd.rs starts them) ---
 mkdir -p /run/sshd
 ssh-keygen -q -t ed25519 -N '' -C bench-orchestration -f "$work/id_ed25519"
-cp "$work/id_ed25519.pub" "$work/authorized_keys"
 : >"$work/known_hosts"
 : >"$work/ssh_config"
 
+# Makes user $1 (when missing) and lets the bench key log in as it; prints nothing.
+host_user() {
+  local user=$1 home
+  # No password ('*'), but not a locked account ('!'), which sshd refuses without PAM.
+  id "$user" >/dev/null 2>&1 || useradd -m -s /bin/bash -p '*' "$user"
+  home=$(getent passwd "$user" | cut -d: -f6)
+  homes+=("$home")
+  install -d -m 700 -o "$user" -g "$(id -gn "$user")" "$home/.ssh"
+  install -m 600 -o "$user" -g "$(id -gn "$user")" "$work/id_ed25519.pub" "$home/.ssh/authorized_keys"
+  rm -rf "${home:?}/$node_ws"
+}
+
 # Starts an sshd named $1 on address $2 with its own host key, known to the client, reached
-# by the ssh aliases $3 (a pattern list).
+# by the ssh aliases $3 (a pattern list) logging in as user $4.
 start_sshd() {
-  local name=$1 addr=$2 aliases=$3 dir="$work/$1" port
+  local name=$1 addr=$2 aliases=$3 user=$4 dir="$work/$1" port
+  host_user "$user"
   mkdir -p "$dir"
   ssh-keygen -q -t ed25519 -N '' -C "bench-orchestration-$name" -f "$dir/host_key"
   port=$(free_port "$addr")
@@ -91,7 +113,7 @@ start_sshd() {
 Port $port
 ListenAddress $addr
 HostKey $dir/host_key
-AuthorizedKeysFile $work/authorized_keys
+AuthorizedKeysFile .ssh/authorized_keys
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 PubkeyAuthentication yes
@@ -106,7 +128,7 @@ EOF
 Host $aliases
   HostName $addr
   Port $port
-  User $(id -un)
+  User $user
   IdentityFile $work/id_ed25519
   IdentitiesOnly yes
   UserKnownHostsFile $work/known_hosts
@@ -116,14 +138,14 @@ EOF
   "$sshd" -D -f "$dir/sshd_config" -E "$dir/sshd.log" </dev/null &
   pids+=($!)
   wait_port "$addr" "$port" "$dir/sshd.log"
-  echo "  sshd $name on $addr:$port"
+  echo "  sshd $name on $addr:$port, user $user"
 }
 
 echo "sshds (default MaxStartups/MaxSessions, each its own host key):"
-start_sshd a 127.0.0.1 "node-a vnode-*"
+start_sshd a 127.0.0.1 "node-a vnode-*" bmhost0
 if [[ $cases == *b* ]]; then
   for h in $(seq "$wide_hosts"); do
-    start_sshd "host-$h" "127.0.0.$((h + 1))" "host-$h"
+    start_sshd "host-$h" "127.0.0.$((h + 1))" "host-$h" "bmhost$h"
   done
 fi
 
@@ -168,7 +190,7 @@ measure() {
   log=$(mktemp "$work/master-$1.XXXXXX")
   times="$log.time"
   t0=$(date +%s.%N)
-  if ! /usr/bin/time -f '%U %S %M' -o "$times" "$master" -w "$work/ws" -x "$work/node-ws" \
+  if ! /usr/bin/time -f '%U %S %M' -o "$times" "$master" -w "$work/ws" -x "$node_ws" \
     --ssh-config "$work/ssh_config" -n "$1" "$work/$1" "$work/test.toml" >"$log" 2>&1 </dev/null; then
     echo "bench-master failed on $1:" >&2
     cat "$log" >&2
@@ -212,8 +234,9 @@ show() {
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores," \
   "kernel $(uname -r); load average $(cut -d' ' -f1-3 /proc/loadavg) (other load skews the figures)"
-echo "target on 127.0.0.1:$tport; warm-up run (uploads bench-node into the node workspace)..."
+echo "target on 127.0.0.1:$tport; warm-up runs (upload bench-node into each user's node workspace)..."
 measure nodes-1 1 >/dev/null
+[[ $cases != *b* ]] || measure nodes-b "$wide" >/dev/null
 : >"$work/res-one"
 : >"$work/res-a"
 : >"$work/res-b"

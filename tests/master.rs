@@ -324,6 +324,53 @@ fn a_bench_node_of_an_older_protocol_on_the_host_is_replaced() {
     assert_eq!(merged_requests(&summary(&b.run_dir())), server.count());
 }
 
+/// Two sshds of one machine, logging in as one user whose sessions start in different
+/// directories (as the homes of two users do): a relative node workspace lies apart on each,
+/// so each gets its own bench-node upload. Fails when one upload is shared by machine alone
+/// (the other host is then left without a bench-node and refused).
+#[test]
+fn every_home_on_one_machine_gets_its_own_upload() {
+    let dir = tempdir();
+    let homes = [dir.path().join("home one"), dir.path().join("home two")];
+    let hosts = homes.clone().map(|home| {
+        std::fs::create_dir(&home).unwrap();
+        let quoted = shell_escape::unix::escape(home.to_string_lossy()).into_owned();
+        Sshd::start_with(&format!(
+            "ForceCommand cd {quoted} && eval \"$SSH_ORIGINAL_COMMAND\"\n"
+        ))
+    });
+    let server = Server::start();
+    let mut b = Bench::new(dir.path());
+    b.node_workdir = PathBuf::from("node-ws");
+    let test = test_file(dir.path(), &server.url());
+    let config = write(
+        dir.path(),
+        "ssh_config",
+        &(hosts[0].host_block("home-one") + &hosts[1].host_block("home-two")),
+    );
+    let nodes = write(dir.path(), "nodes", "home-one\nhome-two\n");
+    let out = b
+        .command(None, &["-c", "1", "-D", "1"])
+        .arg("--ssh-config")
+        .arg(&config)
+        .arg(&nodes)
+        .arg(&test)
+        .output()
+        .unwrap();
+    let logs = || format!("{}\n{}", hosts[0].log(), hosts[1].log());
+    assert!(out.status.success(), "{}\n{}", text(&out), logs());
+    for home in &homes {
+        assert!(
+            home.join("node-ws/bench-node").exists(),
+            "{}",
+            home.display()
+        );
+    }
+    let s = summary(&b.run_dir());
+    assert_eq!(users(&s), [2]);
+    assert_eq!(merged_requests(&s), server.count());
+}
+
 #[test]
 fn four_virtual_nodes_over_ssh() {
     let sshd = Sshd::start();

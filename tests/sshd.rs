@@ -78,6 +78,15 @@ impl Sshd {
     /// Starts sshd listening on `addr`, inside network namespace `netns` when given (`ip netns
     /// exec`), and waits until it greets.
     pub fn start_on(addr: Ipv4Addr, netns: Option<&str>) -> Sshd {
+        Sshd::launch(addr, netns, "")
+    }
+
+    /// Starts sshd on 127.0.0.1 with `extra` lines at the end of its `sshd_config`.
+    pub fn start_with(extra: &str) -> Sshd {
+        Sshd::launch(Ipv4Addr::LOCALHOST, None, extra)
+    }
+
+    fn launch(addr: Ipv4Addr, netns: Option<&str>, extra: &str) -> Sshd {
         assert!(
             Self::available(),
             "{SSHD} is missing: apt-get install -y openssh-server"
@@ -119,7 +128,7 @@ impl Sshd {
                 "Port {port}\nListenAddress {addr}\nHostKey {hk}\nAuthorizedKeysFile {ak}\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
                  PubkeyAuthentication yes\nPermitRootLogin prohibit-password\nStrictModes no\n\
-                 UsePAM no\nPidFile none\nLogLevel VERBOSE\n",
+                 UsePAM no\nPidFile none\nLogLevel VERBOSE\n{extra}",
                 hk = host_key.display(),
                 ak = d.join("authorized_keys").display(),
             ),

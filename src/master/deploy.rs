@@ -478,11 +478,13 @@ pub fn bench_node_path(
     }
 }
 
-/// Uploads of bench-node in progress or done, by machine: several aliases of one machine
-/// (same `/etc/machine-id`) share one upload.
+/// Uploads of bench-node in progress or done, by machine, user and path: several aliases of
+/// one machine (same `/etc/machine-id`) logging in as one user share one upload of one file,
+/// while other users there (other homes, where a relative `-x` lies) get their own.
 #[derive(Default)]
 struct Uploads {
-    /// One upload cell per machine id; the lock is held only to find the cell.
+    /// One upload cell per machine, user and absolute path; the lock is held only to find the
+    /// cell.
     by_machine: std::sync::Mutex<HashMap<String, UploadCell>>,
     /// This machine's architecture, asked once and only when an upload is considered.
     local_arch: tokio::sync::OnceCell<String>,
@@ -504,13 +506,20 @@ impl Uploads {
             .await
     }
 
-    /// The upload cell of `machine` (a fresh one when the machine id is unknown).
-    fn cell(&self, machine: &str) -> UploadCell {
-        if machine.is_empty() {
+    /// The upload cell of `path` on the host `facts` describe (a fresh one when the machine
+    /// id is unknown).
+    fn cell(&self, facts: &HostFacts, path: &str) -> UploadCell {
+        if facts.machine.is_empty() {
             return Arc::default();
         }
+        let path = if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!("{}/{path}", facts.cwd.trim_end_matches('/'))
+        };
+        let key = format!("{}\0{}\0{path}", facts.machine, facts.user);
         let mut map = self.by_machine.lock().expect("not poisoned");
-        map.entry(machine.to_string()).or_default().clone()
+        map.entry(key).or_default().clone()
     }
 }
 
@@ -569,7 +578,7 @@ async fn ensure_bench_node(
             .await
             .map_err(|e| e.to_string())
     };
-    let cell = uploads.cell(&facts.machine);
+    let cell = uploads.cell(&facts, probe);
     match cell.get_or_init(upload).await {
         Ok(()) => Ok(probe.to_string()),
         Err(message) => Err(DeployError::Upload {

@@ -247,7 +247,9 @@ echo "nofile=$(ulimit -n)"
 echo "mem_available_kib=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo 2>/dev/null)"
 version=$("$1" --version 2>/dev/null | head -n 1)
 echo "version=$version"
-echo "machine=$(cat /etc/machine-id 2>/dev/null)""#;
+echo "machine=$(cat /etc/machine-id 2>/dev/null)"
+echo "user=$(id -un 2>/dev/null)"
+echo "cwd=$(pwd)""#;
 
 /// Facts about a host that matter to a run.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
@@ -264,6 +266,11 @@ pub struct HostFacts {
     pub version: String,
     /// `/etc/machine-id`: tells several aliases of one machine apart from distinct machines.
     pub machine: String,
+    /// The user logged in as (`id -un`).
+    pub user: String,
+    /// The directory remote commands start in (the user's home): where a relative node
+    /// workspace lies.
+    pub cwd: String,
 }
 
 /// Gathers [`HostFacts`], asking `bench_node` for its version.
@@ -292,6 +299,8 @@ pub fn parse_facts(text: &str) -> HostFacts {
             "mem_available_kib" => facts.mem_available_kib = value.parse().ok(),
             "version" => facts.version = value.to_string(),
             "machine" => facts.machine = value.to_string(),
+            "user" => facts.user = value.to_string(),
+            "cwd" => facts.cwd = value.to_string(),
             _ => {}
         }
     }
