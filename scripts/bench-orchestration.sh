@@ -28,7 +28,9 @@
 # connection, one remote command per stage); HOSTS=distinct gives each its own alias of the
 # same sshd (`vnode-0`...: NODES connections through sshd's MaxStartups), for comparison.
 # WIDE_HOSTS (8) and PER_HOST (16) shape case B; CASES=a or CASES=b runs one case only;
-# NO_BUILD=1 reuses the release binaries already built.
+# NO_BUILD=1 reuses the release binaries already built. BENCH_MASTER_TRACE=1 with KEEP=1
+# keeps the master's timestamped stages in its logs; WRAP="perf record -g -o FILE --" runs the
+# master under a profiler (or anything that takes a command).
 #
 # Needs sshd (Debian openssh-server), ssh-keygen, jq and GNU time; run it as root (it adds the
 # users).
@@ -190,7 +192,8 @@ measure() {
   log=$(mktemp "$work/master-$1.XXXXXX")
   times="$log.time"
   t0=$(date +%s.%N)
-  if ! /usr/bin/time -f '%U %S %M' -o "$times" "$master" -w "$work/ws" -x "$node_ws" \
+  # shellcheck disable=SC2086
+  if ! /usr/bin/time -f '%U %S %M' -o "$times" ${WRAP:-} "$master" -w "$work/ws" -x "$node_ws" \
     --ssh-config "$work/ssh_config" -n "$1" "$work/$1" "$work/test.toml" >"$log" 2>&1 </dev/null; then
     echo "bench-master failed on $1:" >&2
     cat "$log" >&2

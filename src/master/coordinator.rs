@@ -308,9 +308,15 @@ impl Coordinator {
                 );
                 self.fail(i, why, true);
             }
-            NodeMsg::Delivered(i) => self.slots[i].delivered = true,
+            NodeMsg::Delivered(i) => {
+                self.slots[i].delivered = true;
+                let n = self.slots[i].number;
+                super::trace::mark(|| format!("node{n} result delivered"));
+            }
             NodeMsg::Exited(i, code) => {
                 self.slots[i].exited = true;
+                let n = self.slots[i].number;
+                super::trace::mark(|| format!("node{n} exited"));
                 let why = match code {
                     Some(c) => format!("bench-node exited with code {c} before finishing"),
                     None => "bench-node was killed or its connection was lost".to_string(),
@@ -335,6 +341,8 @@ impl Coordinator {
                 if slot.state == State::Waiting {
                     slot.state = State::Ready;
                 }
+                let n = slot.number;
+                super::trace::mark(|| format!("node{n} ready"));
             }
             ProgressEvent::Cycle { .. } => {
                 if slot.state == State::Ready {
@@ -356,6 +364,8 @@ impl Coordinator {
                 if slot.state.active() {
                     slot.state = State::Done;
                 }
+                let n = slot.number;
+                super::trace::mark(|| format!("node{n} done"));
                 slot.result = Some(result);
                 if interrupted {
                     slot.reason = Some("interrupted".into());
@@ -510,6 +520,7 @@ impl Coordinator {
         // which the words arrive (one channel per host, busy machines) do not skew the start.
         let at = SystemTime::now() + START_LEAD;
         let at_ms = crate::result::unix_ms(at);
+        super::trace::mark(|| format!("start said, for {} ms later", START_LEAD.as_millis()));
         self.planned_start = Some(at_ms);
         self.start_tx.send_replace(Some(at_ms));
         let writes = self

@@ -392,6 +392,7 @@ impl HostDeploy<'_> {
         let (mut facts, mut line) = (String::new(), Vec::new());
         while let Ok(Line::Full) = read_line(&mut out, &mut line, MAX_LINE).await {
             if line == MUX_STARTED {
+                super::trace::mark(|| format!("{}: mux started", self.host.label()));
                 return Ok(MuxStart::Started(Process {
                     stdin,
                     stdout: Box::new(out),
@@ -403,6 +404,7 @@ impl HostDeploy<'_> {
             facts.push_str(&String::from_utf8_lossy(&line));
         }
         drop(stdin);
+        super::trace::mark(|| format!("{}: bench-node refused, facts", self.host.label()));
         let mut complaint = Vec::new();
         let _ = (&mut stderr)
             .take(64 * 1024)

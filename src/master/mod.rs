@@ -9,7 +9,7 @@
 //! view's seconds), [`exporting`] for `--export`, [`attach`] for detached runs, [`service`] for
 //! the test's `[service]`, [`monitor`] for its `[monitor] hosts` (the sampling loop of
 //! [`crate::monitor::sampler`] fed over each host's transport), and [`mux`], the master's half
-//! of one SSH channel per host.
+//! of one SSH channel per host; [`trace`] times the stages when asked.
 
 pub mod attach;
 pub mod collect;
@@ -27,6 +27,7 @@ pub mod run;
 pub mod service;
 pub mod ssh;
 pub mod state;
+pub mod trace;
 pub mod transport;
 
 use std::future::Future;
@@ -114,6 +115,8 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = Interrupt> + Send + 'static,
 ) -> Result<Outcome, MasterError> {
+    trace::begin();
+    trace::mark(|| "master begins".into());
     // The interrupt becomes a message, so that each stage can listen for it.
     let (tx, mut interrupts) = mpsc::channel(1);
     let listener = tokio::spawn(async move {
@@ -140,6 +143,7 @@ pub async fn run(
         signal_after_run().await;
         let _ = stop.send(());
     }
+    trace::mark(|| "master ends".into());
     outcome
 }
 

@@ -223,6 +223,7 @@ async fn go(
     let cluster = Cluster::new(&config.nodes, ssh);
     let deploy_started = std::time::Instant::now();
     let deployed = deploy_all(&cluster, &deploy_plan, &parallel, interrupts).await?;
+    super::trace::mark(|| "deployed".into());
     let (slots, rx) = spawn_all(&cluster, deployed, &run.dir).await;
     eprintln!(
         "deployed and spawned in {:.1}s",
@@ -235,6 +236,7 @@ async fn go(
         run_name: &run.name,
     };
     let coordinated = coordinate(config, plan, slots, rx, ssh, wiring, interrupts).await;
+    super::trace::mark(|| "coordinator ended".into());
     let state = coordinated.state(config, plan, run);
     state.save(&run.dir)?;
     match coordinated.ending {
@@ -248,7 +250,10 @@ async fn go(
         }
     }
     let collected = collect_all(coordinated, &run.dir, &parallel).await;
-    report(&config.workdir, &run.dir, state, collected)
+    super::trace::mark(|| "collected".into());
+    let outcome = report(&config.workdir, &run.dir, state, collected);
+    super::trace::mark(|| "reported".into());
+    outcome
 }
 
 /// Deploys to every node of `cluster`; a Ctrl+C ends the run before anything started.
@@ -577,6 +582,7 @@ pub fn finish(
     }
     let building = std::time::Instant::now();
     let written = collect::build_report(run_dir, &collected)?;
+    super::trace::mark(|| "report built".into());
     eprintln!("report built in {:.1}s", building.elapsed().as_secs_f64());
     let thresholds = &written.summary.thresholds;
     let mut verdict = String::new();
