@@ -30,7 +30,8 @@
 # WIDE_HOSTS (8) and PER_HOST (16) shape case B; CASES=a or CASES=b runs one case only;
 # NO_BUILD=1 reuses the release binaries already built. BENCH_MASTER_TRACE=1 with KEEP=1
 # keeps the master's timestamped stages in its logs; WRAP="perf record -g -o FILE --" runs the
-# master under a profiler (or anything that takes a command).
+# master under a profiler (or anything that takes a command); MASTER=PATH runs another
+# bench-master build (before and after a change, in one session).
 #
 # Needs sshd (Debian openssh-server), ssh-keygen, jq and GNU time; run it as root (it adds the
 # users).
@@ -51,7 +52,7 @@ command -v jq >/dev/null || { echo "jq is missing: apt-get install -y jq" >&2; e
 [ "$(id -u)" -eq 0 ] || { echo "run this as root: it adds the users bmhost0..bmhost$wide_hosts" >&2; exit 2; }
 
 [ -n "${NO_BUILD:-}" ] || cargo build --release --quiet --bin bench-master --bin bench-node
-master="$PWD/target/release/bench-master"
+master="${MASTER:-$PWD/target/release/bench-master}"
 node="$PWD/target/release/bench-node"
 
 work=$(mktemp -d /tmp/bm-orchestration.XXXXXX)

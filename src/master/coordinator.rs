@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
+use super::collect::Delivered;
 use super::display::{Display, NodeLine};
 use super::follow::NodeMsg;
 use super::state::NodeStatus;
@@ -93,8 +94,8 @@ pub struct Slot {
     pub result: Option<String>,
     /// Whether the node's process ended.
     pub exited: bool,
-    /// Whether its result came with its end (already in the run's `results/`).
-    pub delivered: bool,
+    /// Its result, when it came with its end (already in the run's `results/`).
+    pub delivered: Option<Delivered>,
     last_heard: Instant,
     line: NodeLine,
 }
@@ -112,7 +113,7 @@ impl Slot {
             reason: None,
             result: None,
             exited: false,
-            delivered: false,
+            delivered: None,
             last_heard: Instant::now(),
             line: NodeLine::default(),
         }
@@ -308,8 +309,8 @@ impl Coordinator {
                 );
                 self.fail(i, why, true);
             }
-            NodeMsg::Delivered(i) => {
-                self.slots[i].delivered = true;
+            NodeMsg::Delivered(i, delivered) => {
+                self.slots[i].delivered = Some(delivered);
                 let n = self.slots[i].number;
                 super::trace::mark(|| format!("node{n} result delivered"));
             }
