@@ -35,21 +35,12 @@ pub struct Collected {
     pub exports: Vec<crate::export::SinkTally>,
 }
 
-/// A result a node's mux brought into `results/` as the node ended, read back as it came.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivered {
-    /// Read back whole: when the node started its first cycle, Unix ms.
-    Read(u64),
-    /// It does not read back: [`collect`] sets it aside and says why.
-    Unreadable,
-}
-
 /// Fetches the results of the nodes marked `done`, one command per host (hosts in parallel,
 /// at most `parallel` at once), but for those `delivered` already (their mux brought them into
 /// `results/`); every other node is listed as failed.
 pub async fn collect(
     nodes: &[(NodeState, Arc<dyn Transport>)],
-    delivered: &[Option<Delivered>],
+    delivered: &[bool],
     run_dir: &Path,
     parallel: &Arc<Semaphore>,
 ) -> Collected {
@@ -58,7 +49,7 @@ pub async fn collect(
     // The done nodes, grouped by host (one transport per host).
     let mut hosts: Vec<(&Arc<dyn Transport>, Vec<usize>)> = Vec::new();
     for (i, (node, host)) in nodes.iter().enumerate() {
-        if node.status != NodeStatus::Done || delivered.get(i).is_some_and(Option::is_some) {
+        if node.status != NodeStatus::Done || delivered.get(i) == Some(&true) {
             continue;
         }
         match hosts.iter_mut().find(|(h, _)| Arc::ptr_eq(h, host)) {
@@ -90,19 +81,15 @@ pub async fn collect(
     let mut collected = Collected::default();
     for (i, ((node, host), file)) in nodes.iter().zip(fetched).enumerate() {
         let local = result_path(run_dir, node.number);
-        let here = match delivered.get(i) {
-            Some(Some(d)) if node.status == NodeStatus::Done => Some(*d),
-            _ => None,
-        };
-        let saved = match (file, here) {
-            (None, Some(Delivered::Read(started))) => Ok(started),
-            (None, Some(Delivered::Unreadable)) => check_result(&local),
-            (None, None) => Err(node
+        let here = node.status == NodeStatus::Done && delivered.get(i) == Some(&true);
+        let saved = match file {
+            None if here => check_result(&local),
+            None => Err(node
                 .reason
                 .clone()
                 .unwrap_or_else(|| node.status.to_string())),
-            (Some(Err(e)), _) => Err(format!("no result: {e}")),
-            (Some(Ok(bytes)), _) => match std::fs::write(&local, bytes) {
+            Some(Err(e)) => Err(format!("no result: {e}")),
+            Some(Ok(bytes)) => match std::fs::write(&local, bytes) {
                 Ok(()) => check_result(&local),
                 Err(e) => {
                     let why = format!("cannot write {}: {e}", local.display());

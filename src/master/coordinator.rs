@@ -8,7 +8,6 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
-use super::collect::Delivered;
 use super::display::{Display, NodeLine};
 use super::follow::NodeMsg;
 use super::state::NodeStatus;
@@ -94,8 +93,8 @@ pub struct Slot {
     pub result: Option<String>,
     /// Whether the node's process ended.
     pub exited: bool,
-    /// Its result, when it came with its end (already in the run's `results/`).
-    pub delivered: Option<Delivered>,
+    /// Whether its result came with its end (already in the run's `results/`).
+    pub delivered: bool,
     last_heard: Instant,
     line: NodeLine,
 }
@@ -113,7 +112,7 @@ impl Slot {
             reason: None,
             result: None,
             exited: false,
-            delivered: None,
+            delivered: false,
             last_heard: Instant::now(),
             line: NodeLine::default(),
         }
@@ -309,8 +308,8 @@ impl Coordinator {
                 );
                 self.fail(i, why, true);
             }
-            NodeMsg::Delivered(i, delivered) => {
-                self.slots[i].delivered = Some(delivered);
+            NodeMsg::Delivered(i) => {
+                self.slots[i].delivered = true;
                 let n = self.slots[i].number;
                 super::trace::mark(|| format!("node{n} result delivered"));
             }

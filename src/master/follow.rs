@@ -1,7 +1,7 @@
 //! Follows one running node: its stdout and stderr are appended to `out/node<N>.log` and
 //! `err/node<N>.log` as they arrive, its JSON progress lines are parsed and sent to the run's
-//! coordinator, and its end is reported, after its result file when its mux sent it (read back
-//! and written to `results/node<N>.xml` at once). Every line is bounded ([`MAX_LINE`]): a node that sends a
+//! coordinator, and its end is reported, after its result file when its mux sent it (written to
+//! `results/node<N>.xml` at once). Every line is bounded ([`MAX_LINE`]): a node that sends a
 //! longer one is reported, and that output is no longer read.
 
 use std::path::{Path, PathBuf};
@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use tokio::io::{AsyncRead, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
-use super::collect::Delivered;
 use super::transport::Process;
 use crate::protocol::lines::{read_line, Line, MAX_LINE};
 use crate::protocol::progress::ProgressEvent;
@@ -22,9 +21,8 @@ pub enum NodeMsg {
     /// The node at this position sent a line longer than [`MAX_LINE`] on this stream
     /// (`stdout`, `stderr`): a broken or hostile node, no longer heard on it.
     Overlong(usize, &'static str),
-    /// The node's result file came with its end and is in the run's `results/`, read back
-    /// as it came.
-    Delivered(usize, Delivered),
+    /// The node's result file came with its end and is in the run's `results/`.
+    Delivered(usize),
     /// The node's process ended (exit code; `None` when killed or cut off).
     Exited(usize, Option<i32>),
 }
@@ -78,19 +76,9 @@ pub fn follow(
             Some(result) => result.await,
             None => None,
         } {
-            // Read while the other nodes still end, not all at once after the last one.
-            let source = result_path.display().to_string();
-            let read = tokio::task::spawn_blocking(move || {
-                let read = crate::result::read::from_reader(&bytes[..], &source);
-                (bytes, read.map(|r| r.started_unix_ms))
-            })
-            .await;
             // Not written: the master fetches it from the node's host.
-            if let Ok((bytes, read)) = read {
-                if tokio::fs::write(&result_path, bytes).await.is_ok() {
-                    let delivered = read.map_or(Delivered::Unreadable, Delivered::Read);
-                    let _ = tx.send(NodeMsg::Delivered(position, delivered)).await;
-                }
+            if tokio::fs::write(&result_path, bytes).await.is_ok() {
+                let _ = tx.send(NodeMsg::Delivered(position)).await;
             }
         }
         let _ = tx.send(NodeMsg::Exited(position, code)).await;

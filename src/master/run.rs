@@ -440,7 +440,7 @@ async fn collect_all(
         .iter()
         .map(|s| (node_state(s), s.host.clone()))
         .collect();
-    let delivered: Vec<_> = slots.iter().map(|s| s.delivered).collect();
+    let delivered: Vec<bool> = slots.iter().map(|s| s.delivered).collect();
     let stopped_by = coordinated.coordinator.stopped_by.clone();
     drop(coordinated.coordinator);
     let collecting = std::time::Instant::now();
