@@ -225,7 +225,9 @@ impl Framers {
                 self.keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
             }
         } else if name == TRANSFER_ENCODING {
-            let last = tokens().next_back().map(|t| t.eq_ignore_ascii_case(b"chunked"));
+            let last = tokens()
+                .next_back()
+                .map(|t| t.eq_ignore_ascii_case(b"chunked"));
             self.transfer_encoding = last.or(self.transfer_encoding).or(Some(false));
         } else if name == CONTENT_LENGTH && !matches!(self.length, Some(Err(_))) {
             for part in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {

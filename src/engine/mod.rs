@@ -1,5 +1,6 @@
 //! The load engine: what `bench-node run` does. Virtual users ([`user`]) with their own HTTP
-//! connection ([`client`], answers decoded by [`decode`]) run on worker threads ([`worker`]), or a program ([`generator`])
+//! connection ([`client`]: HTTP/1.1 framed by our own codec, `h1`, HTTP/2 by `h2`; answers
+//! decoded by [`decode`]) run on worker threads ([`worker`]), or a program ([`generator`])
 //! makes the load — [`source`] is either; the controller ([`run`]) walks the cycles and
 //! assembles the result; [`record`] measures, [`tally`] second by second; [`data`] hands out
 //! the data files' rows; [`resources`] fetches a page's stylesheets, scripts and images
