@@ -75,6 +75,21 @@ fn failures_and_errors(r: &NodeResult) -> u64 {
         .sum()
 }
 
+/// The built-in target and nginx before it, with `server` directives made from the target's
+/// `host:port`; `None` (the test skipped) without nginx, which only outside CI is allowed:
+/// `.ci/run` installs it, so in CI a missing server is a failure, not a skip.
+fn nginx_before(server: impl FnOnce(&str) -> String) -> Option<(Server, Nginx)> {
+    if !Nginx::available() {
+        assert!(std::env::var_os("CI").is_none(), "no nginx-light");
+        eprintln!("skipped: no nginx-light");
+        return None;
+    }
+    let upstream = Server::start();
+    let to = upstream.target.addr.to_string();
+    let nginx = Nginx::start_with(&to, &server(&to));
+    Some((upstream, nginx))
+}
+
 /// Connections seen in the log, each with its requests.
 fn by_connection(log: &[Logged]) -> HashMap<u64, Vec<&Logged>> {
     let mut m: HashMap<u64, Vec<&Logged>> = HashMap::new();
@@ -86,14 +101,9 @@ fn by_connection(log: &[Logged]) -> HashMap<u64, Vec<&Logged>> {
 
 #[test]
 fn http2_over_tls_and_h2c_with_captures_and_cookies_every_request_logged_as_http2() {
-    if !Nginx::available() {
-        // .ci/run installs it: in CI a missing server is a failure, not a skip.
-        assert!(std::env::var_os("CI").is_none(), "no nginx-light");
-        eprintln!("skipped: no nginx-light");
+    let Some((_upstream, nginx)) = nginx_before(|_| String::new()) else {
         return;
-    }
-    let upstream = Server::start();
-    let nginx = Nginx::start(&upstream.target.addr.to_string());
+    };
     for url in [nginx.tls_url(), nginx.h2c_url()] {
         let r = run_test(&test_toml(&url, "http = \"2\"", 2, 1.0, SESSION_STEPS));
         let log = nginx.take_log();
@@ -125,14 +135,9 @@ fn http2_over_tls_and_h2c_with_captures_and_cookies_every_request_logged_as_http
 
 #[test]
 fn streams_keep_several_requests_in_flight_on_one_connection() {
-    if !Nginx::available() {
-        // .ci/run installs it: in CI a missing server is a failure, not a skip.
-        assert!(std::env::var_os("CI").is_none(), "no nginx-light");
-        eprintln!("skipped: no nginx-light");
+    let Some((_upstream, nginx)) = nginx_before(|_| String::new()) else {
         return;
-    }
-    let upstream = Server::start();
-    let nginx = Nginx::start(&upstream.target.addr.to_string());
+    };
     let steps = "[[step]]\nname = \"slow\"\npath = \"/slow\"\n";
     let text = test_toml(&nginx.tls_url(), "http = \"2\"\nstreams = 4", 1, 1.5, steps);
     let r = run_test(&text);
@@ -192,15 +197,10 @@ fn the_report_and_summary_name_the_protocol_and_streams() {
 
 #[test]
 fn streams_a_closing_server_refused_are_sent_again_on_a_new_connection() {
-    if !Nginx::available() {
-        // .ci/run installs it: in CI a missing server is a failure, not a skip.
-        assert!(std::env::var_os("CI").is_none(), "no nginx-light");
-        eprintln!("skipped: no nginx-light");
-        return;
-    }
-    let upstream = Server::start();
     // nginx ends each connection (GOAWAY) after 20 requests, with others still in flight.
-    let nginx = Nginx::start_with(&upstream.target.addr.to_string(), "keepalive_requests 20;");
+    let Some((_upstream, nginx)) = nginx_before(|_| "keepalive_requests 20;".to_string()) else {
+        return;
+    };
     let home = "[[step]]\nname = \"home\"\npath = \"/\"\n";
     let text = test_toml(&nginx.h2c_url(), "http = \"2\"\nstreams = 8", 2, 1.0, home);
     let r = run_test(&text);
@@ -215,14 +215,9 @@ fn streams_a_closing_server_refused_are_sent_again_on_a_new_connection() {
 
 #[test]
 fn auto_takes_http2_from_alpn_and_http1_on_a_plain_url() {
-    if !Nginx::available() {
-        // .ci/run installs it: in CI a missing server is a failure, not a skip.
-        assert!(std::env::var_os("CI").is_none(), "no nginx-light");
-        eprintln!("skipped: no nginx-light");
+    let Some((_upstream, nginx)) = nginx_before(|_| String::new()) else {
         return;
-    }
-    let upstream = Server::start();
-    let nginx = Nginx::start(&upstream.target.addr.to_string());
+    };
     let home = "[[step]]\nname = \"home\"\npath = \"/\"\n";
     for (url, logged, named) in [
         (nginx.tls_url(), "HTTP/2.0", "HTTP/2"),
@@ -286,18 +281,12 @@ fn the_built_in_target_speaks_h2c_beside_http1() {
 /// each GET brings them back whole (its end checked, every byte counted), two streams at once.
 #[test]
 fn bodies_larger_than_the_default_window_go_and_come_whole() {
-    if !Nginx::available() {
-        // .ci/run installs it: in CI a missing server is a failure, not a skip.
-        assert!(std::env::var_os("CI").is_none(), "no nginx-light");
-        eprintln!("skipped: no nginx-light");
-        return;
-    }
     const SIZE: usize = 300_000;
-    let upstream = Server::start();
-    let to = upstream.target.addr;
-    let objects =
-        format!("location /objects/ {{ proxy_pass http://{to}; client_max_body_size 1m; }}");
-    let nginx = Nginx::start_with(&to.to_string(), &objects);
+    let Some((upstream, nginx)) = nginx_before(|to| {
+        format!("location /objects/ {{ proxy_pass http://{to}; client_max_body_size 1m; }}")
+    }) else {
+        return;
+    };
     let dir = tempdir();
     let mut body = vec![b'a'; SIZE - 10];
     body.extend_from_slice(b"tail-mark\n");
@@ -342,17 +331,10 @@ contains = "tail-mark"
 /// connection (h2 holds a stream until the server takes it), none refused or counted twice.
 #[test]
 fn lanes_beyond_the_servers_stream_limit_wait_their_turn() {
-    if !Nginx::available() {
-        // .ci/run installs it: in CI a missing server is a failure, not a skip.
-        assert!(std::env::var_os("CI").is_none(), "no nginx-light");
-        eprintln!("skipped: no nginx-light");
+    let Some((_upstream, nginx)) = nginx_before(|_| "http2_max_concurrent_streams 2;".to_string())
+    else {
         return;
-    }
-    let upstream = Server::start();
-    let nginx = Nginx::start_with(
-        &upstream.target.addr.to_string(),
-        "http2_max_concurrent_streams 2;",
-    );
+    };
     let steps = "[[step]]\nname = \"slow\"\npath = \"/slow\"\n";
     for url in [nginx.tls_url(), nginx.h2c_url()] {
         let r = run_test(&test_toml(&url, "http = \"2\"\nstreams = 6", 1, 1.0, steps));
@@ -383,14 +365,9 @@ fn lanes_beyond_the_servers_stream_limit_wait_their_turn() {
 /// executions, all of it HTTP/2.
 #[test]
 fn the_open_model_over_http2_answers_every_execution() {
-    if !Nginx::available() {
-        // .ci/run installs it: in CI a missing server is a failure, not a skip.
-        assert!(std::env::var_os("CI").is_none(), "no nginx-light");
-        eprintln!("skipped: no nginx-light");
+    let Some((_upstream, nginx)) = nginx_before(|_| String::new()) else {
         return;
-    }
-    let upstream = Server::start();
-    let nginx = Nginx::start(&upstream.target.addr.to_string());
+    };
     let text = format!(
         "[test]\nname = \"open\"\nurl = \"{}\"\nhttp = \"2\"\n[bench]\nrate = [40]\nmax_users = 4\n\
          duration = 1.5\ntimeout = 2\n[[step]]\nname = \"home\"\npath = \"/\"\n",
