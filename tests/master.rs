@@ -176,12 +176,19 @@ pub(crate) fn bench_nodes_running(needle: &str) -> Vec<String> {
         .collect()
 }
 
-/// Nodes (`bench-node run`) among [`bench_nodes_running`].
+/// Nodes among [`bench_nodes_running`]: a `bench-node run` process is one, a `mux` carries
+/// one in-process node per directory it names.
 pub(crate) fn nodes_running(needle: &str) -> usize {
     bench_nodes_running(needle)
         .iter()
-        .filter(|l| l.contains("bench-node run "))
-        .count()
+        .map(|l| match l.split_once("bench-node mux ") {
+            Some((_, dirs)) => dirs
+                .split_whitespace()
+                .filter(|d| !d.starts_with('-'))
+                .count(),
+            None => usize::from(l.contains("bench-node run ")),
+        })
+        .sum()
 }
 
 #[test]
@@ -735,7 +742,12 @@ pub(crate) fn start_detached(
     drop(runtime);
     assert!(outcome.detached && outcome.report.is_none());
     let needle = b.node_workdir.to_string_lossy().into_owned();
-    assert_eq!(nodes_running(&needle), 2, "detached nodes keep running");
+    assert_eq!(
+        nodes_running(&needle),
+        2,
+        "detached nodes keep running: {:?}",
+        bench_nodes_running(&needle)
+    );
     outcome
 }
 

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
-pub use run::{run, ProgressMode, RunConfig, RunEnd};
+pub use run::{run, NodeLine, ProgressMode, Relay, RunConfig, RunEnd};
 
 /// Live counters of one worker, read once a second for progress.
 #[derive(Debug, Default)]

@@ -52,6 +52,9 @@ pub struct RunConfig {
     pub progress: ProgressMode,
     /// Where every progress line is also kept ([`ProgressLog`]), whatever `progress` says.
     pub progress_log: Option<PathBuf>,
+    /// Where the JSON lines go instead of stdout: a node run inside a mux, beside the other
+    /// nodes of its host in one process.
+    pub relay: Option<Relay>,
     /// Worker threads (one current-thread runtime each).
     pub workers: usize,
     /// Judge the test's `abort = true` thresholds live on this node's own seconds and stop
@@ -60,6 +63,17 @@ pub struct RunConfig {
     /// Where this node's own seconds go as the run goes (`--export`; none when empty).
     pub exporter: Exporter,
 }
+
+/// A line of a node run inside a mux, without its newline, for its stdout or its stderr.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeLine {
+    Out(String),
+    Err(String),
+}
+
+/// Where a node run inside a mux says its lines (see [`RunConfig::relay`]); a send fails only
+/// once the mux stopped relaying, and the line is then dropped, as a closed stdout's would be.
+pub type Relay = tokio::sync::mpsc::UnboundedSender<NodeLine>;
 
 /// How a run ended.
 #[derive(Debug)]
@@ -89,6 +103,7 @@ pub async fn run(
     let mut shutdown = pin!(shutdown);
     let progress = Progress {
         mode: config.progress,
+        relay: config.relay.clone(),
         log: config
             .progress_log
             .as_deref()
@@ -671,6 +686,7 @@ async fn futures_all(done: Vec<oneshot::Receiver<()>>) {
 #[derive(Clone)]
 struct Progress {
     mode: ProgressMode,
+    relay: Option<Relay>,
     log: Option<Arc<ProgressLog>>,
 }
 
@@ -680,7 +696,12 @@ impl Progress {
         if let Some(log) = &self.log {
             log.append(&event.to_line());
         }
-        emit(self.mode, event);
+        match (&self.relay, self.mode) {
+            (Some(relay), ProgressMode::Json) => {
+                let _ = relay.send(NodeLine::Out(event.to_line()));
+            }
+            _ => emit(self.mode, event),
+        }
     }
 }
 

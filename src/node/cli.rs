@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use super::control::Control;
 use crate::args::{DocArgs, FlagError, RunArgs};
-use crate::engine::{self, target::Target, EngineError, ProgressMode, RunConfig};
+use crate::engine::{self, target::Target, EngineError, NodeLine, ProgressMode, Relay, RunConfig};
 use crate::result::NodeInfo;
 use crate::test_def::{self, LoadModel, Overrides, TestDefError};
 
@@ -185,15 +185,17 @@ pub async fn run(command: Command) -> Result<u8, NodeError> {
             Ok(0)
         }
         Command::Mux { dirs } => {
-            let exe = std::env::current_exe()?;
-            super::mux::serve(&exe, &dirs).await;
+            super::mux::serve(&dirs).await;
             Ok(0)
         }
         Command::Target {
             listen,
             idle_timeout,
         } => target(listen, idle_timeout).await,
-        Command::Run(args) => bench(*args).await,
+        Command::Run(args) => {
+            let control = Control::spawn(args.wait_start)?;
+            bench(*args, control, None).await
+        }
     }
 }
 
@@ -215,16 +217,35 @@ async fn target(listen: SocketAddr, idle_timeout: Option<Duration>) -> Result<u8
     Ok(0)
 }
 
-/// Runs one node's bench and writes its result.
-async fn bench(args: NodeRunArgs) -> Result<u8, NodeError> {
+/// Says a node's words for people: on stderr, or as its stderr lines through its mux.
+fn say(relay: Option<&Relay>, text: &str) {
+    match relay {
+        Some(relay) => {
+            for line in text.lines() {
+                let _ = relay.send(NodeLine::Err(line.to_string()));
+            }
+        }
+        None => eprintln!("{text}"),
+    }
+}
+
+/// Runs one node's bench, started and stopped by `control`, and writes its result. With
+/// `relay`, the node runs inside a mux: its lines go there instead of this process's stdio.
+pub async fn bench(
+    args: NodeRunArgs,
+    control: Control,
+    relay: Option<Relay>,
+) -> Result<u8, NodeError> {
+    let relay = relay.as_ref();
     let mut config = run_config(args.node.as_ref(), &args)?;
+    config.relay = relay.cloned();
     config.exporter = crate::export::Exporter::start(&args.run.exports()?).await?;
     let most_users = match config.plan.bench.model {
         LoadModel::Closed => config.plan.bench.cycles.iter().copied().max().unwrap_or(1),
         LoadModel::Open { max_users } => max_users,
     };
     if let Some(note) = super::limits::raise_open_files(most_users.into()) {
-        eprintln!("bench-node: {note}");
+        say(relay, &format!("bench-node: {note}"));
     }
     if let Some(path) = &args.pid_file {
         std::fs::write(path, format!("{}\n", std::process::id())).map_err(|error| {
@@ -236,23 +257,28 @@ async fn bench(args: NodeRunArgs) -> Result<u8, NodeError> {
     }
     // Alone, the node judges its own result; under a master, the master judges the merged one.
     let judge = args.node.is_none() && !config.plan.thresholds.is_empty();
-    let control = Control::spawn(args.wait_start)?;
     let outcome = engine::run(config, control.started(), control.stopped()).await?;
     for t in outcome.exports.iter().filter(|t| t.dropped > 0) {
-        eprintln!(
-            "bench-node: export {}: {} intervals sent, {} dropped (the sink was down or slow)",
-            t.sink, t.sent, t.dropped
+        say(
+            relay,
+            &format!(
+                "bench-node: export {}: {} intervals sent, {} dropped (the sink was down or slow)",
+                t.sink, t.sent, t.dropped
+            ),
         );
     }
     if let Some(stop) = outcome.stopped_by {
-        eprintln!("bench-node: stopped: threshold {stop}");
+        say(relay, &format!("bench-node: stopped: threshold {stop}"));
         return judge_alone(&outcome.output, Some(stop));
     }
     if outcome.interrupted {
-        eprintln!(
-            "bench-node: interrupted ({}); what was measured is in {}",
-            control.reason().unwrap_or_default(),
-            outcome.output.display()
+        say(
+            relay,
+            &format!(
+                "bench-node: interrupted ({}); what was measured is in {}",
+                control.reason().unwrap_or_default(),
+                outcome.output.display()
+            ),
         );
         return Ok(130);
     }
@@ -321,6 +347,7 @@ fn run_config(node_file: Option<&PathBuf>, args: &NodeRunArgs) -> Result<RunConf
             Progress::None => ProgressMode::None,
         },
         progress_log: args.progress_log.clone(),
+        relay: None,
         workers: args
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),

@@ -1,13 +1,14 @@
-//! How a running node is told to start and stop: signals always, and with `--wait-start` the
-//! master's words on stdin ([`Command`]). Without `detach`, stdin closing means the master is
-//! gone, and the node stops by itself: no orphaned load generator.
+//! How a running node is told to start and stop: signals always, and the master's words
+//! ([`Command`]) on stdin with `--wait-start`, or over a channel from the mux that carries the
+//! node in-process. Without `detach`, stdin (or the channel) closing means the master is gone,
+//! and the node stops by itself: no orphaned load generator.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::protocol::control::Command;
 use crate::protocol::lines::{read_line, Line, MAX_LINE};
@@ -28,34 +29,36 @@ fn start_delay(at_ms: Option<u64>) -> Duration {
         .min(MAX_START_WAIT)
 }
 
-/// Hears the master's commands on stdin until it ends; the end of stdin (or an unreadable
-/// one) means the master is gone, and stops the run unless it was detached.
-async fn listen(
+/// Reads the master's commands from stdin into `tx` until stdin ends, is unreadable or gives a
+/// line no master writes: then `tx` is dropped, which tells [`obey`] the master is gone.
+async fn read_stdin(tx: mpsc::UnboundedSender<Command>) {
+    let mut input = tokio::io::BufReader::new(tokio::io::stdin());
+    let mut line = Vec::new();
+    while let Ok(Line::Full) = read_line(&mut input, &mut line, MAX_LINE).await {
+        if let Some(command) = Command::parse(&String::from_utf8_lossy(&line)) {
+            if tx.send(command).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Carries out the master's commands as they come; their end (stdin's, or the mux dropping
+/// the node's sender) means the master is gone, and stops the run unless it was detached.
+async fn obey(
+    mut commands: mpsc::UnboundedReceiver<Command>,
     start_tx: watch::Sender<bool>,
     stop_tx: Arc<watch::Sender<Option<String>>>,
     detached: Arc<AtomicBool>,
 ) {
-    let mut input = tokio::io::BufReader::new(tokio::io::stdin());
-    let mut line = Vec::new();
-    loop {
-        let heard = match read_line(&mut input, &mut line, MAX_LINE).await {
-            Ok(Line::Full) => Command::parse(&String::from_utf8_lossy(&line)),
-            // The end of stdin, a line no master writes, or an unreadable stdin: the master
-            // is gone.
-            Ok(Line::End | Line::TooLong) | Err(_) => {
-                if !detached.load(Ordering::SeqCst) {
-                    stop_tx.send_replace(Some("the master went away".into()));
-                }
-                return;
-            }
-        };
-        match heard {
-            Some(Command::Start(None)) => {
+    while let Some(command) = commands.recv().await {
+        match command {
+            Command::Start(None) => {
                 start_tx.send_replace(true);
             }
             // `start AT`: start at Unix time AT (ms), so that nodes reached one after the
             // other still start together.
-            Some(Command::Start(at_ms)) => {
+            Command::Start(at_ms) => {
                 let wait = start_delay(at_ms);
                 let tx = start_tx.clone();
                 tokio::spawn(async move {
@@ -63,12 +66,14 @@ async fn listen(
                     tx.send_replace(true);
                 });
             }
-            Some(Command::Stop) => {
+            Command::Stop => {
                 stop_tx.send_replace(Some("stopped by the master".into()));
             }
-            Some(Command::Detach) => detached.store(true, Ordering::SeqCst),
-            None => {}
+            Command::Detach => detached.store(true, Ordering::SeqCst),
         }
+    }
+    if !detached.load(Ordering::SeqCst) {
+        stop_tx.send_replace(Some("the master went away".into()));
     }
 }
 
@@ -81,7 +86,24 @@ pub struct Control {
 impl Control {
     /// Listens to signals and, when `wait_start`, to stdin. Must run inside a tokio runtime.
     pub fn spawn(wait_start: bool) -> std::io::Result<Control> {
-        let (start_tx, start) = watch::channel(!wait_start);
+        if !wait_start {
+            return Control::new(None);
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(read_stdin(tx));
+        Control::new(Some(rx))
+    }
+
+    /// Listens to signals and to `commands` (a node inside a mux: the mux passes on the
+    /// master's words; the sender dropped is the master gone). Must run inside a tokio runtime.
+    pub fn fed(commands: mpsc::UnboundedReceiver<Command>) -> std::io::Result<Control> {
+        Control::new(Some(commands))
+    }
+
+    /// Signals, and the master's `commands` when it waits for them (without, the run starts
+    /// at once).
+    fn new(commands: Option<mpsc::UnboundedReceiver<Command>>) -> std::io::Result<Control> {
+        let (start_tx, start) = watch::channel(commands.is_none());
         let (stop_tx, stop) = watch::channel(None::<String>);
         let stop_tx = Arc::new(stop_tx);
         let detached = Arc::new(AtomicBool::new(false));
@@ -102,8 +124,8 @@ impl Control {
             }
         });
 
-        if wait_start {
-            tokio::spawn(listen(start_tx, stop_tx, detached));
+        if let Some(commands) = commands {
+            tokio::spawn(obey(commands, start_tx, stop_tx, detached));
         }
         Ok(Control { start, stop })
     }

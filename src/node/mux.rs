@@ -1,5 +1,7 @@
-//! The node's half of the mux ([`crate::protocol::mux`]): runs the nodes of a host as children of
-//! one `bench-node mux` process and relays their stdio over its own.
+//! The node's half of the mux ([`crate::protocol::mux`]): runs the nodes of a host inside one
+//! `bench-node mux` process, each as `bench-node run` would (its own flags, files, workers and
+//! result), and relays their lines over its stdio. One process for a host's virtual nodes: a
+//! process start and end costs a few ms of CPU each, which 128 nodes on a small machine feel.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -7,25 +9,30 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio::process::Child;
+use clap::Parser;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
-use crate::protocol::lines::{read_line, read_line_blocking, Line, MAX_LINE};
+use super::cli::{Cli, Command as NodeCommand};
+use super::control::Control;
+use crate::engine::NodeLine;
+use crate::protocol::control::Command;
+use crate::protocol::lines::{read_line_blocking, Line, MAX_LINE};
 use crate::protocol::mux::{node_args, Frame, Put, ToMux, GO, MAX_RESULT, RESULT_CHUNK, WATCHDOG};
 
 /// Exit code reported for a node that could not be started.
 const NOT_STARTED: i32 = 127;
 
-/// The nodes' stdin (blocking files: the master's words are written from the thread that
-/// reads them, with no hop through the runtime, so that `start` reaches every node at once).
-/// Emptied when the master is gone.
-type Stdins = Arc<std::sync::Mutex<Vec<Option<std::fs::File>>>>;
+/// Where the master's words for each node go (passed on from the thread that reads them, so
+/// that `start` reaches every node at once); a node's sender dropped is, to that node, its
+/// master gone. Emptied when the master is gone.
+type Stdins = Arc<std::sync::Mutex<Vec<Option<mpsc::UnboundedSender<Command>>>>>;
 
 /// `bench-node mux -- DIR...`: writes the nodes' files the master sends first (see
-/// [`crate::protocol::mux`]), then runs `bench_node` (this very binary) for the node in each
-/// of `dirs` and relays their stdio over this process's stdio until every node ended.
-pub async fn serve(bench_node: &Path, dirs: &[String]) {
+/// [`crate::protocol::mux`]), then runs the node in each of `dirs` and relays their lines over
+/// this process's stdio until every node ended.
+pub async fn serve(dirs: &[String]) {
     let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(1024);
     let writer = tokio::spawn(write_frames(tokio::io::stdout(), out_rx));
     let stdins: Stdins = Arc::default();
@@ -54,29 +61,19 @@ pub async fn serve(bench_node: &Path, dirs: &[String]) {
     let results = Arc::new(tokio::sync::Mutex::new(()));
     let mut relays = tokio::task::JoinSet::new();
     for (i, dir) in dirs.iter().enumerate() {
-        let spawned = tokio::process::Command::new(bench_node)
-            .args(node_args(dir))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn();
-        let stdin = match spawned {
-            Ok(mut child) => {
-                let stdin = child.stdin.take().and_then(|s| s.into_owned_fd().ok());
-                let result = Path::new(dir).join("result.xml");
-                relays.spawn(relay(i, child, result, results.clone(), out_tx.clone()));
-                stdin.map(std::fs::File::from)
-            }
-            Err(e) => {
-                let why = format!("bench-node mux: cannot start {}: {e}", bench_node.display());
-                let _ = out_tx.send(Frame::Stderr(i, why.as_bytes()).encode()).await;
-                let _ = out_tx
-                    .send(Frame::Exit(i, Some(NOT_STARTED)).encode())
-                    .await;
-                None
-            }
-        };
-        lock(&stdins).push(stdin);
+        let (commands_tx, commands) = mpsc::unbounded_channel();
+        let (lines_tx, lines) = mpsc::unbounded_channel();
+        let node = tokio::spawn(node(dir.clone(), commands, lines_tx));
+        let result = Path::new(dir).join("result.xml");
+        relays.spawn(relay(
+            i,
+            node,
+            lines,
+            result,
+            results.clone(),
+            out_tx.clone(),
+        ));
+        lock(&stdins).push(Some(commands_tx));
     }
     drop(out_tx);
     let _ = spawned_tx.send(());
@@ -196,8 +193,7 @@ fn listen(
 }
 
 /// Carries out one line of the master (a `ping` was heard already; other lines are ignored).
-fn command(line: &[u8], stdins: &mut [Option<std::fs::File>]) {
-    use std::io::Write;
+fn command(line: &[u8], stdins: &mut [Option<mpsc::UnboundedSender<Command>>]) {
     let (i, command) = match ToMux::parse(line) {
         Some(ToMux::Say(i, command)) => (i, Some(command)),
         Some(ToMux::Close(i)) => (i, None),
@@ -209,33 +205,77 @@ fn command(line: &[u8], stdins: &mut [Option<std::fs::File>]) {
     match (command, slot.as_mut()) {
         (None, _) => *slot = None,
         // A node that is gone shows up by its own end; nothing to do here.
-        (Some(command), Some(stdin)) => {
-            let _ = stdin.write_all(command.line().as_bytes());
+        (Some(command), Some(node)) => {
+            let _ = node.send(command);
         }
         (Some(_), None) => {}
     }
 }
 
-/// Relays node `i`'s stdout and stderr as frames, then its result file ([`send_result`],
+/// Runs the node in `dir` as `bench-node run` with the master's flags for it
+/// ([`node_args`]) would, hearing the master's `commands` and saying its `lines`; returns its
+/// exit code.
+async fn node(
+    dir: String,
+    commands: mpsc::UnboundedReceiver<Command>,
+    lines: mpsc::UnboundedSender<NodeLine>,
+) -> i32 {
+    let fail = |why: String, code: u8| {
+        let _ = lines.send(NodeLine::Err(format!("bench-node: {why}")));
+        i32::from(code)
+    };
+    let argv = std::iter::once("bench-node".to_string()).chain(node_args(&dir));
+    let args = match Cli::try_parse_from(argv).map(|cli| cli.command) {
+        Ok(Some(NodeCommand::Run(args))) => *args,
+        Ok(_) => return fail("not a run".into(), 2),
+        Err(e) => return fail(e.to_string(), 2),
+    };
+    let control = match Control::fed(commands) {
+        Ok(control) => control,
+        Err(e) => return fail(format!("cannot listen to signals: {e}"), 1),
+    };
+    match super::cli::bench(args, control, Some(lines.clone())).await {
+        Ok(code) => i32::from(code),
+        Err(e) => {
+            let code = e.exit_code();
+            fail(format!("{:#}", anyhow::Error::from(e)), code)
+        }
+    }
+}
+
+/// Relays node `i`'s lines as frames until it ends, then its result file ([`send_result`],
 /// holding `results` meanwhile) and its exit code.
 async fn relay(
     i: usize,
-    mut child: Child,
+    node: JoinHandle<i32>,
+    mut lines: mpsc::UnboundedReceiver<NodeLine>,
     result: PathBuf,
     results: Arc<tokio::sync::Mutex<()>>,
     tx: mpsc::Sender<Vec<u8>>,
 ) {
-    let out = child.stdout.take();
-    let err = child.stderr.take();
-    tokio::join!(
-        relay_lines(out, tx.clone(), |line| Frame::Stdout(i, line)),
-        relay_lines(err, tx.clone(), |line| Frame::Stderr(i, line))
-    );
-    let code = child.wait().await.ok().and_then(|s| s.code());
+    let frame = |line: &NodeLine| match line {
+        NodeLine::Out(text) => Frame::Stdout(i, text.as_bytes()).encode(),
+        NodeLine::Err(text) => Frame::Stderr(i, text.as_bytes()).encode(),
+    };
+    let mut node = std::pin::pin!(node);
+    let ended = loop {
+        tokio::select! {
+            biased;
+            Some(line) = lines.recv() => {
+                let _ = tx.send(frame(&line)).await;
+            }
+            ended = &mut node => break ended,
+        }
+    };
+    while let Ok(line) = lines.try_recv() {
+        let _ = tx.send(frame(&line)).await;
+    }
+    // A node that panicked ends as a panicking process would.
+    let code = ended.unwrap_or(101);
     let turn = results.lock().await;
     send_result(i, &result, &tx).await;
     drop(turn);
-    let _ = tx.send(Frame::Exit(i, code).encode()).await;
+    let _ = tx.send(Frame::Exit(i, Some(code)).encode()).await;
 }
 
 /// Sends node `i`'s result file, when there is one of at most [`MAX_RESULT`] bytes, as `r`
@@ -263,28 +303,6 @@ async fn send_result(i: usize, path: &Path, tx: &mpsc::Sender<Vec<u8>>) {
         .await;
 }
 
-/// Relays the lines of `input` as frames (`frame` makes one of a line). A line passing
-/// [`MAX_LINE`] is passed on cut to its first `MAX_LINE + 1` bytes, so that the master sees it
-/// pass the limit and fails the node; nothing more of that stream is relayed.
-async fn relay_lines(
-    input: Option<impl AsyncRead + Unpin>,
-    tx: mpsc::Sender<Vec<u8>>,
-    frame: impl Fn(&[u8]) -> Frame<'_>,
-) {
-    let Some(input) = input else { return };
-    let mut input = BufReader::new(input);
-    let mut line = Vec::new();
-    loop {
-        let read = read_line(&mut input, &mut line, MAX_LINE).await;
-        if let Ok(Line::Full | Line::TooLong) = read {
-            let _ = tx.send(frame(&line).encode()).await;
-        }
-        if !matches!(read, Ok(Line::Full)) {
-            return;
-        }
-    }
-}
-
 /// Writes frames as they come; write errors (the master is gone) are ignored so that the
 /// nodes are never blocked on their output.
 async fn write_frames(mut out: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<Vec<u8>>) {
@@ -298,35 +316,4 @@ async fn write_frames(mut out: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<V
         }
     }
     let _ = out.flush().await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::protocol::mux::MAX_FRAME;
-
-    /// A node's endless line is passed on cut one byte past the limit, in one frame the
-    /// master's reader takes whole; nothing more of that stream is relayed.
-    #[tokio::test]
-    async fn an_endless_line_is_cut_past_the_limit_and_relaying_stops() {
-        let (mut w, r) = tokio::io::duplex(64 * 1024);
-        tokio::spawn(async move {
-            let chunk = vec![b'a'; 64 * 1024];
-            while w.write_all(&chunk).await.is_ok() {}
-        });
-        let (tx, mut rx) = mpsc::channel(16);
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            relay_lines(Some(r), tx, |line| Frame::Stdout(3, line)),
-        )
-        .await
-        .expect("relaying stops");
-        let frame = rx.recv().await.unwrap();
-        assert!(rx.recv().await.is_none());
-        assert!(frame.len() <= MAX_FRAME + 1, "{}", frame.len());
-        match Frame::decode(&frame) {
-            Some(Frame::Stdout(3, line)) => assert_eq!(line.len(), MAX_LINE + 1),
-            other => panic!("{other:?}"),
-        }
-    }
 }
