@@ -31,7 +31,8 @@
 # NO_BUILD=1 reuses the release binaries already built. BENCH_MASTER_TRACE=1 with KEEP=1
 # keeps the master's timestamped stages in its logs; WRAP="perf record -g -o FILE --" runs the
 # master under a profiler (or anything that takes a command); MASTER=PATH runs another
-# bench-master build (before and after a change, in one session).
+# bench-master build (before and after a change, in one session), with NODE_WS=NAME its own
+# node workspace so that each build runs the bench-node beside it (same version, no upload).
 #
 # Needs sshd (Debian openssh-server), ssh-keygen, jq and GNU time; run it as root (it adds the
 # users).
@@ -57,7 +58,7 @@ node="$PWD/target/release/bench-node"
 
 work=$(mktemp -d /tmp/bm-orchestration.XXXXXX)
 # The node workspace, relative: in the home of the user each host logs in as.
-node_ws="bench-orchestration-ws"
+node_ws="${NODE_WS:-bench-orchestration-ws}"
 pids=()
 homes=()
 cleanup() {
