@@ -33,6 +33,8 @@
 # master under a profiler (or anything that takes a command); MASTER=PATH runs another
 # bench-master build (before and after a change, in one session), with NODE_WS=NAME its own
 # node workspace so that each build runs the bench-node beside it (same version, no upload).
+# THINK=S sets the test's pause between two executions by a user (sleep_time; default 0:
+# each node's one user loops at once, so case B's 128 users keep both cores busy all cycle).
 #
 # Needs sshd (Debian openssh-server), ssh-keygen, jq and GNU time; run it as root (it adds the
 # users).
@@ -170,6 +172,7 @@ startup_delay = 0
 cycle_time = 0
 sleep_time_min = 0.01
 sleep_time_max = 0.01
+sleep_time = ${THINK:-0}
 
 [[step]]
 name = "home"

@@ -772,6 +772,55 @@ fn a_truncated_result_is_named_and_the_report_built_from_the_others() {
     assert!(took < Duration::from_secs(20), "{took:?}");
 }
 
+/// A node whose result is readable but of another test (its step renamed, as a node left
+/// with an old test file would write): the merge leaves it out and names it in the report,
+/// built from the other nodes, each result file read once.
+#[test]
+fn a_result_of_another_test_is_left_out_and_named() {
+    let server = Server::start();
+    let dir = tempdir();
+    let b = Bench::new(dir.path());
+    let test = test_file(dir.path(), &server.url());
+    let nodes = write(dir.path(), "nodes", "local\nlocal\nlocal\n");
+    let wrapper = write_script(
+        dir.path(),
+        "bench-node-other-test",
+        &format!(
+            "#!/bin/sh\n'{}' \"$@\"\nrc=$?\nfor a; do\n  case \"$a\" in\n    \
+             */node1/result.xml) sed -i 's/<step index=\"0\" name=\"[^\"]*\"/<step index=\"0\" \
+             name=\"elsewhere\"/' \"$a\" ;;\n  esac\ndone\nexit $rc\n",
+            env!("CARGO_BIN_EXE_bench-node")
+        ),
+    );
+    let mut cmd = b.command(None, &["-D", "1", "-s", wrapper.to_str().unwrap()]);
+    cmd.arg(&nodes).arg(&test);
+    let (status, _, out) = Master::spawn(cmd).wait(Duration::from_secs(30));
+    assert!(status.success(), "{out}");
+    let run_dir = b.run_dir();
+    let changed = std::fs::read_to_string(run_dir.join("results/node1.xml")).unwrap();
+    assert!(
+        changed.contains("name=\"elsewhere\""),
+        "the wrapper renamed the step"
+    );
+    let s = summary(&run_dir);
+    assert_eq!(s["nodes"].as_u64(), Some(2), "{s}");
+    let skipped = s["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{s}");
+    assert!(
+        skipped[0]["path"].as_str().unwrap().ends_with("node1.xml"),
+        "{s}"
+    );
+    assert!(
+        skipped[0]["reason"].as_str().unwrap().contains("elsewhere"),
+        "{s}"
+    );
+    let html = std::fs::read_to_string(run_dir.join("report/index.html")).unwrap();
+    assert!(
+        html.contains("node1.xml"),
+        "the report names the file left out"
+    );
+}
+
 /// Processes whose command line holds `needle`.
 fn processes(needle: &str) -> Vec<String> {
     let out = Command::new("ps")

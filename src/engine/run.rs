@@ -55,7 +55,8 @@ pub struct RunConfig {
     /// Where the JSON lines go instead of stdout: a node run inside a mux, beside the other
     /// nodes of its host in one process.
     pub relay: Option<Relay>,
-    /// Worker threads (one current-thread runtime each).
+    /// Worker threads (one current-thread runtime each); never more than the plan's peak
+    /// users, who are all a worker runs.
     pub workers: usize,
     /// Judge the test's `abort = true` thresholds live on this node's own seconds and stop
     /// when one stays broken (running alone; under a master, the master judges the cluster).
@@ -134,7 +135,7 @@ pub async fn run(
         start_unix_ms: started_unix_ms,
     };
     ticker.live = LocalLive::new(abort, Some(export));
-    let walked = Cycles::new(&plan, &mut source, t0, ticker, shutdown, interrupted)
+    let mut walked = Cycles::new(&plan, &mut source, t0, ticker, shutdown, interrupted)
         .run()
         .await;
     let requests = source
@@ -146,36 +147,47 @@ pub async fn run(
         Source::Users(workers) => negotiated(workers),
         Source::Program(_) => Vec::new(),
     };
-    let measured = Measured::place(&plan, &walked, source.finish());
-    let mut result = node_result(
-        &plan,
-        config.node,
-        started_unix_ms,
-        walked.interrupted,
-        measured,
-        resources.stop().await,
-        &versions,
-    );
-    result.data = rows.usage(t0);
-    crate::result::write::write_file(&result, &config.output).map_err(|source| {
-        EngineError::Write {
-            path: config.output.clone(),
-            source,
-        }
+    let samples = resources.stop().await;
+    let live = walked.live.take();
+    let interrupted = walked.interrupted;
+    // Off the runtime's thread: joining the workers, merging their tallies and writing the
+    // file and its directory synced take milliseconds, and the nodes of a mux share that
+    // thread, so one node's end would hold up the others' window ends and results.
+    let output = config.output.clone();
+    let node = config.node;
+    tokio::task::spawn_blocking(move || {
+        let measured = Measured::place(&plan, &walked, source.finish());
+        let mut result = node_result(
+            &plan,
+            node,
+            started_unix_ms,
+            interrupted,
+            measured,
+            samples,
+            &versions,
+        );
+        result.data = rows.usage(t0);
+        crate::result::write::write_file(&result, &output)
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(format!("the writer failed: {e}"))))
+    .map_err(|source| EngineError::Write {
+        path: config.output.clone(),
+        source,
     })?;
     // The result is safe: now the sinks may take their time (bounded) to send what they hold.
-    let stopped_by = walked.live.as_ref().and_then(|l| l.stopped_by().cloned());
-    let exports = match walked.live {
+    let stopped_by = live.as_ref().and_then(|l| l.stopped_by().cloned());
+    let exports = match live {
         Some(live) => live.finish().await,
         None => Vec::new(),
     };
     progress.emit(&ProgressEvent::Done {
         result: config.output.display().to_string(),
-        interrupted: walked.interrupted,
+        interrupted,
     });
     Ok(RunEnd {
         output: config.output,
-        interrupted: walked.interrupted,
+        interrupted,
         requests,
         stopped_by,
         exports,
@@ -240,7 +252,10 @@ async fn prepare(
             .collect(),
         rows: rows.clone(),
     };
-    let workers = (0..workers.max(1))
+    // A worker runs whole users: threads beyond the node's peak users would sit idle, and
+    // each costs its start and end (which a host's many nodes in one mux feel).
+    let workers = workers.clamp(1, (plan.bench.peak_users() as usize).max(1));
+    let workers = (0..workers)
         .map(|i| Worker::spawn(i, shared.clone()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(EngineError::Spawn)?;

@@ -85,7 +85,7 @@ pub async fn attach(
     state.save(run_dir)?;
     let pairs: Vec<_> = state.nodes.iter().cloned().zip(node_hosts).collect();
     let parallel = Arc::new(Semaphore::new(config.parallel));
-    let collected = collect::collect(&pairs, &[], run_dir, &parallel).await;
+    let collected = collect::collect(&pairs, &[], run_dir, &parallel, Vec::new()).await;
     let workdir = run_dir
         .parent()
         .and_then(Path::parent)

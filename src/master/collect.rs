@@ -11,7 +11,9 @@ use tokio::sync::Semaphore;
 use super::follow::{log_paths, result_path, tail};
 use super::state::{NodeState, NodeStatus};
 use super::transport::{read_files, Transport};
-use crate::report::{self, FailedNode, ReportOptions};
+use crate::report::merge::Merger;
+use crate::report::{self, FailedNode, ReportOptions, SkippedFile};
+use crate::result::{HostResources, NodeResult};
 
 /// Lines of a failed node's stderr shown in the report.
 pub const STDERR_TAIL: usize = 20;
@@ -23,6 +25,10 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct Collected {
     /// Result files in `<run dir>/results/`, in node order, each read back whole.
     pub results: Vec<PathBuf>,
+    /// Those results merged as they were read back (each file is read once), for the report.
+    pub merged: Merger,
+    /// Results the merge refused (their plan or steps differ from the first one's).
+    pub skipped: Vec<SkippedFile>,
     /// Each result's node number and when it started its first cycle, Unix ms (as `results`).
     pub started: Vec<(u32, u64)>,
     /// Nodes without a (readable) result.
@@ -37,12 +43,14 @@ pub struct Collected {
 
 /// Fetches the results of the nodes marked `done`, one command per host (hosts in parallel,
 /// at most `parallel` at once), but for those `delivered` already (their mux brought them into
-/// `results/`); every other node is listed as failed.
+/// `results/`); every other node is listed as failed. The monitored hosts' `resources` join
+/// the first readable result, in its file too.
 pub async fn collect(
     nodes: &[(NodeState, Arc<dyn Transport>)],
     delivered: &[bool],
     run_dir: &Path,
     parallel: &Arc<Semaphore>,
+    resources: Vec<HostResources>,
 ) -> Collected {
     let results_dir = run_dir.join("results");
     let _ = std::fs::create_dir_all(&results_dir);
@@ -79,6 +87,7 @@ pub async fn collect(
         }
     }
     let mut collected = Collected::default();
+    let mut resources = Some(resources).filter(|r| !r.is_empty());
     for (i, ((node, host), file)) in nodes.iter().zip(fetched).enumerate() {
         let local = result_path(run_dir, node.number);
         let here = node.status == NodeStatus::Done && delivered.get(i) == Some(&true);
@@ -99,9 +108,20 @@ pub async fn collect(
             },
         };
         match saved {
-            Ok(started) => {
-                collected.results.push(local);
-                collected.started.push((node.number, started));
+            Ok(mut result) => {
+                if let Some(samples) = resources.take() {
+                    attach_resources(&local, &mut result, samples);
+                }
+                collected.results.push(local.clone());
+                collected
+                    .started
+                    .push((node.number, result.started_unix_ms));
+                if let Err(e) = collected.merged.add(&local, result) {
+                    collected.skipped.push(SkippedFile {
+                        path: local.display().to_string(),
+                        reason: e.to_string(),
+                    });
+                }
             }
             Err(reason) => collected.failed.push(FailedNode {
                 name: format!("node{}", node.number),
@@ -114,12 +134,24 @@ pub async fn collect(
     collected
 }
 
+/// Adds the monitored hosts' samples to `result`, read from `path`, and to its file, so that
+/// a report built again from the files has them too.
+fn attach_resources(path: &Path, result: &mut NodeResult, samples: Vec<HostResources>) {
+    result.resources.extend(samples);
+    if let Err(e) = crate::result::write::write_file(result, path) {
+        eprintln!(
+            "bench-master: monitoring samples not written into {}: {e}",
+            path.display()
+        );
+    }
+}
+
 /// Reads a fetched result back whole (a node cut off while writing, or a disk full on its
-/// host, leaves it truncated): its start time, or why it cannot be used, the file then kept
-/// aside as `<name>.bad` so that the report is built from the others.
-fn check_result(path: &Path) -> Result<u64, String> {
+/// host, leaves it truncated), or says why it cannot be used, the file then kept aside as
+/// `<name>.bad` so that the report is built from the others.
+fn check_result(path: &Path) -> Result<NodeResult, String> {
     match crate::result::read::read_file(path) {
-        Ok(result) => Ok(result.started_unix_ms),
+        Ok(result) => Ok(result),
         Err(e) => {
             let bad = path.with_extension("xml.bad");
             let kept = match std::fs::rename(path, &bad) {
@@ -131,19 +163,25 @@ fn check_result(path: &Path) -> Result<u64, String> {
     }
 }
 
-/// Builds the report of `collected` into `<run dir>/report/`; returns what was written.
+/// Builds the report of `collected` (its merged results) into `<run dir>/report/`; returns
+/// what was written.
 pub fn build_report(
     run_dir: &Path,
-    collected: &Collected,
+    collected: Collected,
 ) -> Result<report::ReportSummary, report::ReportError> {
     let opts = ReportOptions {
-        failed_nodes: collected.failed.clone(),
-        exports: collected.exports.clone(),
+        failed_nodes: collected.failed,
+        exports: collected.exports,
         skip_bad: true,
         templates: None,
-        stopped_by: collected.stopped_by.clone(),
+        stopped_by: collected.stopped_by,
     };
-    report::build_report(&collected.results, &run_dir.join("report"), &opts)
+    report::build_merged(
+        collected.merged,
+        collected.skipped,
+        &run_dir.join("report"),
+        &opts,
+    )
 }
 
 /// Refreshes the index page of the master workspace (every run, grouped by name).

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::collect::Collected;
 use super::ssh::SshOptions;
 use super::transport::{self, argv, exec_ok, Transport};
 use crate::monitor::proc::{parse_concatenated, ProcSnapshot, REMOTE_COMMAND};
@@ -67,25 +66,5 @@ async fn read_remote(host: Arc<dyn Transport>) -> Result<ProcSnapshot, String> {
         }
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("no answer within {} s", READ_TIMEOUT.as_secs())),
-    }
-}
-
-/// Adds the monitored hosts' samples to the first collected result, so that they reach the
-/// report with the rest.
-pub fn attach_resources(collected: &Collected, resources: Vec<HostResources>) {
-    let (Some(first), false) = (collected.results.first(), resources.is_empty()) else {
-        return;
-    };
-    let updated = crate::result::read::read_file(first)
-        .map_err(|e| e.to_string())
-        .and_then(|mut result| {
-            result.resources.extend(resources);
-            crate::result::write::write_file(&result, first).map_err(|e| e.to_string())
-        });
-    if let Err(e) = updated {
-        eprintln!(
-            "bench-master: monitoring samples not added to {}: {e}",
-            first.display()
-        );
     }
 }

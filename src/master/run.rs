@@ -444,13 +444,13 @@ async fn collect_all(
     let stopped_by = coordinated.coordinator.stopped_by.clone();
     drop(coordinated.coordinator);
     let collecting = std::time::Instant::now();
-    let collected = collect::collect(&hosts, &delivered, run_dir, parallel).await;
+    let collected =
+        collect::collect(&hosts, &delivered, run_dir, parallel, coordinated.resources).await;
     eprintln!(
         "collected {} results in {:.1}s",
         collected.results.len(),
         collecting.elapsed().as_secs_f64()
     );
-    monitor::attach_resources(&collected, coordinated.resources);
     Collected {
         stopped_by,
         exports: coordinated.exports,
@@ -581,7 +581,8 @@ pub fn finish(
         }
     }
     let building = std::time::Instant::now();
-    let written = collect::build_report(run_dir, &collected)?;
+    let failed = collected.failed.clone();
+    let written = collect::build_report(run_dir, collected)?;
     super::trace::mark(|| "report built".into());
     eprintln!("report built in {:.1}s", building.elapsed().as_secs_f64());
     let thresholds = &written.summary.thresholds;
@@ -601,7 +602,7 @@ pub fn finish(
         run_dir: run_dir.to_owned(),
         report: Some(report),
         detached: false,
-        failed: collected.failed,
+        failed,
         thresholds_failed: crate::report::threshold::failed(thresholds),
     })
 }

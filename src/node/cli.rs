@@ -105,7 +105,7 @@ pub struct NodeRunArgs {
     /// their directory, for `--attach`; emptied past 16 MiB).
     #[arg(long)]
     pub progress_log: Option<PathBuf>,
-    /// Worker threads (default: one per core).
+    /// Worker threads (default: one per core; never more than the test's peak users).
     #[arg(long)]
     pub workers: Option<usize>,
 }

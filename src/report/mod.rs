@@ -152,6 +152,20 @@ pub fn build_report(
     write_report(&report_of(run, &skipped, opts), out_dir, opts)
 }
 
+/// Writes the report of the results in `merger` (the files in `skipped` left out) into
+/// `out_dir`, as [`build_report`] does with files it reads itself.
+pub fn build_merged(
+    merger: merge::Merger,
+    skipped: Vec<SkippedFile>,
+    out_dir: &Path,
+    opts: &ReportOptions,
+) -> Result<ReportSummary, ReportError> {
+    let run = merger.finish().ok_or(ReportError::NoResults {
+        skipped: skipped.len(),
+    })?;
+    write_report(&report_of(run, &skipped, opts), out_dir, opts)
+}
+
 /// Writes a computed report into `out_dir` (created if missing).
 pub fn write_report(
     report: &Report,

@@ -62,6 +62,17 @@ fn minimal_file_gets_defaults() {
 }
 
 #[test]
+fn peak_users_bound_a_nodes_worker_threads() {
+    let closed = load_text(&format!("{HEAD}[bench]\ncycles = [2, 9, 4]\n{STEP}")).unwrap();
+    assert_eq!(closed.bench.peak_users(), 9);
+    let open = load_text(&format!(
+        "{HEAD}[bench]\nrate = [500]\nmax_users = 3\n{STEP}"
+    ))
+    .unwrap();
+    assert_eq!(open.bench.peak_users(), 3);
+}
+
+#[test]
 fn bench_values_and_overrides() {
     let text = format!(
         "{HEAD}[bench]\ncycles = [2, 4]\nduration = 2.5\nsleep_time_min = 1\nsleep_time_max = 2\n\

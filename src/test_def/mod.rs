@@ -171,6 +171,17 @@ pub struct Bench {
     pub resource_connections: u32,
 }
 
+impl Bench {
+    /// Users in flight at most at once on a node: its largest cycle (closed model) or
+    /// `max_users` (open model).
+    pub fn peak_users(&self) -> u32 {
+        match self.model {
+            LoadModel::Closed => self.cycles.iter().copied().max().unwrap_or(0),
+            LoadModel::Open { max_users } => max_users,
+        }
+    }
+}
+
 /// How load is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoadModel {
