@@ -14,7 +14,7 @@ use super::control::Control;
 use crate::args::{DocArgs, FlagError, RunArgs};
 use crate::engine::{self, target::Target, EngineError, NodeLine, ProgressMode, Relay, RunConfig};
 use crate::result::NodeInfo;
-use crate::test_def::{self, LoadModel, Overrides, TestDefError};
+use crate::test_def::{self, Overrides, TestDefError};
 
 /// bench-node's flags.
 #[derive(Debug, Parser)]
@@ -240,10 +240,7 @@ pub async fn bench(
     let mut config = run_config(args.node.as_ref(), &args)?;
     config.relay = relay.cloned();
     config.exporter = crate::export::Exporter::start(&args.run.exports()?).await?;
-    let most_users = match config.plan.bench.model {
-        LoadModel::Closed => config.plan.bench.cycles.iter().copied().max().unwrap_or(1),
-        LoadModel::Open { max_users } => max_users,
-    };
+    let most_users = config.plan.bench.peak_users().max(1);
     if let Some(note) = super::limits::raise_open_files(most_users.into()) {
         say(relay, &format!("bench-node: {note}"));
     }
