@@ -249,16 +249,31 @@ impl Sshd {
     /// Stops the server and every connection it serves (its session processes), as when a
     /// node's sshd goes down; the programs those sessions started are left to notice.
     pub fn kill_all(&mut self) {
-        let sessions = descendants(self.child.id())
+        let sshd = |pid: &u32| process_name(*pid).is_some_and(|n| n.starts_with("sshd"));
+        let sessions: Vec<u32> = descendants(self.child.id())
             .into_iter()
-            .filter(|pid| process_name(*pid).is_some_and(|n| n.starts_with("sshd")));
+            .filter(|pid| *pid != self.child.id() && sshd(pid))
+            .collect();
         let _ = self.child.kill();
-        for pid in sessions {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
+        for pid in &sessions {
+            // SAFETY: kill(2) on a pid read from /proc; a pid gone meanwhile is ESRCH.
+            unsafe { libc::kill(*pid as libc::pid_t, libc::SIGKILL) };
         }
         let _ = self.child.wait();
+        // Returns once they are dead (a zombie has closed its sockets), so that the client's
+        // side of each connection is closed when this returns.
+        let alive = |pid: &u32| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                let state = stat
+                    .rsplit_once(')')
+                    .and_then(|(_, r)| r.split_whitespace().next());
+                state != Some("Z") && state != Some("X")
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while sessions.iter().any(alive) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// The server's log so far.
