@@ -28,7 +28,8 @@
 # connection, one remote command per stage); HOSTS=distinct gives each its own alias of the
 # same sshd (`vnode-0`...: NODES connections through sshd's MaxStartups), for comparison.
 # WIDE_HOSTS (8) and PER_HOST (16) shape case B; CASES=a or CASES=b runs one case only;
-# NO_BUILD=1 reuses the release binaries already built. BENCH_MASTER_TRACE=1 with KEEP=1
+# NO_BUILD=1 reuses the release binaries already built (a run the master fails is kept in
+# /tmp/bm-orchestration-failed.*). BENCH_MASTER_TRACE=1 with KEEP=1
 # keeps the master's timestamped stages in its logs; WRAP="perf record -g -o FILE --" runs the
 # master under a profiler (or anything that takes a command); MASTER=PATH runs another
 # bench-master build (before and after a change, in one session), with NODE_WS=NAME its own
@@ -202,6 +203,11 @@ measure() {
     --ssh-config "$work/ssh_config" -n "$1" "$work/$1" "$work/test.toml" >"$log" 2>&1 </dev/null; then
     echo "bench-master failed on $1:" >&2
     cat "$log" >&2
+    # The failed run outlives the clean-up: its nodes' logs and results tell what happened.
+    local kept
+    kept=$(mktemp -d /tmp/bm-orchestration-failed.XXXXXX)
+    cp -r "$(ls -d "$work/ws/$1"/*/ | sort | tail -1)" "$log" "$kept/" 2>/dev/null || true
+    echo "the failed run is kept in $kept" >&2
     exit 1
   fi
   t1=$(date +%s.%N)
