@@ -736,6 +736,20 @@ fn an_unwritable_results_directory_is_a_clear_error() {
     }
 }
 
+/// A bench-node in `dir` (named `name`) that runs the real one, then runs the shell command
+/// `edit` on node1's result file (its path appended), as a fault on node1's host would.
+fn node1_result_then(dir: &Path, name: &str, edit: &str) -> PathBuf {
+    write_script(
+        dir,
+        name,
+        &format!(
+            "#!/bin/sh\n'{}' \"$@\"\nrc=$?\nfor a; do\n  case \"$a\" in\n    \
+             */node1/result.xml) {edit} \"$a\" ;;\n  esac\ndone\nexit $rc\n",
+            env!("CARGO_BIN_EXE_bench-node")
+        ),
+    )
+}
+
 /// Bound: a truncated result is set aside and named; the report is built from the others in
 /// the run's usual time.
 #[test]
@@ -745,17 +759,8 @@ fn a_truncated_result_is_named_and_the_report_built_from_the_others() {
     let b = Bench::new(dir.path());
     let test = test_file(dir.path(), &server.url());
     let nodes = write(dir.path(), "nodes", "local\nlocal\nlocal\n");
-    // A bench-node that runs the real one, then truncates node1's result as a full disk or a
-    // lost connection would.
-    let wrapper = write_script(
-        dir.path(),
-        "bench-node-truncating",
-        &format!(
-            "#!/bin/sh\n'{}' \"$@\"\nrc=$?\nfor a; do\n  case \"$a\" in\n    \
-             */node1/result.xml) truncate -s 300 \"$a\" ;;\n  esac\ndone\nexit $rc\n",
-            env!("CARGO_BIN_EXE_bench-node")
-        ),
-    );
+    // node1's result cut as a full disk or a lost connection would.
+    let wrapper = node1_result_then(dir.path(), "bench-node-truncating", "truncate -s 300");
     let mut cmd = b.command(None, &["-D", "1", "-s", wrapper.to_str().unwrap()]);
     cmd.arg(&nodes).arg(&test);
     let (status, took, out) = Master::spawn(cmd).wait(Duration::from_secs(30));
@@ -782,15 +787,10 @@ fn a_result_of_another_test_is_left_out_and_named() {
     let b = Bench::new(dir.path());
     let test = test_file(dir.path(), &server.url());
     let nodes = write(dir.path(), "nodes", "local\nlocal\nlocal\n");
-    let wrapper = write_script(
+    let wrapper = node1_result_then(
         dir.path(),
         "bench-node-other-test",
-        &format!(
-            "#!/bin/sh\n'{}' \"$@\"\nrc=$?\nfor a; do\n  case \"$a\" in\n    \
-             */node1/result.xml) sed -i 's/<step index=\"0\" name=\"[^\"]*\"/<step index=\"0\" \
-             name=\"elsewhere\"/' \"$a\" ;;\n  esac\ndone\nexit $rc\n",
-            env!("CARGO_BIN_EXE_bench-node")
-        ),
+        "sed -i 's/<step index=\"0\" name=\"[^\"]*\"/<step index=\"0\" name=\"elsewhere\"/'",
     );
     let mut cmd = b.command(None, &["-D", "1", "-s", wrapper.to_str().unwrap()]);
     cmd.arg(&nodes).arg(&test);
