@@ -26,6 +26,7 @@ use crate::monitor::sampler::Sampler;
 use crate::protocol::progress::{ProgressEvent, ProgressLog};
 use crate::report::threshold::LiveStop;
 use crate::result::latency::interval_for;
+use crate::result::write::ResultFile;
 use crate::result::{
     unix_ms, BenchConfig, CycleResult, ErrorGroup, HostResources, HostRole, LatencySeries,
     LatencySum, ModelKind, NodeInfo, NodeResult, ResourceSample, ScenarioInfo, SecondSample,
@@ -98,7 +99,7 @@ pub async fn run(
     start: impl Future<Output = ()>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunEnd, EngineError> {
-    check_output(&config.output)?;
+    let file = check_output(&config.output)?;
     let plan = Arc::new(config.plan);
     let (mut source, rows) = prepare(&plan, &config.node, config.workers).await?;
     let mut shutdown = pin!(shutdown);
@@ -153,7 +154,6 @@ pub async fn run(
     // Off the runtime's thread: joining the workers, merging their tallies and writing the
     // file and its directory synced take milliseconds, and the nodes of a mux share that
     // thread, so one node's end would hold up the others' window ends and results.
-    let output = config.output.clone();
     let node = config.node;
     tokio::task::spawn_blocking(move || {
         let measured = Measured::place(&plan, &walked, source.finish());
@@ -167,7 +167,7 @@ pub async fn run(
             &versions,
         );
         result.data = rows.usage(t0);
-        crate::result::write::write_file(&result, &output)
+        file.write(&result)
     })
     .await
     .unwrap_or_else(|e| Err(std::io::Error::other(format!("the writer failed: {e}"))))
@@ -652,8 +652,8 @@ fn step_infos(plan: &TestPlan, versions: &[u8]) -> Vec<StepInfo> {
 
 /// Fails before any load is made when the result cannot be written where asked (a missing or
 /// read-only directory, a directory in place of the file): a bench must not run for an hour
-/// only to lose its result. Probes by creating the writer's `<output>.tmp` and removing it.
-fn check_output(output: &std::path::Path) -> Result<(), EngineError> {
+/// only to lose its result. The file it opens, `<output>.tmp`, is the one the run's end writes.
+fn check_output(output: &std::path::Path) -> Result<ResultFile, EngineError> {
     let fail = |source| EngineError::Write {
         path: output.to_path_buf(),
         source,
@@ -661,11 +661,7 @@ fn check_output(output: &std::path::Path) -> Result<(), EngineError> {
     if output.is_dir() {
         return Err(fail(std::io::Error::other("it is a directory")));
     }
-    let mut probe = output.as_os_str().to_owned();
-    probe.push(".tmp");
-    std::fs::File::create(&probe).map_err(fail)?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(())
+    ResultFile::create(output).map_err(fail)
 }
 
 fn bench_config(plan: &TestPlan) -> BenchConfig {

@@ -230,7 +230,8 @@ async fn run_rate(cast: &Cast<'_>, users: &mut tokio::task::JoinSet<()>, rate: R
     let mut created = 0u32;
     let mut phase = cast.phase.clone();
     let mut due = rate.first;
-    loop {
+    // Nothing is due at the window's end or after it.
+    while due < cast.window.end {
         tokio::select! {
             // The next execution is due.
             _ = tokio::time::sleep_until(due.into()) => {}

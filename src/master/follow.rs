@@ -40,13 +40,49 @@ pub fn log_paths(run_dir: &Path, number: u32) -> (PathBuf, PathBuf) {
     )
 }
 
-/// Starts following `process`; returns its stdin. Its output goes to `out_path` and
-/// `err_path`, a result it brings to `result_path`. Messages go to `tx` (bounded: a slow
-/// display slows the readers, never grows memory).
+/// The two log files of one node, open for appending; `None` where one could not be made (said
+/// on stderr when it was tried).
+#[derive(Default)]
+pub struct NodeLogs {
+    pub out: Option<std::fs::File>,
+    pub err: Option<std::fs::File>,
+}
+
+/// Creates (or opens, to append) the logs of the nodes `numbers` in `run_dir`, one after
+/// another on the calling thread. The master runs it off its runtime while the hosts connect:
+/// made then, the files never keep a node's first line (its `ready`) waiting, and a run of
+/// hundreds of nodes needs no thread per file.
+pub fn open_logs(run_dir: &Path, numbers: &[u32]) -> Vec<NodeLogs> {
+    let open = |path: PathBuf| match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
+        Ok(f) => Some(f),
+        Err(e) => {
+            eprintln!("bench-master: cannot write {}: {e}", path.display());
+            None
+        }
+    };
+    numbers
+        .iter()
+        .map(|&n| {
+            let (out, err) = log_paths(run_dir, n);
+            NodeLogs {
+                out: open(out),
+                err: open(err),
+            }
+        })
+        .collect()
+}
+
+/// Starts following `process`; returns its stdin. Its output goes to `logs`, a result it
+/// brings to `result_path`. Messages go to `tx` (bounded: a slow display slows the readers,
+/// never grows memory).
 pub fn follow(
     position: usize,
     process: Process,
-    (out_path, err_path, result_path): (PathBuf, PathBuf, PathBuf),
+    (logs, result_path): (NodeLogs, PathBuf),
     tx: mpsc::Sender<NodeMsg>,
 ) -> Box<dyn tokio::io::AsyncWrite + Send + Unpin> {
     let Process {
@@ -58,7 +94,8 @@ pub fn follow(
     } = process;
     tokio::spawn(async move {
         let events = tx.clone();
-        let out = copy_lines(stdout, out_path, move |line| {
+        let file = |f: Option<std::fs::File>| f.map(tokio::fs::File::from_std);
+        let out = copy_lines(stdout, file(logs.out), move |line| {
             let events = events.clone();
             async move {
                 if let Some(event) = ProgressEvent::parse(&line) {
@@ -66,7 +103,7 @@ pub fn follow(
                 }
             }
         });
-        let err = copy_lines(stderr, err_path, |_| async {});
+        let err = copy_lines(stderr, file(logs.err), |_| async {});
         tokio::join!(
             overlong(out, &tx, NodeMsg::Overlong(position, "stdout")),
             overlong(err, &tx, NodeMsg::Overlong(position, "stderr"))
@@ -97,30 +134,18 @@ async fn overlong(
     }
 }
 
-/// Appends every line of `input` to `path` (flushed per line, so that `tail -f` shows it) and
+/// Appends every line of `input` to `file` (flushed per line, so that `tail -f` shows it) and
 /// hands it to `on_line`; true when it stopped at a line longer than [`MAX_LINE`] (its input
 /// then dropped, a note in place of the line).
 async fn copy_lines<F, Fut>(
     input: Box<dyn AsyncRead + Send + Unpin>,
-    path: PathBuf,
+    mut file: Option<tokio::fs::File>,
     on_line: F,
 ) -> bool
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let mut file = match tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .await
-    {
-        Ok(f) => Some(f),
-        Err(e) => {
-            eprintln!("bench-master: cannot write {}: {e}", path.display());
-            None
-        }
-    };
     let mut lines = BufReader::new(input);
     let mut buf = Vec::new();
     loop {

@@ -14,7 +14,7 @@ use super::dashboard::Board;
 use super::deploy::{deploy, test_files, Cluster, DeployPlan, Deployed, DeployedNode};
 use super::display::Display;
 use super::exporting::{Feed, Sources};
-use super::follow::{follow, log_paths, result_path, NodeMsg};
+use super::follow::{follow, open_logs, result_path, NodeLogs, NodeMsg};
 use super::service::Service;
 use super::ssh::SshOptions;
 use super::state::{NodeState, RunState};
@@ -222,9 +222,17 @@ async fn go(
     let parallel = Arc::new(Semaphore::new(config.parallel));
     let cluster = Cluster::new(&config.nodes, ssh);
     let deploy_started = std::time::Instant::now();
+    // The nodes' log files are made while the hosts connect (see `open_logs`).
+    let numbers: Vec<u32> = cluster.nodes.iter().map(|(n, _)| n.number).collect();
+    let dir = run.dir.clone();
+    let logs = tokio::task::spawn_blocking(move || open_logs(&dir, &numbers));
     let deployed = deploy_all(&cluster, &deploy_plan, &parallel, interrupts).await?;
     super::trace::mark(|| "deployed".into());
-    let (slots, rx) = spawn_all(&cluster, deployed, &run.dir).await;
+    let logs = logs.await.unwrap_or_else(|e| {
+        eprintln!("bench-master: the nodes' logs were not made: {e}");
+        Vec::new()
+    });
+    let (slots, rx) = spawn_all(&cluster, deployed, logs, &run.dir).await;
     eprintln!(
         "deployed and spawned in {:.1}s",
         deploy_started.elapsed().as_secs_f64()
@@ -501,13 +509,16 @@ fn start_line(starts: &[u64], planned: Option<u64>, seen: Option<f64>) -> Option
 }
 
 /// Follows every deployed node (an SSH host's already run by its mux, one channel per host;
-/// local ones spawned now); the nodes that failed to deploy are failed from the start. Returns
-/// the coordinator's slots and the channel of their messages.
+/// local ones spawned now), its output into its `logs` (in the order of the cluster's nodes);
+/// the nodes that failed to deploy are failed from the start. Returns the coordinator's slots
+/// and the channel of their messages.
 async fn spawn_all(
     cluster: &Cluster,
     deployed: Deployed,
+    logs: Vec<NodeLogs>,
     run_dir: &Path,
 ) -> (Vec<Slot>, mpsc::Receiver<NodeMsg>) {
+    let mut logs: Vec<Option<NodeLogs>> = logs.into_iter().map(Some).collect();
     let (tx, rx) = mpsc::channel(1024);
     let Deployed { nodes, mut running } = deployed;
     let mut slots = Vec::with_capacity(nodes.len());
@@ -534,9 +545,9 @@ async fn spawn_all(
             let slot = &mut slots[*p];
             match process {
                 Ok(process) => {
-                    let (out, err) = log_paths(run_dir, slot.number);
+                    let logs = logs.get_mut(*p).and_then(Option::take).unwrap_or_default();
                     let result = result_path(run_dir, slot.number);
-                    slot.stdin = Some(follow(*p, process, (out, err, result), tx.clone()));
+                    slot.stdin = Some(follow(*p, process, (logs, result), tx.clone()));
                 }
                 Err(e) => slot.give_up(State::Failed, format!("cannot start bench-node: {e}")),
             }

@@ -55,29 +55,68 @@ pub fn to_writer<W: Write>(r: &NodeResult, w: W) -> io::Result<()> {
 /// Writes `r` to `path` safely: to `<path>.tmp` in the same directory first, flushed to disk,
 /// then renamed onto `path`, so that `path` is either the previous file or the complete new one.
 pub fn write_file(r: &NodeResult, path: &Path) -> io::Result<()> {
-    let tmp = tmp_path(path);
-    let result = (|| {
+    ResultFile::create(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("writing {}: {e}", path.display())))?
+        .write(r)
+}
+
+/// A result file on its way: `<path>.tmp` created and held open before a run, so that a place
+/// that cannot take the result fails before any load is made, and the run's end only writes,
+/// syncs and renames (creating a file is the dearest of those on a busy directory). Dropped
+/// unwritten, it removes `<path>.tmp`.
+pub struct ResultFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    file: Option<File>,
+}
+
+impl ResultFile {
+    /// Creates (or empties) `<path>.tmp`.
+    pub fn create(path: &Path) -> io::Result<ResultFile> {
+        let tmp = tmp_path(path);
         let file = File::create(&tmp)?;
+        Ok(ResultFile {
+            path: path.to_path_buf(),
+            tmp,
+            file: Some(file),
+        })
+    }
+
+    /// Writes `r` into the file, flushes it to disk and renames it onto its path.
+    pub fn write(mut self, r: &NodeResult) -> io::Result<()> {
+        let file = self.file.take().expect("a result file is written once");
+        let result = self.commit(r, file);
+        if result.is_err() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        result.map_err(|e: io::Error| {
+            io::Error::new(e.kind(), format!("writing {}: {e}", self.path.display()))
+        })
+    }
+
+    fn commit(&self, r: &NodeResult, file: File) -> io::Result<()> {
         let mut w = BufWriter::new(file);
         to_writer(r, &mut w)?;
         let file = w.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         drop(file);
-        std::fs::rename(&tmp, path)?;
+        std::fs::rename(&self.tmp, &self.path)?;
         // Make the rename itself durable; not every file system lets a directory be synced.
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if let Ok(d) = File::open(dir) {
                 let _ = d.sync_all();
             }
         }
         Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
     }
-    result.map_err(|e: io::Error| {
-        io::Error::new(e.kind(), format!("writing {}: {e}", path.display()))
-    })
+}
+
+impl Drop for ResultFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// `<path>.tmp`, beside `path`.

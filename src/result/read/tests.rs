@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 
 use super::histogram::check_counts;
 use super::*;
-use crate::result::write::{encode_histogram, to_writer, write_file};
+use crate::result::write::{encode_histogram, to_writer, write_file, ResultFile};
 use hdrhistogram::serialization::Serializer as _;
 
 fn counts(rng: &mut SmallRng, n: u64, base_us: u64) -> Counts {
@@ -555,6 +555,41 @@ fn write_file_replaces_atomically() {
     assert!(e.to_string().contains("missing/node0.xml"), "{e}");
     let e = read_file(&dir.path().join("nope.xml")).unwrap_err();
     assert!(e.to_string().contains("nope.xml: cannot read"), "{e}");
+}
+
+#[test]
+fn a_result_file_is_made_before_and_written_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node0.xml");
+    let names = || {
+        let mut n: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        n.sort();
+        n
+    };
+    // Made: only the temporary file is there; dropped unwritten (a run that failed before
+    // its end), it goes.
+    let file = ResultFile::create(&path).unwrap();
+    assert_eq!(names(), ["node0.xml.tmp"]);
+    drop(file);
+    assert!(names().is_empty());
+    // Written: the result takes the path, and nothing else is left.
+    let r = rich();
+    let file = ResultFile::create(&path).unwrap();
+    file.write(&r).unwrap();
+    assert_eq!(names(), ["node0.xml"]);
+    assert_eq!(read_file(&path).unwrap(), r);
+    // Its place gone before the end: the error names the file, and no temporary file stays.
+    let gone = dir.path().join("gone");
+    std::fs::create_dir(&gone).unwrap();
+    let file = ResultFile::create(&gone.join("node1.xml")).unwrap();
+    std::fs::remove_file(gone.join("node1.xml.tmp")).unwrap();
+    std::fs::remove_dir(&gone).unwrap();
+    let e = file.write(&r).unwrap_err();
+    assert!(e.to_string().contains("gone/node1.xml"), "{e}");
+    assert_eq!(names(), ["node0.xml"]);
 }
 
 #[test]
