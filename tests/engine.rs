@@ -306,6 +306,61 @@ fn json_progress_and_start_on_the_masters_word() {
 }
 
 #[test]
+fn a_start_at_an_instant_is_the_runs_origin_and_users_wait_for_it() {
+    use std::io::{BufRead, BufReader, Write};
+    let server = Server::start();
+    let dir = tempdir();
+    let test = write(
+        dir.path(),
+        "t.toml",
+        &test_toml(&server.url(), "2", 1.0, HOME_STEP),
+    );
+    let out = dir.path().join("r.xml");
+    let mut child = spawn_waiting(&test, &out, "json");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines.next().unwrap().unwrap().contains("\"ready\""));
+    let now_ms = || benchmaster::result::unix_ms(std::time::SystemTime::now());
+    let at = now_ms() + 600;
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "start {at}").unwrap();
+    // The node knows its start and has handed its users over; they wait for the instant.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.count(), 0, "nothing before the instant");
+    // The cycle is said once it is due.
+    let cycle = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find(|l| l.contains("\"cycle\""))
+        .unwrap();
+    let said = now_ms();
+    assert!(
+        said >= at,
+        "{cycle} said {} ms before the instant",
+        at - said
+    );
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    assert!(rest.last().unwrap().contains("\"done\""), "{rest:?}");
+    assert!(child.wait().unwrap().success());
+    drop(stdin);
+    let r = read_file(&out).unwrap();
+    // The run's origin is the instant asked for (the clocks are read apart: within 2 ms),
+    // and its users began at it or just after.
+    assert!(
+        r.started_unix_ms.abs_diff(at) <= 2,
+        "{} for {at}",
+        r.started_unix_ms
+    );
+    let began = r.began_unix_ms.expect("users began");
+    assert!(began >= r.started_unix_ms, "began {began}");
+    assert!(
+        began - r.started_unix_ms < 500,
+        "began {} ms late",
+        began - at
+    );
+    assert_eq!(node_requests(&r), server.count());
+}
+
+#[test]
 fn stdin_closing_stops_the_node() {
     let server = Server::start();
     let dir = tempdir();

@@ -65,6 +65,8 @@ pub struct Recorder {
     live: Tally,
     /// Past seconds' tallies not yet taken by [`Recorder::take_tallies`].
     closed: Vec<Tally>,
+    /// When the first user began (see [`Recorder::began`]).
+    began: Option<Instant>,
 }
 
 /// An instant already placed: its cycle, second of the run and whether it was in the window.
@@ -89,7 +91,18 @@ impl Recorder {
             step_names,
             placed: None,
             closed: Vec::new(),
+            began: None,
         }
+    }
+
+    /// A user began at `t` (its first execution, once its start was due).
+    pub fn user_began(&mut self, t: Instant) {
+        self.began = Some(self.began.map_or(t, |b| b.min(t)));
+    }
+
+    /// When the first user began, if one did.
+    pub fn began(&self) -> Option<Instant> {
+        self.began
     }
 
     /// The tally of `second`: a later second closes the current one; an earlier one (which
@@ -303,6 +316,9 @@ impl Recorder {
 
     /// Adds another worker's measurements into this one.
     pub fn merge(&mut self, other: Recorder) {
+        if let Some(t) = other.began {
+            self.user_began(t);
+        }
         for c in other.cycles {
             let mine = self.cycle(c.index);
             mine.tests.merge(&c.tests);

@@ -28,9 +28,9 @@ use crate::report::threshold::LiveStop;
 use crate::result::latency::interval_for;
 use crate::result::write::ResultFile;
 use crate::result::{
-    unix_ms, BenchConfig, CycleResult, ErrorGroup, HostResources, HostRole, LatencySeries,
-    LatencySum, ModelKind, NodeInfo, NodeResult, ResourceSample, ScenarioInfo, SecondSample,
-    StepInfo, TestInfo,
+    unix_ms, unix_ms_at, BenchConfig, CycleResult, ErrorGroup, HostResources, HostRole,
+    LatencySeries, LatencySum, ModelKind, NodeInfo, NodeResult, ResourceSample, ScenarioInfo,
+    SecondSample, StepInfo, TestInfo,
 };
 use crate::test_def::{Bench, HttpVersion, LoadModel, TestPlan};
 
@@ -96,7 +96,7 @@ const FINISH_GRACE: Duration = Duration::from_secs(1);
 /// written whatever happens once the run has started.
 pub async fn run(
     config: RunConfig,
-    start: impl Future<Output = ()>,
+    start: impl Future<Output = Instant>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunEnd, EngineError> {
     let file = check_output(&config.output)?;
@@ -115,14 +115,15 @@ pub async fn run(
         node: config.node.number,
         pid: std::process::id(),
     });
-    let interrupted = tokio::select! {
-        // The master's word (or at once when running alone).
-        _ = start => false,
+    let (t0, interrupted) = tokio::select! {
+        // The master's word (or at once when running alone): the instant the run starts at,
+        // which may be still to come. The users wait for it on their workers' clocks, so that
+        // the nodes' windows line up whatever the wake-up of each node's controller.
+        at = start => (at, false),
         // Stopped before it began.
-        _ = &mut shutdown => true,
+        _ = &mut shutdown => (Instant::now(), true),
     };
-    let t0 = Instant::now();
-    let started_unix_ms = unix_ms(SystemTime::now());
+    let started_unix_ms = unix_ms_at(t0);
     let resources = Sampler::local(t0);
     let mut ticker = Ticker::new(t0, progress.clone(), &plan);
     ticker.cpu = Some(resources.cpu());
@@ -275,11 +276,15 @@ struct Cycles<'a, S> {
     /// Completes on an interrupt (Ctrl+C, SIGTERM, the master's `stop`).
     shutdown: Pin<&'a mut S>,
     interrupted: bool,
+    /// When a generator program began.
+    began: Option<Instant>,
 }
 
 /// The cycles as they ran.
 struct Walked {
     t0: Instant,
+    /// When a generator program began (users say it themselves, in their recorders).
+    began: Option<Instant>,
     /// Measured windows of the cycles that started (cut short by an interrupt).
     windows: Vec<Window>,
     /// Users running at the end of each second of the run.
@@ -309,6 +314,7 @@ impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
             users_per_second: Vec::new(),
             shutdown,
             interrupted,
+            began: None,
         }
     }
 
@@ -339,6 +345,7 @@ impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
             .await;
         Walked {
             t0: self.t0,
+            began: self.began,
             windows,
             users_per_second: self.users_per_second,
             latency: self.ticker.latency.finish(),
@@ -351,14 +358,20 @@ impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
     /// Returns the window as measured.
     async fn cycle(&mut self, cycle: u32, users: u32) -> Window {
         let bench = &self.plan.bench;
-        let cycle_start = Instant::now();
+        // The first cycle starts at the run's start, which may be still to come: its users
+        // wait for it on their workers' clocks. A later one starts once its pause is over.
+        let cycle_start = if cycle == 0 { self.t0 } else { Instant::now() };
         let start = cycle_start + ramp_up(bench, users);
         let window = Window {
             cycle,
             start,
             end: start + bench.duration,
         };
-        self.ticker.out.emit(&ProgressEvent::Cycle { cycle, users });
+        if matches!(self.source, Source::Program(_)) {
+            // A program is started when its cycle is due, not before.
+            tokio::time::sleep_until(cycle_start.into()).await;
+            self.began.get_or_insert_with(Instant::now);
+        }
         let (phase, phase_rx) = watch::channel(CyclePhase::Running);
         let start = CycleStart {
             t0: self.t0,
@@ -369,6 +382,9 @@ impl<'a, S: Future<Output = ()>> Cycles<'a, S> {
         let done = self
             .source
             .start(start, |w, n| share(bench, cycle_start, users, w, n));
+        // The word that the cycle began goes out when it is due.
+        tokio::time::sleep_until(cycle_start.into()).await;
+        self.ticker.out.emit(&ProgressEvent::Cycle { cycle, users });
         let measured = self.window(window).await;
         self.ramp_down(cycle, &phase, done).await;
         measured
@@ -497,6 +513,8 @@ fn share(bench: &Bench, cycle_start: Instant, users: u32, w: u32, n: u32) -> Loa
 
 /// What the workers measured, placed on the cycles as they ran.
 struct Measured {
+    /// When the first user began.
+    began: Option<Instant>,
     cycles: Vec<CycleResult>,
     series: Vec<SecondSample>,
     latency: LatencySeries,
@@ -508,6 +526,7 @@ impl Measured {
     /// one whose window holds it) and users.
     fn place(plan: &TestPlan, walked: &Walked, recorder: Recorder) -> Measured {
         let windows = &walked.windows;
+        let began = recorder.began().or(walked.began);
         let (mut cycles, mut series, errors) = recorder.finish(windows.len());
         cycles.truncate(windows.len());
         for (c, w) in cycles.iter_mut().zip(windows) {
@@ -527,6 +546,7 @@ impl Measured {
             s.users = users.copied().unwrap_or(0);
         }
         Measured {
+            began,
             cycles,
             series,
             latency: walked.latency.clone(),
@@ -577,6 +597,8 @@ fn node_result(
         format_version: crate::result::FORMAT_VERSION,
         tool_version: crate::VERSION.to_string(),
         started_unix_ms,
+        // Never before the start (the two clocks are read apart).
+        began_unix_ms: measured.began.map(|t| unix_ms_at(t).max(started_unix_ms)),
         finished_unix_ms: unix_ms(SystemTime::now()),
         interrupted,
         node: NodeInfo {

@@ -70,6 +70,7 @@ impl User {
         if !self.pause_until(self.start_at).await {
             return;
         }
+        self.recorder.borrow_mut().user_began(Instant::now());
         let _running = self.counters.user_running();
         let lanes = self.plan.streams.max(1);
         // The user's HTTP/2 connection is read and written in this task, beside its lanes.

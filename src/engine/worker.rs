@@ -252,6 +252,7 @@ async fn run_rate(cast: &Cast<'_>, users: &mut tokio::task::JoinSet<()>, rate: R
         });
         match picked {
             Some((number, mut client, iteration, mut rng)) => {
+                cast.recorder.borrow_mut().user_began(Instant::now());
                 let u = cast.user(number, due);
                 let idle = idle.clone();
                 let scheduled = due;

@@ -29,7 +29,7 @@ pub struct Collected {
     pub merged: Merger,
     /// Results the merge refused (their plan or steps differ from the first one's).
     pub skipped: Vec<SkippedFile>,
-    /// Each result's node number and when it started its first cycle, Unix ms (as `results`).
+    /// Each result's node number and when its load began, Unix ms (as `results`).
     pub started: Vec<(u32, u64)>,
     /// Nodes without a (readable) result.
     pub failed: Vec<FailedNode>,
@@ -113,9 +113,9 @@ pub async fn collect(
                     attach_resources(&local, &mut result, samples);
                 }
                 collected.results.push(local.clone());
-                collected
-                    .started
-                    .push((node.number, result.started_unix_ms));
+                // When its load began: the planned instant, later by how late the node was.
+                let began = result.began_unix_ms.unwrap_or(result.started_unix_ms);
+                collected.started.push((node.number, began));
                 if let Err(e) = collected.merged.add(&local, result) {
                     collected.skipped.push(SkippedFile {
                         path: local.display().to_string(),

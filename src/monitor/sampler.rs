@@ -86,7 +86,10 @@ where
     let mut samples = Vec::new();
     let mut prev: Option<ProcSnapshot> = None;
     let mut warn = Some(warn);
-    let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(10)));
+    // From `start` when it is still to come (a node told to start at an instant), else now.
+    let first = start.max(Instant::now());
+    let mut ticker =
+        tokio::time::interval_at(first.into(), interval.max(Duration::from_millis(10)));
     // A slow read (a remote host) delays the next one rather than bursting to catch up.
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     tokio::pin!(stop);
@@ -94,7 +97,7 @@ where
         tokio::select! {
             // The run is over: keep what was sampled.
             _ = &mut stop => break,
-            // Time for the next snapshot (the first tick completes at once).
+            // Time for the next snapshot (the first at `first`).
             _ = ticker.tick() => {}
         }
         match read().await {

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
@@ -47,24 +47,20 @@ async fn read_stdin(tx: mpsc::UnboundedSender<Command>) {
 /// the node's sender) means the master is gone, and stops the run unless it was detached.
 async fn obey(
     mut commands: mpsc::UnboundedReceiver<Command>,
-    start_tx: watch::Sender<bool>,
+    start_tx: watch::Sender<Option<Instant>>,
     stop_tx: Arc<watch::Sender<Option<String>>>,
     detached: Arc<AtomicBool>,
 ) {
     while let Some(command) = commands.recv().await {
         match command {
             Command::Start(None) => {
-                start_tx.send_replace(true);
+                start_tx.send_replace(Some(Instant::now()));
             }
             // `start AT`: start at Unix time AT (ms), so that nodes reached one after the
-            // other still start together.
+            // other still start together. Said at once: the run sets its users' clocks to
+            // that instant, so that a busy host's late wake-up delays none of them.
             Command::Start(at_ms) => {
-                let wait = start_delay(at_ms);
-                let tx = start_tx.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(wait).await;
-                    tx.send_replace(true);
-                });
+                start_tx.send_replace(Some(Instant::now() + start_delay(at_ms)));
             }
             Command::Stop => {
                 stop_tx.send_replace(Some("stopped by the master".into()));
@@ -79,7 +75,8 @@ async fn obey(
 
 /// The start gate and the stop signal of a run.
 pub struct Control {
-    start: watch::Receiver<bool>,
+    /// The instant the run starts at, once known.
+    start: watch::Receiver<Option<Instant>>,
     stop: watch::Receiver<Option<String>>,
 }
 
@@ -103,7 +100,7 @@ impl Control {
     /// Signals, and the master's `commands` when it waits for them (without, the run starts
     /// at once).
     fn new(commands: Option<mpsc::UnboundedReceiver<Command>>) -> std::io::Result<Control> {
-        let (start_tx, start) = watch::channel(commands.is_none());
+        let (start_tx, start) = watch::channel(commands.is_none().then(Instant::now));
         let (stop_tx, stop) = watch::channel(None::<String>);
         let stop_tx = Arc::new(stop_tx);
         let detached = Arc::new(AtomicBool::new(false));
@@ -130,11 +127,15 @@ impl Control {
         Ok(Control { start, stop })
     }
 
-    /// Completes when the run may start.
-    pub fn started(&self) -> impl std::future::Future<Output = ()> {
+    /// Completes when the instant the run starts at is known (it may be still to come), with
+    /// it; at once without a master, and now when the master went away without a word.
+    pub fn started(&self) -> impl std::future::Future<Output = Instant> {
         let mut rx = self.start.clone();
         async move {
-            let _ = rx.wait_for(|s| *s).await;
+            match rx.wait_for(Option::is_some).await {
+                Ok(at) => (*at).unwrap_or_else(Instant::now),
+                Err(_) => Instant::now(),
+            }
         }
     }
 

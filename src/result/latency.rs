@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use base64::Engine as _;
-use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
 use super::model::HISTOGRAM_MAX_US;
@@ -53,11 +52,7 @@ impl Packed {
         if h.is_empty() {
             return Packed::default();
         }
-        let mut bytes = Vec::new();
-        V2DeflateSerializer::new()
-            .serialize(h, &mut bytes)
-            .expect("serialising into memory cannot fail");
-        Packed(bytes)
+        Packed(crate::result::pack::v2_deflate(h))
     }
 
     /// Checks and keeps V2 + deflate `bytes` (empty: an empty histogram).

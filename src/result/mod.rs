@@ -3,6 +3,7 @@
 
 pub mod latency;
 pub mod model;
+pub mod pack;
 pub mod read;
 pub mod threshold;
 pub mod write;

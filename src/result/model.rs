@@ -30,6 +30,18 @@ pub fn unix_ms(t: SystemTime) -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The Unix time in ms of `t`, a monotonic instant past or still to come (read against both
+/// clocks now).
+pub fn unix_ms_at(t: std::time::Instant) -> u64 {
+    let (now, wall) = (std::time::Instant::now(), SystemTime::now());
+    let at = if t >= now {
+        wall + (t - now)
+    } else {
+        wall - (now - t)
+    };
+    unix_ms(at)
+}
+
 /// Everything one node measured during one run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeResult {
@@ -37,8 +49,13 @@ pub struct NodeResult {
     pub format_version: u32,
     /// Version of the `bench-node` that measured it.
     pub tool_version: String,
-    /// Wall-clock start of the run (first user of cycle 1), Unix time in ms.
+    /// Wall-clock start of the run, Unix time in ms: the origin of its seconds, and the
+    /// instant its first cycle's users were due (under a master, the planned instant).
     pub started_unix_ms: u64,
+    /// When the first user actually began, Unix time in ms: at or just after
+    /// `started_unix_ms`, later by how late the node was. `None` when no user began (and in
+    /// results written before it was kept).
+    pub began_unix_ms: Option<u64>,
     /// Wall-clock end of the run, Unix time in ms.
     pub finished_unix_ms: u64,
     /// True when the run was stopped (Ctrl+C, SIGTERM, master's stop) before its plan ended.

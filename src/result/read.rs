@@ -203,6 +203,7 @@ impl<R: BufRead> Parser<R> {
             format_version: FORMAT_VERSION,
             tool_version: self.attr(root, "tool-version")?,
             started_unix_ms: self.attr(root, "started-unix-ms")?,
+            began_unix_ms: self.opt_attr(root, "began-unix-ms")?,
             finished_unix_ms: 0,
             interrupted: false,
             node: NodeInfo::default(),

@@ -11,7 +11,6 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
@@ -31,6 +30,10 @@ pub fn to_writer<W: Write>(r: &NodeResult, w: W) -> io::Result<()> {
         .add("format", r.format_version)
         .add("tool-version", &r.tool_version)
         .add("started-unix-ms", r.started_unix_ms);
+    let root = match r.began_unix_ms {
+        Some(at) => root.add("began-unix-ms", at),
+        None => root,
+    };
     root.element(&mut x, ROOT).write_inner_content(|x| {
         write_head(x, r)?;
         write_cycles(x, r)?;
@@ -382,10 +385,7 @@ pub fn encode_histogram(h: &Histogram<u64>) -> io::Result<String> {
         converted = f;
         &converted
     };
-    let mut bytes = Vec::new();
-    V2DeflateSerializer::new()
-        .serialize(h, &mut bytes)
-        .map_err(|e| io::Error::other(format!("cannot serialise a histogram: {e:?}")))?;
+    let bytes = super::pack::v2_deflate(h);
     Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 

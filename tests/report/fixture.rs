@@ -156,6 +156,7 @@ impl Fixture {
             format_version: FORMAT_VERSION,
             tool_version: benchmaster::VERSION.into(),
             started_unix_ms: self.started_unix_ms + u64::from(number) * 7,
+            began_unix_ms: None,
             finished_unix_ms: self.started_unix_ms + at_ms,
             interrupted: false,
             node: NodeInfo {

@@ -11,9 +11,7 @@ use super::MAX_COUNT;
 use crate::result::latency::new_interval_histogram;
 use crate::result::model::new_histogram;
 
-/// Cookie of a V2 + deflate histogram, and of the V2 histogram inside it.
-const V2_DEFLATE_COOKIE: u32 = 0x1c84_9314;
-const V2_COOKIE: u32 = 0x1c84_9313;
+use crate::result::pack::{V2_COOKIE, V2_DEFLATE_COOKIE};
 /// Bytes of a V2 header, cookie included.
 const V2_HEADER: usize = 40;
 

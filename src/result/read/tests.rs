@@ -92,6 +92,7 @@ fn rich() -> NodeResult {
         format_version: FORMAT_VERSION,
         tool_version: crate::VERSION.into(),
         started_unix_ms: 1_700_000_000_123,
+        began_unix_ms: Some(1_700_000_000_131),
         finished_unix_ms: 1_700_000_040_456,
         interrupted: true,
         node: NodeInfo {
