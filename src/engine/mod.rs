@@ -11,6 +11,7 @@ mod cache;
 pub mod client;
 pub mod data;
 pub mod decode;
+mod finisher;
 pub mod generator;
 mod h1;
 mod h2;

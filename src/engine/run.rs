@@ -152,11 +152,11 @@ pub async fn run(
     let samples = resources.stop().await;
     let live = walked.live.take();
     let interrupted = walked.interrupted;
-    // Off the runtime's thread: joining the workers, merging their tallies and writing the
-    // file and its directory synced take milliseconds, and the nodes of a mux share that
-    // thread, so one node's end would hold up the others' window ends and results.
+    // Off the runtime's thread, whose nodes (a mux's) would wait: joining the workers,
+    // merging their tallies and encoding the result on the finisher thread, then writing the
+    // file and its directory synced, which waits on the disk, on the blocking pool.
     let node = config.node;
-    tokio::task::spawn_blocking(move || {
+    let encoded = super::finisher::finish(move || {
         let measured = Measured::place(&plan, &walked, source.finish());
         let mut result = node_result(
             &plan,
@@ -168,11 +168,22 @@ pub async fn run(
             &versions,
         );
         result.data = rows.usage(t0);
-        file.write(&result)
+        let mut bytes = Vec::new();
+        crate::result::write::to_writer(&result, &mut bytes).map(|()| bytes)
     })
     .await
-    .unwrap_or_else(|e| Err(std::io::Error::other(format!("the writer failed: {e}"))))
-    .map_err(|source| EngineError::Write {
+    .unwrap_or_else(|e| {
+        Err(std::io::Error::other(format!(
+            "the result was not made: {e}"
+        )))
+    });
+    let written = match encoded {
+        Ok(bytes) => tokio::task::spawn_blocking(move || file.write_bytes(&bytes))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(format!("the writer failed: {e}")))),
+        Err(e) => Err(e),
+    };
+    written.map_err(|source| EngineError::Write {
         path: config.output.clone(),
         source,
     })?;

@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -86,9 +86,16 @@ impl ResultFile {
     }
 
     /// Writes `r` into the file, flushes it to disk and renames it onto its path.
-    pub fn write(mut self, r: &NodeResult) -> io::Result<()> {
+    pub fn write(self, r: &NodeResult) -> io::Result<()> {
+        let mut bytes = Vec::new();
+        to_writer(r, &mut bytes)?;
+        self.write_bytes(&bytes)
+    }
+
+    /// Writes `bytes` (a result [`to_writer`] encoded) as [`ResultFile::write`] does.
+    pub fn write_bytes(mut self, bytes: &[u8]) -> io::Result<()> {
         let file = self.file.take().expect("a result file is written once");
-        let result = self.commit(r, file);
+        let result = self.commit(bytes, file);
         if result.is_err() {
             let _ = std::fs::remove_file(&self.tmp);
         }
@@ -97,10 +104,8 @@ impl ResultFile {
         })
     }
 
-    fn commit(&self, r: &NodeResult, file: File) -> io::Result<()> {
-        let mut w = BufWriter::new(file);
-        to_writer(r, &mut w)?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
+    fn commit(&self, bytes: &[u8], mut file: File) -> io::Result<()> {
+        file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
         std::fs::rename(&self.tmp, &self.path)?;
