@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::transport::Process;
 use crate::protocol::control::Command;
-use crate::protocol::lines::{read_line, Line, MAX_LINE};
+use crate::protocol::lines::{read_line_resumable, Line, MAX_LINE};
 use crate::protocol::mux::{Frame, Put, ToMux, GO, HEARTBEAT, MAX_FRAME, MAX_RESULT};
 
 /// A file the mux writes into its nodes' directories before starting them.
@@ -254,20 +254,29 @@ async fn demux(
     let mut err = BufReader::new(stderr);
     let (mut out_line, mut err_line) = (Vec::new(), Vec::new());
     let (mut out_open, mut err_open) = (true, true);
+    // Resumable reads: when one stream's line (or end) wins the select, the other's line read
+    // in part is kept, not dropped with a frame in it (a node's `done` went so, now and then,
+    // when the mux's stderr closed while its last frames were coming in).
     while out_open || err_open {
         tokio::select! {
             // A frame of one node.
-            read = read_line(&mut out, &mut out_line, MAX_FRAME), if out_open => match read {
-                Ok(Line::Full) => route(&out_line, &mut ends).await,
-                Ok(Line::TooLong) => return overflow(&out_line, ends).await,
-                Ok(Line::End) | Err(_) => out_open = false,
-            },
+            read = read_line_resumable(&mut out, &mut out_line, MAX_FRAME), if out_open => {
+                match read {
+                    Ok(Line::Full) => route(&out_line, &mut ends).await,
+                    Ok(Line::TooLong) => return overflow(&out_line, ends).await,
+                    Ok(Line::End) | Err(_) => out_open = false,
+                }
+                out_line.clear();
+            }
             // The mux's own complaint (bench-node missing, a shell error): every node's.
-            read = read_line(&mut err, &mut err_line, MAX_LINE), if err_open => match read {
-                Ok(Line::Full) => to_every_node(&err_line, &mut ends).await,
-                Ok(Line::TooLong) => return overflow(&err_line, ends).await,
-                Ok(Line::End) | Err(_) => err_open = false,
-            },
+            read = read_line_resumable(&mut err, &mut err_line, MAX_LINE), if err_open => {
+                match read {
+                    Ok(Line::Full) => to_every_node(&err_line, &mut ends).await,
+                    Ok(Line::TooLong) => return overflow(&err_line, ends).await,
+                    Ok(Line::End) | Err(_) => err_open = false,
+                }
+                err_line.clear();
+            }
         }
     }
     let code = exit.await;
@@ -370,6 +379,9 @@ async fn route(line: &[u8], ends: &mut [NodeEnds]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    use crate::protocol::lines::read_line;
     use tokio::io::AsyncReadExt;
 
     /// A fake mux: the test plays the remote side through the other ends of its pipes.
@@ -429,6 +441,28 @@ mod tests {
             "{sent}"
         );
         assert_eq!(lines.last(), Some(&"1 close"), "{sent}");
+    }
+
+    /// The mux's stderr speaking (or closing) while a frame is coming in part by part must not
+    /// cost that frame: a node's `done` was lost so, now and then, at the end of big runs.
+    #[tokio::test]
+    async fn a_frame_read_in_part_survives_the_muxs_stderr() {
+        let (process, _remote_in, mut remote_out, mut remote_err, exit) = fake();
+        let mut nodes = split(process, 1, &[]);
+        remote_out.write_all(b"0 o {\"event\":\"do").await.unwrap();
+        // The demux has read the first part and waits for the rest when stderr speaks.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        remote_err.write_all(b"a word of the mux\n").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(remote_err);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        remote_out.write_all(b"ne\"}\n0 x 0\n").await.unwrap();
+        drop(remote_out);
+        let _ = exit.send(0);
+        let mut n0 = nodes.pop().unwrap();
+        assert_eq!(read_all(&mut n0.stdout).await, "{\"event\":\"done\"}\n");
+        assert_eq!(read_all(&mut n0.stderr).await, "a word of the mux\n");
+        assert_eq!(n0.exit.await, Some(0));
     }
 
     #[tokio::test]

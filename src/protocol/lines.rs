@@ -43,12 +43,25 @@ fn scan(available: &[u8], buf: &mut Vec<u8>, max: usize) -> (usize, Option<Line>
 }
 
 /// Reads the next line of `r` into `buf` (cleared first), at most `max` bytes before its newline.
+/// Not for a `select!` branch: cancelled, it loses the part of a line it had read (see
+/// [`read_line_resumable`]).
 pub async fn read_line<R: AsyncBufRead + Unpin>(
     r: &mut R,
     buf: &mut Vec<u8>,
     max: usize,
 ) -> io::Result<Line> {
     buf.clear();
+    read_line_resumable(r, buf, max).await
+}
+
+/// [`read_line`] that may be cancelled (a `select!` branch) without losing a byte: what it had
+/// read of a line stays in `buf`, and the next call goes on from there. The caller empties
+/// `buf` once it has used each line returned.
+pub async fn read_line_resumable<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> io::Result<Line> {
     loop {
         let available = r.fill_buf().await?;
         if available.is_empty() {
