@@ -4,9 +4,10 @@
 //! `results/node<N>.xml` at once). Every line is bounded ([`MAX_LINE`]): a node that sends a
 //! longer one is reported, and that output is no longer read.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use tokio::io::{AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, BufReader};
 use tokio::sync::mpsc;
 
 use super::transport::Process;
@@ -94,8 +95,7 @@ pub fn follow(
     } = process;
     tokio::spawn(async move {
         let events = tx.clone();
-        let file = |f: Option<std::fs::File>| f.map(tokio::fs::File::from_std);
-        let out = copy_lines(stdout, file(logs.out), move |line| {
+        let out = copy_lines(stdout, logs.out, move |line| {
             let events = events.clone();
             async move {
                 if let Some(event) = ProgressEvent::parse(&line) {
@@ -103,7 +103,7 @@ pub fn follow(
                 }
             }
         });
-        let err = copy_lines(stderr, file(logs.err), |_| async {});
+        let err = copy_lines(stderr, logs.err, |_| async {});
         tokio::join!(
             overlong(out, &tx, NodeMsg::Overlong(position, "stdout")),
             overlong(err, &tx, NodeMsg::Overlong(position, "stderr"))
@@ -134,12 +134,14 @@ async fn overlong(
     }
 }
 
-/// Appends every line of `input` to `file` (flushed per line, so that `tail -f` shows it) and
-/// hands it to `on_line`; true when it stopped at a line longer than [`MAX_LINE`] (its input
-/// then dropped, a note in place of the line).
+/// Appends every line of `input` to `file` as it comes (so that `tail -f` shows it) and hands
+/// it to `on_line`; true when it stopped at a line longer than [`MAX_LINE`] (its input then
+/// dropped, a note in place of the line). A line is one `write(2)` to the page cache, done
+/// here: through `tokio::fs` it was two trips to the blocking pool, which at the end of a
+/// 128-node run, every node saying its last lines at once, started dozens of threads.
 async fn copy_lines<F, Fut>(
     input: Box<dyn AsyncRead + Send + Unpin>,
-    mut file: Option<tokio::fs::File>,
+    mut file: Option<std::fs::File>,
     on_line: F,
 ) -> bool
 where
@@ -157,16 +159,14 @@ where
                         "bench-master: a line longer than {MAX_LINE} bytes: not kept, and \
                          nothing more of this output read\n"
                     );
-                    let _ = f.write_all(note.as_bytes()).await;
-                    let _ = f.flush().await;
+                    let _ = f.write_all(note.as_bytes());
                 }
                 return true;
             }
             Ok(Line::End) | Err(_) => return false,
         }
         if let Some(f) = file.as_mut() {
-            let _ = f.write_all(&buf).await;
-            let _ = f.flush().await;
+            let _ = f.write_all(&buf);
         }
         on_line(String::from_utf8_lossy(&buf).into_owned()).await;
     }
