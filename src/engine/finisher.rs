@@ -21,7 +21,9 @@ fn queue() -> Option<&'static Mutex<mpsc::Sender<Job>>> {
                 .name("bench-finisher".into())
                 .spawn(move || {
                     while let Ok(job) = rx.recv() {
-                        job();
+                        // One run's end failing (its caller hears of it) must not end the
+                        // others'.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                     }
                 })
                 .ok()

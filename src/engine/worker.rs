@@ -80,13 +80,14 @@ impl Worker {
         let (flush, mut flushes) = mpsc::unbounded_channel::<Flush>();
         let counters = Arc::new(Counters::default());
         let c = counters.clone();
+        // Built here, so that a node short of file descriptors (a runtime needs two) fails
+        // before its load with the reason, not in a worker thread once users hold them all.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let thread = std::thread::Builder::new()
             .name(format!("bench-worker-{index}"))
             .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("a current-thread runtime builds");
                 let names = shared.plan.steps.iter().map(|s| s.name.clone()).collect();
                 // Spawned before the start: the run's origin comes with the first job.
                 let scenarios = shared.plan.scenarios.recorded().len();
