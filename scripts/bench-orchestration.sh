@@ -36,6 +36,12 @@
 # node workspace so that each build runs the bench-node beside it (same version, no upload).
 # THINK=S sets the test's pause between two executions by a user (sleep_time; default 0:
 # each node's one user loops at once, so case B's 128 users keep both cores busy all cycle).
+# KEX=ALGORITHMS puts `KexAlgorithms ALGORITHMS` in the client's ssh config, as a user with a
+# large fleet may (docs/PERFORMANCE.md: OpenSSH's default, sntrup761x25519-sha512, costs the
+# client ten times the CPU of curve25519-sha256); the floor's plain ssh uses the same config.
+# NODE_TMPFS=1 mounts a tmpfs on each host user's node workspace (unmounted at the end), to
+# tell the file system's share: on a journal-less ext4 that has seen many files deleted, each
+# new inode costs 0.1-0.7 ms (ext4's recently_deleted scan), and a node makes five.
 #
 # Needs sshd (Debian openssh-server), ssh-keygen, jq and GNU time; run it as root (it adds the
 # users).
@@ -67,7 +73,10 @@ homes=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  for h in "${homes[@]}"; do rm -rf "${h:?}/$node_ws"; done
+  for h in "${homes[@]}"; do
+    [[ -z ${NODE_TMPFS:-} ]] || umount -l "$h/$node_ws" 2>/dev/null || true
+    rm -rf "${h:?}/$node_ws"
+  done
   [ -n "${KEEP:-}" ] && echo "kept $work" >&2 || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -106,6 +115,10 @@ host_user() {
   install -d -m 700 -o "$user" -g "$(id -gn "$user")" "$home/.ssh"
   install -m 600 -o "$user" -g "$(id -gn "$user")" "$work/id_ed25519.pub" "$home/.ssh/authorized_keys"
   rm -rf "${home:?}/$node_ws"
+  if [[ -n ${NODE_TMPFS:-} ]]; then
+    install -d -o "$user" -g "$(id -gn "$user")" "$home/$node_ws"
+    mount -t tmpfs -o "mode=755,uid=$(id -u "$user"),gid=$(id -g "$user")" bm-node-ws "$home/$node_ws"
+  fi
 }
 
 # Starts an sshd named $1 on address $2 with its own host key, known to the client, reached
@@ -142,6 +155,7 @@ Host $aliases
   GlobalKnownHostsFile /dev/null
   LogLevel ERROR
 EOF
+  [[ -z ${KEX:-} ]] || echo "  KexAlgorithms $KEX" >>"$work/ssh_config"
   "$sshd" -D -f "$dir/sshd_config" -E "$dir/sshd.log" </dev/null &
   pids+=($!)
   wait_port "$addr" "$port" "$dir/sshd.log"
@@ -248,6 +262,7 @@ show() {
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores," \
   "kernel $(uname -r); load average $(cut -d' ' -f1-3 /proc/loadavg) (other load skews the figures)"
+[[ -z ${KEX:-} ]] || echo "ssh client config: KexAlgorithms $KEX"
 echo "target on 127.0.0.1:$tport; warm-up runs (upload bench-node into each user's node workspace)..."
 measure nodes-1 1 >/dev/null
 [[ $cases != *b* ]] || measure nodes-b "$wide" >/dev/null

@@ -173,10 +173,12 @@ pub struct DeployedNode {
 }
 
 impl DeployedNode {
-    /// The command that runs the node, waiting for the master's `start`.
+    /// The command that runs the node as a process of its own, waiting for the master's
+    /// `start`; its pid is kept in its directory's `pid` file.
     pub fn command(&self) -> Vec<String> {
         let mut argv = vec![self.bench_node.clone()];
         argv.extend(crate::protocol::mux::node_args(&self.dir));
+        argv.extend(["--pid-file".to_string(), format!("{}/pid", self.dir)]);
         argv
     }
 }

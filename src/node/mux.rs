@@ -317,3 +317,38 @@ async fn write_frames(mut out: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<V
     }
     let _ = out.flush().await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::master::deploy::DeployedNode;
+
+    fn run_args(argv: Vec<String>) -> crate::node::cli::NodeRunArgs {
+        match Cli::try_parse_from(argv).map(|cli| cli.command) {
+            Ok(Some(NodeCommand::Run(args))) => *args,
+            other => panic!("not a run: {:?}", other.err()),
+        }
+    }
+
+    /// A mux's nodes share its process, so none keeps a pid file (one file fewer to make per
+    /// node); a node run as its own process keeps one in its directory.
+    #[test]
+    fn only_a_node_of_its_own_keeps_a_pid_file() {
+        let in_mux = run_args(
+            std::iter::once("bench-node".into())
+                .chain(node_args("w/n3"))
+                .collect(),
+        );
+        assert_eq!(in_mux.pid_file, None);
+        assert_eq!(in_mux.output, PathBuf::from("w/n3/result.xml"));
+        assert!(in_mux.wait_start);
+        let own = DeployedNode {
+            number: 3,
+            dir: "w/n3".into(),
+            bench_node: "bench-node".into(),
+        };
+        let alone = run_args(own.command());
+        assert_eq!(alone.pid_file, Some(PathBuf::from("w/n3/pid")));
+        assert_eq!(alone.output, in_mux.output);
+    }
+}

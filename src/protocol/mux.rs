@@ -32,7 +32,9 @@ pub const HEARTBEAT: Duration = Duration::from_secs(1);
 pub const WATCHDOG: Duration = Duration::from_secs(10);
 
 /// The arguments of `bench-node` for the node in `dir`: run its test with its configuration,
-/// JSON progress on stdout, waiting for the master's `start`.
+/// JSON progress on stdout, waiting for the master's `start`. No pid file: a mux's nodes share
+/// its process, whose pid each one's `ready` line gives; a node run as a process of its own
+/// adds one ([`crate::master::deploy::DeployedNode::command`]).
 pub fn node_args(dir: &str) -> Vec<String> {
     let f = |name: &str| format!("{dir}/{name}");
     vec![
@@ -45,8 +47,6 @@ pub fn node_args(dir: &str) -> Vec<String> {
         "--progress".into(),
         "json".into(),
         "--wait-start".into(),
-        "--pid-file".into(),
-        f("pid"),
         "--progress-log".into(),
         f(crate::protocol::progress::LOG_FILE),
     ]
