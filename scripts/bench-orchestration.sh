@@ -41,7 +41,8 @@
 # client ten times the CPU of curve25519-sha256); the floor's plain ssh uses the same config.
 # NODE_TMPFS=1 mounts a tmpfs on each host user's node workspace (unmounted at the end), to
 # tell the file system's share: on a journal-less ext4 that has seen many files deleted, each
-# new inode costs 0.1-0.7 ms (ext4's recently_deleted scan), and a node makes five.
+# new inode costs 0.1-0.7 ms (ext4's recently_deleted scan), and a node makes four (its
+# directory, node.toml, result.xml.tmp, progress.jsonl).
 #
 # Needs sshd (Debian openssh-server), ssh-keygen, jq and GNU time; run it as root (it adds the
 # users).
