@@ -486,6 +486,13 @@ fn min_nodes_lets_a_run_go_on_without_a_closed_port() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("Connection refused"), "{}", text(&out));
+    // The nodes that were reached hear the master go before any start: none sends a request.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        server.count(),
+        0,
+        "a run given up before its start sent requests"
+    );
 
     std::fs::remove_dir_all(&b.workdir).unwrap();
     let out = b

@@ -116,12 +116,16 @@ pub async fn run(
         pid: std::process::id(),
     });
     let (t0, interrupted) = tokio::select! {
+        // The stop first: a master gone without a word ends the start's wait too, and the
+        // stop it leaves behind must win, or the users would send requests (counted by the
+        // server, never recorded) before the run heard of it.
+        biased;
+        // Stopped before it began.
+        _ = &mut shutdown => (Instant::now(), true),
         // The master's word (or at once when running alone): the instant the run starts at,
         // which may be still to come. The users wait for it on their workers' clocks, so that
         // the nodes' windows line up whatever the wake-up of each node's controller.
         at = start => (at, false),
-        // Stopped before it began.
-        _ = &mut shutdown => (Instant::now(), true),
     };
     let started_unix_ms = unix_ms_at(t0);
     let resources = Sampler::local(t0);
